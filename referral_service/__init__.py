@@ -1,0 +1,1 @@
+"""SPIS: the social prescribing integration service (API, domain, persistence, security)."""

@@ -1,0 +1,38 @@
+"""create_app(): the lifespan builds the engine and session factory; routers; error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from referral_service.config import Settings, get_settings
+from referral_service.db import make_engine, make_sessionmaker
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="SPIS — Social Prescribing Integration Service",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    from referral_service.auth.endpoints import router as auth_router
+    from referral_service.fhir.endpoints import router as fhir_router
+    from referral_service.fhir.errors import install_error_handlers
+
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(fhir_router)
+    return app

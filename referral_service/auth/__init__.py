@@ -1,0 +1,1 @@
+"""Who is calling: SMART Backend Services clients, access tokens, scopes."""

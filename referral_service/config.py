@@ -1,0 +1,83 @@
+"""The one settings object. Nothing else in the code base reads os.environ."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev"})
+
+
+class Settings(BaseSettings):
+    """Defaults give the embedded set-up: a SQLite file and an on-disk broker under ./var/."""
+
+    model_config = SettingsConfigDict(env_prefix="SPIS_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Signs SPIS's own access tokens and keys the NHS-number blind index. Generated into var/ in
+    # development so that several API processes share it; must be given in production.
+    token_secret: SecretStr = SecretStr("")
+    blind_index_key: SecretStr = SecretStr("")
+    access_token_lifetime_s: int = 300
+    max_assertion_lifetime_s: int = 300
+    clock_skew_s: int = 60
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
+    default_page_size: int = 50
+    max_page_size: int = 500
+    broker_sla_working_days: int = 5
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'spis.sqlite3'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        for name in ("token_secret", "blind_index_key"):
+            value: SecretStr = getattr(self, name)
+            if value.get_secret_value() in PLACEHOLDER_SECRETS:
+                if self.environment == "production":
+                    raise ValueError(f"SPIS_{name.upper()} must be set to a real secret in production")
+                setattr(self, name, SecretStr(_development_secret(self.var_dir, name)))
+        return self
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/auth/token"
+
+    @property
+    def fhir_base_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/fhir"
+
+
+def _development_secret(var_dir: Path, name: str) -> str:
+    """A random secret kept in var/secrets so that every local process agrees on it."""
+    path = var_dir / "secrets" / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{name}.{secrets.token_hex(8)}")
+    tmp.write_text(secrets.token_urlsafe(48))
+    tmp.chmod(0o600)
+    try:  # link() refuses to overwrite: when two processes race, the first one's secret wins
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Domain-free helpers: base model, time, ids, crypto primitives."""

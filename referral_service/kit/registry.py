@@ -1,0 +1,16 @@
+"""Imports every models module so that Base.metadata knows all tables (Alembic, tests)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = (
+    "referral_service.organisations.models",
+    "referral_service.auth.models",
+    "referral_service.store.models",
+)
+
+
+def load_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)

@@ -1,0 +1,1 @@
+"""Organisations: GP practices, time banks, health boards, and SPIS itself."""

@@ -1,0 +1,26 @@
+"""Every query about organisations."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from referral_service.organisations.models import Organisation
+
+
+def get(session: Session, org_id: str) -> Organisation | None:
+    return session.get(Organisation, org_id)
+
+
+def by_ods(session: Session, ods_code: str) -> Organisation | None:
+    return session.scalar(select(Organisation).where(Organisation.ods_code == ods_code))
+
+
+def add(session: Session, org: Organisation) -> Organisation:
+    session.add(org)
+    session.flush()
+    return org
+
+
+def all_orgs(session: Session) -> list[Organisation]:
+    return list(session.scalars(select(Organisation).order_by(Organisation.created_at)))

@@ -1,0 +1,31 @@
+"""Registering organisations (from the CLI); the rules about ODS codes live here."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.orm import Session
+
+from referral_service.errors import BusinessRuleViolation, Invalid
+from referral_service.kit.ids import new_id
+from referral_service.organisations import repository
+from referral_service.organisations.models import Organisation, OrgKind
+
+# ODS organisation codes: 3 to 6 upper-case letters and digits (e.g. F84001, X26, QKK).
+ODS_CODE = re.compile(r"^[A-Z0-9]{3,6}$")
+
+
+def register(session: Session, kind: OrgKind, name: str, ods_code: str | None) -> Organisation:
+    name = name.strip()
+    if not name:
+        raise Invalid("An organisation needs a name")
+    if ods_code is not None:
+        ods_code = ods_code.strip().upper()
+        if not ODS_CODE.match(ods_code):
+            raise Invalid("ODS code must be 3 to 6 letters or digits")
+        if repository.by_ods(session, ods_code) is not None:
+            raise BusinessRuleViolation("An organisation with this ODS code is already registered")
+    elif kind is OrgKind.PRACTICE:
+        raise Invalid("A GP practice must be registered with its ODS code (--ods)")
+    org = Organisation(id=new_id(), kind=kind, name=name, ods_code=ods_code)
+    return repository.add(session, org)
