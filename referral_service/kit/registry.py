@@ -8,6 +8,7 @@ MODEL_MODULES = (
     "referral_service.organisations.models",
     "referral_service.auth.models",
     "referral_service.store.models",
+    "referral_service.referrals.models",
 )
 
 

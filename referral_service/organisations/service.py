@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from referral_service.errors import BusinessRuleViolation, Invalid
+from fhir_adapters.organization import organization
+from referral_service.errors import BusinessRuleViolation, Invalid, NotFound
 from referral_service.kit.ids import new_id
 from referral_service.organisations import repository
 from referral_service.organisations.models import Organisation, OrgKind
@@ -29,3 +31,27 @@ def register(session: Session, kind: OrgKind, name: str, ods_code: str | None) -
         raise Invalid("A GP practice must be registered with its ODS code (--ods)")
     org = Organisation(id=new_id(), kind=kind, name=name, ods_code=ods_code)
     return repository.add(session, org)
+
+
+SPIS_ORG = ("spis", "SPIS social prescribing integration service", "platform", None)
+
+
+def as_fhir(session: Session, org_id: str) -> dict[str, Any]:
+    """Organisations are a public directory to every authenticated system: no patient data."""
+    if org_id == SPIS_ORG[0]:
+        return organization(*SPIS_ORG)
+    org = repository.get(session, org_id)
+    if org is None:
+        raise NotFound(f"Organization/{org_id} is not known")
+    return organization(org.id, org.name, org.kind.value, org.ods_code)
+
+
+def search_fhir(session: Session, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    orgs = repository.all_orgs(session)
+    for name, value in params:
+        if name == "_id":
+            orgs = [o for o in orgs if o.id in value.split(",")]
+        elif name == "identifier":
+            code = value.rpartition("|")[2].upper()
+            orgs = [o for o in orgs if o.ods_code == code]
+    return [organization(o.id, o.name, o.kind.value, o.ods_code) for o in orgs]

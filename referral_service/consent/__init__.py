@@ -1,0 +1,1 @@
+"""Consent: which flows of a patient's data a Consent permits. Deny by default."""

@@ -1,0 +1,1 @@
+"""The /fhir REST surface: routing, content negotiation, CapabilityStatement, search plumbing."""

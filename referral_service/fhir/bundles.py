@@ -1,0 +1,86 @@
+"""Bundles at the edge: transaction/batch requests → intake entries, and the Bundles we answer with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+
+from fhir_adapters.outcome import FhirError
+from referral_service.errors import Invalid, ServiceError
+from referral_service.referrals.service import Entry, Outcome
+from referral_service.store.service import Version
+
+STATUS_TEXT = {200: "200 OK", 201: "201 Created"}
+
+
+def entries_of(bundle: dict[str, Any]) -> list[Entry]:
+    return [_entry(index, raw) for index, raw in enumerate(bundle.get("entry") or [])]
+
+
+def _entry(index: int, raw: dict[str, Any]) -> Entry:
+    where = f"Bundle.entry[{index}]"
+    request = raw.get("request") or {}
+    method, url = request.get("method"), (request.get("url") or "").strip("/")
+    resource = raw.get("resource")
+    if method not in ("POST", "PUT"):
+        raise Invalid(f"{where}.request.method {method} is not supported (POST and PUT are)",
+                      status=400, issue_code="not-supported", expression=[f"{where}.request.method"])
+    if not isinstance(resource, dict):
+        raise Invalid(f"{where} needs a resource", status=400, issue_code="required", expression=[f"{where}.resource"])
+    rtype = resource["resourceType"]
+    path = url.split("?")[0].split("/")
+    if method == "POST" and path != [rtype]:
+        raise Invalid(f"{where}.request.url must be {rtype} for a create", status=400, expression=[f"{where}.request.url"])
+    if method == "PUT" and (len(path) != 2 or path[0] != rtype or resource.get("id") != path[1]):
+        raise Invalid(f"{where}.request.url must be {rtype}/<id> matching resource.id", status=400,
+                      expression=[f"{where}.request.url"])
+    return Entry(
+        method=method,
+        rtype=rtype,
+        resource=resource,
+        full_url=raw.get("fullUrl"),
+        rid=path[1] if method == "PUT" else None,
+        if_none_exist=request.get("ifNoneExist"),
+        if_match=request.get("ifMatch"),
+    )
+
+
+def response_entry(outcome: Outcome, base: str, with_resource: bool) -> dict[str, Any]:
+    version = outcome.version
+    response: dict[str, Any] = {
+        "status": STATUS_TEXT[201 if outcome.created else 200],
+        "location": version.location,
+        "etag": version.etag,
+        "lastModified": version.last_updated.isoformat().replace("+00:00", "Z"),
+    }
+    if outcome.note:
+        response["outcome"] = {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "information", "code": "informational", "diagnostics": outcome.note}],
+        }
+    entry: dict[str, Any] = {"fullUrl": f"{base}/{version.type}/{version.id}", "response": response}
+    if with_resource:
+        entry["resource"] = orjson.Fragment(version.body)
+    return entry
+
+
+def error_entry(exc: ServiceError | FhirError) -> dict[str, Any]:
+    if isinstance(exc, FhirError):
+        status, outcome = exc.status, exc.to_outcome()
+    else:
+        issue: dict[str, Any] = {"severity": "error", "code": exc.issue_code, "diagnostics": exc.message}
+        if exc.expression:
+            issue["expression"] = exc.expression
+        status, outcome = exc.status, {"resourceType": "OperationOutcome", "issue": [issue]}
+    return {"response": {"status": str(status), "outcome": outcome}}
+
+
+def response_bundle(kind: str, entries: Sequence[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"resourceType": "Bundle", "type": kind, "entry": list(entries)})
+
+
+def http_date(version: Version) -> str:
+    return format_datetime(version.last_updated, usegmt=True)

@@ -1,0 +1,79 @@
+"""The CapabilityStatement: built from the same tables the code uses, so it cannot drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_adapters.search_params import PARAMS
+from referral_service.referrals.service import CREATABLE, STORED_TYPES, UPDATABLE
+
+SEARCH_TYPES = {"token": "token", "reference": "reference", "date": "date"}
+INCLUDABLE = {rtype: sorted(f"{rtype}:{name}" for name, kind in params.items() if kind == "reference")
+              for rtype, params in PARAMS.items()}
+
+
+def capability_statement(base: str, token_url: str, software_version: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-25",
+        "publisher": "SPIS",
+        "kind": "instance",
+        "software": {"name": "SPIS", "version": software_version},
+        "implementation": {"description": "SPIS social prescribing integration service", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "security": _security(token_url),
+                "resource": [_resource(t) for t in sorted(STORED_TYPES)] + [_organization()],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }
+
+
+def _security(token_url: str) -> dict[str, Any]:
+    return {
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                 "code": "SMART-on-FHIR"}]}],
+        "description": "SMART Backend Services (client_credentials with private_key_jwt, RS384/ES384); "
+        "see /.well-known/smart-configuration",
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [{"url": "token", "valueUri": token_url}],
+        }],
+    }
+
+
+def _resource(rtype: str) -> dict[str, Any]:
+    interactions = ["read", "vread", "history-instance", "search-type"]
+    if rtype in CREATABLE:
+        interactions.append("create")
+    if rtype in UPDATABLE:
+        interactions.append("update")
+    params = [{"name": "_id", "type": "token"}, {"name": "_lastUpdated", "type": "date"}]
+    params += [{"name": n, "type": SEARCH_TYPES[k]} for n, k in sorted(PARAMS.get(rtype, {}).items())]
+    resource: dict[str, Any] = {
+        "type": rtype,
+        "interaction": [{"code": code} for code in interactions],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": rtype in CREATABLE,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": params,
+    }
+    if INCLUDABLE.get(rtype):
+        resource["searchInclude"] = INCLUDABLE[rtype]
+    return resource
+
+
+def _organization() -> dict[str, Any]:
+    return {
+        "type": "Organization",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [{"name": "_id", "type": "token"}, {"name": "identifier", "type": "token"}],
+    }

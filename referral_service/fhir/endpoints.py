@@ -1,0 +1,197 @@
+"""The /fhir routes: thin — check scope, parse, call one service, respond with stored bytes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from fhir_adapters.outcome import FhirError
+from fhir_adapters.parse import validate_resource
+from referral_service.auth.dependencies import current_principal, require
+from referral_service.auth.principal import Principal
+from referral_service.context import Context
+from referral_service.db import get_session
+from referral_service.errors import Invalid, NotFound, ServiceError
+from referral_service.fhir import bundles
+from referral_service.fhir.capability import capability_statement
+from referral_service.fhir.negotiation import FHIR_JSON, check_accept, read_json_body
+from referral_service.fhir.search import history_bundle, searchset
+from referral_service.kit.clock import as_utc, fhir_instant
+from referral_service.organisations import service as organisations
+from referral_service.referrals import service as referrals
+from referral_service.referrals.service import STORED_TYPES, Entry
+from referral_service.store import query as store_query
+from referral_service.store import repository as store
+from referral_service.store import service as resources
+from referral_service.store.service import Version
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)])
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+Body = Annotated[dict[str, Any], Depends(read_json_body)]
+
+
+def get_context(request: Request, session: SessionDep, principal: PrincipalDep) -> Context:
+    return Context(session, principal, request.app.state.settings)
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def fhir_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(content=body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def version_response(version: Version, status: int = 200, location: str | None = None) -> Response:
+    headers = {"ETag": version.etag, "Last-Modified": bundles.http_date(version)}
+    if location:
+        headers["Location"] = location
+    return fhir_response(version.body, status, headers)
+
+
+def _base(ctx: Context) -> str:
+    return ctx.settings.fhir_base_url
+
+
+def _known_type(rtype: str) -> None:
+    if rtype not in STORED_TYPES:
+        raise NotFound(f"Resource type {rtype} is not supported by this server", issue_code="not-supported")
+
+
+@router.get("/metadata")
+def metadata(request: Request) -> Response:
+    settings = request.app.state.settings
+    statement = capability_statement(settings.fhir_base_url, settings.token_url, request.app.version)
+    return fhir_response(orjson.dumps(statement))
+
+
+@router.post("")
+def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
+    validate_resource(body, expected_type="Bundle")
+    kind = body.get("type")
+    if kind not in ("transaction", "batch"):
+        raise Invalid("POST /fhir takes a Bundle of type transaction or batch", status=400,
+                      expression=["Bundle.type"])
+    with_resource = "return=representation" in request.headers.get("prefer", "")
+    entries = bundles.entries_of(body)
+    for entry in entries:
+        require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
+    if kind == "transaction":
+        outcomes = referrals.submit(ctx, entries)
+        rendered = [bundles.response_entry(o, _base(ctx), with_resource) for o in outcomes]
+        return fhir_response(bundles.response_bundle("transaction-response", rendered))
+    return fhir_response(bundles.response_bundle("batch-response", [_batch_entry(ctx, e, with_resource) for e in entries]))
+
+
+def _batch_entry(ctx: Context, entry: Entry, with_resource: bool) -> dict[str, Any]:
+    """Each batch entry succeeds or fails on its own, inside a savepoint."""
+    try:
+        with ctx.session.begin_nested():
+            [outcome] = referrals.submit(ctx, [entry])
+    except (ServiceError, FhirError) as exc:
+        return bundles.error_entry(exc)
+    return bundles.response_entry(outcome, _base(ctx), with_resource)
+
+
+@router.get("/Organization/{rid}")
+def read_organization(rid: str, ctx: ContextDep) -> Response:
+    require(ctx.principal, "Organization", "r")
+    return fhir_response(orjson.dumps(organisations.as_fhir(ctx.session, rid)))
+
+
+@router.get("/Organization")
+def search_organizations(request: Request, ctx: ContextDep) -> Response:
+    require(ctx.principal, "Organization", "s")
+    found = organisations.search_fhir(ctx.session, list(request.query_params.multi_items()))
+    entries = [{"fullUrl": f"{_base(ctx)}/Organization/{o['id']}", "resource": o, "search": {"mode": "match"}}
+               for o in found]
+    bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+    return fhir_response(orjson.dumps(bundle))
+
+
+@router.post("/{rtype}/_search")
+async def search_post(rtype: str, ctx: ContextDep, request: Request) -> Response:
+    form = await request.form()
+    params = [(k, str(v)) for k, v in form.multi_items()] + list(request.query_params.multi_items())
+    return await run_in_threadpool(_search, ctx, rtype, params, _strict(request))
+
+
+@router.get("/{rtype}")
+def search_get(rtype: str, ctx: ContextDep, request: Request) -> Response:
+    return _search(ctx, rtype, list(request.query_params.multi_items()), _strict(request))
+
+
+def _strict(request: Request) -> bool:
+    return "handling=strict" in request.headers.get("prefer", "")
+
+
+def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: bool) -> Response:
+    _known_type(rtype)
+    require(ctx.principal, rtype, "s")
+    parsed = store_query.parse(ctx, rtype, params, strict=strict)
+    rows, included = resources.search(
+        ctx, rtype, parsed.query, count=parsed.count, offset=parsed.offset,
+        newest_first=parsed.newest_first, includes=parsed.includes,
+    )
+    return fhir_response(searchset(_base(ctx), rtype, parsed, rows, included))
+
+
+@router.post("/{rtype}")
+def create(rtype: str, ctx: ContextDep, body: Body, request: Request) -> Response:
+    _known_type(rtype)
+    require(ctx.principal, rtype, "c")
+    validate_resource(body, expected_type=rtype)
+    entry = Entry("POST", rtype, body, if_none_exist=request.headers.get("if-none-exist"))
+    [outcome] = referrals.submit(ctx, [entry])
+    version = outcome.version
+    status = 201 if outcome.created else 200
+    return version_response(version, status, location=f"{_base(ctx)}/{version.location}")
+
+
+@router.get("/{rtype}/{rid}")
+def read(rtype: str, rid: str, ctx: ContextDep, request: Request) -> Response:
+    _known_type(rtype)
+    require(ctx.principal, rtype, "r")
+    version = Version.of(resources.load(ctx, rtype, rid))
+    if request.headers.get("if-none-match") == version.etag:
+        return Response(status_code=304, headers={"ETag": version.etag})
+    return version_response(version)
+
+
+@router.put("/{rtype}/{rid}")
+def update(rtype: str, rid: str, ctx: ContextDep, body: Body, request: Request) -> Response:
+    _known_type(rtype)
+    require(ctx.principal, rtype, "u")
+    validate_resource(body, expected_type=rtype)
+    if body.get("id") != rid:
+        raise Invalid("The resource id must match the id in the URL", status=400, expression=[f"{rtype}.id"])
+    entry = Entry("PUT", rtype, body, rid=rid, if_match=request.headers.get("if-match"))
+    [outcome] = referrals.submit(ctx, [entry])
+    return version_response(outcome.version)
+
+
+@router.get("/{rtype}/{rid}/_history")
+def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
+    _known_type(rtype)
+    require(ctx.principal, rtype, "r")
+    found = store.versions(ctx.session, ctx.principal, rtype, rid)
+    if not found:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    rows = [(v.version_id, fhir_instant(v.last_updated), v.body) for v in found]
+    return fhir_response(history_bundle(_base(ctx), rtype, rid, rows))
+
+
+@router.get("/{rtype}/{rid}/_history/{vid}")
+def vread(rtype: str, rid: str, vid: str, ctx: ContextDep) -> Response:
+    _known_type(rtype)
+    require(ctx.principal, rtype, "r")
+    found = store.versions(ctx.session, ctx.principal, rtype, rid, int(vid) if vid.isdigit() else -1)
+    if not found:
+        raise NotFound(f"{rtype}/{rid} has no version {vid}")
+    v = found[0]
+    return version_response(Version(rtype, rid, v.version_id, as_utc(v.last_updated), v.body))

@@ -1,0 +1,59 @@
+"""Every error under /fhir is an OperationOutcome with the right HTTP status; never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from fhir_adapters.outcome import FhirError, operation_outcome
+from referral_service.errors import ServiceError
+
+log = logging.getLogger("spis.errors")
+FHIR_JSON = "application/fhir+json"
+
+
+def outcome_response(
+    status: int, code: str, diagnostics: str, expression: list[str] | None = None
+) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="spis"'} if status == 401 else None
+    body = operation_outcome(code, diagnostics, expression=expression)
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(FhirError, _fhir_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _service_error(request: Request, exc: ServiceError) -> Response:
+    return outcome_response(exc.status, exc.issue_code, exc.message, exc.expression)
+
+
+async def _fhir_error(request: Request, exc: FhirError) -> Response:
+    return JSONResponse(exc.to_outcome(), status_code=exc.status, media_type=FHIR_JSON)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    code = {404: "not-found", 405: "not-supported", 401: "login", 403: "forbidden"}.get(
+        exc.status_code, "processing"
+    )
+    return outcome_response(exc.status_code, code, str(exc.detail))
+
+
+async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
+    # Only query/path/header parameters reach FastAPI's own validation; bodies are parsed by us.
+    where = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors()[:5])
+    return outcome_response(400, "invalid", f"Invalid request parameter: {where}")
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Log the type and the path only: exception messages can carry request data.
+    log.error("unhandled error", extra={"error_type": type(exc).__name__, "path": request.url.path})
+    return outcome_response(500, "exception", "Internal error; nothing was changed")

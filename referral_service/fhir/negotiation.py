@@ -1,0 +1,64 @@
+"""Content negotiation and request-body limits for /fhir: media types, size, JSON depth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from fhir_adapters.parse import load_json
+from referral_service.config import Settings
+from referral_service.errors import ServiceError
+
+FHIR_JSON = "application/fhir+json"
+ACCEPTED_BODY_TYPES = frozenset({FHIR_JSON, "application/json"})
+ACCEPTED_RESPONSE_TYPES = frozenset({FHIR_JSON, "application/json", "application/*", "*/*"})
+JSON_FORMATS = frozenset({"json", FHIR_JSON, "application/json"})
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    issue_code = "not-supported"
+
+
+class NotAcceptable(ServiceError):
+    status = 406
+    issue_code = "not-supported"
+
+
+class TooLarge(ServiceError):
+    status = 413
+    issue_code = "too-costly"
+
+
+def check_accept(request: Request) -> None:
+    """We answer JSON only; `_format` overrides `Accept` as FHIR allows."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None:
+        if fmt not in JSON_FORMATS:
+            raise NotAcceptable("Only JSON is supported (_format=json)")
+        return
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if not types & ACCEPTED_RESPONSE_TYPES:
+        raise NotAcceptable("Only application/fhir+json responses are supported")
+
+
+async def read_json_body(request: Request) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ACCEPTED_BODY_TYPES:
+        raise UnsupportedMediaType("Send FHIR JSON with Content-Type: application/fhir+json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise TooLarge(f"The request body is larger than {settings.max_body_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_body_bytes:
+            raise TooLarge(f"The request body is larger than {settings.max_body_bytes} bytes")
+    if not body:
+        raise ServiceError("The request needs a FHIR resource as its body", issue_code="required")
+    return load_json(bytes(body), max_depth=settings.max_json_depth)

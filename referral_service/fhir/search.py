@@ -1,0 +1,62 @@
+"""Searchset Bundles with paging links, built around the stored JSON bytes (no re-serialising)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from referral_service.store.models import StoredResource
+from referral_service.store.query import ParsedSearch
+
+
+def searchset(
+    base: str,
+    rtype: str,
+    parsed: ParsedSearch,
+    rows: Sequence[StoredResource],
+    included: Sequence[StoredResource],
+) -> bytes:
+    has_next = len(rows) > parsed.count
+    page = rows[: parsed.count]
+    links = [{"relation": "self", "url": _page_url(base, rtype, parsed, parsed.offset)}]
+    if has_next:
+        links.append({"relation": "next", "url": _page_url(base, rtype, parsed, parsed.offset + parsed.count)})
+    if parsed.offset > 0:
+        previous = max(parsed.offset - parsed.count, 0)
+        links.append({"relation": "previous", "url": _page_url(base, rtype, parsed, previous)})
+    entries = [_entry(base, row, "match") for row in page] + [_entry(base, row, "include") for row in included]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+    if not has_next and parsed.offset == 0:
+        bundle["total"] = len(page)  # only when it costs nothing and cannot mislead
+    return orjson.dumps(bundle)
+
+
+def history_bundle(base: str, rtype: str, rid: str, versions: Sequence[tuple[int, str, bytes]]) -> bytes:
+    entries = [
+        {
+            "fullUrl": f"{base}/{rtype}/{rid}",
+            "resource": orjson.Fragment(body),
+            "request": {"method": "POST" if vid == 1 else "PUT", "url": rtype if vid == 1 else f"{rtype}/{rid}"},
+            "response": {"status": "201 Created" if vid == 1 else "200 OK", "etag": f'W/"{vid}"', "lastModified": when},
+        }
+        for vid, when, body in versions
+    ]
+    bundle = {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
+    return orjson.dumps(bundle)
+
+
+def _entry(base: str, row: StoredResource, mode: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{base}/{row.type}/{row.id}",
+        "resource": orjson.Fragment(row.body),
+        "search": {"mode": mode},
+    }
+
+
+def _page_url(base: str, rtype: str, parsed: ParsedSearch, offset: int) -> str:
+    params = [(k, v) for k, v in parsed.used if k not in ("_count", "_offset")]
+    params += [("_count", str(parsed.count)), ("_offset", str(offset))]
+    return f"{base}/{rtype}?{urlencode(params)}"

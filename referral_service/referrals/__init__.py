@@ -1,0 +1,1 @@
+"""Referrals: intake of a GP's referral, the referral Task and its lifecycle."""

@@ -1,0 +1,107 @@
+"""Per-resource rules applied when a practice writes a resource, beyond structural validation.
+
+Pure where it can be: each function gets the resource JSON and what it needs to know about the
+resources it refers to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_adapters import codes
+from fhir_adapters import rules as fhir_rules
+from referral_service.auth.principal import Principal
+from referral_service.errors import BusinessRuleViolation, Forbidden, Invalid
+from referral_service.organisations.models import OrgKind
+from referral_service.referrals.status import INITIAL, TaskStatus, check_transition
+
+SPIS_ORG_REFERENCE = "Organization/spis"
+SPIS_OWNER = {"reference": SPIS_ORG_REFERENCE, "display": "SPIS social prescribing integration service"}
+
+# Elements of a referral Task fixed at creation: who asked, for whom, about what.
+TASK_IMMUTABLE = ("intent", "code", "focus", "for", "requester", "authoredOn", "partOf", "owner")
+SR_IMMUTABLE = ("intent", "code", "subject", "requester", "identifier")
+# What each kind of organisation may set a referral Task's status to (DESIGN §3 "set by").
+MAY_SET: dict[OrgKind, frozenset[TaskStatus]] = {
+    OrgKind.PRACTICE: frozenset({TaskStatus.REQUESTED, TaskStatus.CANCELLED, TaskStatus.ENTERED_IN_ERROR}),
+    OrgKind.TIMEBANK: frozenset(
+        {
+            TaskStatus.ACCEPTED,
+            TaskStatus.REJECTED,
+            TaskStatus.IN_PROGRESS,
+            TaskStatus.ON_HOLD,
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+        }
+    ),
+    OrgKind.HEALTHBOARD: frozenset(),
+}
+
+
+def check_requester(principal: Principal, requester: object, where: str) -> None:
+    """A practice refers on its own behalf only: requester is its own Organization."""
+    if fhir_rules.reference(requester) != f"Organization/{principal.org_id}":
+        raise Invalid(
+            f"{where} must reference the sending practice's own Organization "
+            f"(Organization/{principal.org_id})",
+            expression=[where],
+        )
+
+
+def referral_task(sr_ref: str, sr: dict[str, Any], authored_on: str) -> dict[str, Any]:
+    """The referral Task SPIS creates when the practice did not send one (DESIGN §3 step 1)."""
+    return {
+        "resourceType": "Task",
+        "meta": {"profile": [codes.SDOH_TASK_PROFILE]},
+        "status": TaskStatus.REQUESTED.value,
+        "intent": "order",
+        "code": {"coding": [{"system": codes.TASK_CODE_SYSTEM, "code": codes.TASK_CODE_FULFILL}]},
+        "focus": {"reference": sr_ref},
+        "for": dict(sr["subject"]),
+        "requester": dict(sr["requester"]),
+        "authoredOn": authored_on,
+        "owner": dict(SPIS_OWNER),
+    }
+
+
+def check_new_task(task: dict[str, Any], sr: dict[str, Any] | None) -> None:
+    fhir_rules.check_referral_task(task)
+    if TaskStatus(task["status"]) not in INITIAL:
+        raise BusinessRuleViolation(
+            "A new referral Task must be draft or requested", status=422, expression=["Task.status"]
+        )
+    if sr is None:
+        raise Invalid("Task.focus must reference the referral's ServiceRequest", expression=["Task.focus"])
+    if fhir_rules.reference(task.get("for")) != fhir_rules.reference(sr.get("subject")):
+        raise Invalid("Task.for must be the ServiceRequest's subject", expression=["Task.for"])
+    if fhir_rules.reference(task.get("requester")) != fhir_rules.reference(sr.get("requester")):
+        raise Invalid("Task.requester must be the ServiceRequest's requester", expression=["Task.requester"])
+    task["owner"] = dict(SPIS_OWNER)  # SPIS coordinates the referral, whatever the client sent
+
+
+def check_task_update(principal: Principal, old: dict[str, Any], new: dict[str, Any]) -> None:
+    if new.get("status") not in codes.REFERRAL_TASK_STATUSES:
+        fhir_rules.check_referral_task(new)  # reports the bad status code
+    current, wanted = TaskStatus(old["status"]), TaskStatus(new["status"])
+    reason = (new.get("statusReason") or {}).get("text")
+    check_transition(current, wanted, reason)
+    fhir_rules.check_referral_task(new)
+    _unchanged("Task", old, new, TASK_IMMUTABLE)
+    if wanted != current and wanted not in MAY_SET[principal.org_kind]:
+        raise Forbidden(f"A {principal.org_kind.value} may not set a referral Task to {wanted.value}")
+
+
+def check_service_request_update(old: dict[str, Any], new: dict[str, Any]) -> None:
+    fhir_rules.check_service_request(new)
+    _unchanged("ServiceRequest", old, new, SR_IMMUTABLE)
+
+
+def _unchanged(rtype: str, old: dict[str, Any], new: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        if old.get(name) != new.get(name):
+            raise BusinessRuleViolation(
+                f"{rtype}.{name} cannot be changed once the referral is made",
+                status=422,
+                expression=[f"{rtype}.{name}"],
+            )

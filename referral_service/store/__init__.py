@@ -1,0 +1,1 @@
+"""The FHIR resource store: current versions, history and search index, tenant-filtered."""

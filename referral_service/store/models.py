@@ -1,0 +1,69 @@
+"""Resources are kept as the validated JSON bytes we received (plus id and meta): reads serve these
+bytes without re-validating. Searchable values live in `search_index` rows, one per value."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from referral_service.kit.models import Base
+
+
+class StoredResource(Base):
+    __tablename__ = "resource"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    version_id: Mapped[int] = mapped_column(Integer)
+    last_updated: Mapped[datetime]
+    # The tenant: the organisation whose data this is (the referring practice).
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("ix_resource_type_org_updated", "type", "org_id", "last_updated"),
+    )
+
+    def __repr__(self) -> str:
+        return f"StoredResource({self.type}/{self.id}, v{self.version_id})"
+
+
+class ResourceVersion(Base):
+    """Every version, the current one included: vread and _history read from here."""
+
+    __tablename__ = "resource_version"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resource.id", ondelete="CASCADE"), primary_key=True
+    )
+    version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_updated: Mapped[datetime]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+    def __repr__(self) -> str:
+        return f"ResourceVersion({self.resource_id}, v{self.version_id})"
+
+
+class SearchIndex(Base):
+    __tablename__ = "search_index"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resource.id", ondelete="CASCADE"))
+    resource_type: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(64))
+    system: Mapped[str | None] = mapped_column(String(255))
+    value: Mapped[str | None] = mapped_column(String(255))
+    start: Mapped[datetime | None]
+    end: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_search_index_lookup", "resource_type", "name", "value"),
+        Index("ix_search_index_resource", "resource_id"),
+    )
+
+    def __repr__(self) -> str:
+        return f"SearchIndex({self.resource_type}.{self.name})"

@@ -1,0 +1,216 @@
+"""Every query on the resource store. Tenancy is part of every read query (`readable`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, exists, false, insert, not_, or_, select, update
+from sqlalchemy.orm import Session
+
+from referral_service.auth.principal import Principal
+from referral_service.store.models import ResourceVersion, SearchIndex, StoredResource
+
+
+def readable(principal: Principal) -> ColumnElement[bool]:
+    """Rows the caller may see at all: its own organisation's data."""
+    return StoredResource.org_id == principal.org_id
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatch:
+    name: str
+    value: str | None
+    system: str | None = None
+    system_given: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DateMatch:
+    """`name` is a date search parameter, or `_lastUpdated`; start/end bound the search value."""
+
+    name: str
+    prefix: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdMatch:
+    value: str
+
+
+Match = TokenMatch | DateMatch | IdMatch
+# A query is an AND of clauses; each clause is an OR of matches (comma-separated values).
+Query = Sequence[Sequence[Match]]
+
+
+def get(session: Session, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
+    stmt = select(StoredResource).where(
+        StoredResource.type == rtype, StoredResource.id == rid, readable(principal)
+    )
+    return session.scalar(stmt)
+
+
+def get_for_update(session: Session, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
+    stmt = (
+        select(StoredResource)
+        .where(StoredResource.type == rtype, StoredResource.id == rid, readable(principal))
+        .with_for_update()
+    )
+    return session.scalar(stmt)
+
+
+def versions(
+    session: Session, principal: Principal, rtype: str, rid: str, version_id: int | None = None
+) -> list[ResourceVersion]:
+    """All versions (newest first), or the one asked for; empty when not visible."""
+    stmt = (
+        select(ResourceVersion)
+        .join(StoredResource, StoredResource.id == ResourceVersion.resource_id)
+        .where(StoredResource.type == rtype, StoredResource.id == rid, readable(principal))
+        .order_by(ResourceVersion.version_id.desc())
+    )
+    if version_id is not None:
+        stmt = stmt.where(ResourceVersion.version_id == version_id)
+    return list(session.scalars(stmt))
+
+
+def insert_resource(session: Session, row: StoredResource, index: Iterable[SearchIndex]) -> None:
+    session.add(row)
+    session.flush()
+    _insert_version_and_index(session, row, index)
+
+
+def update_resource(
+    session: Session, row: StoredResource, body: bytes, when: datetime, index: Iterable[SearchIndex]
+) -> bool:
+    """Optimistic: succeeds only if nobody else wrote a newer version meanwhile."""
+    result = session.execute(
+        update(StoredResource)
+        .where(StoredResource.id == row.id, StoredResource.version_id == row.version_id)
+        .values(version_id=row.version_id + 1, last_updated=when, body=body)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.expire(row)
+    session.execute(SearchIndex.__table__.delete().where(SearchIndex.resource_id == row.id))
+    row = session.get_one(StoredResource, row.id)
+    _insert_version_and_index(session, row, index)
+    return True
+
+
+def _insert_version_and_index(session: Session, row: StoredResource, index: Iterable[SearchIndex]) -> None:
+    session.execute(
+        insert(ResourceVersion),
+        [{"resource_id": row.id, "version_id": row.version_id, "last_updated": row.last_updated, "body": row.body}],
+    )
+    values = [
+        {
+            "resource_id": row.id,
+            "resource_type": row.type,
+            "name": entry.name,
+            "system": entry.system,
+            "value": entry.value,
+            "start": entry.start,
+            "end": entry.end,
+        }
+        for entry in index
+    ]
+    if values:
+        session.execute(insert(SearchIndex), values)
+
+
+def search(
+    session: Session,
+    principal: Principal,
+    rtype: str,
+    query: Query,
+    *,
+    limit: int,
+    offset: int,
+    newest_first: bool = True,
+) -> list[StoredResource]:
+    order = StoredResource.last_updated.desc() if newest_first else StoredResource.last_updated.asc()
+    stmt = (
+        select(StoredResource)
+        .where(StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query))
+        .order_by(order, StoredResource.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(stmt))
+
+
+def find_by_token(
+    session: Session, principal: Principal, rtype: str, name: str, system: str | None, value: str
+) -> list[StoredResource]:
+    match = TokenMatch(name=name, value=value, system=system, system_given=system is not None)
+    return search(session, principal, rtype, [[match]], limit=2, offset=0)
+
+
+def references_from(
+    session: Session, resource_ids: Sequence[str], name: str
+) -> list[str]:
+    """The `Type/id` values of one reference parameter across some resources (for _include)."""
+    if not resource_ids:
+        return []
+    stmt = select(SearchIndex.value).where(
+        SearchIndex.resource_id.in_(resource_ids), SearchIndex.name == name
+    )
+    return [value for value in session.scalars(stmt) if value]
+
+
+def get_many(session: Session, principal: Principal, refs: Iterable[tuple[str, str]]) -> list[StoredResource]:
+    wanted = {(rtype, rid) for rtype, rid in refs}
+    if not wanted:
+        return []
+    ids = {rid for _, rid in wanted}
+    stmt = select(StoredResource).where(StoredResource.id.in_(ids), readable(principal))
+    return [row for row in session.scalars(stmt) if (row.type, row.id) in wanted]
+
+
+def _clause(rtype: str, alternatives: Sequence[Match]) -> ColumnElement[bool]:
+    return or_(false(), *(_match(rtype, m) for m in alternatives))
+
+
+def _match(rtype: str, match: Match) -> ColumnElement[bool]:
+    if isinstance(match, IdMatch):
+        return StoredResource.id == match.value
+    if isinstance(match, DateMatch) and match.name == "_lastUpdated":
+        col = StoredResource.last_updated
+        return _date_condition(match, col, col)
+    conditions: list[ColumnElement[bool]] = [
+        SearchIndex.resource_id == StoredResource.id,
+        SearchIndex.resource_type == rtype,
+        SearchIndex.name == match.name,
+    ]
+    if isinstance(match, TokenMatch):
+        if match.value is not None:
+            conditions.append(SearchIndex.value == match.value)
+        if match.system_given:
+            conditions.append(
+                SearchIndex.system.is_(None) if match.system is None else SearchIndex.system == match.system
+            )
+    else:
+        conditions.append(_date_condition(match, SearchIndex.start, SearchIndex.end))
+    return exists().where(and_(*conditions))
+
+
+def _date_condition(match: DateMatch, lo: ColumnElement[datetime], hi: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """FHIR date prefixes over ranges: the stored value spans [lo, hi], the search value [start, end]."""
+    start, end = match.start, match.end
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": and_(lo >= start, hi <= end),
+        "ne": not_(and_(lo >= start, hi <= end)),
+        "gt": hi > end,
+        "lt": lo < start,
+        "ge": hi >= start,
+        "le": lo <= end,
+        "sa": lo > end,
+        "eb": hi < start,
+        "ap": and_(lo <= end, hi >= start),
+    }
+    return conditions[match.prefix]

@@ -1,0 +1,165 @@
+"""Writing and reading stored resources: ids, meta, versions, search index, blind-indexed identifiers.
+
+Takes a Context, never commits. Callers have validated the resource before it gets here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from fhir_adapters.codes import NHS_NUMBER_SYSTEM
+from fhir_adapters.search_params import IndexEntry, index_entries
+from referral_service.context import Context
+from referral_service.errors import NotFound, VersionConflict
+from referral_service.kit.clock import as_utc, fhir_instant, utcnow
+from referral_service.kit.crypto import blind_index
+from referral_service.kit.ids import new_id
+from referral_service.store import repository
+from referral_service.store.models import SearchIndex, StoredResource
+
+NHS_NUMBER_INDEX = "nhs-number"
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """What a response needs to say about a stored version."""
+
+    type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    body: bytes
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    @property
+    def location(self) -> str:
+        return f"{self.type}/{self.id}/_history/{self.version_id}"
+
+    @classmethod
+    def of(cls, row: StoredResource) -> Version:
+        return cls(row.type, row.id, row.version_id, as_utc(row.last_updated), row.body)
+
+
+def reserve_id() -> str:
+    return new_id()
+
+
+def create(ctx: Context, rtype: str, data: dict[str, Any], rid: str | None = None) -> Version:
+    now = utcnow()
+    rid = rid or new_id()
+    body = _stamp(data, rid, 1, now)
+    row = StoredResource(
+        id=rid, type=rtype, version_id=1, last_updated=now, org_id=ctx.principal.org_id, body=body
+    )
+    repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data))
+    return Version.of(row)
+
+
+def update(ctx: Context, row: StoredResource, data: dict[str, Any]) -> Version:
+    now = utcnow()
+    version_id = row.version_id + 1
+    body = _stamp(data, row.id, version_id, now)
+    if not repository.update_resource(ctx.session, row, body, now, index_rows(ctx, row.type, data)):
+        raise VersionConflict(f"{row.type}/{row.id} was changed by someone else; read it again")
+    return Version(row.type, row.id, version_id, now, body)
+
+
+def load(ctx: Context, rtype: str, rid: str, *, for_update: bool = False) -> StoredResource:
+    finder = repository.get_for_update if for_update else repository.get
+    row = finder(ctx.session, ctx.principal, rtype, rid)
+    if row is None:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    return row
+
+
+def load_json(ctx: Context, rtype: str, rid: str) -> dict[str, Any] | None:
+    row = repository.get(ctx.session, ctx.principal, rtype, rid)
+    return None if row is None else as_dict(row)
+
+
+def as_dict(row: StoredResource) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(row.body)
+    return data
+
+
+def check_version(row: StoredResource, if_match: str | None) -> None:
+    """`If-Match: W/"n"` must name the current version."""
+    if if_match is None:
+        return
+    wanted = if_match.strip().removeprefix("W/").strip('"')
+    if wanted != str(row.version_id):
+        raise VersionConflict(
+            f"{row.type}/{row.id} is at version {row.version_id}, not {wanted}; read it again"
+        )
+
+
+def token_value(ctx: Context, rtype: str, name: str, system: str | None, value: str) -> str:
+    """The value as indexed: NHS numbers only ever as their blind index."""
+    if name == "identifier" and system == NHS_NUMBER_SYSTEM:
+        key = ctx.settings.blind_index_key.get_secret_value().encode()
+        return blind_index(key, NHS_NUMBER_INDEX, value)
+    return value
+
+
+def index_rows(ctx: Context, rtype: str, data: dict[str, Any]) -> list[SearchIndex]:
+    return [_index_row(ctx, rtype, entry) for entry in index_entries(rtype, data)]
+
+
+def _index_row(ctx: Context, rtype: str, entry: IndexEntry) -> SearchIndex:
+    value = entry.value
+    if value is not None:
+        value = token_value(ctx, rtype, entry.name, entry.system, value)[:255]
+    return SearchIndex(
+        name=entry.name,
+        system=entry.system,
+        value=value,
+        start=entry.start,
+        end=entry.end,
+    )
+
+
+def _stamp(data: dict[str, Any], rid: str, version_id: int, when: datetime) -> bytes:
+    """Server-owned id and meta first; everything else exactly as the client sent it."""
+    meta = {**(data.get("meta") or {}), "versionId": str(version_id), "lastUpdated": fhir_instant(when)}
+    head = {"resourceType": data["resourceType"], "id": rid, "meta": meta}
+    rest = {k: v for k, v in data.items() if k not in head}
+    data.clear()
+    data.update(head)
+    data.update(rest)
+    return orjson.dumps(data)
+
+
+def search(
+    ctx: Context,
+    rtype: str,
+    query: repository.Query,
+    *,
+    count: int,
+    offset: int,
+    newest_first: bool,
+    includes: list[tuple[str, str]],
+) -> tuple[list[StoredResource], list[StoredResource]]:
+    """One page of matches (one extra row tells whether there is a next page) and its includes.
+
+    Includes go through the same tenancy filter as matches: `_include` never reaches rows the
+    caller could not read directly.
+    """
+    rows = repository.search(
+        ctx.session, ctx.principal, rtype, query, limit=count + 1, offset=offset, newest_first=newest_first
+    )
+    page = rows[:count]
+    targets: list[tuple[str, str]] = []
+    for _, param in includes:
+        for ref in repository.references_from(ctx.session, [r.id for r in page], param):
+            rtype_id = ref.partition("/")
+            targets.append((rtype_id[0], rtype_id[2]))
+    included = repository.get_many(ctx.session, ctx.principal, targets)
+    seen = {row.id for row in page}
+    return rows, [row for row in included if row.id not in seen]
