@@ -1,0 +1,43 @@
+# Every target bootstraps .venv from pyproject.toml when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-sqlite bench lint typecheck serve migrate clean services
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/spis demo
+
+test: $(STAMP)
+	@$(BIN)/python scripts/check_services.py
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	@$(BIN)/python scripts/check_services.py
+	$(BIN)/python bench/intake.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check referral_service fhir_adapters workers tests
+	$(BIN)/ruff format --check referral_service fhir_adapters workers tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+serve: $(STAMP)
+	$(BIN)/spis migrate && $(BIN)/spis serve
+
+migrate: $(STAMP)
+	$(BIN)/spis migrate
+
+services:
+	@$(BIN)/python scripts/check_services.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
