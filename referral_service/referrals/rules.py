@@ -66,7 +66,7 @@ def referral_task(sr_ref: str, sr: dict[str, Any], authored_on: str) -> dict[str
 
 
 def check_new_task(task: dict[str, Any], sr: dict[str, Any] | None) -> None:
-    fhir_rules.check_referral_task(task)
+    """After the content rules: a new Task starts the referral, for the SR's patient and requester."""
     if TaskStatus(task["status"]) not in INITIAL:
         raise BusinessRuleViolation(
             "A new referral Task must be draft or requested", status=422, expression=["Task.status"]
@@ -77,7 +77,6 @@ def check_new_task(task: dict[str, Any], sr: dict[str, Any] | None) -> None:
         raise Invalid("Task.for must be the ServiceRequest's subject", expression=["Task.for"])
     if fhir_rules.reference(task.get("requester")) != fhir_rules.reference(sr.get("requester")):
         raise Invalid("Task.requester must be the ServiceRequest's requester", expression=["Task.requester"])
-    task["owner"] = dict(SPIS_OWNER)  # SPIS coordinates the referral, whatever the client sent
 
 
 def check_task_update(principal: Principal, old: dict[str, Any], new: dict[str, Any]) -> None:

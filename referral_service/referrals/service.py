@@ -199,19 +199,16 @@ def _check_reference_targets(intake: _Intake, target: _Target) -> None:
 
 
 def _check(intake: _Intake, target: _Target) -> None:
-    _check_reference_targets(intake, target)
+    """The resource's own content first, then what it refers to, then rules across resources."""
     entry, principal = target.entry, intake.ctx.principal
     data = entry.resource
     old = resources.as_dict(target.existing) if target.existing is not None else None
-    if entry.rtype == "Patient":
-        fhir_rules.check_patient(data)
-    elif entry.rtype == "Consent":
-        fhir_rules.check_consent(data)
-    elif entry.rtype == "ServiceRequest":
+    _content_rules(entry.rtype, data, new=old is None)
+    _check_reference_targets(intake, target)
+    if entry.rtype == "ServiceRequest":
         if old is not None:
             referral_rules.check_service_request_update(old, data)
         else:
-            fhir_rules.check_service_request(data)
             referral_rules.check_requester(principal, data.get("requester"), "ServiceRequest.requester")
             _check_referral_consent(intake, data)
     elif entry.rtype == "Task":
@@ -219,6 +216,18 @@ def _check(intake: _Intake, target: _Target) -> None:
             referral_rules.check_task_update(principal, old, data)
         else:
             _check_new_task(intake, data)
+
+
+def _content_rules(rtype: str, data: dict[str, Any], *, new: bool) -> None:
+    if rtype == "Patient":
+        fhir_rules.check_patient(data)
+    elif rtype == "Consent":
+        fhir_rules.check_consent(data)
+    elif rtype == "ServiceRequest" and new:
+        fhir_rules.check_service_request(data)
+    elif rtype == "Task" and new:
+        fhir_rules.check_referral_task(data)
+        data["owner"] = dict(referral_rules.SPIS_OWNER)  # SPIS coordinates, whatever was sent
 
 
 def _check_new_task(intake: _Intake, task: dict[str, Any]) -> None:

@@ -1,0 +1,230 @@
+"""`spis`: the operator's command line. JSON results on stdout, one-line errors on stderr.
+
+Each subcommand is one function registered with `@command(...)`; a command that touches the
+database opens `unit_of_work(settings)`, which commits when the command succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from referral_service.auth.service import register_client
+from referral_service.config import Settings, get_settings
+from referral_service.db import make_engine, make_sessionmaker
+from referral_service.errors import ServiceError
+from referral_service.organisations.models import Organisation, OrgKind
+from referral_service.organisations.repository import all_orgs
+from referral_service.organisations.service import register
+
+Handler = Callable[[argparse.Namespace, Settings], object]
+Configure = Callable[[argparse.ArgumentParser], None]
+
+
+class CommandError(Exception):
+    """A problem with the command line itself (a missing file, unreadable JSON)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    path: tuple[str, ...]
+    help: str
+    handler: Handler
+    configure: Configure = field(default=lambda _parser: None)
+
+
+COMMANDS: list[Command] = []
+
+
+def command(
+    *path: str, help: str, configure: Configure | None = None
+) -> Callable[[Handler], Handler]:
+    """Register a subcommand, e.g. `@command("org", "add", help=..., configure=...)`."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS.append(Command(path, help, handler, configure or (lambda _parser: None)))
+        return handler
+
+    return register
+
+
+@contextmanager
+def unit_of_work(settings: Settings) -> Iterator[Session]:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+# -- organisations -------------------------------------------------------------------------------
+
+
+def _org_add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=["practice", "timebank", "healthboard"])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--ods", help="ODS organisation code (required for a GP practice)")
+
+
+def _org_json(org: Organisation) -> dict[str, object]:
+    return {"id": org.id, "kind": org.kind.value, "name": org.name, "ods_code": org.ods_code}
+
+
+@command("org", "add", help="register an organisation", configure=_org_add_arguments)
+def org_add(args: argparse.Namespace, settings: Settings) -> object:
+    with unit_of_work(settings) as session:
+        return _org_json(register(session, OrgKind(args.kind), args.name, args.ods))
+
+
+@command("org", "list", help="list organisations")
+def org_list(args: argparse.Namespace, settings: Settings) -> object:
+    with unit_of_work(settings) as session:
+        return [_org_json(org) for org in all_orgs(session)]
+
+
+# -- clients -------------------------------------------------------------------------------------
+
+
+def _client_add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--org", required=True, help="organisation id (from `spis org add`)")
+    keys = parser.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--jwks", type=Path, help="file holding the client's public JWK Set")
+    keys.add_argument("--jwks-url", help="URL where the client publishes its JWK Set")
+    parser.add_argument("--scopes", help="space-separated system scopes (default: all allowed)")
+    parser.add_argument("--name", help="a name for the client system")
+
+
+def _read_jwks(path: Path) -> dict[str, object]:
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise CommandError(f"{path} is not JSON") from None
+    if not isinstance(document, dict):
+        raise CommandError(f"{path} does not hold a JWK Set (a JSON object with 'keys')")
+    return document
+
+
+@command("client", "add", help="register a client system", configure=_client_add_arguments)
+def client_add(args: argparse.Namespace, settings: Settings) -> object:
+    jwks = _read_jwks(args.jwks) if args.jwks is not None else None
+    with unit_of_work(settings) as session:
+        client = register_client(
+            session,
+            args.org,
+            jwks,
+            args.jwks_url,
+            args.scopes,
+            args.name,
+            require_https=settings.environment == "production",
+        )
+        return {
+            "client_id": client.id,
+            "org_id": client.org_id,
+            "scopes": client.scopes,
+            "token_url": settings.token_url,
+        }
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+@command("migrate", help="upgrade the database schema to the latest revision")
+def migrate(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.migrate import upgrade
+
+    upgrade(settings.database_url)
+    return {"migrated": True}
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+
+
+@command("serve", help="run the API", configure=_serve_arguments)
+def serve(args: argparse.Namespace, settings: Settings) -> object:
+    import uvicorn
+
+    uvicorn.run(
+        "referral_service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+    )
+    return None
+
+
+# -- wiring --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spis", description="Social Prescribing Integration Service"
+    )
+    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {
+        (): parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    }
+    for cmd in COMMANDS:
+        parent = _subparsers_for(groups, cmd.path[:-1])
+        sub = parent.add_parser(cmd.path[-1], help=cmd.help, description=cmd.help)
+        cmd.configure(sub)
+        sub.set_defaults(handler=cmd.handler)
+    return parser
+
+
+def _subparsers_for(
+    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]],
+    path: tuple[str, ...],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The sub-command group for `path` ("org", "client", ...), created on first use."""
+    if path not in groups:
+        parent = _subparsers_for(groups, path[:-1])
+        group_parser = parent.add_parser(path[-1], help=f"{' '.join(path)} commands")
+        groups[path] = group_parser.add_subparsers(
+            dest="_".join(path), required=True, metavar="COMMAND"
+        )
+    return groups[path]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.handler(args, get_settings())
+    except (ServiceError, CommandError, ValidationError, SQLAlchemyError) as exc:
+        print(f"spis: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, ServiceError):
+        return exc.message
+    if isinstance(exc, ValidationError):  # settings from the environment
+        first = exc.errors()[0]
+        return f"configuration: {first['msg']}"
+    if isinstance(exc, SQLAlchemyError):
+        # The driver's message can quote row values; the type and our hint are enough.
+        return (
+            f"database error ({type(exc).__name__}); check SPIS_DATABASE_URL and run `spis migrate`"
+        )
+    return str(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
