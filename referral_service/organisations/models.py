@@ -20,7 +20,9 @@ class Organisation(Base):
     __tablename__ = "organisation"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    kind: Mapped[OrgKind] = mapped_column(Enum(OrgKind, native_enum=False, length=16))
+    kind: Mapped[OrgKind] = mapped_column(
+        Enum(OrgKind, native_enum=False, length=16, values_callable=lambda kinds: [k.value for k in kinds])
+    )
     name: Mapped[str] = mapped_column(String(200))
     # ODS code for practices and boards; time banks may have none.
     ods_code: Mapped[str | None] = mapped_column(String(16), unique=True)

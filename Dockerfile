@@ -1,0 +1,13 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY referral_service ./referral_service
+COPY fhir_adapters ./fhir_adapters
+COPY workers ./workers
+COPY migrations ./migrations
+RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 spis && mkdir -p /app/var && chown spis /app/var
+USER spis
+EXPOSE 8000
+ENTRYPOINT ["spis"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,1 @@
+"""Thin Celery tasks: open a session, call one referral_service function, classify errors."""

@@ -1,0 +1,1 @@
+"""Task modules, one per area (routing, deliveries, reminders...), registered by name."""
