@@ -1,0 +1,1 @@
+"""`spis demo`: the loop, end to end, narrated, on the embedded default."""
