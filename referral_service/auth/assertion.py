@@ -98,7 +98,7 @@ def _check_header(header: dict[str, object]) -> tuple[str, str]:
         raise _refuse("alg", None, "Client assertions must be signed with RS384 or ES384")
     if not isinstance(kid, str) or not kid:
         raise _refuse("kid", None, "The client assertion header needs a 'kid'")
-    if header.get("typ", "JWT") != "JWT":
+    if str(header.get("typ", "JWT")).upper() != "JWT":  # media types are case-insensitive
         raise _refuse("typ", None, "The client assertion header 'typ' must be JWT")
     if "crit" in header:
         raise _refuse("crit", None, "Critical header extensions are not supported")

@@ -32,12 +32,6 @@ def active_with_kind(session: Session, client_id: str) -> tuple[Client, OrgKind]
     return None if row is None else (row[0], row[1])
 
 
-def for_org(session: Session, org_id: str) -> list[Client]:
-    return list(
-        session.scalars(select(Client).where(Client.org_id == org_id).order_by(Client.created_at))
-    )
-
-
 def record_assertion(session: Session, client_id: str, jti: str, expires_at: datetime) -> bool:
     """Remember a jti; False when this client has used it before (in any process).
 
