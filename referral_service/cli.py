@@ -168,6 +168,40 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
     return None
 
 
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--no-serve", action="store_true", help="exit after the narrated loop instead of serving"
+    )
+
+
+@command("demo", help="run the referral loop end to end on the embedded default", configure=_demo_arguments)
+def demo(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.demo.run import run
+
+    run(settings, args.host, args.port, serve_forever=not args.no_serve)
+    return None
+
+
+def _celery(*argv: str) -> object:
+    """Worker and beat run the Celery app from `workers` by name: this package never imports it."""
+    import os
+
+    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *argv])
+    return None  # pragma: no cover - exec does not return
+
+
+@command("worker", help="run a Celery worker for background jobs")
+def worker(args: argparse.Namespace, settings: Settings) -> object:
+    return _celery("worker", "--loglevel=INFO", "--without-gossip", "--without-mingle")
+
+
+@command("beat", help="run the Celery beat scheduler (exactly one per deployment)")
+def beat(args: argparse.Namespace, settings: Settings) -> object:
+    return _celery("beat", "--loglevel=INFO", f"--schedule={settings.var_dir / 'celerybeat-schedule'}")
+
+
 # -- wiring --------------------------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ class SmartClient:
     base_url: str
     client_id: str
     key: ECKey
+    scope: str = "system/*.cruds"  # narrowed by SPIS to what the client is registered for
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
     _token: str | None = None
     _expires: float = 0.0
@@ -59,10 +60,12 @@ class SmartClient:
         if self._token is None or time.time() > self._expires - 30:
             response = self.http.post(self.token_url, data={
                 "grant_type": "client_credentials",
+                "scope": self.scope,
                 "client_assertion_type": ASSERTION_TYPE,
                 "client_assertion": self.assertion(),
             })
-            response.raise_for_status()
+            if response.status_code != 200:
+                raise RuntimeError(f"token request refused ({response.status_code}): {response.text[:300]}")
             body = response.json()
             self._token, self._expires = body["access_token"], time.time() + body["expires_in"]
         return self._token
@@ -77,5 +80,6 @@ class SmartClient:
         if body is not None:
             all_headers["Content-Type"] = "application/fhir+json"
             content = json.dumps(body)
-        return self.http.request(method, f"{self.base_url}/fhir/{path.lstrip('/')}",
+        url = f"{self.base_url}/fhir" + (f"/{path.lstrip('/')}" if path else "")
+        return self.http.request(method, url,
                                  content=content, headers=all_headers)

@@ -1,0 +1,37 @@
+"""`spis demo` on the embedded default, as `make demo` runs it, in a fresh directory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_demo_runs_the_gp_half_and_is_repeatable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIS_")}
+    env["SPIS_VAR_DIR"] = str(tmp_path / "var")
+    command = [sys.executable, "-m", "referral_service.cli", "demo", "--no-serve", "--port", str(free_port())]
+
+    first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    assert first.returncode == 0, first.stderr
+    assert "201 Created  ServiceRequest/" in first.stdout
+    assert "status requested" in first.stdout
+    assert "200 OK, 200 OK, 200 OK" in first.stdout
+    assert "SPIS is listening at http://127.0.0.1:" in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert "200 OK       Patient/" in second.stdout  # the same patient, referred again
+    assert (tmp_path / "var" / "spis.sqlite3").exists()
+    assert oct((tmp_path / "var" / "demo" / "F84001.private.jwk").stat().st_mode & 0o777) == "0o600"
