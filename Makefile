@@ -17,6 +17,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@$(BIN)/python scripts/check_services.py
+	$(BIN)/ruff check referral_service fhir_adapters workers tests scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

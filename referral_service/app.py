@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from fhir_adapters.parse import warm_up
-
 from referral_service.config import Settings, get_settings
 from referral_service.db import make_engine, make_sessionmaker
 

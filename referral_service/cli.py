@@ -176,7 +176,11 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("demo", help="run the referral loop end to end on the embedded default", configure=_demo_arguments)
+@command(
+    "demo",
+    help="run the referral loop end to end on the embedded default",
+    configure=_demo_arguments,
+)
 def demo(args: argparse.Namespace, settings: Settings) -> object:
     from referral_service.demo.run import run
 
@@ -188,7 +192,7 @@ def _celery(*argv: str) -> object:
     """Worker and beat run the Celery app from `workers` by name: this package never imports it."""
     import os
 
-    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *argv])
+    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *argv])  # noqa: S606 - fixed argv, no shell
     return None  # pragma: no cover - exec does not return
 
 
@@ -199,7 +203,9 @@ def worker(args: argparse.Namespace, settings: Settings) -> object:
 
 @command("beat", help="run the Celery beat scheduler (exactly one per deployment)")
 def beat(args: argparse.Namespace, settings: Settings) -> object:
-    return _celery("beat", "--loglevel=INFO", f"--schedule={settings.var_dir / 'celerybeat-schedule'}")
+    return _celery(
+        "beat", "--loglevel=INFO", f"--schedule={settings.var_dir / 'celerybeat-schedule'}"
+    )
 
 
 # -- wiring --------------------------------------------------------------------------------------

@@ -47,7 +47,9 @@ class Settings(BaseSettings):
             value: SecretStr = getattr(self, name)
             if value.get_secret_value() in PLACEHOLDER_SECRETS:
                 if self.environment == "production":
-                    raise ValueError(f"SPIS_{name.upper()} must be set to a real secret in production")
+                    raise ValueError(
+                        f"SPIS_{name.upper()} must be set to a real secret in production"
+                    )
                 setattr(self, name, SecretStr(_development_secret(self.var_dir, name)))
         return self
 

@@ -1,4 +1,4 @@
-"""One error hierarchy with real HTTP statuses. Under /fhir every error renders as an OperationOutcome.
+"""One error hierarchy with real HTTP statuses; under /fhir every error is an OperationOutcome.
 
 `issue_code` is an OperationOutcome issue-type code. Messages never carry patient data: they name
 the element or rule that failed, not its value.
@@ -34,7 +34,7 @@ class NotFound(ServiceError):
 
 
 class BusinessRuleViolation(ServiceError):
-    """A forbidden state change or a referral rule: 409 by default, 422 where the input is at fault."""
+    """A forbidden state change or referral rule: 409, or 422 where the input is at fault."""
 
     status = 409
     issue_code = "business-rule"

@@ -29,7 +29,10 @@ def main() -> int:
     missing = [name for name in wanted if not reachable(NEEDS[name][0])]
     for name in missing:
         url, start = NEEDS[name]
-        print(f"make test needs {name} at {urlsplit(url).netloc}; it is not answering.", file=sys.stderr)
+        print(
+            f"make test needs {name} at {urlsplit(url).netloc}; it is not answering.",
+            file=sys.stderr,
+        )
         print(f"  start it with: {start}", file=sys.stderr)
     if missing:
         print("See DEVELOPERS.md. (make demo needs none of these.)", file=sys.stderr)

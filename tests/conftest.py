@@ -40,9 +40,10 @@ def pg_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - turned into one clear instruction
+    except Exception as exc:
         pytest.exit(
-            f"PostgreSQL is needed at {make_url(ADMIN_URL).render_as_string()} ({type(exc).__name__}). "
+            f"PostgreSQL is needed at {make_url(ADMIN_URL).render_as_string()} "
+            f"({type(exc).__name__}). "
             "Start it (see DEVELOPERS.md) or point SPIS_TEST_DATABASE_URL at a server "
             "where this user may CREATE DATABASE.",
             returncode=3,
@@ -86,9 +87,9 @@ def settings(pg_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def session_factory(pg_engine: Engine) -> Iterator[sessionmaker[Session]]:
+def session_factory(pg_engine: Engine) -> sessionmaker[Session]:
     _truncate_all(pg_engine)
-    yield make_sessionmaker(pg_engine)
+    return make_sessionmaker(pg_engine)
 
 
 @pytest.fixture

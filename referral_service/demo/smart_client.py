@@ -51,21 +51,32 @@ class SmartClient:
 
     def assertion(self) -> str:
         now = int(time.time())
-        claims = {"iss": self.client_id, "sub": self.client_id, "aud": self.token_url,
-                  "iat": now, "exp": now + 240, "jti": str(uuid.uuid4())}
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.token_url,
+            "iat": now,
+            "exp": now + 240,
+            "jti": str(uuid.uuid4()),
+        }
         header = {"alg": ALG, "kid": self.key.thumbprint(), "typ": "JWT"}
         return jwt.encode(header, claims, self.key, algorithms=[ALG])
 
     def token(self) -> str:
         if self._token is None or time.time() > self._expires - 30:
-            response = self.http.post(self.token_url, data={
-                "grant_type": "client_credentials",
-                "scope": self.scope,
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": self.assertion(),
-            })
+            response = self.http.post(
+                self.token_url,
+                data={
+                    "grant_type": "client_credentials",
+                    "scope": self.scope,
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": self.assertion(),
+                },
+            )
             if response.status_code != 200:
-                raise RuntimeError(f"token request refused ({response.status_code}): {response.text[:300]}")
+                raise RuntimeError(
+                    f"token request refused ({response.status_code}): {response.text[:300]}"
+                )
             body = response.json()
             self._token, self._expires = body["access_token"], time.time() + body["expires_in"]
         return self._token
@@ -75,11 +86,14 @@ class SmartClient:
         return int(self._expires - time.time())
 
     def fhir(self, method: str, path: str, body: Any = None, **headers: str) -> httpx.Response:
-        all_headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/fhir+json", **headers}
+        all_headers = {
+            "Authorization": f"Bearer {self.token()}",
+            "Accept": "application/fhir+json",
+            **headers,
+        }
         content = None
         if body is not None:
             all_headers["Content-Type"] = "application/fhir+json"
             content = json.dumps(body)
         url = f"{self.base_url}/fhir" + (f"/{path.lstrip('/')}" if path else "")
-        return self.http.request(method, url,
-                                 content=content, headers=all_headers)
+        return self.http.request(method, url, content=content, headers=all_headers)

@@ -1,4 +1,4 @@
-"""Bundles at the edge: transaction/batch requests → intake entries, and the Bundles we answer with."""
+"""Bundles at the edge: transaction/batch requests → intake entries; the Bundles we answer."""
 
 from __future__ import annotations
 
@@ -26,17 +26,33 @@ def _entry(index: int, raw: dict[str, Any]) -> Entry:
     method, url = request.get("method"), (request.get("url") or "").strip("/")
     resource = raw.get("resource")
     if method not in ("POST", "PUT"):
-        raise Invalid(f"{where}.request.method {method} is not supported (POST and PUT are)",
-                      status=400, issue_code="not-supported", expression=[f"{where}.request.method"])
+        raise Invalid(
+            f"{where}.request.method {method} is not supported (POST and PUT are)",
+            status=400,
+            issue_code="not-supported",
+            expression=[f"{where}.request.method"],
+        )
     if not isinstance(resource, dict):
-        raise Invalid(f"{where} needs a resource", status=400, issue_code="required", expression=[f"{where}.resource"])
+        raise Invalid(
+            f"{where} needs a resource",
+            status=400,
+            issue_code="required",
+            expression=[f"{where}.resource"],
+        )
     rtype = resource["resourceType"]
     path = url.split("?")[0].split("/")
     if method == "POST" and path != [rtype]:
-        raise Invalid(f"{where}.request.url must be {rtype} for a create", status=400, expression=[f"{where}.request.url"])
+        raise Invalid(
+            f"{where}.request.url must be {rtype} for a create",
+            status=400,
+            expression=[f"{where}.request.url"],
+        )
     if method == "PUT" and (len(path) != 2 or path[0] != rtype or resource.get("id") != path[1]):
-        raise Invalid(f"{where}.request.url must be {rtype}/<id> matching resource.id", status=400,
-                      expression=[f"{where}.request.url"])
+        raise Invalid(
+            f"{where}.request.url must be {rtype}/<id> matching resource.id",
+            status=400,
+            expression=[f"{where}.request.url"],
+        )
     return Entry(
         method=method,
         rtype=rtype,
@@ -59,7 +75,9 @@ def response_entry(outcome: Outcome, base: str, with_resource: bool) -> dict[str
     if outcome.note:
         response["outcome"] = {
             "resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational", "diagnostics": outcome.note}],
+            "issue": [
+                {"severity": "information", "code": "informational", "diagnostics": outcome.note}
+            ],
         }
     entry: dict[str, Any] = {"fullUrl": f"{base}/{version.type}/{version.id}", "response": response}
     if with_resource:
@@ -71,7 +89,11 @@ def error_entry(exc: ServiceError | FhirError) -> dict[str, Any]:
     if isinstance(exc, FhirError):
         status, outcome = exc.status, exc.to_outcome()
     else:
-        issue: dict[str, Any] = {"severity": "error", "code": exc.issue_code, "diagnostics": exc.message}
+        issue: dict[str, Any] = {
+            "severity": "error",
+            "code": exc.issue_code,
+            "diagnostics": exc.message,
+        }
         if exc.expression:
             issue["expression"] = exc.expression
         status, outcome = exc.status, {"resourceType": "OperationOutcome", "issue": [issue]}

@@ -8,8 +8,10 @@ from fhir_adapters.search_params import PARAMS
 from referral_service.referrals.service import CREATABLE, STORED_TYPES, UPDATABLE
 
 SEARCH_TYPES = {"token": "token", "reference": "reference", "date": "date"}
-INCLUDABLE = {rtype: sorted(f"{rtype}:{name}" for name, kind in params.items() if kind == "reference")
-              for rtype, params in PARAMS.items()}
+INCLUDABLE = {
+    rtype: sorted(f"{rtype}:{name}" for name, kind in params.items() if kind == "reference")
+    for rtype, params in PARAMS.items()
+}
 
 
 def capability_statement(base: str, token_url: str, software_version: str) -> dict[str, Any]:
@@ -20,7 +22,10 @@ def capability_statement(base: str, token_url: str, software_version: str) -> di
         "publisher": "SPIS",
         "kind": "instance",
         "software": {"name": "SPIS", "version": software_version},
-        "implementation": {"description": "SPIS social prescribing integration service", "url": base},
+        "implementation": {
+            "description": "SPIS social prescribing integration service",
+            "url": base,
+        },
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "rest": [
@@ -36,14 +41,24 @@ def capability_statement(base: str, token_url: str, software_version: str) -> di
 
 def _security(token_url: str) -> dict[str, Any]:
     return {
-        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                 "code": "SMART-on-FHIR"}]}],
-        "description": "SMART Backend Services (client_credentials with private_key_jwt, RS384/ES384); "
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ]
+            }
+        ],
+        "description": "SMART Backend Services (client_credentials, private_key_jwt, RS384/ES384); "
         "see /.well-known/smart-configuration",
-        "extension": [{
-            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-            "extension": [{"url": "token", "valueUri": token_url}],
-        }],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": token_url}],
+            }
+        ],
     }
 
 
@@ -54,7 +69,9 @@ def _resource(rtype: str) -> dict[str, Any]:
     if rtype in UPDATABLE:
         interactions.append("update")
     params = [{"name": "_id", "type": "token"}, {"name": "_lastUpdated", "type": "date"}]
-    params += [{"name": n, "type": SEARCH_TYPES[k]} for n, k in sorted(PARAMS.get(rtype, {}).items())]
+    params += [
+        {"name": n, "type": SEARCH_TYPES[k]} for n, k in sorted(PARAMS.get(rtype, {}).items())
+    ]
     resource: dict[str, Any] = {
         "type": rtype,
         "interaction": [{"code": code} for code in interactions],

@@ -43,7 +43,9 @@ def get_context(request: Request, session: SessionDep, principal: PrincipalDep) 
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def fhir_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def fhir_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(content=body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
@@ -60,13 +62,17 @@ def _base(ctx: Context) -> str:
 
 def _known_type(rtype: str) -> None:
     if rtype not in STORED_TYPES:
-        raise NotFound(f"Resource type {rtype} is not supported by this server", issue_code="not-supported")
+        raise NotFound(
+            f"Resource type {rtype} is not supported by this server", issue_code="not-supported"
+        )
 
 
 @router.get("/metadata")
 def metadata(request: Request) -> Response:
     settings = request.app.state.settings
-    statement = capability_statement(settings.fhir_base_url, settings.token_url, request.app.version)
+    statement = capability_statement(
+        settings.fhir_base_url, settings.token_url, request.app.version
+    )
     return fhir_response(orjson.dumps(statement))
 
 
@@ -75,8 +81,11 @@ def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
     validate_resource(body, expected_type="Bundle")
     kind = body.get("type")
     if kind not in ("transaction", "batch"):
-        raise Invalid("POST /fhir takes a Bundle of type transaction or batch", status=400,
-                      expression=["Bundle.type"])
+        raise Invalid(
+            "POST /fhir takes a Bundle of type transaction or batch",
+            status=400,
+            expression=["Bundle.type"],
+        )
     with_resource = "return=representation" in request.headers.get("prefer", "")
     entries = bundles.entries_of(body)
     for entry in entries:
@@ -85,7 +94,11 @@ def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
         outcomes = referrals.submit(ctx, entries)
         rendered = [bundles.response_entry(o, _base(ctx), with_resource) for o in outcomes]
         return fhir_response(bundles.response_bundle("transaction-response", rendered))
-    return fhir_response(bundles.response_bundle("batch-response", [_batch_entry(ctx, e, with_resource) for e in entries]))
+    return fhir_response(
+        bundles.response_bundle(
+            "batch-response", [_batch_entry(ctx, e, with_resource) for e in entries]
+        )
+    )
 
 
 def _batch_entry(ctx: Context, entry: Entry, with_resource: bool) -> dict[str, Any]:
@@ -108,9 +121,20 @@ def read_organization(rid: str, ctx: ContextDep) -> Response:
 def search_organizations(request: Request, ctx: ContextDep) -> Response:
     require(ctx.principal, "Organization", "s")
     found = organisations.search_fhir(ctx.session, list(request.query_params.multi_items()))
-    entries = [{"fullUrl": f"{_base(ctx)}/Organization/{o['id']}", "resource": o, "search": {"mode": "match"}}
-               for o in found]
-    bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+    entries = [
+        {
+            "fullUrl": f"{_base(ctx)}/Organization/{o['id']}",
+            "resource": o,
+            "search": {"mode": "match"},
+        }
+        for o in found
+    ]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(entries),
+        "entry": entries,
+    }
     return fhir_response(orjson.dumps(bundle))
 
 
@@ -135,8 +159,13 @@ def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: boo
     require(ctx.principal, rtype, "s")
     parsed = store_query.parse(ctx, rtype, params, strict=strict)
     rows, included = resources.search(
-        ctx, rtype, parsed.query, count=parsed.count, offset=parsed.offset,
-        newest_first=parsed.newest_first, includes=parsed.includes,
+        ctx,
+        rtype,
+        parsed.query,
+        count=parsed.count,
+        offset=parsed.offset,
+        newest_first=parsed.newest_first,
+        includes=parsed.includes,
     )
     return fhir_response(searchset(_base(ctx), rtype, parsed, rows, included))
 
@@ -169,7 +198,9 @@ def update(rtype: str, rid: str, ctx: ContextDep, body: Body, request: Request) 
     require(ctx.principal, rtype, "u")
     validate_resource(body, expected_type=rtype)
     if body.get("id") != rid:
-        raise Invalid("The resource id must match the id in the URL", status=400, expression=[f"{rtype}.id"])
+        raise Invalid(
+            "The resource id must match the id in the URL", status=400, expression=[f"{rtype}.id"]
+        )
     entry = Entry("PUT", rtype, body, rid=rid, if_match=request.headers.get("if-match"))
     [outcome] = referrals.submit(ctx, [entry])
     return version_response(outcome.version)
@@ -190,7 +221,9 @@ def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
 def vread(rtype: str, rid: str, vid: str, ctx: ContextDep) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "r")
-    found = store.versions(ctx.session, ctx.principal, rtype, rid, int(vid) if vid.isdigit() else -1)
+    found = store.versions(
+        ctx.session, ctx.principal, rtype, rid, int(vid) if vid.isdigit() else -1
+    )
     if not found:
         raise NotFound(f"{rtype}/{rid} has no version {vid}")
     v = found[0]

@@ -23,24 +23,45 @@ def searchset(
     page = rows[: parsed.count]
     links = [{"relation": "self", "url": _page_url(base, rtype, parsed, parsed.offset)}]
     if has_next:
-        links.append({"relation": "next", "url": _page_url(base, rtype, parsed, parsed.offset + parsed.count)})
+        links.append(
+            {
+                "relation": "next",
+                "url": _page_url(base, rtype, parsed, parsed.offset + parsed.count),
+            }
+        )
     if parsed.offset > 0:
         previous = max(parsed.offset - parsed.count, 0)
         links.append({"relation": "previous", "url": _page_url(base, rtype, parsed, previous)})
-    entries = [_entry(base, row, "match") for row in page] + [_entry(base, row, "include") for row in included]
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+    entries = [_entry(base, row, "match") for row in page] + [
+        _entry(base, row, "include") for row in included
+    ]
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": entries,
+    }
     if not has_next and parsed.offset == 0:
         bundle["total"] = len(page)  # only when it costs nothing and cannot mislead
     return orjson.dumps(bundle)
 
 
-def history_bundle(base: str, rtype: str, rid: str, versions: Sequence[tuple[int, str, bytes]]) -> bytes:
+def history_bundle(
+    base: str, rtype: str, rid: str, versions: Sequence[tuple[int, str, bytes]]
+) -> bytes:
     entries = [
         {
             "fullUrl": f"{base}/{rtype}/{rid}",
             "resource": orjson.Fragment(body),
-            "request": {"method": "POST" if vid == 1 else "PUT", "url": rtype if vid == 1 else f"{rtype}/{rid}"},
-            "response": {"status": "201 Created" if vid == 1 else "200 OK", "etag": f'W/"{vid}"', "lastModified": when},
+            "request": {
+                "method": "POST" if vid == 1 else "PUT",
+                "url": rtype if vid == 1 else f"{rtype}/{rid}",
+            },
+            "response": {
+                "status": "201 Created" if vid == 1 else "200 OK",
+                "etag": f'W/"{vid}"',
+                "lastModified": when,
+            },
         }
         for vid, when, body in versions
     ]

@@ -21,7 +21,12 @@ class Organisation(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[OrgKind] = mapped_column(
-        Enum(OrgKind, native_enum=False, length=16, values_callable=lambda kinds: [k.value for k in kinds])
+        Enum(
+            OrgKind,
+            native_enum=False,
+            length=16,
+            values_callable=lambda kinds: [k.value for k in kinds],
+        )
     )
     name: Mapped[str] = mapped_column(String(200))
     # ODS code for practices and boards; time banks may have none.

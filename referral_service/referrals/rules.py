@@ -16,14 +16,19 @@ from referral_service.organisations.models import OrgKind
 from referral_service.referrals.status import INITIAL, TaskStatus, check_transition
 
 SPIS_ORG_REFERENCE = "Organization/spis"
-SPIS_OWNER = {"reference": SPIS_ORG_REFERENCE, "display": "SPIS social prescribing integration service"}
+SPIS_OWNER = {
+    "reference": SPIS_ORG_REFERENCE,
+    "display": "SPIS social prescribing integration service",
+}
 
 # Elements of a referral Task fixed at creation: who asked, for whom, about what.
 TASK_IMMUTABLE = ("intent", "code", "focus", "for", "requester", "authoredOn", "partOf", "owner")
 SR_IMMUTABLE = ("intent", "code", "subject", "requester", "identifier")
 # What each kind of organisation may set a referral Task's status to (DESIGN §3 "set by").
 MAY_SET: dict[OrgKind, frozenset[TaskStatus]] = {
-    OrgKind.PRACTICE: frozenset({TaskStatus.REQUESTED, TaskStatus.CANCELLED, TaskStatus.ENTERED_IN_ERROR}),
+    OrgKind.PRACTICE: frozenset(
+        {TaskStatus.REQUESTED, TaskStatus.CANCELLED, TaskStatus.ENTERED_IN_ERROR}
+    ),
     OrgKind.TIMEBANK: frozenset(
         {
             TaskStatus.ACCEPTED,
@@ -66,17 +71,21 @@ def referral_task(sr_ref: str, sr: dict[str, Any], authored_on: str) -> dict[str
 
 
 def check_new_task(task: dict[str, Any], sr: dict[str, Any] | None) -> None:
-    """After the content rules: a new Task starts the referral, for the SR's patient and requester."""
+    """A new Task starts the referral, for its ServiceRequest's patient and requester."""
     if TaskStatus(task["status"]) not in INITIAL:
         raise BusinessRuleViolation(
             "A new referral Task must be draft or requested", status=422, expression=["Task.status"]
         )
     if sr is None:
-        raise Invalid("Task.focus must reference the referral's ServiceRequest", expression=["Task.focus"])
+        raise Invalid(
+            "Task.focus must reference the referral's ServiceRequest", expression=["Task.focus"]
+        )
     if fhir_rules.reference(task.get("for")) != fhir_rules.reference(sr.get("subject")):
         raise Invalid("Task.for must be the ServiceRequest's subject", expression=["Task.for"])
     if fhir_rules.reference(task.get("requester")) != fhir_rules.reference(sr.get("requester")):
-        raise Invalid("Task.requester must be the ServiceRequest's requester", expression=["Task.requester"])
+        raise Invalid(
+            "Task.requester must be the ServiceRequest's requester", expression=["Task.requester"]
+        )
 
 
 def check_task_update(principal: Principal, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -88,7 +97,9 @@ def check_task_update(principal: Principal, old: dict[str, Any], new: dict[str, 
     fhir_rules.check_referral_task(new)
     _unchanged("Task", old, new, TASK_IMMUTABLE)
     if wanted != current and wanted not in MAY_SET[principal.org_kind]:
-        raise Forbidden(f"A {principal.org_kind.value} may not set a referral Task to {wanted.value}")
+        raise Forbidden(
+            f"A {principal.org_kind.value} may not set a referral Task to {wanted.value}"
+        )
 
 
 def check_service_request_update(old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -96,7 +107,9 @@ def check_service_request_update(old: dict[str, Any], new: dict[str, Any]) -> No
     _unchanged("ServiceRequest", old, new, SR_IMMUTABLE)
 
 
-def _unchanged(rtype: str, old: dict[str, Any], new: dict[str, Any], names: tuple[str, ...]) -> None:
+def _unchanged(
+    rtype: str, old: dict[str, Any], new: dict[str, Any], names: tuple[str, ...]
+) -> None:
     for name in names:
         if old.get(name) != new.get(name):
             raise BusinessRuleViolation(

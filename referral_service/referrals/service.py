@@ -31,7 +31,9 @@ from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version
 
-CREATABLE = frozenset({"Patient", "Consent", "ServiceRequest", "Task", "Condition", "QuestionnaireResponse"})
+CREATABLE = frozenset(
+    {"Patient", "Consent", "ServiceRequest", "Task", "Condition", "QuestionnaireResponse"}
+)
 UPDATABLE = frozenset({"Patient", "Consent", "ServiceRequest", "Task", "Condition"})
 STORED_TYPES = CREATABLE | {"Observation", "Procedure"}
 SUBMISSION_INDEX = "referral-identifier"
@@ -73,9 +75,11 @@ class _Intake:
 
 
 def submit(ctx: Context, entries: list[Entry]) -> list[Outcome]:
-    """Apply a practice's entries as one unit. Raises on the first broken rule; writes nothing then."""
+    """Apply a practice's entries as one unit; on the first broken rule, raise and write nothing."""
     key = _submission_key(ctx, entries)
-    if key is not None and (previous := repository.find_submission(ctx.session, ctx.principal, key)):
+    if key is not None and (
+        previous := repository.find_submission(ctx.session, ctx.principal, key)
+    ):
         return _replay(ctx, previous, entries)
     intake = _Intake(ctx)
     for index, entry in enumerate(entries):
@@ -99,18 +103,28 @@ def _target(intake: _Intake, index: int, entry: Entry) -> _Target:
     where = f"Bundle.entry[{index}]"
     if entry.method == "PUT":
         if entry.rtype not in UPDATABLE:
-            raise Invalid(f"{where}: {entry.rtype} cannot be updated", status=405, issue_code="not-supported")
+            raise Invalid(
+                f"{where}: {entry.rtype} cannot be updated", status=405, issue_code="not-supported"
+            )
         row = resources.load(intake.ctx, entry.rtype, entry.rid or "", for_update=True)
         resources.check_version(row, entry.if_match)
         target = _Target(entry, f"{entry.rtype}/{row.id}", existing=row)
     else:
         if entry.rtype not in CREATABLE:
-            raise Invalid(f"{where}: {entry.rtype} cannot be created here", status=405, issue_code="not-supported")
+            raise Invalid(
+                f"{where}: {entry.rtype} cannot be created here",
+                status=405,
+                issue_code="not-supported",
+            )
         match = _conditional_match(intake.ctx, entry)
-        target = _Target(entry, f"{entry.rtype}/{match.id if match else new_id()}", match, match is None)
+        target = _Target(
+            entry, f"{entry.rtype}/{match.id if match else new_id()}", match, match is None
+        )
     if entry.full_url:
         if entry.full_url in intake.aliases:
-            raise Invalid(f"{where}: fullUrl is used by more than one entry", expression=[f"{where}.fullUrl"])
+            raise Invalid(
+                f"{where}: fullUrl is used by more than one entry", expression=[f"{where}.fullUrl"]
+            )
         intake.aliases[entry.full_url] = target.ref
     if target.write:
         if target.ref in intake.pending:
@@ -131,7 +145,9 @@ def _conditional_match(ctx: Context, entry: Entry) -> StoredResource | None:
     query = store_query.parse_string(ctx, entry.rtype, condition)
     found = store.search(ctx.session, ctx.principal, entry.rtype, query, limit=2, offset=0)
     if len(found) > 1:
-        raise MultipleMatches(f"The conditional create for {entry.rtype} matches more than one resource")
+        raise MultipleMatches(
+            f"The conditional create for {entry.rtype} matches more than one resource"
+        )
     return found[0] if found else None
 
 
@@ -145,7 +161,9 @@ def _resolve_references(intake: _Intake, target: _Target) -> None:
         if ref in intake.aliases:
             mapping[ref] = intake.aliases[ref]
         elif ref.startswith(("urn:uuid:", "urn:oid:")):
-            raise Invalid(f"{target.entry.rtype} refers to {ref}, which is not a fullUrl in this Bundle")
+            raise Invalid(
+                f"{target.entry.rtype} refers to {ref}, which is not a fullUrl in this Bundle"
+            )
         elif "?" in ref:
             mapping[ref] = _conditional_reference(intake.ctx, ref)
     fhir_rules.rewrite_references(resource, mapping)
@@ -158,9 +176,13 @@ def _conditional_reference(ctx: Context, ref: str) -> str:
     query = store_query.parse_string(ctx, rtype, condition)
     found = store.search(ctx.session, ctx.principal, rtype, query, limit=2, offset=0)
     if len(found) > 1:
-        raise MultipleMatches(f"The conditional reference to {rtype} matches more than one resource")
+        raise MultipleMatches(
+            f"The conditional reference to {rtype} matches more than one resource"
+        )
     if not found:
-        raise Invalid(f"The conditional reference to {rtype} matches no resource", issue_code="not-found")
+        raise Invalid(
+            f"The conditional reference to {rtype} matches no resource", issue_code="not-found"
+        )
     return f"{rtype}/{found[0].id}"
 
 
@@ -188,11 +210,19 @@ def _check_reference_targets(intake: _Intake, target: _Target) -> None:
         rtype, rid = parts
         if rtype == "Organization":
             if rid != "spis" and organisations.get(intake.ctx.session, rid) is None:
-                raise Invalid(f"{target.entry.rtype} refers to an unknown Organization", issue_code="not-found")
+                raise Invalid(
+                    f"{target.entry.rtype} refers to an unknown Organization",
+                    issue_code="not-found",
+                )
         elif rtype not in STORED_TYPES:
-            raise Invalid(f"SPIS does not hold {rtype} resources: use a contained or absolute reference")
+            raise Invalid(
+                f"SPIS does not hold {rtype} resources: use a contained or absolute reference"
+            )
         elif _lookup(intake, f"{rtype}/{rid}") is None:
-            raise Invalid(f"{target.entry.rtype} refers to {rtype}/{rid}, which does not exist", issue_code="not-found")
+            raise Invalid(
+                f"{target.entry.rtype} refers to {rtype}/{rid}, which does not exist",
+                issue_code="not-found",
+            )
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -209,7 +239,9 @@ def _check(intake: _Intake, target: _Target) -> None:
         if old is not None:
             referral_rules.check_service_request_update(old, data)
         else:
-            referral_rules.check_requester(principal, data.get("requester"), "ServiceRequest.requester")
+            referral_rules.check_requester(
+                principal, data.get("requester"), "ServiceRequest.requester"
+            )
             _check_referral_consent(intake, data)
     elif entry.rtype == "Task":
         if old is not None:
@@ -238,9 +270,13 @@ def _check_new_task(intake: _Intake, task: dict[str, Any]) -> None:
     if focus not in intake.pending and store.find_by_token(
         intake.ctx.session, intake.ctx.principal, "Task", "focus", None, focus
     ):
-        raise BusinessRuleViolation("This ServiceRequest already has a referral Task", issue_code="duplicate")
+        raise BusinessRuleViolation(
+            "This ServiceRequest already has a referral Task", issue_code="duplicate"
+        )
     if focus in intake.tasks_added:
-        raise BusinessRuleViolation("A ServiceRequest can have only one referral Task", issue_code="duplicate")
+        raise BusinessRuleViolation(
+            "A ServiceRequest can have only one referral Task", issue_code="duplicate"
+        )
     intake.tasks_added[focus] = ""
 
 
@@ -248,9 +284,14 @@ def _check_referral_consent(intake: _Intake, sr: dict[str, Any]) -> None:
     """DESIGN §6: no referral leaves the practice without an active Consent permitting it."""
     patient = fhir_rules.reference(sr.get("subject"))
     if patient is None or not patient.startswith("Patient/"):
-        raise Invalid("ServiceRequest.subject must reference the Patient", expression=["ServiceRequest.subject"])
+        raise Invalid(
+            "ServiceRequest.subject must reference the Patient",
+            expression=["ServiceRequest.subject"],
+        )
     for consent in _candidate_consents(intake, sr, patient):
-        if fhir_rules.reference(consent.get("patient")) == patient and permits(consent, Purpose.REFERRAL):
+        if fhir_rules.reference(consent.get("patient")) == patient and permits(
+            consent, Purpose.REFERRAL
+        ):
             return
     raise BusinessRuleViolation(
         "The referral needs an active Consent for this patient that permits sharing it with a "
@@ -262,9 +303,13 @@ def _check_referral_consent(intake: _Intake, sr: dict[str, Any]) -> None:
 
 def _candidate_consents(intake: _Intake, sr: dict[str, Any], patient: str) -> list[dict[str, Any]]:
     named = [fhir_rules.reference(info) for info in sr.get("supportingInfo") or []]
-    found = [c for ref in named if ref and ref.startswith("Consent/") and (c := _lookup(intake, ref))]
+    found = [
+        c for ref in named if ref and ref.startswith("Consent/") and (c := _lookup(intake, ref))
+    ]
     found += [r for ref, r in intake.pending.items() if ref.startswith("Consent/")]
-    stored = store.find_by_token(intake.ctx.session, intake.ctx.principal, "Consent", "patient", None, patient)
+    stored = store.find_by_token(
+        intake.ctx.session, intake.ctx.principal, "Consent", "patient", None, patient
+    )
     return found + [resources.as_dict(row) for row in stored]
 
 
@@ -280,7 +325,9 @@ def _write(intake: _Intake) -> list[Outcome]:
             assert target.existing is not None
             outcomes.append(Outcome(False, Version.of(target.existing)))
         elif target.existing is not None:
-            outcomes.append(Outcome(False, resources.update(ctx, target.existing, target.entry.resource)))
+            outcomes.append(
+                Outcome(False, resources.update(ctx, target.existing, target.entry.resource))
+            )
         else:
             version = resources.create(ctx, target.entry.rtype, target.entry.resource, rid)
             outcomes.append(Outcome(True, version, _add_referral_task(intake, target)))
@@ -312,8 +359,13 @@ def _submission_key(ctx: Context, entries: list[Entry]) -> str | None:
 def _record_submission(ctx: Context, key: str, outcomes: list[Outcome]) -> None:
     refs = [f"{o.version.type}/{o.version.id}" for o in outcomes]
     sr_id = next(o.version.id for o in outcomes if o.version.type == "ServiceRequest")
-    row = Submission(id=new_id(), org_id=ctx.principal.org_id, key=key, service_request_id=sr_id,
-                     response=orjson.dumps(refs))
+    row = Submission(
+        id=new_id(),
+        org_id=ctx.principal.org_id,
+        key=key,
+        service_request_id=sr_id,
+        response=orjson.dumps(refs),
+    )
     repository.add_submission(ctx.session, row)
 
 

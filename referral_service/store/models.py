@@ -22,9 +22,7 @@ class StoredResource(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"))
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
-    __table_args__ = (
-        Index("ix_resource_type_org_updated", "type", "org_id", "last_updated"),
-    )
+    __table_args__ = (Index("ix_resource_type_org_updated", "type", "org_id", "last_updated"),)
 
     def __repr__(self) -> str:
         return f"StoredResource({self.type}/{self.id}, v{self.version_id})"

@@ -13,7 +13,7 @@ from fhir_adapters.search_params import PARAMS, parse_search_date, parse_token
 from referral_service.context import Context
 from referral_service.errors import ServiceError
 from referral_service.store import service
-from referral_service.store.repository import DateMatch, IdMatch, Match, Query, TokenMatch
+from referral_service.store.repository import DateMatch, IdMatch, Match, TokenMatch
 
 RESULT_PARAMS = frozenset({"_count", "_offset", "_include", "_sort", "_format", "_total"})
 SORTS = {"_lastUpdated": False, "-_lastUpdated": True}
@@ -113,7 +113,12 @@ def _match(ctx: Context, rtype: str, name: str, value: str) -> Match:
 
 def _bare_reference(rtype: str, name: str, value: str) -> str:
     """`patient=123` means `Patient/123`; other bare ids are ambiguous."""
-    target = {"patient": "Patient", "focus": "ServiceRequest", "part-of": "Task", "subject": "Patient"}.get(name)
+    target = {
+        "patient": "Patient",
+        "focus": "ServiceRequest",
+        "part-of": "Task",
+        "subject": "Patient",
+    }.get(name)
     if target is None or not value or "/" in value:
         raise BadSearch(f"{name} needs a reference of the form Type/id")
     return f"{target}/{value}"

@@ -6,8 +6,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, false, insert, not_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    false,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from referral_service.auth.principal import Principal
 from referral_service.store.models import ResourceVersion, SearchIndex, StoredResource
@@ -53,7 +64,9 @@ def get(session: Session, principal: Principal, rtype: str, rid: str) -> StoredR
     return session.scalar(stmt)
 
 
-def get_for_update(session: Session, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
+def get_for_update(
+    session: Session, principal: Principal, rtype: str, rid: str
+) -> StoredResource | None:
     stmt = (
         select(StoredResource)
         .where(StoredResource.type == rtype, StoredResource.id == rid, readable(principal))
@@ -96,16 +109,25 @@ def update_resource(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
     session.expire(row)
-    session.execute(SearchIndex.__table__.delete().where(SearchIndex.resource_id == row.id))
+    session.execute(delete(SearchIndex).where(SearchIndex.resource_id == row.id))
     row = session.get_one(StoredResource, row.id)
     _insert_version_and_index(session, row, index)
     return True
 
 
-def _insert_version_and_index(session: Session, row: StoredResource, index: Iterable[SearchIndex]) -> None:
+def _insert_version_and_index(
+    session: Session, row: StoredResource, index: Iterable[SearchIndex]
+) -> None:
     session.execute(
         insert(ResourceVersion),
-        [{"resource_id": row.id, "version_id": row.version_id, "last_updated": row.last_updated, "body": row.body}],
+        [
+            {
+                "resource_id": row.id,
+                "version_id": row.version_id,
+                "last_updated": row.last_updated,
+                "body": row.body,
+            }
+        ],
     )
     values = [
         {
@@ -133,10 +155,14 @@ def search(
     offset: int,
     newest_first: bool = True,
 ) -> list[StoredResource]:
-    order = StoredResource.last_updated.desc() if newest_first else StoredResource.last_updated.asc()
+    order = (
+        StoredResource.last_updated.desc() if newest_first else StoredResource.last_updated.asc()
+    )
     stmt = (
         select(StoredResource)
-        .where(StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query))
+        .where(
+            StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query)
+        )
         .order_by(order, StoredResource.id)
         .limit(limit)
         .offset(offset)
@@ -151,9 +177,7 @@ def find_by_token(
     return search(session, principal, rtype, [[match]], limit=2, offset=0)
 
 
-def references_from(
-    session: Session, resource_ids: Sequence[str], name: str
-) -> list[str]:
+def references_from(session: Session, resource_ids: Sequence[str], name: str) -> list[str]:
     """The `Type/id` values of one reference parameter across some resources (for _include)."""
     if not resource_ids:
         return []
@@ -163,7 +187,9 @@ def references_from(
     return [value for value in session.scalars(stmt) if value]
 
 
-def get_many(session: Session, principal: Principal, refs: Iterable[tuple[str, str]]) -> list[StoredResource]:
+def get_many(
+    session: Session, principal: Principal, refs: Iterable[tuple[str, str]]
+) -> list[StoredResource]:
     wanted = {(rtype, rid) for rtype, rid in refs}
     if not wanted:
         return []
@@ -192,15 +218,21 @@ def _match(rtype: str, match: Match) -> ColumnElement[bool]:
             conditions.append(SearchIndex.value == match.value)
         if match.system_given:
             conditions.append(
-                SearchIndex.system.is_(None) if match.system is None else SearchIndex.system == match.system
+                SearchIndex.system.is_(None)
+                if match.system is None
+                else SearchIndex.system == match.system
             )
     else:
         conditions.append(_date_condition(match, SearchIndex.start, SearchIndex.end))
     return exists().where(and_(*conditions))
 
 
-def _date_condition(match: DateMatch, lo: ColumnElement[datetime], hi: ColumnElement[datetime]) -> ColumnElement[bool]:
-    """FHIR date prefixes over ranges: the stored value spans [lo, hi], the search value [start, end]."""
+def _date_condition(
+    match: DateMatch,
+    lo: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
+    hi: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
+) -> ColumnElement[bool]:
+    """FHIR date prefixes over ranges: stored value [lo, hi], search value [start, end]."""
     start, end = match.start, match.end
     conditions: dict[str, ColumnElement[bool]] = {
         "eq": and_(lo >= start, hi <= end),

@@ -1,4 +1,4 @@
-"""Writing and reading stored resources: ids, meta, versions, search index, blind-indexed identifiers.
+"""Writing and reading stored resources: ids, meta, versions, search index, blind indexes.
 
 Takes a Context, never commits. Callers have validated the resource before it gets here.
 """
@@ -127,7 +127,11 @@ def _index_row(ctx: Context, rtype: str, entry: IndexEntry) -> SearchIndex:
 
 def _stamp(data: dict[str, Any], rid: str, version_id: int, when: datetime) -> bytes:
     """Server-owned id and meta first; everything else exactly as the client sent it."""
-    meta = {**(data.get("meta") or {}), "versionId": str(version_id), "lastUpdated": fhir_instant(when)}
+    meta = {
+        **(data.get("meta") or {}),
+        "versionId": str(version_id),
+        "lastUpdated": fhir_instant(when),
+    }
     head = {"resourceType": data["resourceType"], "id": rid, "meta": meta}
     rest = {k: v for k, v in data.items() if k not in head}
     data.clear()
@@ -152,7 +156,13 @@ def search(
     caller could not read directly.
     """
     rows = repository.search(
-        ctx.session, ctx.principal, rtype, query, limit=count + 1, offset=offset, newest_first=newest_first
+        ctx.session,
+        ctx.principal,
+        rtype,
+        query,
+        limit=count + 1,
+        offset=offset,
+        newest_first=newest_first,
     )
     page = rows[:count]
     targets: list[tuple[str, str]] = []

@@ -21,8 +21,12 @@ class Referral:
     task_id: str
 
 
-def make_referral(client: TestClient, headers: dict[str, str], org_id: str, **kwargs: Any) -> Referral:
-    response = client.post("/fhir", json=referral_bundle(org_id, **kwargs), headers={**headers, **FHIR_JSON})
+def make_referral(
+    client: TestClient, headers: dict[str, str], org_id: str, **kwargs: Any
+) -> Referral:
+    response = client.post(
+        "/fhir", json=referral_bundle(org_id, **kwargs), headers={**headers, **FHIR_JSON}
+    )
     assert response.status_code == 200, response.text
     refs = ["/".join(e["response"]["location"].split("/")[:2]) for e in response.json()["entry"]]
     tasks = client.get(f"/fhir/Task?focus={refs[2]}", headers=headers).json()
@@ -31,5 +35,7 @@ def make_referral(client: TestClient, headers: dict[str, str], org_id: str, **kw
 
 
 @pytest.fixture
-def referral(client: TestClient, practice: TestSystem, practice_headers: dict[str, str]) -> Referral:
+def referral(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> Referral:
     return make_referral(client, practice_headers, practice.org_id)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fixtures.fhir import FHIR_JSON, entry_of, referral_bundle
+from tests.fixtures.fhir import entry_of, referral_bundle
 from tests.fixtures.systems import TestSystem
 
 
@@ -25,7 +25,12 @@ def outcome(response: Any, status: int, code: str) -> dict[str, Any]:
     return body["issue"][0]
 
 
-def post_raw(client: TestClient, headers: dict[str, str], content: bytes, content_type: str = "application/fhir+json") -> Any:
+def post_raw(
+    client: TestClient,
+    headers: dict[str, str],
+    content: bytes,
+    content_type: str = "application/fhir+json",
+) -> Any:
     return client.post("/fhir", content=content, headers={**headers, "Content-Type": content_type})
 
 
@@ -34,18 +39,24 @@ def test_malformed_json(client: TestClient, practice_headers: dict[str, str]) ->
     assert_nothing_stored(client, practice_headers)
 
 
-def test_wrong_media_types(client: TestClient, practice: TestSystem, practice_headers: dict[str, str]) -> None:
+def test_wrong_media_types(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
     body = json.dumps(referral_bundle(practice.org_id)).encode()
     outcome(post_raw(client, practice_headers, body, "application/xml"), 415, "not-supported")
     outcome(post_raw(client, practice_headers, body, "text/plain"), 415, "not-supported")
-    response = client.get("/fhir/Task", headers={**practice_headers, "Accept": "application/fhir+xml"})
+    response = client.get(
+        "/fhir/Task", headers={**practice_headers, "Accept": "application/fhir+xml"}
+    )
     outcome(response, 406, "not-supported")
     assert_nothing_stored(client, practice_headers)
     # plain JSON is accepted both ways
     assert post_raw(client, practice_headers, body, "application/json").status_code == 200
 
 
-def test_oversized_body(client: TestClient, practice: TestSystem, practice_headers: dict[str, str]) -> None:
+def test_oversized_body(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
     bundle = referral_bundle(practice.org_id)
     entry_of(bundle, "ServiceRequest")["resource"]["note"] = [{"text": "x" * 2_000_000}]
     outcome(post_raw(client, practice_headers, json.dumps(bundle).encode()), 413, "too-costly")
@@ -64,7 +75,9 @@ def test_unknown_element_is_named_without_echoing_data(
 ) -> None:
     bundle = referral_bundle(practice.org_id)
     entry_of(bundle, "Patient")["resource"]["favouriteColour"] = "Grace's secret"
-    issue = outcome(post_raw(client, practice_headers, json.dumps(bundle).encode()), 400, "structure")
+    issue = outcome(
+        post_raw(client, practice_headers, json.dumps(bundle).encode()), 400, "structure"
+    )
     assert "favouriteColour" in json.dumps(issue)
     assert "secret" not in json.dumps(issue)
     assert_nothing_stored(client, practice_headers)
@@ -73,17 +86,36 @@ def test_unknown_element_is_named_without_echoing_data(
 @pytest.mark.parametrize(
     ("rtype", "change", "status", "code"),
     [
-        ("Patient", {"identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765918"}]}, 422, "value"),
+        (
+            "Patient",
+            {
+                "identifier": [
+                    {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765918"}
+                ]
+            },
+            422,
+            "value",
+        ),
         ("ServiceRequest", {"intent": "plan"}, 422, "code-invalid"),
         ("ServiceRequest", {"status": "bogus"}, 422, "code-invalid"),
-        ("ServiceRequest", {"code": {"coding": [{"system": "http://snomed.info/sct", "code": "73211009"}]}}, 422, "code-invalid"),
+        (
+            "ServiceRequest",
+            {"code": {"coding": [{"system": "http://snomed.info/sct", "code": "73211009"}]}},
+            422,
+            "code-invalid",
+        ),
         ("Consent", {"status": "inactive"}, 422, "business-rule"),
         ("Consent", {"provision": {"type": "deny"}}, 422, "business-rule"),
     ],
 )
 def test_rule_violations_store_nothing(
-    client: TestClient, practice: TestSystem, practice_headers: dict[str, str],
-    rtype: str, change: dict[str, Any], status: int, code: str,
+    client: TestClient,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+    rtype: str,
+    change: dict[str, Any],
+    status: int,
+    code: str,
 ) -> None:
     bundle = referral_bundle(practice.org_id)
     entry_of(bundle, rtype)["resource"].update(change)
@@ -91,22 +123,32 @@ def test_rule_violations_store_nothing(
     assert_nothing_stored(client, practice_headers)
 
 
-def test_dangling_urn_reference(client: TestClient, practice: TestSystem, practice_headers: dict[str, str]) -> None:
+def test_dangling_urn_reference(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
     bundle = referral_bundle(practice.org_id)
-    entry_of(bundle, "ServiceRequest")["resource"]["subject"] = {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}
+    entry_of(bundle, "ServiceRequest")["resource"]["subject"] = {
+        "reference": "urn:uuid:00000000-0000-4000-8000-000000000000"
+    }
     response = post_raw(client, practice_headers, json.dumps(bundle).encode())
     assert response.status_code == 422
     assert "urn:uuid" in response.json()["issue"][0]["diagnostics"]
     assert_nothing_stored(client, practice_headers)
 
 
-def test_unsupported_types_and_methods(client: TestClient, practice_headers: dict[str, str]) -> None:
+def test_unsupported_types_and_methods(
+    client: TestClient, practice_headers: dict[str, str]
+) -> None:
     outcome(client.get("/fhir/Medication", headers=practice_headers), 404, "not-supported")
     outcome(client.get("/fhir/Task/does-not-exist", headers=practice_headers), 404, "not-found")
     outcome(client.delete("/fhir/Task/x", headers=practice_headers), 405, "not-supported")
     bundle = {"resourceType": "Bundle", "type": "collection"}
     outcome(post_raw(client, practice_headers, json.dumps(bundle).encode()), 400, "invalid")
-    delete = {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "DELETE", "url": "Task/x"}}]}
+    delete = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": "Task/x"}}],
+    }
     outcome(post_raw(client, practice_headers, json.dumps(delete).encode()), 400, "not-supported")
 
 

@@ -1,4 +1,4 @@
-"""The referral Task over HTTP: version-aware updates, the state machine, who may set what, history."""
+"""The referral Task over HTTP: versioned updates, the state machine, who sets what, history."""
 
 from __future__ import annotations
 
@@ -14,17 +14,25 @@ def get_task(client: TestClient, headers: dict[str, str], referral: Referral) ->
     return client.get(f"/fhir/{referral.task}", headers=headers)
 
 
-def put_task(client: TestClient, headers: dict[str, str], task: dict[str, Any], **extra: str) -> Any:
-    return client.put(f"/fhir/Task/{task['id']}", json=task, headers={**headers, **FHIR_JSON, **extra})
+def put_task(
+    client: TestClient, headers: dict[str, str], task: dict[str, Any], **extra: str
+) -> Any:
+    return client.put(
+        f"/fhir/Task/{task['id']}", json=task, headers={**headers, **FHIR_JSON, **extra}
+    )
 
 
-def test_read_has_etag_and_last_modified(client: TestClient, practice_headers: dict[str, str], referral: Referral) -> None:
+def test_read_has_etag_and_last_modified(
+    client: TestClient, practice_headers: dict[str, str], referral: Referral
+) -> None:
     response = get_task(client, practice_headers, referral)
     assert response.headers["etag"] == 'W/"1"'
     assert response.headers["content-type"].startswith("application/fhir+json")
     assert response.headers["last-modified"].endswith("GMT")
     assert response.json()["id"] == referral.task_id
-    again = client.get(f"/fhir/{referral.task}", headers={**practice_headers, "If-None-Match": 'W/"1"'})
+    again = client.get(
+        f"/fhir/{referral.task}", headers={**practice_headers, "If-None-Match": 'W/"1"'}
+    )
     assert again.status_code == 304
 
 
@@ -50,7 +58,9 @@ def test_practice_cancels_with_reason_and_history_is_kept(
     assert [e["resource"]["id"] for e in found["entry"]] == [referral.task_id]
 
 
-def test_cancel_without_reason_is_refused(client: TestClient, practice_headers: dict[str, str], referral: Referral) -> None:
+def test_cancel_without_reason_is_refused(
+    client: TestClient, practice_headers: dict[str, str], referral: Referral
+) -> None:
     task = get_task(client, practice_headers, referral).json()
     task["status"] = "cancelled"
 
@@ -105,7 +115,9 @@ def test_practice_cannot_accept_its_own_referral(
     assert response.json()["issue"][0]["code"] == "forbidden"
 
 
-def test_fixed_elements_cannot_change(client: TestClient, practice_headers: dict[str, str], referral: Referral) -> None:
+def test_fixed_elements_cannot_change(
+    client: TestClient, practice_headers: dict[str, str], referral: Referral
+) -> None:
     task = get_task(client, practice_headers, referral).json()
     task["focus"] = {"reference": referral.consent}
 
@@ -115,7 +127,9 @@ def test_fixed_elements_cannot_change(client: TestClient, practice_headers: dict
     assert response.json()["issue"][0]["expression"] == ["Task.focus"]
 
 
-def test_unknown_status_code_is_refused(client: TestClient, practice_headers: dict[str, str], referral: Referral) -> None:
+def test_unknown_status_code_is_refused(
+    client: TestClient, practice_headers: dict[str, str], referral: Referral
+) -> None:
     task = get_task(client, practice_headers, referral).json()
     task["status"] = "received"  # a valid R4 task-status, but not in the SDOH referral value set
 
@@ -125,8 +139,12 @@ def test_unknown_status_code_is_refused(client: TestClient, practice_headers: di
     assert response.json()["issue"][0]["code"] == "code-invalid"
 
 
-def test_update_id_must_match_url(client: TestClient, practice_headers: dict[str, str], referral: Referral) -> None:
+def test_update_id_must_match_url(
+    client: TestClient, practice_headers: dict[str, str], referral: Referral
+) -> None:
     task = get_task(client, practice_headers, referral).json()
-    response = client.put("/fhir/Task/other-id", json=task, headers={**practice_headers, **FHIR_JSON})
+    response = client.put(
+        "/fhir/Task/other-id", json=task, headers={**practice_headers, **FHIR_JSON}
+    )
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"

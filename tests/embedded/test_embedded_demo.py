@@ -21,10 +21,22 @@ def free_port() -> int:
 def test_demo_runs_the_gp_half_and_is_repeatable(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPIS_")}
     env["SPIS_VAR_DIR"] = str(tmp_path / "var")
-    command = [sys.executable, "-m", "referral_service.cli", "demo", "--no-serve", "--port", str(free_port())]
+    command = [
+        sys.executable,
+        "-m",
+        "referral_service.cli",
+        "demo",
+        "--no-serve",
+        "--port",
+        str(free_port()),
+    ]
 
-    first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    second = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
 
     assert first.returncode == 0, first.stderr
     assert "201 Created  ServiceRequest/" in first.stdout
