@@ -109,3 +109,11 @@ PROCEDURE_STATUSES: Final = frozenset(
         "unknown",
     }
 )
+
+# What a referral asks for and a time bank offers (DESIGN §4), carried in ServiceRequest.orderDetail.
+OFFER_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/timebank-offer"
+# Finer broker sub-states in Task.businessStatus (DESIGN §3).
+BUSINESS_STATUS_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/referral-business-status"
+TASK_OUTPUT_TYPE_SYSTEM: Final = (
+    "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
+)

@@ -11,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from fhir_adapters.parse import warm_up
 from referral_service.config import Settings, get_settings
 from referral_service.db import make_engine, make_sessionmaker
+from referral_service.jobs.producer import Producer
+from referral_service.jobs.service import PRODUCER_KEY
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,7 +23,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(warm_up)
         engine = make_engine(settings.database_url)
         app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
+        producer = Producer(settings)
+        app.state.sessionmaker = make_sessionmaker(engine, {PRODUCER_KEY: producer})
         yield
         engine.dispose()
 

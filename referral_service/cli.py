@@ -25,6 +25,7 @@ from referral_service.errors import ServiceError
 from referral_service.organisations.models import Organisation, OrgKind
 from referral_service.organisations.repository import all_orgs
 from referral_service.organisations.service import register
+from referral_service.timebanks.service import set_profile
 
 Handler = Callable[[argparse.Namespace, Settings], object]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -74,6 +75,13 @@ def _org_add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=["practice", "timebank", "healthboard"])
     parser.add_argument("--name", required=True)
     parser.add_argument("--ods", help="ODS organisation code (required for a GP practice)")
+    timebank = parser.add_argument_group("time banks (required with `timebank`)")
+    timebank.add_argument("--catchment", help="postcode districts, comma-separated: SE6,SE13")
+    timebank.add_argument(
+        "--offers", help="offer categories, comma-separated: befriending,gardening"
+    )
+    timebank.add_argument("--capacity", type=int, help="open referral slots")
+    timebank.add_argument("--contact", help="contact address for the broker")
 
 
 def _org_json(org: Organisation) -> dict[str, object]:
@@ -82,8 +90,29 @@ def _org_json(org: Organisation) -> dict[str, object]:
 
 @command("org", "add", help="register an organisation", configure=_org_add_arguments)
 def org_add(args: argparse.Namespace, settings: Settings) -> object:
+    kind = OrgKind(args.kind)
+    if kind is OrgKind.TIMEBANK and (
+        not args.catchment or not args.offers or args.capacity is None
+    ):
+        raise CommandError("a time bank needs --catchment, --offers and --capacity")
     with unit_of_work(settings) as session:
-        return _org_json(register(session, OrgKind(args.kind), args.name, args.ods))
+        org = register(session, kind, args.name, args.ods)
+        result = _org_json(org)
+        if kind is OrgKind.TIMEBANK:
+            profile = set_profile(
+                session,
+                org.id,
+                args.catchment.split(","),
+                args.offers.split(","),
+                args.capacity,
+                args.contact,
+            )
+            result.update(
+                catchment=profile.catchment.split(),
+                offers=profile.offers.split(),
+                capacity=profile.capacity,
+            )
+        return result
 
 
 @command("org", "list", help="list organisations")
@@ -158,13 +187,22 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace, settings: Settings) -> object:
     import uvicorn
 
-    uvicorn.run(
-        "referral_service.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-    )
+    from referral_service.embedded import embedded_worker, is_embedded
+
+    def run() -> None:
+        uvicorn.run(
+            "referral_service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+        )
+
+    if is_embedded(settings):  # no broker server: run the background worker here too
+        with embedded_worker(settings):
+            run()
+    else:
+        run()
     return None
 
 

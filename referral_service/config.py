@@ -35,7 +35,14 @@ class Settings(BaseSettings):
     max_json_depth: int = 32
     default_page_size: int = 50
     max_page_size: int = 500
-    broker_sla_working_days: int = 5
+    broker_sla: int = 5  # working days a time bank has to answer a routed referral
+    # After the reminder, working days before an unanswered referral goes to the next time bank.
+    broker_reminder_grace_working_days: int = 2
+    # The Celery queue: separate deployments (or test runs) sharing one broker use different ones.
+    queue: str = "spis"
+    relay_interval_s: float = 30.0
+    relay_after_s: float = 30.0
+    sla_sweep_interval_s: float = 3600.0
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

@@ -12,6 +12,8 @@ from starlette.requests import Request
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # Errors never quote bound values: they can be patient data.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
@@ -39,8 +41,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """`info` is copied into every session (the job producer lives there)."""
+    return sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info or {})
 
 
 def get_session(request: Request) -> Iterator[Session]:

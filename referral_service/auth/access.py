@@ -22,7 +22,7 @@ ALGORITHM = "HS256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 MAX_LIFETIME_S = 300
 MAX_TOKEN_BYTES = 4096
-_KINDS = frozenset(kind.value for kind in OrgKind)
+_KINDS = frozenset(kind.value for kind in OrgKind if kind is not OrgKind.PLATFORM)
 
 
 class InvalidAccessToken(Exception):

@@ -16,6 +16,12 @@ class Principal:
     org_id: str
     org_kind: OrgKind
     scopes: frozenset[str]
+    # SPIS itself, in background jobs: sees every tenant's rows, never issued to a client.
+    system: bool = False
+
+    @classmethod
+    def spis(cls) -> Principal:
+        return cls("spis", "spis", OrgKind.PLATFORM, frozenset(), system=True)
 
     def allows(self, resource_type: str, interaction: str) -> bool:
         """SMART v2 `system/<Type>.<cruds>` check: interaction is one of c, r, u, d, s."""

@@ -79,7 +79,7 @@ def ceiling(kind: OrgKind) -> ScopeMap:
 def supported_scopes() -> list[str]:
     """The union of every ceiling, for the discovery document."""
     merged: ScopeMap = {}
-    for kind in OrgKind:
+    for kind in CEILINGS:
         for rtype, letters in ceiling(kind).items():
             merged[rtype] = merged.get(rtype, frozenset()) | letters
     return render(merged).split()

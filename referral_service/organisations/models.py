@@ -14,6 +14,7 @@ class OrgKind(enum.StrEnum):
     PRACTICE = "practice"
     TIMEBANK = "timebank"
     HEALTHBOARD = "healthboard"
+    PLATFORM = "platform"  # SPIS itself: background jobs only, never a registered organisation
 
 
 class Organisation(Base):

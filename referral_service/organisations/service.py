@@ -19,6 +19,8 @@ ODS_CODE = re.compile(r"^[A-Z0-9]{3,6}$")
 
 def register(session: Session, kind: OrgKind, name: str, ods_code: str | None) -> Organisation:
     name = name.strip()
+    if kind is OrgKind.PLATFORM:
+        raise Invalid("SPIS itself is not a registrable organisation")
     if not name:
         raise Invalid("An organisation needs a name")
     if ods_code is not None:

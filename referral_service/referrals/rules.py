@@ -89,6 +89,7 @@ def check_new_task(task: dict[str, Any], sr: dict[str, Any] | None) -> None:
 
 
 def check_task_update(principal: Principal, old: dict[str, Any], new: dict[str, Any]) -> None:
+    _check_task_owner(principal, old)
     if new.get("status") not in codes.REFERRAL_TASK_STATUSES:
         fhir_rules.check_referral_task(new)  # reports the bad status code
     current, wanted = TaskStatus(old["status"]), TaskStatus(new["status"])
@@ -99,6 +100,20 @@ def check_task_update(principal: Principal, old: dict[str, Any], new: dict[str, 
     if wanted != current and wanted not in MAY_SET[principal.org_kind]:
         raise Forbidden(
             f"A {principal.org_kind.value} may not set a referral Task to {wanted.value}"
+        )
+
+
+def _check_task_owner(principal: Principal, task: dict[str, Any]) -> None:
+    """A practice changes its referral Tasks (owned by SPIS); a time bank only the Tasks it owns."""
+    owner = fhir_rules.reference(task.get("owner"))
+    mine = (
+        SPIS_ORG_REFERENCE
+        if principal.org_kind is OrgKind.PRACTICE
+        else f"Organization/{principal.org_id}"
+    )
+    if owner != mine:
+        raise Forbidden(
+            "Only the Task's owner may change it; the referring practice changes its referral Task"
         )
 
 

@@ -25,6 +25,8 @@ from referral_service.organisations import repository as organisations
 from referral_service.referrals import repository
 from referral_service.referrals import rules as referral_rules
 from referral_service.referrals.models import Submission
+from referral_service.routing import propagation
+from referral_service.routing import service as routing
 from referral_service.store import query as store_query
 from referral_service.store import repository as store
 from referral_service.store import service as resources
@@ -199,8 +201,15 @@ def _lookup(intake: _Intake, ref: str | None) -> dict[str, Any] | None:
 
 
 def _check_reference_targets(intake: _Intake, target: _Target) -> None:
+    """New references must point at something the caller can see. References an update keeps
+    were checked when first written (a time bank's Task keeps pointing at the practice's Task)."""
     base = intake.ctx.settings.fhir_base_url + "/"
+    kept = set()
+    if target.existing is not None:
+        kept = {ref for _, ref in fhir_rules.references(resources.as_dict(target.existing))}
     for _, ref in fhir_rules.references(target.entry.resource):
+        if ref in kept:
+            continue
         local = ref.removeprefix(base)
         if ref.startswith("#") or (local == ref and ref.startswith(("http://", "https://"))):
             continue  # contained, or held by another server
@@ -321,16 +330,20 @@ def _write(intake: _Intake) -> list[Outcome]:
     outcomes = []
     for target in intake.targets:
         rid = target.ref.partition("/")[2]
+        entry = target.entry
         if not target.write:
             assert target.existing is not None
             outcomes.append(Outcome(False, Version.of(target.existing)))
         elif target.existing is not None:
-            outcomes.append(
-                Outcome(False, resources.update(ctx, target.existing, target.entry.resource))
-            )
+            old = resources.as_dict(target.existing)
+            outcomes.append(Outcome(False, resources.update(ctx, target.existing, entry.resource)))
+            if entry.rtype == "Task":
+                propagation.after_task_update(ctx, old, entry.resource)
         else:
-            version = resources.create(ctx, target.entry.rtype, target.entry.resource, rid)
+            version = resources.create(ctx, entry.rtype, entry.resource, rid)
             outcomes.append(Outcome(True, version, _add_referral_task(intake, target)))
+            if entry.rtype == "Task" and entry.resource["status"] == "requested":
+                routing.request_routing(ctx.session, version.id)
     return outcomes
 
 
@@ -339,6 +352,7 @@ def _add_referral_task(intake: _Intake, target: _Target) -> str | None:
         return None
     task = referral_rules.referral_task(target.ref, target.entry.resource, fhir_instant(utcnow()))
     version = resources.create(intake.ctx, "Task", task)
+    routing.request_routing(intake.ctx.session, version.id)
     return f"Referral Task created: Task/{version.id}"
 
 

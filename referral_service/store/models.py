@@ -65,3 +65,19 @@ class SearchIndex(Base):
 
     def __repr__(self) -> str:
         return f"SearchIndex({self.resource_type}.{self.name})"
+
+
+class ResourceGrant(Base):
+    """Another organisation may read this resource: a time bank, for what was routed to it."""
+
+    __tablename__ = "resource_grant"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resource.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), primary_key=True)
+
+    __table_args__ = (Index("ix_resource_grant_org", "org_id", "resource_id"),)
+
+    def __repr__(self) -> str:
+        return f"ResourceGrant({self.resource_id} -> {self.org_id})"

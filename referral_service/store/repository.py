@@ -12,21 +12,58 @@ from sqlalchemy import (
     delete,
     exists,
     false,
+    func,
     insert,
     not_,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from referral_service.auth.principal import Principal
-from referral_service.store.models import ResourceVersion, SearchIndex, StoredResource
+from referral_service.store.models import (
+    ResourceGrant,
+    ResourceVersion,
+    SearchIndex,
+    StoredResource,
+)
 
 
 def readable(principal: Principal) -> ColumnElement[bool]:
-    """Rows the caller may see at all: its own organisation's data."""
-    return StoredResource.org_id == principal.org_id
+    """Rows the caller may see at all: its own organisation's data, and what was shared with it."""
+    if principal.system:
+        return true()
+    granted = exists().where(
+        ResourceGrant.resource_id == StoredResource.id, ResourceGrant.org_id == principal.org_id
+    )
+    return or_(StoredResource.org_id == principal.org_id, granted)
+
+
+def grant(session: Session, resource_id: str, org_ids: Iterable[str]) -> None:
+    """Idempotent: granting again what is already granted changes nothing."""
+    wanted = set(org_ids)
+    if not wanted:
+        return
+    held = set(
+        session.scalars(
+            select(ResourceGrant.org_id).where(
+                ResourceGrant.resource_id == resource_id, ResourceGrant.org_id.in_(wanted)
+            )
+        )
+    )
+    rows = [{"resource_id": resource_id, "org_id": org_id} for org_id in wanted - held]
+    if rows:
+        session.execute(insert(ResourceGrant), rows)
+
+
+def revoke(session: Session, resource_id: str, org_id: str) -> None:
+    session.execute(
+        delete(ResourceGrant).where(
+            ResourceGrant.resource_id == resource_id, ResourceGrant.org_id == org_id
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,3 +283,14 @@ def _date_condition(
         "ap": and_(lo <= end, hi >= start),
     }
     return conditions[match.prefix]
+
+
+def count(session: Session, principal: Principal, rtype: str, query: Query) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(StoredResource)
+        .where(
+            StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query)
+        )
+    )
+    return int(session.scalar(stmt) or 0)

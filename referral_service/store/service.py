@@ -51,15 +51,34 @@ def reserve_id() -> str:
     return new_id()
 
 
-def create(ctx: Context, rtype: str, data: dict[str, Any], rid: str | None = None) -> Version:
+def create(
+    ctx: Context,
+    rtype: str,
+    data: dict[str, Any],
+    rid: str | None = None,
+    *,
+    tenant: str | None = None,
+    share_with: tuple[str, ...] = (),
+) -> Version:
+    """Store a new resource. `tenant` is whose data it is (default: the caller's organisation);
+    `share_with` are organisations that may read it too (a time bank, for a routed referral)."""
     now = utcnow()
     rid = rid or new_id()
     body = _stamp(data, rid, 1, now)
+    owner = tenant or ctx.principal.org_id
     row = StoredResource(
-        id=rid, type=rtype, version_id=1, last_updated=now, org_id=ctx.principal.org_id, body=body
+        id=rid, type=rtype, version_id=1, last_updated=now, org_id=owner, body=body
     )
     repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data))
+    repository.grant(ctx.session, rid, [org for org in share_with if org != owner])
     return Version.of(row)
+
+
+def share(ctx: Context, rtype: str, rid: str, org_id: str) -> None:
+    """Let another organisation read a resource the caller can read."""
+    row = load(ctx, rtype, rid)
+    if org_id != row.org_id:
+        repository.grant(ctx.session, row.id, [org_id])
 
 
 def update(ctx: Context, row: StoredResource, data: dict[str, Any]) -> Version:

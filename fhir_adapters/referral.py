@@ -1,0 +1,84 @@
+"""FHIR shapes SPIS builds for routing (SDOH indirect referral: SPIS is the coordination platform).
+
+Pure builders on dicts; the domain decides what goes in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_adapters import codes
+
+
+def _ref(reference: str) -> dict[str, str]:
+    return {"reference": reference}
+
+
+def filler_order(
+    original: dict[str, Any], original_ref: str, timebank_ref: str, now: str
+) -> dict[str, Any]:
+    """The time bank's copy of the referral: only what a broker needs (no Consent, no notes)."""
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "filler-order",
+        "basedOn": [_ref(original_ref)],
+        "code": original["code"],
+        "subject": original["subject"],
+        "authoredOn": now,
+        "requester": original["requester"],
+        "performer": [_ref(timebank_ref)],
+    }
+    for name in ("category", "priority", "reasonCode", "orderDetail"):
+        if name in original:
+            resource[name] = original[name]
+    return resource
+
+
+def child_task(
+    referral_task_ref: str, filler_ref: str, patient_ref: str, timebank_ref: str, now: str
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Task",
+        "meta": {"profile": [codes.SDOH_TASK_PROFILE]},
+        "status": "requested",
+        "intent": "order",
+        "code": {"coding": [{"system": codes.TASK_CODE_SYSTEM, "code": codes.TASK_CODE_FULFILL}]},
+        "focus": _ref(filler_ref),
+        "for": _ref(patient_ref),
+        "partOf": [_ref(referral_task_ref)],
+        "authoredOn": now,
+        "requester": {"reference": "Organization/spis", "display": "SPIS"},
+        "owner": _ref(timebank_ref),
+    }
+
+
+def business_status(code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": codes.BUSINESS_STATUS_SYSTEM, "code": code, "display": display}]}
+
+
+def output(kind: str, reference: str) -> dict[str, Any]:
+    """A Task.output entry: `resulting-activity` → Procedure, `additional-content` → Observation."""
+    return {
+        "type": {"coding": [{"system": codes.TASK_OUTPUT_TYPE_SYSTEM, "code": kind}]},
+        "valueReference": _ref(reference),
+    }
+
+
+def needs(service_request: dict[str, Any]) -> frozenset[str]:
+    """Offer categories the referral asks for (ServiceRequest.orderDetail in the SPIS system)."""
+    return frozenset(
+        coding["code"]
+        for detail in service_request.get("orderDetail") or []
+        for coding in detail.get("coding") or []
+        if coding.get("system") == codes.OFFER_SYSTEM and coding.get("code")
+    )
+
+
+def home_postcode(patient: dict[str, Any]) -> str | None:
+    addresses = patient.get("address") or []
+    home = [a for a in addresses if a.get("use") in (None, "home")] or addresses
+    for address in home:
+        if address.get("postalCode"):
+            return str(address["postalCode"])
+    return None

@@ -1,0 +1,107 @@
+"""Enqueue by name with ids; the row is written in the caller's transaction and the message is
+sent only after that transaction commits (dropped with it on rollback). Running a job is
+idempotent: a job row that is already done is skipped."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from referral_service.config import Settings
+from referral_service.errors import ServiceError
+from referral_service.jobs import repository
+from referral_service.jobs.models import Job, JobStatus
+from referral_service.jobs.producer import Producer
+from referral_service.kit.clock import utcnow
+from referral_service.kit.ids import new_id
+
+log = logging.getLogger("spis.jobs")
+PENDING_KEY = "spis_pending_jobs"
+PRODUCER_KEY = "spis_producer"
+MAX_ATTEMPTS = 8
+
+
+class JobName(StrEnum):
+    ROUTE_REFERRAL = "spis.route_referral"
+
+
+Handler = Callable[[Session, Settings, dict[str, str]], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(name: JobName) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        HANDLERS[name.value] = handler
+        return handler
+
+    return register
+
+
+def enqueue(session: Session, name: JobName, **ids: str) -> str:
+    job = Job(id=new_id(), name=name.value, args=json.dumps(ids, sort_keys=True))
+    repository.add(session, job)
+    session.info.setdefault(PENDING_KEY, []).append((name.value, job.id))
+    return job.id
+
+
+@event.listens_for(Session, "after_commit")
+def _send_after_commit(session: Session) -> None:
+    pending = session.info.pop(PENDING_KEY, [])
+    producer: Producer | None = session.info.get(PRODUCER_KEY)
+    if producer is None:
+        return  # no broker wired (some tests, the CLI): the relay sends them
+    for name, job_id in pending:
+        producer.send(name, job_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)
+
+
+def run(session: Session, settings: Settings, job_id: str) -> bool:
+    """Run one job in the caller's transaction. False when there was nothing to do."""
+    job = repository.get_for_update(session, job_id)
+    if job is None or job.status is not JobStatus.PENDING:
+        return False
+    handler = HANDLERS[job.name]
+    job.attempts += 1
+    try:
+        with session.begin_nested():
+            handler(session, settings, json.loads(job.args))
+    except ServiceError as exc:
+        # A business outcome, not a fault: retrying would give the same answer.
+        job.status, job.last_error = JobStatus.FAILED, exc.message[:500]
+        log.warning("job failed", extra={"job_id": job.id, "job": job.name})
+        return True
+    job.status = JobStatus.DONE
+    return True
+
+
+def record_transient_failure(session: Session, job_id: str, error: str, delay_s: float) -> None:
+    job = repository.get_for_update(session, job_id)
+    if job is None or job.status is not JobStatus.PENDING:
+        return
+    job.attempts += 1
+    job.last_error = error[:500]
+    job.next_attempt_at = utcnow() + timedelta(seconds=delay_s)
+    if job.attempts >= MAX_ATTEMPTS:
+        job.status = JobStatus.FAILED
+
+
+def record_failure(session: Session, job_id: str, error: str) -> None:
+    job = repository.get_for_update(session, job_id)
+    if job is not None and job.status is JobStatus.PENDING:
+        job.attempts += 1
+        job.status, job.last_error = JobStatus.FAILED, error[:500]
+
+
+def due(session: Session, older_than_s: float, limit: int = 500) -> list[Job]:
+    """Pending jobs nobody has picked up: to be sent again by the relay."""
+    return repository.due(session, utcnow() - timedelta(seconds=older_than_s), limit)

@@ -1,0 +1,158 @@
+"""Routing a referral Task to a time bank (DESIGN §3 step 2, §4), as SPIS itself.
+
+Idempotent: a referral that already has an open child Task is left alone, so a redelivered job
+routes nothing twice. The referral Task row is locked while routing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from fhir_adapters import referral as fhir_referral
+from fhir_adapters.rules import reference
+from referral_service.auth.principal import Principal
+from referral_service.config import Settings
+from referral_service.context import Context
+from referral_service.jobs.service import JobName, enqueue, handles
+from referral_service.kit.clock import fhir_instant, utcnow
+from referral_service.organisations import repository as organisations
+from referral_service.routing.rules import OPEN_STATUSES, Candidate, rank
+from referral_service.store import repository as store
+from referral_service.store import service as resources
+from referral_service.store.models import StoredResource
+from referral_service.store.repository import TokenMatch
+from referral_service.timebanks import repository as timebanks
+from referral_service.timebanks.service import postcode_district
+
+
+def system_context(session: Session, settings: Settings) -> Context:
+    return Context(session, Principal.spis(), settings)
+
+
+@handles(JobName.ROUTE_REFERRAL)
+def route_job(session: Session, settings: Settings, args: dict[str, str]) -> None:
+    route(system_context(session, settings), args["referral_task"])
+
+
+def request_routing(session: Session, referral_task_id: str) -> None:
+    enqueue(session, JobName.ROUTE_REFERRAL, referral_task=referral_task_id)
+
+
+def children(ctx: Context, referral_task_id: str) -> list[tuple[StoredResource, dict[str, Any]]]:
+    query = [[TokenMatch("part-of", f"Task/{referral_task_id}")]]
+    rows = store.search(ctx.session, ctx.principal, "Task", query, limit=1000, offset=0)
+    return [(row, resources.as_dict(row)) for row in rows]
+
+
+def route(ctx: Context, referral_task_id: str) -> str | None:
+    """Route once; returns the open child Task id, or None when the referral is not waiting."""
+    row = resources.load(ctx, "Task", referral_task_id, for_update=True)
+    task = resources.as_dict(row)
+    if task["status"] != "requested":
+        return None
+    kids = children(ctx, referral_task_id)
+    for kid_row, kid in kids:
+        if kid["status"] in OPEN_STATUSES:
+            return kid_row.id
+    tried = {str(reference(kid.get("owner"))).removeprefix("Organization/") for _, kid in kids}
+    sr_ref = str(reference(task.get("focus")))
+    sr = resources.load_json(ctx, "ServiceRequest", sr_ref.partition("/")[2]) or {}
+    patient_ref = str(reference(task.get("for")))
+    patient = resources.load_json(ctx, "Patient", patient_ref.partition("/")[2]) or {}
+    district = postcode_district(fhir_referral.home_postcode(patient) or "")
+    for candidate in rank(_candidates(ctx, district, fhir_referral.needs(sr), tried)):
+        if _spare(ctx, candidate.org_id, lock=True) > 0:
+            return _assign(ctx, row, task, sr_ref, sr, patient_ref, candidate)
+    _reject(ctx, row, task, _no_one_reason(district, kids))
+    return None
+
+
+def _candidates(
+    ctx: Context, district: str | None, needs: frozenset[str], tried: set[str]
+) -> list[Candidate]:
+    if district is None:
+        return []
+    found = []
+    for profile in timebanks.serving(ctx.session, district):
+        if profile.org_id in tried:
+            continue
+        if needs and not needs & profile.offer_set:
+            continue
+        spare = _spare(ctx, profile.org_id)
+        org = organisations.get(ctx.session, profile.org_id)
+        if spare > 0 and org is not None:
+            found.append(Candidate(profile.org_id, org.name, len(needs & profile.offer_set), spare))
+    return found
+
+
+def _spare(ctx: Context, org_id: str, lock: bool = False) -> int:
+    """Open slots left: capacity minus open child Tasks (capacity in use is derived, never stored)."""
+    profile = (
+        timebanks.get_for_update(ctx.session, org_id)
+        if lock
+        else timebanks.get(ctx.session, org_id)
+    )
+    if profile is None:
+        return 0
+    query = [
+        [TokenMatch("owner", f"Organization/{org_id}")],
+        [TokenMatch("status", status) for status in OPEN_STATUSES],
+    ]
+    return profile.capacity - store.count(ctx.session, ctx.principal, "Task", query)
+
+
+def _assign(
+    ctx: Context,
+    row: StoredResource,
+    task: dict[str, Any],
+    sr_ref: str,
+    sr: dict[str, Any],
+    patient_ref: str,
+    chosen: Candidate,
+) -> str:
+    now = fhir_instant(utcnow())
+    timebank_ref = f"Organization/{chosen.org_id}"
+    share = (chosen.org_id,)
+    filler = resources.create(
+        ctx,
+        "ServiceRequest",
+        fhir_referral.filler_order(sr, sr_ref, timebank_ref, now),
+        tenant=row.org_id,
+        share_with=share,
+    )
+    child = fhir_referral.child_task(
+        f"Task/{row.id}", f"ServiceRequest/{filler.id}", patient_ref, timebank_ref, now
+    )
+    created = resources.create(ctx, "Task", child, tenant=row.org_id, share_with=share)
+    store.grant(ctx.session, patient_ref.partition("/")[2], [chosen.org_id])
+    task["businessStatus"] = fhir_referral.business_status("routed", f"Routed to {chosen.name}")
+    resources.update(ctx, row, task)
+    return created.id
+
+
+def _reject(ctx: Context, row: StoredResource, task: dict[str, Any], reason: str) -> None:
+    task["status"] = "rejected"
+    task["statusReason"] = {"text": reason}
+    task.pop("businessStatus", None)
+    resources.update(ctx, row, task)
+
+
+def _no_one_reason(district: str | None, kids: list[tuple[StoredResource, dict[str, Any]]]) -> str:
+    if district is None:
+        return (
+            "SPIS could not read the patient's home postcode, so no time bank could be chosen. "
+            "Update the Patient's address and refer again."
+        )
+    declined = [
+        (kid.get("statusReason") or {}).get("text") or "no reason given"
+        for _, kid in kids
+        if kid["status"] in ("rejected", "cancelled")
+    ]
+    text = f"No time bank serving {district} could take this referral"
+    if declined:
+        text += f"; {len(declined)} declined or did not answer (" + "; ".join(declined) + ")"
+    return (
+        text + ". Consider another service, or refer again later when capacity may have freed up."
+    )

@@ -1,0 +1,1 @@
+"""Time banks as a directory: catchment, offers, capacity, SLA (DESIGN §4)."""

@@ -1,0 +1,62 @@
+"""The time bank directory: what a time bank covers and offers, and how many referrals it takes."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.orm import Session
+
+from referral_service.errors import Invalid
+from referral_service.organisations import repository as organisations
+from referral_service.organisations.models import OrgKind
+from referral_service.timebanks import repository
+from referral_service.timebanks.models import TimeBankProfile
+
+# The outward code of a UK postcode: SE6, SE13, W1A, EC1V...
+DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][0-9A-Z]?$")
+OFFERS = frozenset(
+    {
+        "befriending",
+        "shopping-companion",
+        "gardening",
+        "music",
+        "walking-group",
+        "digital-skills",
+        "cooking",
+        "transport",
+    }
+)
+
+
+def postcode_district(postcode: str) -> str | None:
+    """`SE6 4RU` → `SE6`; None when the postcode cannot be read."""
+    compact = postcode.upper().replace(" ", "")
+    outward = compact[:-3] if len(compact) >= 5 else compact
+    return outward if DISTRICT.match(outward) else None
+
+
+def set_profile(
+    session: Session,
+    org_id: str,
+    catchment: list[str],
+    offers: list[str],
+    capacity: int,
+    contact: str | None = None,
+) -> TimeBankProfile:
+    org = organisations.get(session, org_id)
+    if org is None or org.kind is not OrgKind.TIMEBANK:
+        raise Invalid("A directory profile belongs to a registered time bank")
+    districts = sorted({d.strip().upper() for d in catchment if d.strip()})
+    bad = [d for d in districts if not DISTRICT.match(d)]
+    if not districts or bad:
+        raise Invalid("Catchment must be postcode districts such as SE6 or SE13")
+    unknown = sorted(set(offers) - OFFERS)
+    if not offers or unknown:
+        raise Invalid(f"Offers must be some of: {', '.join(sorted(OFFERS))}")
+    if capacity < 0:
+        raise Invalid("Capacity is a number of open referral slots, 0 or more")
+    profile = repository.get(session, org_id) or TimeBankProfile(org_id=org_id)
+    profile.catchment, profile.offers = " ".join(districts), " ".join(sorted(set(offers)))
+    profile.capacity, profile.contact = capacity, contact
+    repository.add(session, profile)
+    return profile

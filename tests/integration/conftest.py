@@ -1,0 +1,96 @@
+"""A real Celery worker process against Redis and PostgreSQL, and time banks to route to."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral_service.config import Settings
+from referral_service.embedded import worker_command, worker_env
+from referral_service.organisations.models import OrgKind
+from referral_service.timebanks.service import set_profile
+from tests.fixtures.systems import TestSystem, register_system
+
+BROKER_URL = os.environ.get("SPIS_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def settings(pg_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=pg_url,
+        broker_url=BROKER_URL,
+        queue=f"spis-test-{secrets.token_hex(4)}",
+        var_dir=tmp_path / "var",
+        public_base_url="http://testserver",
+        relay_after_s=2,
+        relay_interval_s=1,
+    )
+
+
+class Worker:
+    """`spis worker` as a child process; kill() is a crash, start() a restart."""
+
+    def __init__(self, settings: Settings, beat: bool) -> None:
+        self.settings, self.beat = settings, beat
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = worker_env(self.settings)
+        env["SPIS_RELAY_AFTER_S"] = str(self.settings.relay_after_s)
+        env["SPIS_RELAY_INTERVAL_S"] = str(self.settings.relay_interval_s)
+        command = worker_command(self.settings, beat=self.beat)
+        self.process = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def worker(settings: Settings) -> Iterator[Worker]:
+    running = Worker(settings, beat=True)
+    running.start()
+    yield running
+    running.stop()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def add_timebank(
+    session_factory: sessionmaker[Session],
+    name: str,
+    catchment: list[str],
+    offers: list[str],
+    capacity: int,
+) -> TestSystem:
+    system = register_system(session_factory, OrgKind.TIMEBANK, name=name)
+    with session_factory() as session, session.begin():
+        set_profile(session, system.org_id, catchment, offers, capacity)
+    return system

@@ -1,0 +1,30 @@
+"""One engine per worker process; each task is one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral_service.db import make_engine, make_sessionmaker
+from referral_service.jobs.producer import Producer
+from referral_service.jobs.service import PRODUCER_KEY
+from workers.app import settings
+
+
+@cache
+def _factory() -> sessionmaker[Session]:
+    return make_sessionmaker(make_engine(settings.database_url), {PRODUCER_KEY: Producer(settings)})
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    with _factory()() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

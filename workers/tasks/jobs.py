@@ -1,0 +1,65 @@
+"""Each task: open a session, call one referral_service function, classify errors.
+
+Job tasks take a job id only; the job row holds the ids it works on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import Task
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from referral_service.jobs import service as jobs
+from referral_service.jobs.producer import Producer
+from referral_service.jobs.service import JobName
+from referral_service.routing import service as _routing_handlers  # noqa: F401 - registers handlers
+from referral_service.routing import sla
+from workers.app import app, settings
+from workers.session import session_scope
+
+log = logging.getLogger("spis.workers")
+# The database or the network hiccuped: the same job will very likely work a little later.
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+def _run(task: Task, job_id: str) -> None:
+    try:
+        with session_scope() as session:
+            jobs.run(session, settings, job_id)
+    except TRANSIENT as exc:
+        delay = min(300, 2**task.request.retries) + random.uniform(0, 1)  # noqa: S311 - jitter
+        with session_scope() as session:
+            jobs.record_transient_failure(session, job_id, type(exc).__name__, delay)
+        raise task.retry(countdown=delay, max_retries=jobs.MAX_ATTEMPTS) from None
+    except Exception as exc:
+        # A bug, not the weather: retrying would fail the same way. Keep the row for an operator.
+        with session_scope() as session:
+            jobs.record_failure(session, job_id, type(exc).__name__)
+        # No traceback or message in the log: driver messages can quote row values.
+        log.error("job crashed", extra={"job_id": job_id, "error_type": type(exc).__name__})
+
+
+@app.task(name=JobName.ROUTE_REFERRAL.value, bind=True)
+def route_referral(self: Task, job_id: str) -> None:
+    _run(self, job_id)
+
+
+@app.task(name="spis.relay_jobs")
+def relay_jobs() -> int:
+    """Send again what was never picked up (broker down at commit time, message lost)."""
+    producer = Producer(settings)
+    with session_scope() as session:
+        due = [(job.name, job.id) for job in jobs.due(session, settings.relay_after_s)]
+    sent = sum(producer.send(name, job_id) for name, job_id in due)
+    if due:
+        log.info("relayed pending jobs", extra={"count": sent})
+    return sent
+
+
+@app.task(name="spis.sweep_broker_sla")
+def sweep_broker_sla(as_of: str | None = None) -> dict[str, Any]:
+    with session_scope() as session:
+        return sla.sweep(session, settings, as_of)
