@@ -1,0 +1,1 @@
+"""Wellbeing instruments: questionnaires, scoring, score Observations (DESIGN §7)."""
