@@ -12,6 +12,10 @@ NEEDS = {
         os.environ.get("SPIS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     ),
+    "Redis": (
+        os.environ.get("SPIS_TEST_BROKER_URL", "redis://127.0.0.1:6379/0"),
+        'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+    ),
 }
 
 

@@ -32,7 +32,8 @@ def capability_statement(base: str, token_url: str, software_version: str) -> di
             {
                 "mode": "server",
                 "security": _security(token_url),
-                "resource": [_resource(t) for t in sorted(STORED_TYPES)] + [_organization()],
+                "resource": [_resource(t) for t in sorted(STORED_TYPES)]
+                + [_organization(), _questionnaire()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
@@ -94,3 +95,7 @@ def _organization() -> dict[str, Any]:
         "interaction": [{"code": "read"}, {"code": "search-type"}],
         "searchParam": [{"name": "_id", "type": "token"}, {"name": "identifier", "type": "token"}],
     }
+
+
+def _questionnaire() -> dict[str, Any]:
+    return {"type": "Questionnaire", "interaction": [{"code": "read"}, {"code": "search-type"}]}

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_adapters.outcome import FhirError
 from fhir_adapters.parse import validate_resource
+from fhir_adapters.questionnaires import QUESTIONNAIRES
 from referral_service.auth.dependencies import current_principal, require
 from referral_service.auth.principal import Principal
 from referral_service.context import Context
@@ -109,6 +110,29 @@ def _batch_entry(ctx: Context, entry: Entry, with_resource: bool) -> dict[str, A
     except (ServiceError, FhirError) as exc:
         return bundles.error_entry(exc)
     return bundles.response_entry(outcome, _base(ctx), with_resource)
+
+
+@router.get("/Questionnaire/{rid}")
+def read_questionnaire(rid: str) -> Response:
+    """The instruments SPIS scores: public definitions, no patient data, no token needed."""
+    if rid not in QUESTIONNAIRES:
+        raise NotFound(f"Questionnaire/{rid} is not known")
+    return fhir_response(orjson.dumps(QUESTIONNAIRES[rid]))
+
+
+@router.get("/Questionnaire")
+def search_questionnaires() -> Response:
+    entries = [
+        {"fullUrl": q["url"], "resource": q, "search": {"mode": "match"}}
+        for q in QUESTIONNAIRES.values()
+    ]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(entries),
+        "entry": entries,
+    }
+    return fhir_response(orjson.dumps(bundle))
 
 
 @router.get("/Organization/{rid}")

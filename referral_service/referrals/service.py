@@ -32,6 +32,7 @@ from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version
+from referral_service.wellbeing import service as wellbeing
 
 CREATABLE = frozenset(
     {"Patient", "Consent", "ServiceRequest", "Task", "Condition", "QuestionnaireResponse"}
@@ -74,6 +75,7 @@ class _Intake:
     aliases: dict[str, str] = field(default_factory=dict)  # fullUrl -> Type/id
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # Type/id -> resource to write
     tasks_added: dict[str, str] = field(default_factory=dict)  # SR ref -> Task ref
+    scored: dict[str, wellbeing.ScoredResponse] = field(default_factory=dict)  # QR ref -> scores
 
 
 def submit(ctx: Context, entries: list[Entry]) -> list[Outcome]:
@@ -257,6 +259,10 @@ def _check(intake: _Intake, target: _Target) -> None:
             referral_rules.check_task_update(principal, old, data)
         else:
             _check_new_task(intake, data)
+    elif entry.rtype == "QuestionnaireResponse":
+        intake.scored[target.ref] = wellbeing.check_response(
+            intake.ctx, data, lookup=lambda ref: _lookup(intake, ref)
+        )
 
 
 def _content_rules(rtype: str, data: dict[str, Any], *, new: bool) -> None:
@@ -339,12 +345,28 @@ def _write(intake: _Intake) -> list[Outcome]:
             outcomes.append(Outcome(False, resources.update(ctx, target.existing, entry.resource)))
             if entry.rtype == "Task":
                 propagation.after_task_update(ctx, old, entry.resource)
+        elif target.ref in intake.scored:
+            outcomes.append(Outcome(True, _write_scored(intake, target, rid)))
         else:
             version = resources.create(ctx, entry.rtype, entry.resource, rid)
             outcomes.append(Outcome(True, version, _add_referral_task(intake, target)))
             if entry.rtype == "Task" and entry.resource["status"] == "requested":
                 routing.request_routing(ctx.session, version.id)
     return outcomes
+
+
+def _write_scored(intake: _Intake, target: _Target, rid: str) -> Version:
+    """A questionnaire answer and its scores belong to the referral's practice (the GP finds them
+    with `Observation?based-on=`), and stay readable to whoever recorded them."""
+    ctx, scored = intake.ctx, intake.scored[target.ref]
+    owner = wellbeing.referral_owner(ctx, scored)
+    share = (ctx.principal.org_id,)
+    version = resources.create(
+        ctx, "QuestionnaireResponse", target.entry.resource, rid, tenant=owner, share_with=share
+    )
+    for observation in wellbeing.observations_for(scored, target.ref):
+        resources.create(ctx, "Observation", observation, tenant=owner, share_with=share)
+    return version
 
 
 def _add_referral_task(intake: _Intake, target: _Target) -> str | None:

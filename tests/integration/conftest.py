@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
 from referral_service.embedded import worker_command, worker_env
-from referral_service.organisations.models import OrgKind
-from referral_service.timebanks.service import set_profile
-from tests.fixtures.systems import TestSystem, register_system
+from tests.fixtures.routing import add_timebank
+
+__all__ = ["Worker", "add_timebank", "wait_for"]
 
 BROKER_URL = os.environ.get("SPIS_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
 
@@ -81,16 +80,3 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condi
             return result
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def add_timebank(
-    session_factory: sessionmaker[Session],
-    name: str,
-    catchment: list[str],
-    offers: list[str],
-    capacity: int,
-) -> TestSystem:
-    system = register_system(session_factory, OrgKind.TIMEBANK, name=name)
-    with session_factory() as session, session.begin():
-        set_profile(session, system.org_id, catchment, offers, capacity)
-    return system

@@ -1,0 +1,141 @@
+"""The time bank broker's side over HTTP: inbox, minimal view, answers, questionnaires, completion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral_service.config import Settings
+from tests.api.conftest import Referral
+from tests.fixtures.fhir import FHIR_JSON
+from tests.fixtures.routing import add_timebank, route_now, swemwbs
+from tests.fixtures.systems import TestSystem, bearer
+
+
+@pytest.fixture
+def timebank_a(session_factory: sessionmaker[Session]) -> TestSystem:
+    return add_timebank(session_factory, "Catford Time Bank", ["SE6"], ["befriending"], 2)
+
+
+@pytest.fixture
+def child(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    referral: Referral,
+    timebank_a: TestSystem,
+) -> dict[str, Any]:
+    child_id = route_now(session_factory, settings, referral.task_id)
+    assert child_id is not None
+    assert route_now(session_factory, settings, referral.task_id) == child_id  # idempotent
+    return dict(client.get(f"/fhir/Task/{child_id}", headers=bearer(client, timebank_a)).json())
+
+
+def put(client: TestClient, headers: dict[str, str], task: dict[str, Any], **changes: Any) -> Any:
+    return client.put(
+        f"/fhir/Task/{task['id']}", json={**task, **changes}, headers={**headers, **FHIR_JSON}
+    )
+
+
+def test_inbox_and_minimal_view(
+    client: TestClient,
+    timebank_a: TestSystem,
+    timebank_headers: dict[str, str],
+    referral: Referral,
+    child: dict[str, Any],
+) -> None:
+    headers = bearer(client, timebank_a)
+    inbox = client.get(
+        f"/fhir/Task?owner=Organization/{timebank_a.org_id}&status=requested&_include=Task:focus",
+        headers=headers,
+    ).json()
+    kinds = sorted((e["resource"]["resourceType"], e["search"]["mode"]) for e in inbox["entry"])
+    assert kinds == [("ServiceRequest", "include"), ("Task", "match")]
+    assert client.get(f"/fhir/{referral.task}", headers=headers).status_code == 404
+    assert client.get(f"/fhir/{referral.consent}", headers=headers).status_code == 404
+    assert client.get(f"/fhir/{referral.service_request}", headers=headers).status_code == 404
+    # another time bank (the `timebank` fixture) sees nothing of it
+    assert client.get(f"/fhir/Task/{child['id']}", headers=timebank_headers).status_code == 404
+    assert client.get("/fhir/Task", headers=timebank_headers).json()["entry"] == []
+
+
+def test_broker_rules(
+    client: TestClient,
+    timebank_a: TestSystem,
+    practice_headers: dict[str, str],
+    referral: Referral,
+    child: dict[str, Any],
+) -> None:
+    headers = bearer(client, timebank_a)
+    refused = put(client, headers, child, status="rejected")
+    assert refused.status_code == 422  # a decline needs a reason the GP can read
+    assert put(client, headers, child, status="completed").status_code == 409
+    assert (
+        put(
+            client, practice_headers, child, status="cancelled", statusReason={"text": "x"}
+        ).status_code
+        == 403
+    )
+    referral_task = client.get(f"/fhir/{referral.task}", headers=practice_headers).json()
+    assert put(client, headers, referral_task, status="accepted").status_code == 404
+
+
+def test_accept_scores_and_complete(
+    client: TestClient,
+    timebank_a: TestSystem,
+    practice_headers: dict[str, str],
+    referral: Referral,
+    child: dict[str, Any],
+) -> None:
+    headers = bearer(client, timebank_a)
+    assert put(client, headers, child, status="accepted").status_code == 200
+    assert (
+        client.get(f"/fhir/{referral.task}", headers=practice_headers).json()["status"]
+        == "accepted"
+    )
+    child = client.get(f"/fhir/Task/{child['id']}", headers=headers).json()
+    assert put(client, headers, child, status="in-progress").status_code == 200
+
+    filler = child["focus"]["reference"]
+    intake = swemwbs(referral.patient, filler, [2, 2, 3, 2, 2, 3, 2], "2026-01-10T10:00:00Z")
+    later = swemwbs(referral.patient, filler, [4, 4, 4, 3, 4, 4, 4], "2026-04-10T10:00:00Z")
+    for qr in (intake, later):
+        response = client.post(
+            "/fhir/QuestionnaireResponse", json=qr, headers={**headers, **FHIR_JSON}
+        )
+        assert response.status_code == 201, response.text
+
+    bad = swemwbs(referral.patient, filler, [4, 4, 4, 3, 4, 4, 9], "2026-04-11T10:00:00Z")
+    refused = client.post("/fhir/QuestionnaireResponse", json=bad, headers={**headers, **FHIR_JSON})
+    assert refused.status_code == 422
+    assert "7" in refused.json()["issue"][0]["diagnostics"]
+
+    scores = client.get(
+        f"/fhir/Observation?based-on={referral.service_request}&code=http://snomed.info/sct|718466001",
+        headers=practice_headers,
+    ).json()
+    values = sorted(e["resource"]["valueQuantity"]["value"] for e in scores["entry"])
+    assert values == [16.36, 24.11]  # raw 16 and 27 on the Warwick conversion table
+
+    child = client.get(f"/fhir/Task/{child['id']}", headers=headers).json()
+    assert put(client, headers, child, status="completed").status_code == 200
+    done = client.get(f"/fhir/{referral.task}", headers=practice_headers).json()
+    assert done["status"] == "completed"
+    outputs = {o["valueReference"]["reference"] for o in done["output"]}
+    assert {f"Observation/{e['resource']['id']}" for e in scores["entry"]} <= outputs
+
+
+def test_questionnaires_are_published(client: TestClient) -> None:
+    listed = client.get("/fhir/Questionnaire").json()
+    assert sorted(e["resource"]["id"] for e in listed["entry"]) == [
+        "ons4",
+        "swemwbs",
+        "ucla3",
+        "wemwbs",
+    ]
+    swemwbs_q = client.get("/fhir/Questionnaire/swemwbs").json()
+    assert swemwbs_q["url"] == "https://spis.example.org/fhir/Questionnaire/swemwbs"
+    assert len(swemwbs_q["item"]) == 7
