@@ -37,8 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from referral_service.auth.endpoints import router as auth_router
     from referral_service.fhir.endpoints import router as fhir_router
     from referral_service.fhir.errors import install_error_handlers
+    from referral_service.ledger.endpoints import router as ledger_router
 
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(fhir_router)
+    app.include_router(ledger_router)
     return app

@@ -67,9 +67,30 @@ def test_org_add_and_list(spis: Any) -> None:
     }
     assert len(practice["id"]) == 36
 
-    code, bank, _ = spis("org", "add", "timebank", "--name", "Rushey Green Time Bank")
+    code, bank, _ = spis(
+        "org",
+        "add",
+        "timebank",
+        "--name",
+        "Rushey Green Time Bank",
+        "--catchment",
+        "se6, SE13",
+        "--offers",
+        "befriending,gardening",
+        "--capacity",
+        "4",
+    )
     assert code == 0
     assert bank["ods_code"] is None
+    assert (bank["catchment"], bank["offers"], bank["capacity"]) == (
+        ["SE13", "SE6"],
+        ["befriending", "gardening"],
+        4,
+    )
+
+    code, _, err = spis("org", "add", "timebank", "--name", "No catchment")
+    assert code == 1
+    assert "needs --catchment, --offers and --capacity" in err
 
     code, listed, _ = spis("org", "list")
     assert code == 0
@@ -153,7 +174,19 @@ def test_client_add_with_jwks_url_gets_the_ceiling(spis: Any) -> None:
 def test_client_add_private_key_refused(
     spis: Any, tmp_path: Path, session_factory: sessionmaker[Session]
 ) -> None:
-    _, org, _ = spis("org", "add", "timebank", "--name", "Bank")
+    _, org, _ = spis(
+        "org",
+        "add",
+        "timebank",
+        "--name",
+        "Bank",
+        "--catchment",
+        "SE6",
+        "--offers",
+        "music",
+        "--capacity",
+        "1",
+    )
     leaked = {"keys": [{**ECKey.generate_key("P-384").as_dict(private=True), "kid": "k"}]}
     code, out, err = spis(
         "client", "add", "--org", org["id"], "--jwks", write_jwks(tmp_path, leaked)

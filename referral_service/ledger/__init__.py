@@ -1,0 +1,1 @@
+"""The time credit ledger: members, offers and requests, exchanges (DESIGN §5)."""

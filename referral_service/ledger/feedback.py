@@ -1,0 +1,119 @@
+"""What the ledger writes into the FHIR store about referred members (DESIGN §3 steps 4–5).
+
+Every resource is the practice's data (tenant = the practice that owns the referral) and is shared
+with the time bank, so the GP finds it under `based-on=ServiceRequest/<original>` and the broker
+can read back what it recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from fhir_adapters import ledger as fhir
+from fhir_adapters.rules import reference, split_reference
+from referral_service.context import Context
+from referral_service.errors import BusinessRuleViolation
+from referral_service.ledger.models import Member
+from referral_service.store import service as store
+
+# A referred person can join while the time bank is working on the referral, not before or after.
+ENROLLABLE_TASK_STATUSES = frozenset({"accepted", "in-progress"})
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """The ids behind one child Task: whose data it is, the person, the original request."""
+
+    practice_org_id: str
+    patient_id: str
+    service_request_id: str
+
+
+def referral_of_task(ctx: Context, task_id: str) -> Referral:
+    """The child Task, checked for enrolment: readable (else 404), owned by the caller's time bank
+    and in an enrollable status (else 409). Locked until commit, so one Task enrols one member."""
+    row = store.load(ctx, "Task", task_id, for_update=True)
+    task = store.as_dict(row)
+    if reference(task.get("owner")) != f"Organization/{ctx.principal.org_id}":
+        raise _not_enrollable(task_id, "is not assigned to this time bank")
+    if task.get("status") not in ENROLLABLE_TASK_STATUSES:
+        raise _not_enrollable(task_id, "must be accepted or in-progress to enrol the person")
+    patient_id = _target_id(task.get("for"), "Patient")
+    filler_id = _target_id(task.get("focus"), "ServiceRequest")
+    if patient_id is None or filler_id is None:
+        raise _not_enrollable(task_id, "has no Patient (for) or ServiceRequest (focus)")
+    return Referral(row.org_id, patient_id, _original_request(ctx, task_id, filler_id))
+
+
+def _original_request(ctx: Context, task_id: str, filler_id: str) -> str:
+    """The practice's ServiceRequest, which the routed filler order is `basedOn`."""
+    filler = store.as_dict(store.load(ctx, "ServiceRequest", filler_id))
+    based_on = filler.get("basedOn") or []
+    original = _target_id(based_on[0], "ServiceRequest") if based_on else None
+    if filler.get("intent") != "filler-order" or original is None:
+        raise _not_enrollable(task_id, "does not focus on a filler order based on a referral")
+    return original
+
+
+def referral_of_member(member: Member) -> Referral | None:
+    """The referral a member was enrolled from; None for members who joined on their own."""
+    practice, patient, request = (
+        member.practice_org_id,
+        member.patient_id,
+        member.service_request_id,
+    )
+    if practice is None or patient is None or request is None:
+        return None
+    return Referral(practice, patient, request)
+
+
+def record_enrolment(ctx: Context, referral: Referral, enrolled_at: datetime) -> str:
+    """The ProgramEnrollmentStatus Observation; returns its id."""
+    body = fhir.enrolment_observation(_fhir_view(ctx, referral), enrolled_at)
+    return _create(ctx, referral, "Observation", body)
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    procedure_id: str
+    observation_id: str
+
+
+def record_exchange(
+    ctx: Context,
+    referral: Referral,
+    *,
+    activity: str,
+    minutes: int,
+    performed_on: date,
+    direction: fhir.Direction,
+) -> Produced:
+    """One Procedure and its hours Observation for a referred member's side of an exchange."""
+    view = _fhir_view(ctx, referral)
+    procedure = fhir.exchange_procedure(view, activity, performed_on, direction)
+    procedure_id = _create(ctx, referral, "Procedure", procedure)
+    hours = fhir.hours_observation(view, procedure_id, minutes, performed_on, direction)
+    return Produced(procedure_id, _create(ctx, referral, "Observation", hours))
+
+
+def _fhir_view(ctx: Context, referral: Referral) -> fhir.ReferredMember:
+    return fhir.ReferredMember(
+        referral.patient_id, referral.service_request_id, ctx.principal.org_id
+    )
+
+
+def _create(ctx: Context, referral: Referral, rtype: str, body: dict[str, Any]) -> str:
+    tenant, timebank = referral.practice_org_id, ctx.principal.org_id
+    return store.create(ctx, rtype, body, tenant=tenant, share_with=(timebank,)).id
+
+
+def _target_id(element: object, rtype: str) -> str | None:
+    ref = reference(element)
+    parts = split_reference(ref) if ref else None
+    return parts[1] if parts is not None and parts[0] == rtype else None
+
+
+def _not_enrollable(task_id: str, why: str) -> BusinessRuleViolation:
+    return BusinessRuleViolation(f"Task/{task_id} {why}", expression=["child_task_id"])

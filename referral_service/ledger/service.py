@@ -1,0 +1,205 @@
+"""The time credit ledger (DESIGN §5): members, enrolment of referred people, offers and requests,
+exchanges and what they add up to. Takes a Context whose principal is the time bank; never commits.
+
+Balances are never stored or edited: every figure is a sum over the double-entry rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from fhir_adapters.ledger import Direction
+from referral_service.context import Context
+from referral_service.errors import BusinessRuleViolation, NotFound
+from referral_service.kit.clock import utcnow
+from referral_service.kit.ids import new_id
+from referral_service.ledger import feedback, repository, rules
+from referral_service.ledger.models import Exchange, LedgerEntry, Member
+from referral_service.ledger.repository import Listing, ListingT
+
+
+def add_member(ctx: Context, alias: str) -> Member:
+    member = Member(
+        id=new_id(), org_id=_tenant(ctx), alias=rules.text(alias, "alias", rules.MAX_ALIAS)
+    )
+    repository.add(ctx.session, member)
+    return member
+
+
+def enrol(ctx: Context, child_task_id: str, alias: str) -> Member:
+    """A referred person joins: a member linked to the child Task, and the enrolment Observation
+    the GP and the broker can both read."""
+    alias = rules.text(alias, "alias", rules.MAX_ALIAS)
+    referral = feedback.referral_of_task(ctx, child_task_id)
+    if repository.member_for_task(ctx.session, _tenant(ctx), child_task_id) is not None:
+        raise BusinessRuleViolation(
+            f"The person referred in Task/{child_task_id} is already a member",
+            expression=["child_task_id"],
+        )
+    now = utcnow()
+    member = Member(
+        id=new_id(),
+        org_id=_tenant(ctx),
+        alias=alias,
+        joined_at=now,
+        enrolled_at=now,
+        referral_task_id=child_task_id,
+        practice_org_id=referral.practice_org_id,
+        patient_id=referral.patient_id,
+        service_request_id=referral.service_request_id,
+    )
+    member.enrolment_observation_id = feedback.record_enrolment(ctx, referral, now)
+    repository.add(ctx.session, member)
+    return member
+
+
+def get_member(ctx: Context, member_id: str, field: str = "member") -> Member:
+    member = repository.get_member(ctx.session, _tenant(ctx), member_id)
+    if member is None:
+        raise NotFound(f"Member {member_id} is not a member of this time bank", expression=[field])
+    return member
+
+
+def members(ctx: Context) -> list[tuple[Member, int]]:
+    """Every member with their balance in minutes."""
+    return repository.members_with_balances(ctx.session, _tenant(ctx))
+
+
+def add_listing(
+    ctx: Context, kind: type[Listing], member_id: str, category: str, description: str
+) -> Listing:
+    """An offer or a request: what a member can give, or would like to receive."""
+    member = get_member(ctx, member_id)
+    listing = kind(
+        id=new_id(),
+        org_id=_tenant(ctx),
+        member_id=member.id,
+        category=rules.category(category),
+        description=rules.text(description, "description", rules.MAX_DESCRIPTION),
+    )
+    repository.add(ctx.session, listing)
+    return listing
+
+
+def listings(ctx: Context, kind: type[ListingT], category: str | None) -> Sequence[ListingT]:
+    if category is not None:
+        rules.category(category)
+    return repository.listings(ctx.session, kind, _tenant(ctx), category)
+
+
+@dataclass(frozen=True, slots=True)
+class NewExchange:
+    giver_id: str
+    receiver_id: str
+    minutes: int
+    performed_on: date
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedExchange:
+    exchange: Exchange
+    entries: list[LedgerEntry]
+
+
+def record_exchange(ctx: Context, new: NewExchange) -> RecordedExchange:
+    """The exchange, its two ledger entries, and for each referred party the Procedure and hours
+    Observation the GP will see."""
+    _check(new)
+    giver = get_member(ctx, new.giver_id, "giver_id")
+    receiver = get_member(ctx, new.receiver_id, "receiver_id")
+    exchange = Exchange(
+        id=new_id(),
+        org_id=_tenant(ctx),
+        giver_id=giver.id,
+        receiver_id=receiver.id,
+        minutes=new.minutes,
+        performed_on=new.performed_on,
+        category=new.category,
+    )
+    repository.add(ctx.session, exchange)
+    entries = [
+        _entry(ctx, exchange, giver, Direction.GIVEN),
+        _entry(ctx, exchange, receiver, Direction.RECEIVED),
+    ]
+    repository.add(ctx.session, *entries)
+    return RecordedExchange(exchange, entries)
+
+
+def _check(new: NewExchange) -> None:
+    rules.minutes(new.minutes)
+    rules.parties(new.giver_id, new.receiver_id)
+    rules.performed_on(new.performed_on, utcnow())
+    rules.category(new.category)
+
+
+def _entry(ctx: Context, exchange: Exchange, member: Member, direction: Direction) -> LedgerEntry:
+    """Credit the giver, debit the receiver: the two entries of an exchange sum to zero."""
+    sign = 1 if direction is Direction.GIVEN else -1
+    entry = LedgerEntry(
+        id=new_id(),
+        org_id=exchange.org_id,
+        exchange_id=exchange.id,
+        member_id=member.id,
+        minutes=sign * exchange.minutes,
+    )
+    referral = feedback.referral_of_member(member)
+    if referral is not None:
+        produced = feedback.record_exchange(
+            ctx,
+            referral,
+            activity=exchange.category,
+            minutes=exchange.minutes,
+            performed_on=exchange.performed_on,
+            direction=direction,
+        )
+        entry.procedure_id, entry.observation_id = produced.procedure_id, produced.observation_id
+    return entry
+
+
+def exchanges(
+    ctx: Context, member_id: str | None, *, limit: int, offset: int
+) -> list[RecordedExchange]:
+    tenant = _tenant(ctx)
+    if member_id is not None:
+        get_member(ctx, member_id)
+    found = repository.exchanges(ctx.session, tenant, member_id, limit=limit, offset=offset)
+    rows = repository.entries(ctx.session, tenant, [e.id for e in found])
+    rows.sort(key=lambda row: -row.minutes)  # the giver's entry first, as when recorded
+    return [RecordedExchange(e, [r for r in rows if r.exchange_id == e.id]) for e in found]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A member's account, derived from the ledger; indicators only for referred members."""
+
+    member: Member
+    given: int
+    received: int
+    partners: int
+    reciprocity: float | None
+    first_gift_days: int | None
+
+    @property
+    def balance(self) -> int:
+        return self.given - self.received
+
+
+def statement(ctx: Context, member_id: str) -> Statement:
+    member = get_member(ctx, member_id)
+    tenant = _tenant(ctx)
+    totals = repository.totals(ctx.session, tenant, member.id)
+    partners = repository.partner_count(ctx.session, tenant, member.id)
+    reciprocity, first_gift = None, None
+    if member.enrolled_at is not None:
+        reciprocity = rules.reciprocity(totals.given, totals.received)
+        first = repository.first_gift_on(ctx.session, tenant, member.id)
+        first_gift = rules.first_gift_days(member.enrolled_at, first)
+    return Statement(member, totals.given, totals.received, partners, reciprocity, first_gift)
+
+
+def _tenant(ctx: Context) -> str:
+    """The time bank whose ledger this is: always the caller's own organisation."""
+    return ctx.principal.org_id

@@ -1,0 +1,177 @@
+"""Ledger test fixtures: a referral routed to the time bank (filler-order ServiceRequest + child
+Task, Patient shared), built directly in the store so that tests can choose the child Task's
+status and owner (the enrolment rules depend on both)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral_service.auth.principal import Principal
+from referral_service.config import Settings
+from referral_service.context import Context
+from referral_service.organisations.models import OrgKind
+from referral_service.store import repository as store_repository
+from referral_service.store import service as store
+from tests.api.conftest import Referral, make_referral
+from tests.fixtures.systems import TestSystem, bearer, register_system
+
+
+@dataclass
+class Routed:
+    referral: Referral  # the practice's original ServiceRequest, Patient and referral Task
+    filler_id: str
+    child_task_id: str
+    timebank_org_id: str
+
+    @property
+    def patient_id(self) -> str:
+        return self.referral.patient.partition("/")[2]
+
+    @property
+    def service_request_id(self) -> str:
+        return self.referral.service_request.partition("/")[2]
+
+
+def route(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+    timebank_org_id: str,
+    *,
+    status: str = "accepted",
+    owner_org_id: str | None = None,
+    **referral_kwargs: Any,
+) -> Routed:
+    """Make a referral and route it to `timebank_org_id` (the Task owned by `owner_org_id`, by
+    default that same time bank)."""
+    referral = make_referral(client, practice_headers, practice.org_id, **referral_kwargs)
+    owner = owner_org_id or timebank_org_id
+    caller = Principal(practice.client_id, practice.org_id, OrgKind.PRACTICE, frozenset())
+    with session_factory() as session, session.begin():
+        ctx = Context(session, caller, settings)
+        filler = store.create(
+            ctx,
+            "ServiceRequest",
+            filler_order(referral, timebank_org_id),
+            tenant=practice.org_id,
+            share_with=(timebank_org_id,),
+        )
+        task = store.create(
+            ctx,
+            "Task",
+            child_task(referral, filler.id, owner, status),
+            tenant=practice.org_id,
+            share_with=(timebank_org_id,),
+        )
+        store_repository.grant(session, referral.patient.partition("/")[2], [timebank_org_id])
+    return Routed(referral, filler.id, task.id, timebank_org_id)
+
+
+def filler_order(referral: Referral, timebank_org_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "filler-order",
+        "basedOn": [{"reference": referral.service_request}],
+        "code": {
+            "coding": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "871731000000106",
+                    "display": "Referral to social prescribing service",
+                }
+            ]
+        },
+        "subject": {"reference": referral.patient},
+        "performer": [{"reference": f"Organization/{timebank_org_id}"}],
+    }
+
+
+def child_task(referral: Referral, filler_id: str, owner: str, status: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Task",
+        "status": status,
+        "intent": "order",
+        "code": {
+            "coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]
+        },
+        "focus": {"reference": f"ServiceRequest/{filler_id}"},
+        "for": {"reference": referral.patient},
+        "partOf": [{"reference": referral.task}],
+        "owner": {"reference": f"Organization/{owner}"},
+    }
+
+
+@pytest.fixture
+def routed_referral(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+    timebank: TestSystem,
+) -> Routed:
+    return route(client, session_factory, settings, practice, practice_headers, timebank.org_id)
+
+
+@pytest.fixture
+def other_timebank(session_factory: sessionmaker[Session]) -> TestSystem:
+    return register_system(session_factory, OrgKind.TIMEBANK, name="Another Time Bank")
+
+
+@pytest.fixture
+def other_timebank_headers(client: TestClient, other_timebank: TestSystem) -> dict[str, str]:
+    return bearer(client, other_timebank)
+
+
+LEDGER_PATH = "/api/timebanks"
+
+
+def ledger_url(timebank: TestSystem, path: str = "") -> str:
+    return f"{LEDGER_PATH}/{timebank.org_id}{path}"
+
+
+def add_member(
+    client: TestClient, headers: dict[str, str], timebank: TestSystem, alias: str = "Sam"
+) -> str:
+    response = client.post(ledger_url(timebank, "/members"), json={"alias": alias}, headers=headers)
+    assert response.status_code == 201, response.text
+    member_id: str = response.json()["id"]
+    return member_id
+
+
+def enrol(
+    client: TestClient,
+    headers: dict[str, str],
+    timebank: TestSystem,
+    task_id: str,
+    alias: str = "Grace",
+) -> Any:
+    body = {"child_task_id": task_id, "alias": alias}
+    return client.post(ledger_url(timebank, "/enrolments"), json=body, headers=headers)
+
+
+def exchange(
+    client: TestClient,
+    headers: dict[str, str],
+    timebank: TestSystem,
+    giver: str,
+    receiver: str,
+    **fields: Any,
+) -> Any:
+    body = {
+        "giver_id": giver,
+        "receiver_id": receiver,
+        "minutes": 60,
+        "date": "2026-11-20",
+        "category": "befriending",
+        **fields,
+    }
+    return client.post(ledger_url(timebank, "/exchanges"), json=body, headers=headers)
