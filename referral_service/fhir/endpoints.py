@@ -57,6 +57,11 @@ def version_response(version: Version, status: int = 200, location: str | None =
     return fhir_response(version.body, status, headers)
 
 
+def _etag_value(header: str | None) -> str | None:
+    """`W/"3"`, `"3"` and `3` all name version 3 (clients differ)."""
+    return None if header is None else header.strip().removeprefix("W/").strip('"')
+
+
 def _base(ctx: Context) -> str:
     return ctx.settings.fhir_base_url
 
@@ -77,6 +82,7 @@ def metadata(request: Request) -> Response:
     return fhir_response(orjson.dumps(statement))
 
 
+@router.post("/", include_in_schema=False)
 @router.post("")
 def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
     validate_resource(body, expected_type="Bundle")
@@ -182,6 +188,11 @@ def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: boo
     _known_type(rtype)
     require(ctx.principal, rtype, "s")
     parsed = store_query.parse(ctx, rtype, params, strict=strict)
+    if parsed.count == 0:  # _count=0: how many, no page (FHIR's _summary=count)
+        total = store.count(ctx.session, ctx.principal, rtype, parsed.query)
+        return fhir_response(
+            orjson.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
+        )
     rows, included = resources.search(
         ctx,
         rtype,
@@ -211,7 +222,7 @@ def read(rtype: str, rid: str, ctx: ContextDep, request: Request) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "r")
     version = Version.of(resources.load(ctx, rtype, rid))
-    if request.headers.get("if-none-match") == version.etag:
+    if _etag_value(request.headers.get("if-none-match")) == str(version.version_id):
         return Response(status_code=304, headers={"ETag": version.etag})
     return version_response(version)
 

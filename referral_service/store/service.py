@@ -112,7 +112,7 @@ def check_version(row: StoredResource, if_match: str | None) -> None:
     """`If-Match: W/"n"` must name the current version."""
     if if_match is None:
         return
-    wanted = if_match.strip().removeprefix("W/").strip('"')
+    wanted = if_match.strip().removeprefix("W/").strip('"')  # W/"n", "n" or n
     if wanted != str(row.version_id):
         raise VersionConflict(
             f"{row.type}/{row.id} is at version {row.version_id}, not {wanted}; read it again"

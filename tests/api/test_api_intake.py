@@ -95,3 +95,16 @@ def test_referral_without_consent_is_refused_and_nothing_stored(
     assert issue["code"] == "business-rule"
     assert "Consent" in issue["diagnostics"]
     assert client.get("/fhir/Patient", headers=practice_headers).json()["entry"] == []
+
+
+def test_transaction_posted_to_base_with_trailing_slash(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
+    response = client.post(
+        "/fhir/",
+        json=referral_bundle(practice.org_id),
+        headers={**practice_headers, **FHIR_JSON},
+        follow_redirects=False,
+    )
+    assert response.status_code == 200
+    assert response.json()["type"] == "transaction-response"

@@ -136,3 +136,28 @@ def test_nhs_number_is_indexed_blind(
         )
     assert values
     assert not any("9434765919" in (v or "") for v in values)
+
+
+def test_count_zero_gives_the_total_without_a_page(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
+    for i in range(3):
+        make_referral(client, practice_headers, practice.org_id, referral_id=f"C-{i}")
+    bundle = client.get("/fhir/Task?status=requested&_count=0", headers=practice_headers).json()
+    assert bundle == {"resourceType": "Bundle", "type": "searchset", "total": 3}
+
+
+def test_if_none_match_accepts_the_forms_clients_send(
+    client: TestClient, practice_headers: dict[str, str], referral: Referral
+) -> None:
+    for etag in ('W/"1"', '"1"', "1"):
+        response = client.get(
+            f"/fhir/{referral.task}", headers={**practice_headers, "If-None-Match": etag}
+        )
+        assert response.status_code == 304, etag
+    assert (
+        client.get(
+            f"/fhir/{referral.task}", headers={**practice_headers, "If-None-Match": "2"}
+        ).status_code
+        == 200
+    )
