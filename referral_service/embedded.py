@@ -6,13 +6,17 @@ settings; only the broker differs (kombu's on-disk transport under var/).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from referral_service.config import Settings
+
+log = logging.getLogger("spis.embedded")
 
 
 def is_embedded(settings: Settings) -> bool:
@@ -54,14 +58,49 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def embedded_worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(worker_command(settings, beat=True), env=worker_env(settings))  # noqa: S603
-    try:
-        yield process
-    finally:
-        process.terminate()
+class Supervised:
+    """Keeps one worker process running: if it dies, it is started again (its jobs are rows, so
+    a restarted worker picks them up through the relay)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.command, self.env = worker_command(settings, beat=True), worker_env(settings)
+        self.log_path = settings.var_dir / "logs" / "worker.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.stopping = threading.Event()
+        self.process = self._start()
+        self.restarts = 0
+        self.watcher = threading.Thread(target=self._watch, name="spis-worker-watch", daemon=True)
+        self.watcher.start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log_file:  # the child keeps its own handle
+            return subprocess.Popen(  # noqa: S603 - our own argv
+                self.command, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+            )
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            if self.process.poll() is not None and not self.stopping.is_set():
+                log.warning(
+                    "embedded worker exited; starting it again",
+                    extra={"code": self.process.returncode},
+                )
+                self.restarts += 1
+                self.process = self._start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.process.terminate()
         try:
-            process.wait(timeout=15)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            self.process.kill()
+
+
+@contextmanager
+def embedded_worker(settings: Settings) -> Iterator[Supervised]:
+    supervised = Supervised(settings)
+    try:
+        yield supervised
+    finally:
+        supervised.stop()

@@ -11,6 +11,8 @@ NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SCT = "http://snomed.info/sct"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 REFERRAL_IDS = "https://fhir.example-practice.nhs.uk/referral-id"
+OFFERS = "https://spis.example.org/fhir/CodeSystem/timebank-offer"
+SWEMWBS = "https://spis.example.org/fhir/Questionnaire/swemwbs"
 
 
 def _permit(code: str, display: str) -> dict[str, Any]:
@@ -103,5 +105,20 @@ def referral_bundle(
                     "ifNoneExist": f"identifier={REFERRAL_IDS}|{referral_id}",
                 },
             },
+        ],
+    }
+
+
+def swemwbs(patient_ref: str, based_on: str, answers: list[int], authored: str) -> dict[str, Any]:
+    """A completed SWEMWBS: item numbers and answers only (the wording is licensed)."""
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": SWEMWBS,
+        "status": "completed",
+        "basedOn": [{"reference": based_on}],
+        "subject": {"reference": patient_ref},
+        "authored": authored,
+        "item": [
+            {"linkId": str(n), "answer": [{"valueInteger": a}]} for n, a in enumerate(answers, 1)
         ],
     }

@@ -85,6 +85,11 @@ class SmartClient:
         self.token()
         return int(self._expires - time.time())
 
+    def api(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """The time bank ledger's JSON API."""
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        return self.http.request(method, f"{self.base_url}/api{path}", json=body, headers=headers)
+
     def fhir(self, method: str, path: str, body: Any = None, **headers: str) -> httpx.Response:
         all_headers = {
             "Authorization": f"Bearer {self.token()}",

@@ -18,7 +18,7 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_demo_runs_the_gp_half_and_is_repeatable(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_loop_and_is_repeatable(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPIS_")}
     env["SPIS_VAR_DIR"] = str(tmp_path / "var")
     command = [
@@ -38,12 +38,20 @@ def test_demo_runs_the_gp_half_and_is_repeatable(tmp_path: Path) -> None:
         command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
 
-    assert first.returncode == 0, first.stderr
-    assert "201 Created  ServiceRequest/" in first.stdout
-    assert "status requested" in first.stdout
-    assert "200 OK, 200 OK, 200 OK" in first.stdout
-    assert "SPIS is listening at http://127.0.0.1:" in first.stdout
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = first.stdout
+    assert "201 Created  ServiceRequest/" in out
+    assert "200 OK, 200 OK, 200 OK" in out
+    assert "is in Catford Time Bank's inbox" in out
+    assert "is in Lewisham Time Bank's inbox" in out
+    assert "Alex: gave 180 min, received 135 min, 2 partners, reciprocity 1.33" in out
+    assert "referral Task: completed with 11 outputs" in out
+    assert "SWEMWBS metric 16.36 → 24.11 (+7.75" in out
+    assert "SPIS is listening at http://127.0.0.1:" in out
     assert second.returncode == 0, second.stderr
     assert "200 OK       Patient/" in second.stdout  # the same patient, referred again
     assert (tmp_path / "var" / "spis.sqlite3").exists()
-    assert oct((tmp_path / "var" / "demo" / "F84001.private.jwk").stat().st_mode & 0o777) == "0o600"
+    assert (
+        oct((tmp_path / "var" / "demo" / "practice.private.jwk").stat().st_mode & 0o777) == "0o600"
+    )
+    assert "referral Task: completed" in second.stdout
