@@ -29,7 +29,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping (a round trip per request); a connection the server dropped is recycled and the
+    # request answered 503 (see fhir/errors.py), so the client retries.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_engine(parsed, **kwargs)
 
 
@@ -43,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
     """`info` is copied into every session (the job producer lives there)."""
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info or {})
+    return sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
 def get_session(request: Request) -> Iterator[Session]:

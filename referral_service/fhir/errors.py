@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -29,6 +30,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, _fhir_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -51,6 +53,15 @@ async def _request_validation(request: Request, exc: RequestValidationError) -> 
     # Only query/path/header parameters reach FastAPI's own validation; bodies are parsed by us.
     where = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors()[:5])
     return outcome_response(400, "invalid", f"Invalid request parameter: {where}")
+
+
+async def _database_unavailable(request: Request, exc: OperationalError) -> Response:
+    log.warning("database unavailable", extra={"path": request.url.path})
+    response = outcome_response(
+        503, "transient", "The database is unavailable; nothing was changed. Retry shortly."
+    )
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referral_service.kit.clock import utcnow
 from referral_service.kit.models import Base
+from referral_service.store.models import StoredResource
 
 
 class Submission(Base):
@@ -23,6 +24,8 @@ class Submission(Base):
     # JSON list of {"location", "etag", "lastModified"} in the order of the Bundle's entries.
     response: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Never loaded; makes the unit of work insert the ServiceRequest first.
+    service_request: Mapped[StoredResource] = relationship(lazy="raise")
 
     __table_args__ = (UniqueConstraint("org_id", "key", name="uq_referral_submission_org_key"),)
 

@@ -8,6 +8,7 @@ every check has passed, and the caller's transaction makes it atomic.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +77,7 @@ class _Intake:
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # Type/id -> resource to write
     tasks_added: dict[str, str] = field(default_factory=dict)  # SR ref -> Task ref
     scored: dict[str, wellbeing.ScoredResponse] = field(default_factory=dict)  # QR ref -> scores
+    known_orgs: set[str] = field(default_factory=lambda: {"spis"})  # Organization ids seen to exist
 
 
 def submit(ctx: Context, entries: list[Entry]) -> list[Outcome]:
@@ -220,11 +222,12 @@ def _check_reference_targets(intake: _Intake, target: _Target) -> None:
             raise Invalid(f"{target.entry.rtype} has a reference SPIS cannot resolve")
         rtype, rid = parts
         if rtype == "Organization":
-            if rid != "spis" and organisations.get(intake.ctx.session, rid) is None:
+            if rid not in intake.known_orgs and organisations.get(intake.ctx.session, rid) is None:
                 raise Invalid(
                     f"{target.entry.rtype} refers to an unknown Organization",
                     issue_code="not-found",
                 )
+            intake.known_orgs.add(rid)
         elif rtype not in STORED_TYPES:
             raise Invalid(
                 f"SPIS does not hold {rtype} resources: use a contained or absolute reference"
@@ -316,16 +319,20 @@ def _check_referral_consent(intake: _Intake, sr: dict[str, Any]) -> None:
     )
 
 
-def _candidate_consents(intake: _Intake, sr: dict[str, Any], patient: str) -> list[dict[str, Any]]:
-    named = [fhir_rules.reference(info) for info in sr.get("supportingInfo") or []]
-    found = [
-        c for ref in named if ref and ref.startswith("Consent/") and (c := _lookup(intake, ref))
-    ]
-    found += [r for ref, r in intake.pending.items() if ref.startswith("Consent/")]
+def _candidate_consents(
+    intake: _Intake, sr: dict[str, Any], patient: str
+) -> Iterator[dict[str, Any]]:
+    """Consents named by the referral, then those sent with it, then stored ones (queried last,
+    and only when nothing sent with the referral permits it)."""
+    for info in sr.get("supportingInfo") or []:
+        ref = fhir_rules.reference(info)
+        if ref and ref.startswith("Consent/") and (consent := _lookup(intake, ref)):
+            yield consent
+    yield from (r for ref, r in intake.pending.items() if ref.startswith("Consent/"))
     stored = store.find_by_token(
-        intake.ctx.session, intake.ctx.principal, "Consent", "patient", None, patient
+        intake.ctx.session, intake.ctx.principal, "Consent", "patient", None, patient, limit=100
     )
-    return found + [resources.as_dict(row) for row in stored]
+    yield from (resources.as_dict(row) for row in stored)
 
 
 # --- writing ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referral_service.kit.models import Base
 
@@ -39,6 +39,9 @@ class ResourceVersion(Base):
     version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_updated: Mapped[datetime]
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    # Never loaded; declared so the unit of work inserts resources before their versions and can
+    # write a whole Bundle's rows in one statement per table.
+    resource: Mapped[StoredResource] = relationship(lazy="raise")
 
     def __repr__(self) -> str:
         return f"ResourceVersion({self.resource_id}, v{self.version_id})"
@@ -57,6 +60,7 @@ class SearchIndex(Base):
     value: Mapped[str | None] = mapped_column(String(255))
     start: Mapped[datetime | None]
     end: Mapped[datetime | None]
+    resource: Mapped[StoredResource] = relationship(lazy="raise")  # flush order only
 
     __table_args__ = (
         Index("ix_search_index_lookup", "resource_type", "name", "value"),
@@ -76,6 +80,7 @@ class ResourceGrant(Base):
         ForeignKey("resource.id", ondelete="CASCADE"), primary_key=True
     )
     org_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), primary_key=True)
+    resource: Mapped[StoredResource] = relationship(lazy="raise")  # flush order only
 
     __table_args__ = (Index("ix_resource_grant_org", "org_id", "resource_id"),)
 

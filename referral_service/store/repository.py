@@ -127,10 +127,25 @@ def versions(
     return list(session.scalars(stmt))
 
 
-def insert_resource(session: Session, row: StoredResource, index: Iterable[SearchIndex]) -> None:
+def insert_resource(
+    session: Session, row: StoredResource, index: Iterable[SearchIndex], grants: Iterable[str] = ()
+) -> None:
+    """Queued, not sent: the unit of work writes a whole Bundle's rows in one INSERT per table at
+    the next flush (PostgreSQL: multi-row VALUES); autoflush sends them before any later query."""
     session.add(row)
-    session.flush()
-    _insert_version_and_index(session, row, index)
+    session.add(
+        ResourceVersion(
+            resource_id=row.id,
+            version_id=row.version_id,
+            last_updated=row.last_updated,
+            body=row.body,
+        )
+    )
+    for entry in index:
+        entry.resource_id, entry.resource_type = row.id, row.type
+        session.add(entry)
+    for org_id in set(grants):
+        session.add(ResourceGrant(resource_id=row.id, org_id=org_id))
 
 
 def update_resource(
@@ -208,10 +223,16 @@ def search(
 
 
 def find_by_token(
-    session: Session, principal: Principal, rtype: str, name: str, system: str | None, value: str
+    session: Session,
+    principal: Principal,
+    rtype: str,
+    name: str,
+    system: str | None,
+    value: str,
+    limit: int = 2,
 ) -> list[StoredResource]:
     match = TokenMatch(name=name, value=value, system=system, system_given=system is not None)
-    return search(session, principal, rtype, [[match]], limit=2, offset=0)
+    return search(session, principal, rtype, [[match]], limit=limit, offset=0)
 
 
 def references_from(session: Session, resource_ids: Sequence[str], name: str) -> list[str]:

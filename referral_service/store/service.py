@@ -69,8 +69,8 @@ def create(
     row = StoredResource(
         id=rid, type=rtype, version_id=1, last_updated=now, org_id=owner, body=body
     )
-    repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data))
-    repository.grant(ctx.session, rid, [org for org in share_with if org != owner])
+    grants = [org for org in share_with if org != owner]
+    repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data), grants)
     return Version.of(row)
 
 
