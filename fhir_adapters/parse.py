@@ -36,6 +36,25 @@ _MAX_REPORTED = 5
 
 def load_json(body: bytes, *, max_depth: int = 32) -> dict[str, Any]:
     """Parse a request body that must be one JSON object nested at most ``max_depth`` deep."""
+    data = _load_any(body, max_depth)
+    if not isinstance(data, dict):
+        raise FhirError(400, "structure", "Request body must be a JSON object (a FHIR resource)")
+    return data
+
+
+def load_json_patch(body: bytes, *, max_depth: int = 32) -> list[dict[str, Any]]:
+    """A JSON Patch document (RFC 6902): a list of operation objects, each with `op` and `path`."""
+    data = _load_any(body, max_depth)
+    valid = isinstance(data, list) and all(
+        isinstance(op, dict) and isinstance(op.get("op"), str) and isinstance(op.get("path"), str)
+        for op in data
+    )
+    if not valid:
+        raise FhirError(400, "structure", "A JSON Patch is a list of operations with op and path")
+    return list(data)
+
+
+def _load_any(body: bytes, max_depth: int) -> Any:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -44,9 +63,7 @@ def load_json(body: bytes, *, max_depth: int = 32) -> dict[str, Any]:
         if exc.msg.startswith("depth limit"):
             raise _too_deep(max_depth) from None
         raise FhirError(400, "structure", "Request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise FhirError(400, "structure", "Request body must be a JSON object (a FHIR resource)")
-    if _depth_exceeds(data, max_depth):
+    if isinstance(data, dict | list) and _depth_exceeds({"": data}, max_depth + 1):
         raise _too_deep(max_depth)
     return data
 

@@ -68,7 +68,7 @@ def _resource(rtype: str) -> dict[str, Any]:
     if rtype in CREATABLE:
         interactions.append("create")
     if rtype in UPDATABLE:
-        interactions.append("update")
+        interactions += ["update", "patch"]
     params = [{"name": "_id", "type": "token"}, {"name": "_lastUpdated", "type": "date"}]
     params += [
         {"name": n, "type": SEARCH_TYPES[k]} for n, k in sorted(PARAMS.get(rtype, {}).items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
@@ -20,7 +21,13 @@ from referral_service.db import get_session
 from referral_service.errors import Invalid, NotFound, ServiceError
 from referral_service.fhir import bundles
 from referral_service.fhir.capability import capability_statement
-from referral_service.fhir.negotiation import FHIR_JSON, check_accept, read_json_body
+from referral_service.fhir.negotiation import (
+    FHIR_JSON,
+    check_accept,
+    read_json_body,
+    read_json_patch,
+)
+from referral_service.fhir.patch import apply_patch
 from referral_service.fhir.search import history_bundle, searchset
 from referral_service.kit.clock import as_utc, fhir_instant
 from referral_service.organisations import service as organisations
@@ -29,12 +36,14 @@ from referral_service.referrals.service import STORED_TYPES, Entry
 from referral_service.store import query as store_query
 from referral_service.store import repository as store
 from referral_service.store import service as resources
+from referral_service.store.models import StoredResource
 from referral_service.store.service import Version
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)])
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 Body = Annotated[dict[str, Any], Depends(read_json_body)]
+PatchBody = Annotated[list[dict[str, Any]], Depends(read_json_patch)]
 
 
 def get_context(request: Request, session: SessionDep, principal: PrincipalDep) -> Context:
@@ -202,7 +211,11 @@ def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: boo
         newest_first=parsed.newest_first,
         includes=parsed.includes,
     )
-    return fhir_response(searchset(_base(ctx), rtype, parsed, rows, included))
+
+    def present(row: StoredResource) -> bytes:
+        return resources.presented(ctx, row.type, row.org_id, row.body)
+
+    return fhir_response(searchset(_base(ctx), rtype, parsed, rows, included, present))
 
 
 @router.post("/{rtype}")
@@ -221,7 +234,8 @@ def create(rtype: str, ctx: ContextDep, body: Body, request: Request) -> Respons
 def read(rtype: str, rid: str, ctx: ContextDep, request: Request) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "r")
-    version = Version.of(resources.load(ctx, rtype, rid))
+    row = resources.load(ctx, rtype, rid)
+    version = replace(Version.of(row), body=resources.presented(ctx, rtype, row.org_id, row.body))
     if _etag_value(request.headers.get("if-none-match")) == str(version.version_id):
         return Response(status_code=304, headers={"ETag": version.etag})
     return version_response(version)
@@ -241,6 +255,27 @@ def update(rtype: str, rid: str, ctx: ContextDep, body: Body, request: Request) 
     return version_response(outcome.version)
 
 
+@router.patch("/{rtype}/{rid}")
+def patch(
+    rtype: str, rid: str, ctx: ContextDep, operations: PatchBody, request: Request
+) -> Response:
+    """JSON Patch (RFC 6902) on the current version, then the same rules as a PUT."""
+    _known_type(rtype)
+    require(ctx.principal, rtype, "u")
+    current = resources.load(ctx, rtype, rid)
+    resources.check_version(current, request.headers.get("if-match"))  # stale: 412 before anything
+    changed = apply_patch(resources.as_dict(current), operations)
+    validate_resource(changed, expected_type=rtype)
+    if changed.get("id") != rid:
+        raise Invalid(
+            "A patch may not change the resource id", status=422, expression=[f"{rtype}.id"]
+        )
+    if_match = request.headers.get("if-match") or f'W/"{current.version_id}"'
+    entry = Entry("PUT", rtype, changed, rid=rid, if_match=if_match)
+    [outcome] = referrals.submit(ctx, [entry])
+    return version_response(outcome.version)
+
+
 @router.get("/{rtype}/{rid}/_history")
 def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
     _known_type(rtype)
@@ -248,7 +283,15 @@ def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
     found = store.versions(ctx.session, ctx.principal, rtype, rid)
     if not found:
         raise NotFound(f"{rtype}/{rid} is not known")
-    rows = [(v.version_id, fhir_instant(v.last_updated), v.body) for v in found]
+    tenant = resources.load(ctx, rtype, rid).org_id
+    rows = [
+        (
+            v.version_id,
+            fhir_instant(v.last_updated),
+            resources.presented(ctx, rtype, tenant, v.body),
+        )
+        for v in found
+    ]
     return fhir_response(history_bundle(_base(ctx), rtype, rid, rows))
 
 
@@ -262,4 +305,5 @@ def vread(rtype: str, rid: str, vid: str, ctx: ContextDep) -> Response:
     if not found:
         raise NotFound(f"{rtype}/{rid} has no version {vid}")
     v = found[0]
-    return version_response(Version(rtype, rid, v.version_id, as_utc(v.last_updated), v.body))
+    body = resources.presented(ctx, rtype, resources.load(ctx, rtype, rid).org_id, v.body)
+    return version_response(Version(rtype, rid, v.version_id, as_utc(v.last_updated), body))

@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import Request
 
-from fhir_adapters.parse import load_json
+from fhir_adapters.parse import load_json, load_json_patch
 from referral_service.config import Settings
 from referral_service.errors import ServiceError
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_BODY_TYPES = frozenset({FHIR_JSON, "application/json"})
 ACCEPTED_RESPONSE_TYPES = frozenset({FHIR_JSON, "application/json", "application/*", "*/*"})
+JSON_PATCH = "application/json-patch+json"
 JSON_FORMATS = frozenset({"json", FHIR_JSON, "application/json"})
 
 
@@ -48,9 +49,25 @@ def check_accept(request: Request) -> None:
 
 async def read_json_body(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ACCEPTED_BODY_TYPES:
+    if _content_type(request) not in ACCEPTED_BODY_TYPES:
         raise UnsupportedMediaType("Send FHIR JSON with Content-Type: application/fhir+json")
+    return load_json(await _limited_body(request, settings), max_depth=settings.max_json_depth)
+
+
+async def read_json_patch(request: Request) -> list[dict[str, Any]]:
+    settings: Settings = request.app.state.settings
+    if _content_type(request) != JSON_PATCH:
+        raise UnsupportedMediaType(f"Send a JSON Patch with Content-Type: {JSON_PATCH}")
+    return load_json_patch(
+        await _limited_body(request, settings), max_depth=settings.max_json_depth
+    )
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _limited_body(request: Request, settings: Settings) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise TooLarge(f"The request body is larger than {settings.max_body_bytes} bytes")
@@ -60,5 +77,5 @@ async def read_json_body(request: Request) -> dict[str, Any]:
         if len(body) > settings.max_body_bytes:
             raise TooLarge(f"The request body is larger than {settings.max_body_bytes} bytes")
     if not body:
-        raise ServiceError("The request needs a FHIR resource as its body", issue_code="required")
-    return load_json(bytes(body), max_depth=settings.max_json_depth)
+        raise ServiceError("The request needs a body", issue_code="required")
+    return bytes(body)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +18,7 @@ def searchset(
     parsed: ParsedSearch,
     rows: Sequence[StoredResource],
     included: Sequence[StoredResource],
+    present: Callable[[StoredResource], bytes],
 ) -> bytes:
     has_next = len(rows) > parsed.count
     page = rows[: parsed.count]
@@ -32,8 +33,8 @@ def searchset(
     if parsed.offset > 0:
         previous = max(parsed.offset - parsed.count, 0)
         links.append({"relation": "previous", "url": _page_url(base, rtype, parsed, previous)})
-    entries = [_entry(base, row, "match") for row in page] + [
-        _entry(base, row, "include") for row in included
+    entries = [_entry(base, row, "match", present) for row in page] + [
+        _entry(base, row, "include", present) for row in included
     ]
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -69,10 +70,12 @@ def history_bundle(
     return orjson.dumps(bundle)
 
 
-def _entry(base: str, row: StoredResource, mode: str) -> dict[str, Any]:
+def _entry(
+    base: str, row: StoredResource, mode: str, present: Callable[[StoredResource], bytes]
+) -> dict[str, Any]:
     return {
         "fullUrl": f"{base}/{row.type}/{row.id}",
-        "resource": orjson.Fragment(row.body),
+        "resource": orjson.Fragment(present(row)),
         "search": {"mode": mode},
     }
 

@@ -13,11 +13,13 @@ import orjson
 
 from fhir_adapters.codes import NHS_NUMBER_SYSTEM
 from fhir_adapters.search_params import IndexEntry, index_entries
+from fhir_adapters.views import broker_view, needs_subsetting
 from referral_service.context import Context
 from referral_service.errors import NotFound, VersionConflict
 from referral_service.kit.clock import as_utc, fhir_instant, utcnow
 from referral_service.kit.crypto import blind_index
 from referral_service.kit.ids import new_id
+from referral_service.organisations.models import OrgKind
 from referral_service.store import repository
 from referral_service.store.models import SearchIndex, StoredResource
 
@@ -45,6 +47,16 @@ class Version:
     @classmethod
     def of(cls, row: StoredResource) -> Version:
         return cls(row.type, row.id, row.version_id, as_utc(row.last_updated), row.body)
+
+
+def presented(ctx: Context, rtype: str, tenant: str, body: bytes) -> bytes:
+    """The bytes this caller may see: the stored JSON itself, or a time bank's subset of a
+    practice's resource."""
+    if ctx.principal.org_kind is not OrgKind.TIMEBANK or tenant == ctx.principal.org_id:
+        return body
+    if not needs_subsetting(rtype):
+        return body
+    return orjson.dumps(broker_view(rtype, orjson.loads(body)))
 
 
 def reserve_id() -> str:

@@ -139,3 +139,86 @@ def test_questionnaires_are_published(client: TestClient) -> None:
     swemwbs_q = client.get("/fhir/Questionnaire/swemwbs").json()
     assert swemwbs_q["url"] == "https://spis.example.org/fhir/Questionnaire/swemwbs"
     assert len(swemwbs_q["item"]) == 7
+
+
+def test_broker_answers_with_json_patch(
+    client: TestClient,
+    timebank_a: TestSystem,
+    practice_headers: dict[str, str],
+    referral: Referral,
+    child: dict[str, Any],
+) -> None:
+    headers = {**bearer(client, timebank_a), "Content-Type": "application/json-patch+json"}
+    url = f"/fhir/Task/{child['id']}"
+    stale = [
+        {"op": "test", "path": "/status", "value": "accepted"},
+        {"op": "replace", "path": "/status", "value": "in-progress"},
+    ]
+    refused = client.patch(url, json=stale, headers=headers)
+    assert refused.status_code == 422
+    assert "test operation" in refused.json()["issue"][0]["diagnostics"]
+
+    accept = [
+        {"op": "test", "path": "/status", "value": "requested"},
+        {"op": "replace", "path": "/status", "value": "accepted"},
+    ]
+    response = client.patch(url, json=accept, headers={**headers, "If-Match": 'W/"1"'})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "accepted"
+    assert response.headers["etag"] == 'W/"2"'
+    assert (
+        client.get(f"/fhir/{referral.task}", headers=practice_headers).json()["status"]
+        == "accepted"
+    )
+
+    again = client.patch(
+        url,
+        json=[{"op": "add", "path": "/priority", "value": "urgent"}],
+        headers={**headers, "If-Match": 'W/"1"'},
+    )
+    assert again.status_code == 412, again.text
+    moved = client.patch(
+        url,
+        json=[{"op": "replace", "path": "/focus/reference", "value": "ServiceRequest/x"}],
+        headers=headers,
+    )
+    assert moved.status_code == 422
+    wrong_type = client.patch(
+        url, json=accept, headers={**headers, "Content-Type": "application/fhir+json"}
+    )
+    assert wrong_type.status_code == 415
+    not_a_patch = client.patch(url, json={"status": "completed"}, headers=headers)
+    assert not_a_patch.status_code == 400
+    assert client.get(url, headers=headers).json()["meta"]["versionId"] == "2"
+
+
+def test_broker_sees_the_patient_without_nhs_number_or_gp(
+    client: TestClient,
+    timebank_a: TestSystem,
+    practice_headers: dict[str, str],
+    referral: Referral,
+    child: dict[str, Any],
+) -> None:
+    headers = bearer(client, timebank_a)
+    seen = client.get(f"/fhir/{referral.patient}", headers=headers).json()
+    assert "identifier" not in seen
+    assert "generalPractitioner" not in seen
+    assert seen["name"][0]["family"] == "Okafor"
+    assert seen["address"][0]["postalCode"] == "SE6 4RU"
+    assert {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+        "code": "SUBSETTED",
+    } in seen["meta"]["tag"]
+    searched = client.get(
+        f"/fhir/Task?_id={child['id']}&_include=Task:patient", headers=headers
+    ).json()
+    [patient] = [
+        e["resource"] for e in searched["entry"] if e["resource"]["resourceType"] == "Patient"
+    ]
+    assert "identifier" not in patient
+    assert (
+        "identifier"
+        not in client.get(f"/fhir/{referral.patient}/_history/1", headers=headers).json()
+    )
+    # the practice still sees its whole record
+    assert client.get(f"/fhir/{referral.patient}", headers=practice_headers).json()["identifier"]

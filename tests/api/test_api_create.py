@@ -158,6 +158,7 @@ def test_capability_statement_is_valid_and_truthful(client: TestClient) -> None:
         "search-type",
         "create",
         "update",
+        "patch",
     }
     assert {c["code"] for c in resources["Observation"]["interaction"]} == {
         "read",
