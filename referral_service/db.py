@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -54,7 +55,13 @@ def get_session(request: Request) -> Iterator[Session]:
     Declared with `Depends(get_session, scope="function")` so the commit (and any error it raises)
     happens before FastAPI writes the response.
     """
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: committed when the block ends normally, rolled back on any error."""
     with factory() as session:
         try:
             yield session

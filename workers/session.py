@@ -8,7 +8,7 @@ from functools import cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_service.db import make_engine, make_sessionmaker
+from referral_service.db import make_engine, make_sessionmaker, unit_of_work
 from referral_service.jobs.producer import Producer
 from referral_service.jobs.service import PRODUCER_KEY
 from workers.app import settings
@@ -21,10 +21,5 @@ def _factory() -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    with _factory()() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with unit_of_work(_factory()) as session:
+        yield session

@@ -28,7 +28,7 @@ from referral_service.fhir.negotiation import (
     read_json_patch,
 )
 from referral_service.fhir.patch import apply_patch
-from referral_service.fhir.search import history_bundle, searchset
+from referral_service.fhir.search import history_bundle, searchset, small_searchset
 from referral_service.kit.clock import as_utc, fhir_instant
 from referral_service.organisations import service as organisations
 from referral_service.referrals import service as referrals
@@ -137,17 +137,7 @@ def read_questionnaire(rid: str) -> Response:
 
 @router.get("/Questionnaire")
 def search_questionnaires() -> Response:
-    entries = [
-        {"fullUrl": q["url"], "resource": q, "search": {"mode": "match"}}
-        for q in QUESTIONNAIRES.values()
-    ]
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(entries),
-        "entry": entries,
-    }
-    return fhir_response(orjson.dumps(bundle))
+    return fhir_response(small_searchset([(q["url"], q) for q in QUESTIONNAIRES.values()]))
 
 
 @router.get("/Organization/{rid}")
@@ -160,21 +150,9 @@ def read_organization(rid: str, ctx: ContextDep) -> Response:
 def search_organizations(request: Request, ctx: ContextDep) -> Response:
     require(ctx.principal, "Organization", "s")
     found = organisations.search_fhir(ctx.session, list(request.query_params.multi_items()))
-    entries = [
-        {
-            "fullUrl": f"{_base(ctx)}/Organization/{o['id']}",
-            "resource": o,
-            "search": {"mode": "match"},
-        }
-        for o in found
-    ]
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(entries),
-        "entry": entries,
-    }
-    return fhir_response(orjson.dumps(bundle))
+    return fhir_response(
+        small_searchset([(f"{_base(ctx)}/Organization/{o['id']}", o) for o in found])
+    )
 
 
 @router.post("/{rtype}/_search")

@@ -47,6 +47,17 @@ def searchset(
     return orjson.dumps(bundle)
 
 
+def small_searchset(found: Sequence[tuple[str, dict[str, Any]]]) -> bytes:
+    """A complete, unpaged searchset of (fullUrl, resource) pairs: for small fixed directories."""
+    entries = [
+        {"fullUrl": url, "resource": resource, "search": {"mode": "match"}}
+        for url, resource in found
+    ]
+    return orjson.dumps(
+        {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+    )
+
+
 def history_bundle(
     base: str, rtype: str, rid: str, versions: Sequence[tuple[int, str, bytes]]
 ) -> bytes:
