@@ -84,10 +84,11 @@ _SPECS: dict[str, dict[str, tuple[Kind, tuple[str, ...]]]] = {
         "based-on": ("reference", ("basedOn",)),
         "date": ("date", ("performedDateTime", "performedPeriod")),
     },
+    # Deliberately no birthdate or name: the search index is not encrypted, so it holds nothing
+    # that identifies a person (NHS numbers only as a blind index).
     "Patient": {
         "identifier": ("token", ("identifier",)),
         "gender": ("token", ("gender",)),
-        "birthdate": ("date", ("birthDate",)),
     },
     "Consent": {
         "status": ("token", ("status",)),

@@ -13,6 +13,7 @@ from referral_service.config import Settings, get_settings
 from referral_service.db import make_engine, make_sessionmaker
 from referral_service.jobs.producer import Producer
 from referral_service.jobs.service import PRODUCER_KEY
+from referral_service.keys import ring as key_ring
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,6 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(warm_up)
         engine = make_engine(settings.database_url)
+        key_ring.register(engine, settings.kek.get_secret_value())
         app.state.engine = engine
         producer = Producer(settings)
         app.state.sessionmaker = make_sessionmaker(engine, {PRODUCER_KEY: producer})

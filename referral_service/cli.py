@@ -60,9 +60,15 @@ def command(
 
 @contextmanager
 def unit_of_work(settings: Settings) -> Iterator[Session]:
+    from referral_service.jobs.producer import Producer
+    from referral_service.jobs.service import PRODUCER_KEY
+    from referral_service.keys import ring
+
     engine = make_engine(settings.database_url)
+    ring.register(engine, settings.kek.get_secret_value())
     try:
-        with make_sessionmaker(engine)() as session, session.begin():
+        factory = make_sessionmaker(engine, {PRODUCER_KEY: Producer(settings)})
+        with factory() as session, session.begin():
             yield session
     finally:
         engine.dispose()
@@ -167,6 +173,36 @@ def client_add(args: argparse.Namespace, settings: Settings) -> object:
 
 
 # -- running -------------------------------------------------------------------------------------
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+@command("keys", "rotate", help="make a new data key current and re-encrypt in the background")
+def keys_rotate(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.keys.service import rotate, status
+
+    with unit_of_work(settings) as session:
+        key_id = rotate(session)
+        stale = status(session).stale
+    return {
+        "current_key": key_id,
+        "values_to_reencrypt": stale,
+        "note": "a worker re-encrypts them in batches; `spis keys status` shows progress",
+    }
+
+
+@command("keys", "status", help="the current data key and how many values each key still seals")
+def keys_status(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.keys.service import status
+
+    with unit_of_work(settings) as session:
+        found = status(session)
+    return {
+        "current_key": found.current,
+        "values_by_key": found.rows_by_key,
+        "to_reencrypt": found.stale,
+    }
 
 
 @command("migrate", help="upgrade the database schema to the latest revision")

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # development so that several API processes share it; must be given in production.
     token_secret: SecretStr = SecretStr("")
     blind_index_key: SecretStr = SecretStr("")
+    # The key-encryption key: wraps the data keys that encrypt patient data at rest. It is never
+    # stored in the database; keep it in a secrets manager in production.
+    kek: SecretStr = SecretStr("")
     access_token_lifetime_s: int = 300
     max_assertion_lifetime_s: int = 300
     clock_skew_s: int = 60
@@ -40,6 +43,7 @@ class Settings(BaseSettings):
     broker_reminder_grace_working_days: int = 2
     # The Celery queue: separate deployments (or test runs) sharing one broker use different ones.
     queue: str = "spis"
+    reencrypt_batch_size: int = 500
     relay_interval_s: float = 30.0
     relay_after_s: float = 30.0
     sla_sweep_interval_s: float = 3600.0
@@ -50,7 +54,7 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.var_dir / 'spis.sqlite3'}"
         if not self.broker_url:
             self.broker_url = "filesystem://"
-        for name in ("token_secret", "blind_index_key"):
+        for name in ("token_secret", "blind_index_key", "kek"):
             value: SecretStr = getattr(self, name)
             if value.get_secret_value() in PLACEHOLDER_SECRETS:
                 if self.environment == "production":

@@ -53,6 +53,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
             "SPIS_QUEUE": settings.queue,
             "SPIS_TOKEN_SECRET": settings.token_secret.get_secret_value(),
             "SPIS_BLIND_INDEX_KEY": settings.blind_index_key.get_secret_value(),
+            "SPIS_KEK": settings.kek.get_secret_value(),
         }
     )
     return env

@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
 from referral_service.db import make_engine, make_sessionmaker
+from referral_service.keys import ring as key_ring
 from referral_service.kit.models import Base
 from referral_service.kit.registry import load_all_models
 
@@ -62,9 +64,13 @@ def migrate(url: str) -> None:
     upgrade(url)
 
 
+TEST_KEK = "test-key-encryption-key-not-for-production"
+
+
 @pytest.fixture(scope="session")
 def pg_engine(pg_url: str) -> Iterator[Engine]:
     engine = make_engine(pg_url)
+    key_ring.register(engine, TEST_KEK)
     yield engine
     engine.dispose()
 
@@ -84,6 +90,7 @@ def settings(pg_url: str, tmp_path: Path) -> Settings:
         database_url=pg_url,
         var_dir=tmp_path / "var",
         public_base_url="http://testserver",
+        kek=SecretStr(TEST_KEK),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from cryptography.exceptions import InvalidTag
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
@@ -31,6 +32,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(InvalidTag, _integrity_failure)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -62,6 +64,14 @@ async def _database_unavailable(request: Request, exc: OperationalError) -> Resp
     )
     response.headers["Retry-After"] = "5"
     return response
+
+
+async def _integrity_failure(request: Request, exc: InvalidTag) -> Response:
+    # A sealed value did not open: tampering, a value moved between rows, or the wrong KEK.
+    log.error("stored data failed its integrity check", extra={"path": request.url.path})
+    return outcome_response(
+        500, "exception", "Stored data failed its integrity check; it was not returned"
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -29,6 +29,7 @@ MAX_ATTEMPTS = 8
 
 class JobName(StrEnum):
     ROUTE_REFERRAL = "spis.route_referral"
+    REENCRYPT = "spis.reencrypt"
 
 
 Handler = Callable[[Session, Settings, dict[str, str]], None]

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from referral_service.auth.principal import Principal
+from referral_service.store import sealing
 from referral_service.store.models import (
     ResourceGrant,
     ResourceVersion,
@@ -131,8 +132,37 @@ def insert_resource(
     session: Session, row: StoredResource, index: Iterable[SearchIndex], grants: Iterable[str] = ()
 ) -> None:
     """Queued, not sent: the unit of work writes a whole Bundle's rows in one INSERT per table at
-    the next flush (PostgreSQL: multi-row VALUES); autoflush sends them before any later query."""
+    the next flush (PostgreSQL: multi-row VALUES); autoflush sends them before any later query.
+    Bodies are sealed on the way out (store/sealing.py)."""
     session.add(row)
+    _add_version_and_index(session, row, index)
+    for org_id in set(grants):
+        session.add(ResourceGrant(resource_id=row.id, org_id=org_id))
+
+
+def update_resource(
+    session: Session, row: StoredResource, body: bytes, when: datetime, index: Iterable[SearchIndex]
+) -> bool:
+    """Optimistic: succeeds only if nobody else wrote a newer version meanwhile."""
+    version_id = row.version_id + 1
+    sealed = sealing.seal_resource(session.connection(), row.id, version_id, body)
+    result = session.execute(
+        update(StoredResource)
+        .where(StoredResource.id == row.id, StoredResource.version_id == row.version_id)
+        .values(version_id=version_id, last_updated=when, body=sealed)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.expire(row)
+    session.execute(delete(SearchIndex).where(SearchIndex.resource_id == row.id))
+    _add_version_and_index(session, session.get_one(StoredResource, row.id), index)
+    return True
+
+
+def _add_version_and_index(
+    session: Session, row: StoredResource, index: Iterable[SearchIndex]
+) -> None:
     session.add(
         ResourceVersion(
             resource_id=row.id,
@@ -144,57 +174,6 @@ def insert_resource(
     for entry in index:
         entry.resource_id, entry.resource_type = row.id, row.type
         session.add(entry)
-    for org_id in set(grants):
-        session.add(ResourceGrant(resource_id=row.id, org_id=org_id))
-
-
-def update_resource(
-    session: Session, row: StoredResource, body: bytes, when: datetime, index: Iterable[SearchIndex]
-) -> bool:
-    """Optimistic: succeeds only if nobody else wrote a newer version meanwhile."""
-    result = session.execute(
-        update(StoredResource)
-        .where(StoredResource.id == row.id, StoredResource.version_id == row.version_id)
-        .values(version_id=row.version_id + 1, last_updated=when, body=body)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    session.expire(row)
-    session.execute(delete(SearchIndex).where(SearchIndex.resource_id == row.id))
-    row = session.get_one(StoredResource, row.id)
-    _insert_version_and_index(session, row, index)
-    return True
-
-
-def _insert_version_and_index(
-    session: Session, row: StoredResource, index: Iterable[SearchIndex]
-) -> None:
-    session.execute(
-        insert(ResourceVersion),
-        [
-            {
-                "resource_id": row.id,
-                "version_id": row.version_id,
-                "last_updated": row.last_updated,
-                "body": row.body,
-            }
-        ],
-    )
-    values = [
-        {
-            "resource_id": row.id,
-            "resource_type": row.type,
-            "name": entry.name,
-            "system": entry.system,
-            "value": entry.value,
-            "start": entry.start,
-            "end": entry.end,
-        }
-        for entry in index
-    ]
-    if values:
-        session.execute(insert(SearchIndex), values)
 
 
 def search(

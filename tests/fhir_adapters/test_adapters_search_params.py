@@ -178,16 +178,20 @@ def test_procedure_entries() -> None:
     assert (date.start, date.end) == (utc(2024, 1, 1), utc(2024, 12, 31, 23, 59, 59, 999_999))
 
 
-def test_patient_entries_with_partial_birth_date() -> None:
+def test_patient_entries_hold_nothing_that_identifies_a_person() -> None:
     patient = load("patient.json")
     entries = index_entries("Patient", patient)
-    assert IndexEntry("identifier", "9434765919", codes.NHS_NUMBER_SYSTEM) in entries
+    assert (
+        IndexEntry("identifier", "9434765919", codes.NHS_NUMBER_SYSTEM) in entries
+    )  # blind-indexed by the store
     assert IndexEntry("gender", "female") in entries
-    [birth] = named(entries, "birthdate")
-    assert (birth.start, birth.end) == (utc(1948, 3, 12), utc(1948, 3, 12, 23, 59, 59, 999_999))
-    patient["birthDate"] = "1948-02"
-    [birth] = named(index_entries("Patient", patient), "birthdate")
-    assert (birth.start, birth.end) == (utc(1948, 2, 1), utc(1948, 2, 29, 23, 59, 59, 999_999))
+    assert {e.name for e in entries} == {"identifier", "gender"}  # no birth date, no name
+
+
+def test_a_partial_month_date_covers_the_whole_month() -> None:
+    procedure = {"resourceType": "Procedure", "status": "completed", "performedDateTime": "1948-02"}
+    [date] = named(index_entries("Procedure", procedure), "date")
+    assert (date.start, date.end) == (utc(1948, 2, 1), utc(1948, 2, 29, 23, 59, 59, 999_999))
 
 
 def test_consent_entries() -> None:

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from referral_service.config import Settings
 from referral_service.embedded import worker_command, worker_env
+from tests.conftest import TEST_KEK
 from tests.fixtures.routing import add_timebank
 
 __all__ = ["Worker", "add_timebank", "wait_for"]
@@ -32,6 +34,7 @@ def settings(pg_url: str, tmp_path: Path) -> Settings:
         var_dir=tmp_path / "var",
         public_base_url="http://testserver",
         relay_after_s=2,
+        kek=SecretStr(TEST_KEK),
         relay_interval_s=1,
     )
 

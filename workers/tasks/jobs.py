@@ -15,6 +15,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from referral_service.jobs import service as jobs
 from referral_service.jobs.producer import Producer
 from referral_service.jobs.service import JobName
+from referral_service.keys import service as _key_handlers  # noqa: F401 - registers handlers
 from referral_service.routing import service as _routing_handlers  # noqa: F401 - registers handlers
 from referral_service.routing import sla
 from workers.app import app, settings
@@ -44,6 +45,11 @@ def _run(task: Task, job_id: str) -> None:
 
 @app.task(name=JobName.ROUTE_REFERRAL.value, bind=True)
 def route_referral(self: Task, job_id: str) -> None:
+    _run(self, job_id)
+
+
+@app.task(name=JobName.REENCRYPT.value, bind=True)
+def reencrypt(self: Task, job_id: str) -> None:
     _run(self, job_id)
 
 

@@ -1,0 +1,1 @@
+"""Data keys for encryption at rest: creation, rotation, background re-encryption."""
