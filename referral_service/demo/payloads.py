@@ -50,7 +50,7 @@ def referral_bundle(
         "organization": [practice],
         "provision": {
             **_permit("TREAT", "treatment"),
-            "provision": [_permit("HOPERAT", "operations")],
+            "provision": [_permit("COC", "coordination of care"), _permit("HOPERAT", "operations")],
         },
     }
     service_request = {

@@ -13,9 +13,11 @@ from typing import Any
 
 from fhir_adapters import ledger as fhir
 from fhir_adapters.rules import reference, split_reference
+from referral_service.consent.service import share_back_to
 from referral_service.context import Context
 from referral_service.errors import BusinessRuleViolation
 from referral_service.ledger.models import Member
+from referral_service.routing.service import system_context
 from referral_service.store import service as store
 
 # A referred person can join while the time bank is working on the referral, not before or after.
@@ -105,8 +107,11 @@ def _fhir_view(ctx: Context, referral: Referral) -> fhir.ReferredMember:
 
 
 def _create(ctx: Context, referral: Referral, rtype: str, body: dict[str, Any]) -> str:
-    tenant, timebank = referral.practice_org_id, ctx.principal.org_id
-    return store.create(ctx, rtype, body, tenant=tenant, share_with=(timebank,)).id
+    # The time bank's own record; the practice may read it while the patient permits share-back.
+    system = system_context(ctx.session, ctx.settings)
+    patient = f"Patient/{referral.patient_id}"
+    readers = share_back_to(system, referral.practice_org_id, patient)
+    return store.create(ctx, rtype, body, tenant=ctx.principal.org_id, share_with=readers).id
 
 
 def _target_id(element: object, rtype: str) -> str | None:

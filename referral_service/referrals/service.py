@@ -16,7 +16,9 @@ import orjson
 
 from fhir_adapters import codes
 from fhir_adapters import rules as fhir_rules
+from referral_service.consent import enforcement
 from referral_service.consent.rules import Purpose, permits
+from referral_service.consent.service import share_back_to
 from referral_service.context import Context
 from referral_service.errors import BusinessRuleViolation, Invalid, MultipleMatches, NotFound
 from referral_service.kit.clock import fhir_instant, utcnow
@@ -352,11 +354,15 @@ def _write(intake: _Intake) -> list[Outcome]:
             outcomes.append(Outcome(False, resources.update(ctx, target.existing, entry.resource)))
             if entry.rtype == "Task":
                 propagation.after_task_update(ctx, old, entry.resource)
+            elif entry.rtype == "Consent":
+                _consent_changed(ctx, target.existing.org_id, entry.resource)
         elif target.ref in intake.scored:
             outcomes.append(Outcome(True, _write_scored(intake, target, rid)))
         else:
             version = resources.create(ctx, entry.rtype, entry.resource, rid)
             outcomes.append(Outcome(True, version, _add_referral_task(intake, target)))
+            if entry.rtype == "Consent":
+                _consent_changed(ctx, ctx.principal.org_id, entry.resource)
             if entry.rtype == "Task" and entry.resource["status"] == "requested":
                 routing.request_routing(ctx.session, version.id)
     return outcomes
@@ -366,14 +372,24 @@ def _write_scored(intake: _Intake, target: _Target, rid: str) -> Version:
     """A questionnaire answer and its scores belong to the referral's practice (the GP finds them
     with `Observation?based-on=`), and stay readable to whoever recorded them."""
     ctx, scored = intake.ctx, intake.scored[target.ref]
-    owner = wellbeing.referral_owner(ctx, scored)
-    share = (ctx.principal.org_id,)
+    practice = wellbeing.referral_owner(ctx, scored)
+    owner, share = practice, tuple[str, ...]((ctx.principal.org_id,))
+    if practice != ctx.principal.org_id:  # a time bank's record, shared back while consent allows
+        patient = str(fhir_rules.reference(target.entry.resource.get("subject")))
+        system = routing.system_context(ctx.session, ctx.settings)
+        owner, share = ctx.principal.org_id, share_back_to(system, practice, patient)
     version = resources.create(
         ctx, "QuestionnaireResponse", target.entry.resource, rid, tenant=owner, share_with=share
     )
     for observation in wellbeing.observations_for(scored, target.ref):
         resources.create(ctx, "Observation", observation, tenant=owner, share_with=share)
     return version
+
+
+def _consent_changed(ctx: Context, tenant: str, consent: dict[str, Any]) -> None:
+    patient = fhir_rules.reference(consent.get("patient"))
+    if patient and patient.startswith("Patient/"):
+        enforcement.apply_change(routing.system_context(ctx.session, ctx.settings), tenant, patient)
 
 
 def _add_referral_task(intake: _Intake, target: _Target) -> str | None:

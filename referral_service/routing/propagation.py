@@ -14,6 +14,8 @@ from typing import Any
 
 from fhir_adapters import referral as fhir_referral
 from fhir_adapters.rules import reference
+from referral_service.consent.rules import Purpose
+from referral_service.consent.service import decide
 from referral_service.context import Context
 from referral_service.referrals.status import TaskStatus, can_move
 from referral_service.routing import service as routing
@@ -67,7 +69,9 @@ def _child_changed(system: Context, referral_id: str, child: dict[str, Any]) -> 
     elif target == "cancelled":
         task["statusReason"] = {"text": "The time bank withdrew from the referral"}
     if target == "completed":
-        task["output"] = _outputs(system, str(reference(task.get("focus"))))
+        patient = str(reference(task.get("for")))
+        shared = decide(system, row.org_id, patient, Purpose.SHARE_BACK).permitted
+        task["output"] = _outputs(system, str(reference(task.get("focus")))) if shared else []
     resources.update(system, row, task)
 
 
@@ -90,6 +94,13 @@ def _outputs(system: Context, sr_ref: str) -> list[dict[str, Any]]:
 
 
 def _referral_withdrawn(system: Context, referral: dict[str, Any]) -> None:
+    withdraw_referral(system, referral, reason="Cancelled by the referring practice")
+
+
+def withdraw_referral(
+    system: Context, referral: dict[str, Any], reason: str
+) -> list[dict[str, Any]]:
+    """Revoke the referral's ServiceRequest and cancel its open child Tasks; returns those Tasks."""
     sr_ref = reference(referral.get("focus"))
     if sr_ref and sr_ref.startswith("ServiceRequest/"):
         row = resources.load(system, "ServiceRequest", sr_ref.partition("/")[2], for_update=True)
@@ -97,8 +108,11 @@ def _referral_withdrawn(system: Context, referral: dict[str, Any]) -> None:
         if sr["status"] in ("active", "on-hold", "draft"):
             sr["status"] = "revoked"
             resources.update(system, row, sr)
+    cancelled = []
     for kid_row, kid in routing.children(system, referral["id"]):
         if kid["status"] in OPEN_STATUSES:
             kid["status"] = "cancelled"
-            kid["statusReason"] = {"text": "Cancelled by the referring practice"}
+            kid["statusReason"] = {"text": reason}
             resources.update(system, kid_row, kid)
+            cancelled.append(kid)
+    return cancelled

@@ -14,6 +14,8 @@ from fhir_adapters import referral as fhir_referral
 from fhir_adapters.rules import reference
 from referral_service.auth.principal import Principal
 from referral_service.config import Settings
+from referral_service.consent.rules import Purpose
+from referral_service.consent.service import decide
 from referral_service.context import Context
 from referral_service.jobs.service import JobName, enqueue, handles
 from referral_service.kit.clock import fhir_instant, utcnow
@@ -25,6 +27,8 @@ from referral_service.store.models import StoredResource
 from referral_service.store.repository import TokenMatch
 from referral_service.timebanks import repository as timebanks
 from referral_service.timebanks.service import postcode_district
+
+NO_CONSENT = "Not routed: no active Consent permits sharing this referral with a time bank"
 
 
 def system_context(session: Session, settings: Settings) -> Context:
@@ -56,10 +60,14 @@ def route(ctx: Context, referral_task_id: str) -> str | None:
     for kid_row, kid in kids:
         if kid["status"] in OPEN_STATUSES:
             return kid_row.id
+    patient_ref = str(reference(task.get("for")))
+    if not decide(ctx, row.org_id, patient_ref, Purpose.REFERRAL).permitted:
+        task.update(status="cancelled", statusReason={"text": NO_CONSENT})
+        resources.update(ctx, row, task)
+        return None
     tried = {str(reference(kid.get("owner"))).removeprefix("Organization/") for _, kid in kids}
     sr_ref = str(reference(task.get("focus")))
     sr = resources.load_json(ctx, "ServiceRequest", sr_ref.partition("/")[2]) or {}
-    patient_ref = str(reference(task.get("for")))
     patient = resources.load_json(ctx, "Patient", patient_ref.partition("/")[2]) or {}
     district = postcode_district(fhir_referral.home_postcode(patient) or "")
     for candidate in rank(_candidates(ctx, district, fhir_referral.needs(sr), tried)):

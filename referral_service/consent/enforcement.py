@@ -1,0 +1,58 @@
+"""When a practice's Consent changes (a new one, or the current one set inactive), the flows it
+no longer permits stop at once, in the same transaction:
+
+- referral sharing withdrawn: open referral Tasks for the patient are cancelled, their time banks'
+  child Tasks too (the child Task, with its reason, is how the broker is told), the ServiceRequest
+  is revoked, and the time banks lose their grants on the Patient and the filler-order;
+- share-back withdrawn: the practice loses its grants on what time banks recorded about the
+  patient (activities, hours, scores); given again if a later Consent permits it.
+"""
+
+from __future__ import annotations
+
+from referral_service.consent.rules import Purpose
+from referral_service.consent.service import decide
+from referral_service.context import Context
+from referral_service.routing import propagation
+from referral_service.routing.rules import OPEN_STATUSES
+from referral_service.store import repository as store
+from referral_service.store import service as resources
+from referral_service.store.models import StoredResource
+from referral_service.store.repository import TokenMatch
+
+WITHDRAWN = "The patient's consent to share this referral was withdrawn"
+RECORDED_BY_TIME_BANKS = ("Procedure", "Observation", "QuestionnaireResponse")
+
+
+def apply_change(system: Context, tenant: str, patient_ref: str) -> None:
+    if not decide(system, tenant, patient_ref, Purpose.REFERRAL).permitted:
+        _stop_referrals(system, tenant, patient_ref)
+    share_back = decide(system, tenant, patient_ref, Purpose.SHARE_BACK).permitted
+    for rtype in RECORDED_BY_TIME_BANKS:
+        for row in _about(system, rtype, patient_ref):
+            if row.org_id == tenant:
+                continue  # the practice's own record
+            if share_back:
+                store.grant(system.session, row.id, [tenant])
+            else:
+                store.revoke(system.session, row.id, tenant)
+
+
+def _stop_referrals(system: Context, tenant: str, patient_ref: str) -> None:
+    for row in _about(system, "Task", patient_ref):
+        task = resources.as_dict(row)
+        if row.org_id != tenant or task.get("partOf") or task["status"] not in OPEN_STATUSES:
+            continue  # only the practice's open referral Tasks; their children follow below
+        kids = propagation.withdraw_referral(system, task, reason=WITHDRAWN)
+        task.update(status="cancelled", statusReason={"text": WITHDRAWN})
+        resources.update(system, row, task)
+        for kid in kids:
+            focus = str(kid.get("focus", {}).get("reference", "")).partition("/")[2]
+            owner = str(kid.get("owner", {}).get("reference", "")).partition("/")[2]
+            store.revoke(system.session, focus, owner)
+            store.revoke(system.session, patient_ref.partition("/")[2], owner)
+
+
+def _about(system: Context, rtype: str, patient_ref: str) -> list[StoredResource]:
+    query = [[TokenMatch("patient", patient_ref)]]
+    return store.search(system.session, system.principal, rtype, query, limit=10_000, offset=0)

@@ -1,0 +1,68 @@
+"""The one consent decision point (DESIGN §6): `decide(...)` answers for a patient and a purpose,
+and `apply_change(...)` turns a changed decision into grants and Task changes.
+
+The governing Consent is the practice's most recent active one for the patient (a new Consent
+replaces the old; setting it inactive withdraws). Decisions are enforced as read grants, inside
+the store's queries, so search, _include, history and paging can never show what is withheld.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_adapters.rules import reference
+from referral_service.consent.rules import Purpose, opted_out, permits
+from referral_service.context import Context
+from referral_service.store import repository as store
+from referral_service.store import service as resources
+from referral_service.store.repository import TokenMatch
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    permitted: bool
+    purpose: Purpose
+    consent_id: str | None  # the Consent that decided, for the audit trail
+    reason: str
+
+
+def decide(ctx: Context, tenant: str, patient_ref: str, purpose: Purpose) -> Decision:
+    """As SPIS itself (`ctx` is a system context): may `purpose` happen for this patient?"""
+    consent_id, consent = governing_consent(ctx, tenant, patient_ref)
+    if consent is None:
+        return Decision(False, purpose, None, "no active Consent")
+    if purpose is Purpose.SECONDARY_USE:
+        patient = resources.load_json(ctx, "Patient", patient_ref.partition("/")[2]) or {}
+        if opted_out(patient):
+            return Decision(False, purpose, consent_id, "national data opt-out")
+    if permits(consent, purpose):
+        return Decision(True, purpose, consent_id, "permitted")
+    return Decision(False, purpose, consent_id, "not permitted by the Consent")
+
+
+def governing_consent(
+    ctx: Context, tenant: str, patient_ref: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    query = [[TokenMatch("patient", patient_ref)], [TokenMatch("status", "active")]]
+    rows = [
+        r
+        for r in store.search(ctx.session, ctx.principal, "Consent", query, limit=200, offset=0)
+        if r.org_id == tenant
+    ]
+    if not rows:
+        return None, None
+    newest = max(
+        rows, key=lambda r: (str(resources.as_dict(r).get("dateTime", "")), r.last_updated)
+    )
+    return newest.id, resources.as_dict(newest)
+
+
+def share_back_to(ctx: Context, tenant: str, patient_ref: str) -> tuple[str, ...]:
+    """Who, besides the time bank that records it, may read an activity or a score: the practice,
+    when the patient permits share-back."""
+    return (tenant,) if decide(ctx, tenant, patient_ref, Purpose.SHARE_BACK).permitted else ()
+
+
+def patient_of(consent: dict[str, Any]) -> str | None:
+    return reference(consent.get("patient"))
