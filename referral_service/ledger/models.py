@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from referral_service.kit.clock import utcnow
 from referral_service.kit.models import Base
+from referral_service.store.sealing import seal_text
 
 # One exchange is at most a day of someone's time; more is a typing error, not generosity.
 MAX_EXCHANGE_MINUTES = 24 * 60
@@ -26,7 +27,8 @@ class Member(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"))
-    alias: Mapped[str] = mapped_column(String(80))
+    # Sealed at rest (store/sealing.seal_text): a name is personal data.
+    alias: Mapped[str] = mapped_column(LargeBinary)
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Referred members only: the child Task they were enrolled from (once per Task), the practice
     # that owns their referral, its Patient and original ServiceRequest, and the enrolment
@@ -58,7 +60,7 @@ class _Listing:
     org_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), index=True)
     member_id: Mapped[str] = mapped_column(ForeignKey("ledger_member.id"), index=True)
     category: Mapped[str] = mapped_column(String(40))
-    description: Mapped[str] = mapped_column(String(280))
+    description: Mapped[str] = mapped_column(LargeBinary)  # sealed at rest: free text
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:
@@ -120,3 +122,7 @@ class LedgerEntry(Base):
 
     def __repr__(self) -> str:
         return f"LedgerEntry(exchange={self.exchange_id!r}, minutes={self.minutes})"
+
+
+for _model, _attribute in ((Member, "alias"), (Offer, "description"), (Request, "description")):
+    seal_text(_model, _attribute)

@@ -55,3 +55,36 @@ for model in (StoredResource, ResourceVersion):
     event.listen(model, "after_update", _restore)
     event.listen(model, "load", _open)
     event.listen(model, "refresh", _open)
+
+
+def seal_text(model: type[Any], attribute: str) -> None:
+    """Seal one text attribute of another model the same way (a name, a free-text description):
+    the ORM sees the string, the database a value bound to `<table>:<attribute>:<id>`."""
+    table = model.__tablename__
+
+    def aad(target: Any) -> bytes:
+        return f"{table}:{attribute}:{target.id}".encode()
+
+    def before(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+        plain = getattr(target, attribute)
+        target.__dict__[f"_spis_plain_{attribute}"] = plain
+        setattr(target, attribute, ring.seal(connection, aad(target), plain.encode()))
+
+    def after(_mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
+        set_committed_value(target, attribute, target.__dict__.pop(f"_spis_plain_{attribute}"))
+
+    def opened(target: Any, context: QueryContext, *_: Any) -> None:
+        sealed = target.__dict__.get(attribute)
+        if context.session is not None and sealed is not None:
+            plain = ring.open_value(context.session.connection(), aad(target), sealed).decode()
+            set_committed_value(target, attribute, plain)
+
+    for name, handler in (
+        ("before_insert", before),
+        ("before_update", before),
+        ("after_insert", after),
+        ("after_update", after),
+        ("load", opened),
+        ("refresh", opened),
+    ):
+        event.listen(model, name, handler)

@@ -125,3 +125,36 @@ def test_rotation_reencrypts_in_batches_while_reads_go_on(
     assert set(after.rows_by_key) == {new_key}
     patients = client.get("/fhir/Patient", headers=practice_headers).json()["entry"]
     assert patients[0]["resource"]["name"][0]["family"] == "Okafor"
+
+
+def test_ledger_names_and_descriptions_are_sealed(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    timebank: TestSystem,
+    timebank_headers: dict[str, str],
+) -> None:
+    base = f"/api/timebanks/{timebank.org_id}"
+    member = client.post(
+        f"{base}/members", json={"alias": "Maureen Quill"}, headers=timebank_headers
+    ).json()
+    offer = {
+        "category": "gardening",
+        "description": "Allotment help on Saturdays near Mountsfield Park",
+    }
+    assert (
+        client.post(
+            f"{base}/members/{member['id']}/offers", json=offer, headers=timebank_headers
+        ).status_code
+        == 201
+    )
+    assert (
+        client.get(f"{base}/members/{member['id']}", headers=timebank_headers).json()["alias"]
+        == "Maureen Quill"
+    )
+    assert (
+        client.get(f"{base}/offers", headers=timebank_headers).json()[0]["description"]
+        == offer["description"]
+    )
+    dump = raw_dump(session_factory)
+    assert "Maureen" not in dump
+    assert "Mountsfield" not in dump
