@@ -40,9 +40,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from referral_service.fhir.endpoints import router as fhir_router
     from referral_service.fhir.errors import install_error_handlers
     from referral_service.ledger.endpoints import router as ledger_router
+    from referral_service.transit.endpoints import router as transit_router
+    from referral_service.transit.keys import key_store
+    from referral_service.transit.middleware import TransitMiddleware
 
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(fhir_router)
     app.include_router(ledger_router)
+    app.include_router(transit_router)
+    app.add_middleware(TransitMiddleware)
+    if settings.environment == "production":
+        app.state.transit_keys = key_store(settings)  # refuse to start without them
     return app

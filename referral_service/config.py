@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # The key-encryption key: wraps the data keys that encrypt patient data at rest. It is never
     # stored in the database; keep it in a secrets manager in production.
     kek: SecretStr = SecretStr("")
+    # SPIS's own JOSE keys (JWE to us, signed deliveries from us). None → <var_dir>/keys.
+    # Generated on first use outside production; must already exist in production.
+    transit_keys_dir: Path | None = None
     access_token_lifetime_s: int = 300
     max_assertion_lifetime_s: int = 300
     clock_skew_s: int = 60

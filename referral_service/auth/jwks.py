@@ -17,6 +17,12 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
+from referral_service.transit.recipients import (
+    UnusableKey,
+    checked_encryption_key,
+    is_encryption_jwk,
+)
+
 log = logging.getLogger("spis.auth.jwks")
 
 JwkDict = dict[str, Any]
@@ -59,6 +65,8 @@ def validate_jwks(document: object) -> list[JwkDict]:
     if not keys or len(keys) > MAX_KEYS:
         raise InvalidJwks(f"A JWK Set needs between 1 and {MAX_KEYS} keys")
     checked = [_validate_key(key) for key in keys]
+    if not any(key.get("use", "sig") == "sig" for key in checked):
+        raise InvalidJwks("The JWK Set needs at least one key for signing (ES384 or RS384)")
     kids = [key["kid"] for key in checked]
     if len(set(kids)) != len(kids):
         raise InvalidJwks("Every key in the JWK Set needs a different 'kid'")
@@ -73,6 +81,8 @@ def _validate_key(key: object) -> JwkDict:
     kid = key.get("kid")
     if not isinstance(kid, str) or not 0 < len(kid) <= 255:
         raise InvalidJwks("Every key needs a 'kid' (a string of at most 255 characters)")
+    if is_encryption_jwk(key):
+        return _validate_encryption_key(key)
     kty = key.get("kty")
     if kty not in KEPT_MEMBERS:
         raise InvalidJwks("Only RSA and EC (P-384) keys are accepted")
@@ -113,9 +123,22 @@ def import_public_key(key: JwkDict) -> PublicKey:
         ) from None
 
 
+def _validate_encryption_key(key: JwkDict) -> JwkDict:
+    """A key the client wants SPIS to encrypt its responses and deliveries to (`use: enc`)."""
+    try:
+        return checked_encryption_key(key)
+    except UnusableKey as exc:
+        raise InvalidJwks(str(exc)) from None
+
+
 def select_key(keys: list[JwkDict], kid: str, alg: str) -> PublicKey | None:
-    """The single key with this kid whose type fits the algorithm; None for zero or several."""
-    matches = [key for key in keys if key["kid"] == kid and key["kty"] == ALG_KTY.get(alg)]
+    """The single signing key with this kid whose type fits the algorithm; None for zero or several.
+    An encryption key never verifies an assertion."""
+    matches = [
+        key
+        for key in keys
+        if key["kid"] == kid and key["kty"] == ALG_KTY.get(alg) and key.get("use", "sig") == "sig"
+    ]
     if len(matches) != 1:
         return None
     return import_public_key(matches[0])
