@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    from referral_service.audit.endpoints import router as audit_router
     from referral_service.auth.endpoints import router as auth_router
     from referral_service.fhir.endpoints import router as fhir_router
     from referral_service.fhir.errors import install_error_handlers
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.include_router(auth_router)
+    app.include_router(audit_router)  # before the generic /fhir/{type} routes
     app.include_router(fhir_router)
     app.include_router(ledger_router)
     app.include_router(transit_router)

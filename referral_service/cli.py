@@ -175,6 +175,22 @@ def client_add(args: argparse.Namespace, settings: Settings) -> object:
 # -- running -------------------------------------------------------------------------------------
 
 
+# -- audit ---------------------------------------------------------------------------------------
+
+
+@command("audit", "verify", help="check the audit trail's hash chain (exit status 1 when broken)")
+def audit_verify(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.audit.cli import verify_command
+
+    result = verify_command(settings)
+    if not result["ok"]:
+        print(json.dumps(result, indent=2))
+        raise CommandError(
+            f"the audit chain is broken at seq {result['first_bad_seq']}: {result['reason']}"
+        )
+    return result
+
+
 # -- keys ----------------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from referral_service.audit import service as audit
 from referral_service.auth import access, scopes
 from referral_service.auth.assertion import ALGORITHMS, authenticate
 from referral_service.auth.jwks import JwksCache
@@ -99,6 +100,13 @@ def _token_response(
         scope=granted,
     )
     log.info("access token issued", extra={"client_id": client.client_id, "scope": granted})
+    audit.record_token_issued(
+        session,
+        client_id=client.client_id,
+        org_id=client.org_id,
+        org_kind=client.org_kind,
+        scope=granted,
+    )
     # No refresh token: a backend client simply signs a new assertion (SMART: SHOULD NOT issue).
     return {
         "access_token": issued.token,

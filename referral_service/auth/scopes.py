@@ -28,7 +28,7 @@ CEILINGS: dict[OrgKind, str] = {
     OrgKind.PRACTICE: (
         "system/Patient.cruds system/ServiceRequest.cruds system/Task.cruds system/Consent.cruds "
         "system/Condition.crs system/QuestionnaireResponse.crs system/Observation.rs "
-        "system/Procedure.rs system/Organization.rs"
+        "system/Procedure.rs system/Organization.rs system/AuditEvent.rs"
     ),
     OrgKind.TIMEBANK: (
         "system/Task.rus system/ServiceRequest.rs system/Patient.rs system/Consent.rs "

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_adapters.rules import reference
+from referral_service.audit import service as audit
 from referral_service.consent.rules import Purpose, opted_out, permits
 from referral_service.context import Context
 from referral_service.store import repository as store
@@ -28,7 +29,22 @@ class Decision:
 
 
 def decide(ctx: Context, tenant: str, patient_ref: str, purpose: Purpose) -> Decision:
-    """As SPIS itself (`ctx` is a system context): may `purpose` happen for this patient?"""
+    """As SPIS itself (`ctx` is a system context): may `purpose` happen for this patient?
+    Every decision is audited, with the Consent that made it."""
+    decision = _decide(ctx, tenant, patient_ref, purpose)
+    audit.record_consent_decision(
+        ctx,
+        permitted=decision.permitted,
+        flow=purpose.value,
+        patient_id=patient_ref.partition("/")[2],
+        consents=[f"Consent/{decision.consent_id}"] if decision.consent_id else [],
+        tenant=tenant,
+        reason=decision.reason,
+    )
+    return decision
+
+
+def _decide(ctx: Context, tenant: str, patient_ref: str, purpose: Purpose) -> Decision:
     consent_id, consent = governing_consent(ctx, tenant, patient_ref)
     if consent is None:
         return Decision(False, purpose, None, "no active Consent")
@@ -42,20 +58,26 @@ def decide(ctx: Context, tenant: str, patient_ref: str, purpose: Purpose) -> Dec
 
 
 def governing_consent(
-    ctx: Context, tenant: str, patient_ref: str
+    ctx: Context, tenant: str, patient_ref: str, pending: dict[str, dict[str, Any]] | None = None
 ) -> tuple[str | None, dict[str, Any] | None]:
+    """The newest active Consent (by dateTime, then by when it was stored) among the practice's
+    stored ones and, at intake, those arriving with the referral."""
     query = [[TokenMatch("patient", patient_ref)], [TokenMatch("status", "active")]]
-    rows = [
-        r
-        for r in store.search(ctx.session, ctx.principal, "Consent", query, limit=200, offset=0)
-        if r.org_id == tenant
+    rows = store.search(ctx.session, ctx.principal, "Consent", query, limit=200, offset=0)
+    candidates = [
+        (str(data.get("dateTime", "")), 0, row.last_updated.isoformat(), row.id, data)
+        for row in rows
+        if row.org_id == tenant and (data := resources.as_dict(row))
     ]
-    if not rows:
+    candidates += [
+        (str(c.get("dateTime", "")), 1, "", ref.partition("/")[2], c)
+        for ref, c in (pending or {}).items()
+        if c.get("status") == "active" and reference(c.get("patient")) == patient_ref
+    ]
+    if not candidates:
         return None, None
-    newest = max(
-        rows, key=lambda r: (str(resources.as_dict(r).get("dateTime", "")), r.last_updated)
-    )
-    return newest.id, resources.as_dict(newest)
+    newest = max(candidates, key=lambda c: (c[0], c[1], c[2]))
+    return newest[3], newest[4]
 
 
 def share_back_to(ctx: Context, tenant: str, patient_ref: str) -> tuple[str, ...]:

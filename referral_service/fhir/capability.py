@@ -33,7 +33,7 @@ def capability_statement(base: str, token_url: str, software_version: str) -> di
                 "mode": "server",
                 "security": _security(token_url),
                 "resource": [_resource(t) for t in sorted(STORED_TYPES)]
-                + [_organization(), _questionnaire()],
+                + [_organization(), _questionnaire(), _audit_event()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
@@ -94,6 +94,14 @@ def _organization() -> dict[str, Any]:
         "type": "Organization",
         "interaction": [{"code": "read"}, {"code": "search-type"}],
         "searchParam": [{"name": "_id", "type": "token"}, {"name": "identifier", "type": "token"}],
+    }
+
+
+def _audit_event() -> dict[str, Any]:
+    return {
+        "type": "AuditEvent",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [{"name": "patient", "type": "reference"}],
     }
 
 

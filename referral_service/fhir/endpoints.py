@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from fhir_adapters.outcome import FhirError
 from fhir_adapters.parse import validate_resource
 from fhir_adapters.questionnaires import QUESTIONNAIRES
+from referral_service.audit import service as audit
+from referral_service.audit.models import Kind
 from referral_service.auth.dependencies import current_principal, require
 from referral_service.auth.principal import Principal
 from referral_service.context import Context
@@ -108,6 +110,12 @@ def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
         require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
     if kind == "transaction":
         outcomes = referrals.submit(ctx, entries)
+        written = [
+            o.version
+            for o, e in zip(outcomes, entries, strict=True)
+            if o.created or e.method == "PUT"
+        ]
+        audit.record_write(ctx, Kind.TRANSACTION, written)
         rendered = [bundles.response_entry(o, _base(ctx), with_resource) for o in outcomes]
         return fhir_response(bundles.response_bundle("transaction-response", rendered))
     return fhir_response(
@@ -124,6 +132,8 @@ def _batch_entry(ctx: Context, entry: Entry, with_resource: bool) -> dict[str, A
             [outcome] = referrals.submit(ctx, [entry])
     except (ServiceError, FhirError) as exc:
         return bundles.error_entry(exc)
+    if outcome.created or entry.method == "PUT":
+        audit.record_write(ctx, Kind.BATCH, [outcome.version])
     return bundles.response_entry(outcome, _base(ctx), with_resource)
 
 
@@ -177,6 +187,7 @@ def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: boo
     parsed = store_query.parse(ctx, rtype, params, strict=strict)
     if parsed.count == 0:  # _count=0: how many, no page (FHIR's _summary=count)
         total = store.count(ctx.session, ctx.principal, rtype, parsed.query)
+        audit.record_read(ctx, [], kind=Kind.SEARCH, detail="count only")
         return fhir_response(
             orjson.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
         )
@@ -189,6 +200,7 @@ def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: boo
         newest_first=parsed.newest_first,
         includes=parsed.includes,
     )
+    audit.record_read(ctx, [*rows[: parsed.count], *included], kind=Kind.SEARCH)
 
     def present(row: StoredResource) -> bytes:
         return resources.presented(ctx, row.type, row.org_id, row.body)
@@ -203,6 +215,8 @@ def create(rtype: str, ctx: ContextDep, body: Body, request: Request) -> Respons
     validate_resource(body, expected_type=rtype)
     entry = Entry("POST", rtype, body, if_none_exist=request.headers.get("if-none-exist"))
     [outcome] = referrals.submit(ctx, [entry])
+    if outcome.created:
+        audit.record_write(ctx, Kind.CREATE, [outcome.version])
     version = outcome.version
     status = 201 if outcome.created else 200
     return version_response(version, status, location=f"{_base(ctx)}/{version.location}")
@@ -213,6 +227,7 @@ def read(rtype: str, rid: str, ctx: ContextDep, request: Request) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "r")
     row = resources.load(ctx, rtype, rid)
+    audit.record_read(ctx, [row])
     version = replace(Version.of(row), body=resources.presented(ctx, rtype, row.org_id, row.body))
     if _etag_value(request.headers.get("if-none-match")) == str(version.version_id):
         return Response(status_code=304, headers={"ETag": version.etag})
@@ -230,6 +245,7 @@ def update(rtype: str, rid: str, ctx: ContextDep, body: Body, request: Request) 
         )
     entry = Entry("PUT", rtype, body, rid=rid, if_match=request.headers.get("if-match"))
     [outcome] = referrals.submit(ctx, [entry])
+    audit.record_write(ctx, Kind.UPDATE, [outcome.version])
     return version_response(outcome.version)
 
 
@@ -251,6 +267,7 @@ def patch(
     if_match = request.headers.get("if-match") or f'W/"{current.version_id}"'
     entry = Entry("PUT", rtype, changed, rid=rid, if_match=if_match)
     [outcome] = referrals.submit(ctx, [entry])
+    audit.record_write(ctx, Kind.PATCH, [outcome.version])
     return version_response(outcome.version)
 
 
@@ -261,7 +278,9 @@ def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
     found = store.versions(ctx.session, ctx.principal, rtype, rid)
     if not found:
         raise NotFound(f"{rtype}/{rid} is not known")
-    tenant = resources.load(ctx, rtype, rid).org_id
+    current = resources.load(ctx, rtype, rid)
+    audit.record_read(ctx, [current], kind=Kind.HISTORY)
+    tenant = current.org_id
     rows = [
         (
             v.version_id,
@@ -283,5 +302,7 @@ def vread(rtype: str, rid: str, vid: str, ctx: ContextDep) -> Response:
     if not found:
         raise NotFound(f"{rtype}/{rid} has no version {vid}")
     v = found[0]
-    body = resources.presented(ctx, rtype, resources.load(ctx, rtype, rid).org_id, v.body)
+    current = resources.load(ctx, rtype, rid)
+    audit.record_read(ctx, [current], kind=Kind.VREAD)
+    body = resources.presented(ctx, rtype, current.org_id, v.body)
     return version_response(Version(rtype, rid, v.version_id, as_utc(v.last_updated), body))

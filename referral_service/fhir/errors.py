@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from fhir_adapters.outcome import FhirError, operation_outcome
+from referral_service.audit.failures import audit_request_failure
 from referral_service.errors import ServiceError
 
 log = logging.getLogger("spis.errors")
@@ -37,10 +38,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _service_error(request: Request, exc: ServiceError) -> Response:
+    await audit_request_failure(request, exc.status, exc.issue_code)
     return outcome_response(exc.status, exc.issue_code, exc.message, exc.expression)
 
 
 async def _fhir_error(request: Request, exc: FhirError) -> Response:
+    await audit_request_failure(request, exc.status, exc.code)
     return JSONResponse(exc.to_outcome(), status_code=exc.status, media_type=FHIR_JSON)
 
 
@@ -69,6 +72,7 @@ async def _database_unavailable(request: Request, exc: OperationalError) -> Resp
 async def _integrity_failure(request: Request, exc: InvalidTag) -> Response:
     # A sealed value did not open: tampering, a value moved between rows, or the wrong KEK.
     log.error("stored data failed its integrity check", extra={"path": request.url.path})
+    await audit_request_failure(request, 500, "exception")
     return outcome_response(
         500, "exception", "Stored data failed its integrity check; it was not returned"
     )
@@ -77,4 +81,5 @@ async def _integrity_failure(request: Request, exc: InvalidTag) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Log the type and the path only: exception messages can carry request data.
     log.error("unhandled error", extra={"error_type": type(exc).__name__, "path": request.url.path})
+    await audit_request_failure(request, 500, "exception")
     return outcome_response(500, "exception", "Internal error; nothing was changed")

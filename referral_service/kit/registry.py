@@ -9,6 +9,7 @@ MODEL_MODULES = (
     "referral_service.auth.models",
     "referral_service.store.models",
     "referral_service.keys.models",
+    "referral_service.audit.models",
     "referral_service.referrals.models",
     "referral_service.ledger.models",
     "referral_service.timebanks.models",

@@ -8,7 +8,6 @@ every check has passed, and the caller's transaction makes it atomic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,9 +15,10 @@ import orjson
 
 from fhir_adapters import codes
 from fhir_adapters import rules as fhir_rules
+from referral_service.audit import service as audit
 from referral_service.consent import enforcement
 from referral_service.consent.rules import Purpose, permits
-from referral_service.consent.service import share_back_to
+from referral_service.consent.service import governing_consent, share_back_to
 from referral_service.context import Context
 from referral_service.errors import BusinessRuleViolation, Invalid, MultipleMatches, NotFound
 from referral_service.kit.clock import fhir_instant, utcnow
@@ -301,40 +301,33 @@ def _check_new_task(intake: _Intake, task: dict[str, Any]) -> None:
 
 
 def _check_referral_consent(intake: _Intake, sr: dict[str, Any]) -> None:
-    """DESIGN §6: no referral leaves the practice without an active Consent permitting it."""
+    """DESIGN §6: no referral leaves the practice without a permit, judged by the same governing
+    Consent that routing will use (the newest active one, counting those sent with the referral)."""
     patient = fhir_rules.reference(sr.get("subject"))
     if patient is None or not patient.startswith("Patient/"):
         raise Invalid(
             "ServiceRequest.subject must reference the Patient",
             expression=["ServiceRequest.subject"],
         )
-    for consent in _candidate_consents(intake, sr, patient):
-        if fhir_rules.reference(consent.get("patient")) == patient and permits(
-            consent, Purpose.REFERRAL
-        ):
-            return
-    raise BusinessRuleViolation(
-        "The referral needs an active Consent for this patient that permits sharing it with a "
-        "time bank (provision.purpose TREAT)",
-        status=422,
-        expression=["ServiceRequest.supportingInfo"],
+    system = routing.system_context(intake.ctx.session, intake.ctx.settings)
+    pending = {ref: r for ref, r in intake.pending.items() if ref.startswith("Consent/")}
+    consent_id, consent = governing_consent(system, intake.ctx.principal.org_id, patient, pending)
+    permitted = consent is not None and permits(consent, Purpose.REFERRAL)
+    audit.record_consent_decision(
+        intake.ctx,
+        permitted=permitted,
+        flow=Purpose.REFERRAL.value,
+        patient_id=patient.partition("/")[2],
+        consents=[f"Consent/{consent_id}"] if consent_id else [],
+        reason="permitted" if permitted else "no active Consent permits the referral",
     )
-
-
-def _candidate_consents(
-    intake: _Intake, sr: dict[str, Any], patient: str
-) -> Iterator[dict[str, Any]]:
-    """Consents named by the referral, then those sent with it, then stored ones (queried last,
-    and only when nothing sent with the referral permits it)."""
-    for info in sr.get("supportingInfo") or []:
-        ref = fhir_rules.reference(info)
-        if ref and ref.startswith("Consent/") and (consent := _lookup(intake, ref)):
-            yield consent
-    yield from (r for ref, r in intake.pending.items() if ref.startswith("Consent/"))
-    stored = store.find_by_token(
-        intake.ctx.session, intake.ctx.principal, "Consent", "patient", None, patient, limit=100
-    )
-    yield from (resources.as_dict(row) for row in stored)
+    if not permitted:
+        raise BusinessRuleViolation(
+            "The referral needs the patient's current Consent to permit sharing it with a time bank "
+            "(an active Consent with provision.purpose TREAT)",
+            status=422,
+            expression=["ServiceRequest.supportingInfo"],
+        )
 
 
 # --- writing ------------------------------------------------------------------------------------

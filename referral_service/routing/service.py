@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from fhir_adapters import referral as fhir_referral
 from fhir_adapters.rules import reference
+from referral_service.audit import service as audit
 from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.consent.rules import Purpose
@@ -135,6 +136,13 @@ def _assign(
     )
     created = resources.create(ctx, "Task", child, tenant=row.org_id, share_with=share)
     store.grant(ctx.session, patient_ref.partition("/")[2], [chosen.org_id])
+    audit.record_share(
+        ctx,
+        [sr_ref, f"ServiceRequest/{filler.id}", f"Task/{created.id}", patient_ref],
+        recipient_org_id=chosen.org_id,
+        tenant=row.org_id,
+        patient_id=patient_ref.partition("/")[2],
+    )
     task["businessStatus"] = fhir_referral.business_status("routed", f"Routed to {chosen.name}")
     resources.update(ctx, row, task)
     return created.id

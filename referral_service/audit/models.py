@@ -1,0 +1,89 @@
+"""The audit_event table and the FHIR AuditEvent codes it stores (action, outcome) as plain values.
+
+Plain strings and integers rather than Enum columns: the hash covers exactly what is stored, and
+a kind added later needs no migration.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from referral_service.kit.models import Base
+
+
+class Action(enum.StrEnum):
+    """FHIR R4 AuditEvent.action."""
+
+    CREATE = "C"
+    READ = "R"
+    UPDATE = "U"
+    DELETE = "D"
+    EXECUTE = "E"
+
+
+class Outcome(enum.IntEnum):
+    """FHIR R4 AuditEvent.outcome."""
+
+    SUCCESS = 0
+    MINOR_FAILURE = 4  # the request was refused (4xx), or a consent decision denied sharing
+    SERIOUS_FAILURE = 8  # SPIS failed (5xx)
+    MAJOR_FAILURE = 12
+
+
+class Kind(enum.StrEnum):
+    """What happened; fhir_adapters.audit maps each to an AuditEvent type and subtype."""
+
+    READ = "read"
+    VREAD = "vread"
+    HISTORY = "history"
+    SEARCH = "search"
+    CREATE = "create"
+    UPDATE = "update"
+    PATCH = "patch"
+    DELETE = "delete"
+    TRANSACTION = "transaction"
+    BATCH = "batch"
+    SHARE = "share"
+    CONSENT_DECISION = "consent-decision"
+    TOKEN = "token"  # noqa: S105 - an event kind, not a secret
+    EXPORT = "export"
+
+
+class AuditEvent(Base):
+    """One event. `seq` is the chain order: assigned under the append lock, so it has no gaps."""
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    recorded: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(1))
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_client_id: Mapped[str] = mapped_column(String(64))
+    actor_org_id: Mapped[str] = mapped_column(String(64))
+    # Whose data the event is about (the practice); the practice reads its events by this.
+    tenant_org_id: Mapped[str | None] = mapped_column(String(64))
+    # The Patient resource id, never an NHS number or a name.
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    # `Type/id` references, space-separated (ids never contain spaces).
+    entities: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str | None] = mapped_column(String(32))  # v3-ActReason code
+    outcome: Mapped[int] = mapped_column(SmallInteger)
+    detail: Mapped[str | None] = mapped_column(String(255))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_event_tenant_patient", "tenant_org_id", "patient_id", "seq"),
+        CheckConstraint("action IN ('C', 'R', 'U', 'D', 'E')", name="action"),
+        CheckConstraint("outcome IN (0, 4, 8, 12)", name="outcome"),
+    )
+
+    def __repr__(self) -> str:
+        return f"AuditEvent(#{self.seq} {self.kind} {self.outcome})"

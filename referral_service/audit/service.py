@@ -1,0 +1,376 @@
+"""Recording audit events, and verifying the chain. Takes a session or a Context, never commits.
+
+`record` queues the event on the caller's transaction; it joins the chain when that transaction
+commits (see pending.py). An event holds ids and codes only: the caller's `detail` must be SPIS's
+own short words (a status, an issue code, a count), never a value a client sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy.orm import Session, sessionmaker
+
+from fhir_adapters.audit import patient_id_of
+from referral_service.audit import chain, pending, repository
+from referral_service.audit.models import Action, Kind, Outcome
+from referral_service.audit.repository import ChainHead
+from referral_service.auth.principal import Principal
+from referral_service.context import Context
+from referral_service.errors import Forbidden, Invalid, NotFound
+from referral_service.kit.clock import utcnow
+from referral_service.kit.ids import new_id
+from referral_service.organisations.models import OrgKind
+from referral_service.store import service as resources
+from referral_service.store.models import StoredResource
+from referral_service.store.service import Version
+
+MAX_ENTITIES = 100  # per event; a larger group is split over several events
+MAX_DETAIL = 255
+# `Type/id` with a FHIR id: anything else (a conditional URL, a query) could carry patient data.
+_REFERENCE = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# Why each kind of organisation reads and writes (v3-ActReason), unless the caller says otherwise.
+DEFAULT_PURPOSE = {
+    OrgKind.PRACTICE: "TREAT",
+    OrgKind.TIMEBANK: "COC",
+    OrgKind.HEALTHBOARD: "HOPERAT",
+    OrgKind.PLATFORM: "COC",
+}
+
+
+def record(
+    session: Session,
+    principal: Principal,
+    *,
+    kind: Kind,
+    action: Action,
+    entities: Iterable[str],
+    patient_id: str | None = None,
+    tenant: str | None = None,
+    purpose: str | None = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    detail: str | None = None,
+) -> chain.Event:
+    """Queue one event on the session's transaction; it is chained when that commits."""
+    event = _event(
+        principal, kind, action, tuple(entities), patient_id, tenant, purpose, outcome, detail
+    )
+    pending.add(session, event)
+    return event
+
+
+def _event(
+    principal: Principal,
+    kind: Kind,
+    action: Action,
+    entities: tuple[str, ...],
+    patient_id: str | None,
+    tenant: str | None,
+    purpose: str | None,
+    outcome: Outcome,
+    detail: str | None,
+) -> chain.Event:
+    if purpose is None and kind is not Kind.TOKEN:
+        purpose = DEFAULT_PURPOSE.get(principal.org_kind)
+    return chain.Event(
+        id=new_id(),
+        recorded=utcnow(),
+        action=action.value,
+        kind=kind.value,
+        actor_client_id=principal.client_id[:64],
+        actor_org_id=principal.org_id[:64],
+        tenant_org_id=tenant,
+        patient_id=patient_id,
+        entities=tuple(ref for ref in entities if _REFERENCE.match(ref)),
+        purpose=purpose,
+        outcome=int(outcome),
+        detail=detail[:MAX_DETAIL] if detail else None,
+    )
+
+
+def record_outcome_failure(
+    factory: sessionmaker[Session],
+    principal: Principal,
+    *,
+    kind: Kind,
+    action: Action,
+    entities: Iterable[str] = (),
+    patient_id: str | None = None,
+    tenant: str | None = None,
+    purpose: str | None = None,
+    outcome: Outcome = Outcome.MINOR_FAILURE,
+    detail: str | None = None,
+) -> None:
+    """Record a refusal or failure in a short transaction of its own, for error paths where the
+    work itself was rolled back. Call it after that rollback (on SQLite the work's transaction
+    would otherwise hold the write lock this one waits for)."""
+    event = _event(
+        principal, kind, action, tuple(entities), patient_id, tenant, purpose, outcome, detail
+    )
+    with factory.begin() as session:
+        repository.append(session, [event])
+
+
+# --- what the endpoints and services record -----------------------------------------------------
+
+_GroupKey = tuple[str | None, str | None]  # (tenant, patient id)
+
+
+def record_read(
+    ctx: Context,
+    rows: Sequence[StoredResource],
+    *,
+    kind: Kind = Kind.READ,
+    detail: str | None = None,
+) -> None:
+    """A read, vread, history or search that returned `rows`: one event per tenant and patient,
+    so a practice finds every disclosure of its patient's data."""
+    groups: dict[_GroupKey, list[str]] = {}
+    for row in rows:
+        patient = patient_id_of(row.type, row.id, orjson.loads(row.body))
+        groups.setdefault((row.org_id, patient), []).append(f"{row.type}/{row.id}")
+    if not groups and kind is Kind.SEARCH:
+        groups[(None, None)] = []  # a search that found nothing is still a search
+    action = Action.EXECUTE if kind is Kind.SEARCH else Action.READ  # FHIR: a search executes
+    _record_groups(ctx, groups, kind, action, detail)
+
+
+def record_write(ctx: Context, kind: Kind, versions: Sequence[Version]) -> None:
+    """Resources created or updated by one request (a transaction: every entry's version)."""
+    by_action: dict[Action, dict[_GroupKey, list[str]]] = {}
+    for version in versions:
+        row = ctx.session.get(StoredResource, version.id)  # in the identity map: no query
+        tenant = row.org_id if row is not None else ctx.principal.org_id
+        patient = patient_id_of(version.type, version.id, orjson.loads(version.body))
+        action = Action.CREATE if version.version_id == 1 else Action.UPDATE
+        groups = by_action.setdefault(action, {})
+        groups.setdefault((tenant, patient), []).append(f"{version.type}/{version.id}")
+    for action, groups in by_action.items():
+        _record_groups(ctx, groups, kind, action, None)
+
+
+def _record_groups(
+    ctx: Context,
+    groups: dict[_GroupKey, list[str]],
+    kind: Kind,
+    action: Action,
+    detail: str | None,
+) -> None:
+    for (tenant, patient), refs in groups.items():
+        for start in range(0, max(len(refs), 1), MAX_ENTITIES):
+            record(
+                ctx.session,
+                ctx.principal,
+                kind=kind,
+                action=action,
+                entities=refs[start : start + MAX_ENTITIES],
+                patient_id=patient,
+                tenant=tenant,
+                detail=detail,
+            )
+
+
+def record_share(
+    ctx: Context,
+    entities: Iterable[str],
+    *,
+    recipient_org_id: str,
+    tenant: str,
+    patient_id: str | None,
+    purpose: str = "TREAT",
+) -> None:
+    """Resources made readable to another organisation (a referral routed to a time bank)."""
+    record(
+        ctx.session,
+        ctx.principal,
+        kind=Kind.SHARE,
+        action=Action.EXECUTE,
+        entities=[*entities, f"Organization/{recipient_org_id}"],
+        patient_id=patient_id,
+        tenant=tenant,
+        purpose=purpose,
+    )
+
+
+# The purpose of use each consent flow stands for (DESIGN §6), when the caller names none.
+FLOW_PURPOSE = {"referral": "TREAT", "share-back": "COC", "secondary-use": "HOPERAT"}
+
+
+def record_consent_decision(
+    ctx: Context,
+    *,
+    permitted: bool,
+    flow: str,
+    patient_id: str | None,
+    consents: Iterable[str] = (),
+    tenant: str | None = None,
+    reason: str | None = None,
+    purpose: str | None = None,
+) -> None:
+    """A consent check for one flow (`referral`, `share-back`, `secondary-use`). A denial is
+    recorded as a minor failure, so it is kept even when the request it refused rolls back.
+    `reason` is SPIS's own wording ("no active Consent"), never text from the Consent."""
+    verdict = "permit" if permitted else "deny"
+    record(
+        ctx.session,
+        ctx.principal,
+        kind=Kind.CONSENT_DECISION,
+        action=Action.EXECUTE,
+        entities=consents,
+        patient_id=patient_id,
+        tenant=tenant or ctx.principal.org_id,
+        purpose=purpose or FLOW_PURPOSE.get(flow),
+        outcome=Outcome.SUCCESS if permitted else Outcome.MINOR_FAILURE,
+        detail=f"{verdict} {flow}: {reason}" if reason else f"{verdict} {flow}",
+    )
+
+
+def record_token_issued(
+    session: Session, *, client_id: str, org_id: str, org_kind: OrgKind, scope: str
+) -> None:
+    """An access token issued: who got it and which scopes (never the assertion or the token)."""
+    principal = Principal(client_id, org_id, org_kind, frozenset())
+    record(
+        session,
+        principal,
+        kind=Kind.TOKEN,
+        action=Action.EXECUTE,
+        entities=[f"Organization/{org_id}"],
+        detail=scope,
+    )
+
+
+def record_token_refused(session: Session, *, client_id: str | None, error: str) -> None:
+    """A token request refused, with the OAuth error code only. The client id is what the caller
+    claimed, kept only when it has the shape of one of ours (it is not authenticated)."""
+    claimed = client_id if client_id and _ID.match(client_id) else "unknown"
+    principal = Principal(claimed, "unknown", OrgKind.PLATFORM, frozenset())
+    record(
+        session,
+        principal,
+        kind=Kind.TOKEN,
+        action=Action.EXECUTE,
+        entities=[],
+        outcome=Outcome.MINOR_FAILURE,
+        detail=error,
+    )
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+Progress = Callable[[int, int], None]  # (rows checked, rows in the table when the walk began)
+
+
+def verify(
+    session: Session,
+    *,
+    batch_size: int = 5000,
+    progress: Progress | None = None,
+    anchor: ChainHead | None = None,
+) -> VerifyResult:
+    """Walk the chain in seq order. A row that was edited fails its own hash; a row deleted leaves
+    a gap at its seq; a row moved breaks the prev_hash link. `anchor` (a head kept elsewhere)
+    also catches the newest rows being cut off, which the chain alone cannot show."""
+    total = repository.last_seq(session)
+    expected_seq, prev, checked = 1, chain.GENESIS, 0
+    while batch := repository.links_after(session, expected_seq - 1, batch_size):
+        for link in batch:
+            if problem := _check(link, expected_seq, prev, anchor):
+                return VerifyResult(False, checked, expected_seq, problem)
+            expected_seq, prev, checked = expected_seq + 1, link.hash, checked + 1
+        if progress is not None:
+            progress(checked, total)
+    if anchor is not None and checked < anchor.seq:
+        return VerifyResult(False, checked, checked + 1, "rows after this seq were removed")
+    return VerifyResult(True, checked)
+
+
+def _check(link: chain.Link, seq: int, prev: str, anchor: ChainHead | None) -> str | None:
+    if link.seq != seq:
+        return "row missing (deleted)"
+    if link.prev_hash != prev:
+        return "prev_hash does not match the previous row (rows deleted, inserted or reordered)"
+    if chain.link_hash(prev, seq, link.event) != link.hash:
+        return "hash does not match the row (row edited)"
+    if anchor is not None and anchor.seq == seq and anchor.hash != link.hash:
+        return "hash differs from the anchored head (chain rewritten)"
+    return None
+
+
+def head(session: Session) -> ChainHead | None:
+    return repository.head(session)
+
+
+# --- the practice's view ------------------------------------------------------------------------
+
+
+def patient_events(
+    ctx: Context, patient_id: str, *, count: int, offset: int, until: str | None = None
+) -> list[chain.Link]:
+    """The caller's events about one of its patients, newest first (one more than `count`, to
+    tell whether there is a next page). Only a practice reads its audit trail; a patient it cannot
+    read is a 404, like any other resource. The reading is itself audited.
+
+    `until` is the id of the newest event of the first page: the trail grows while it is paged
+    (each page read adds an event), so later pages count their offset from that event."""
+    _practice_only(ctx.principal)
+    resources.load(ctx, "Patient", patient_id)
+    max_seq = None
+    if until is not None:
+        max_seq = repository.seq_of(ctx.session, ctx.principal.org_id, until)
+        if max_seq is None:
+            raise Invalid("_until does not name one of your AuditEvents", status=400)
+    found = repository.for_patient(
+        ctx.session,
+        ctx.principal.org_id,
+        patient_id,
+        limit=count + 1,
+        offset=offset,
+        max_seq=max_seq,
+    )
+    record(
+        ctx.session,
+        ctx.principal,
+        kind=Kind.SEARCH,
+        action=Action.EXECUTE,
+        entities=[f"Patient/{patient_id}"],
+        patient_id=patient_id,
+        tenant=ctx.principal.org_id,
+        detail=f"AuditEvent search: {len(found[:count])} returned",
+    )
+    return found
+
+
+def _practice_only(principal: Principal) -> None:
+    if principal.org_kind is not OrgKind.PRACTICE:
+        raise Forbidden("Only a GP practice may read the audit trail of its patients")
+
+
+def patient_event(ctx: Context, event_id: str) -> chain.Link:
+    _practice_only(ctx.principal)
+    found = repository.get(ctx.session, ctx.principal.org_id, event_id)
+    if found is None:
+        raise NotFound(f"AuditEvent/{event_id} is not known")
+    record(
+        ctx.session,
+        ctx.principal,
+        kind=Kind.READ,
+        action=Action.READ,
+        entities=[f"AuditEvent/{event_id}"],
+        patient_id=found.event.patient_id,
+        tenant=ctx.principal.org_id,
+    )
+    return found

@@ -1,0 +1,100 @@
+"""The embedded default: the same chain on a migrated SQLite file (a smoke subset)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral_service.audit.models import Action, Kind, Outcome
+from referral_service.audit.service import VerifyResult, record, verify
+from referral_service.db import make_engine, make_sessionmaker
+from referral_service.migrate import upgrade
+from tests.audit.conftest import a_principal
+
+
+@pytest.fixture
+def sqlite_factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = f"sqlite:///{tmp_path / 'var' / 'spis.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def append(factory: sessionmaker[Session], name: str, count: int) -> None:
+    for n in range(count):
+        with factory.begin() as session:
+            record(
+                session,
+                a_principal(name),
+                kind=Kind.READ,
+                action=Action.READ,
+                entities=[f"Task/{name}-{n}"],
+                patient_id="p1",
+                tenant=name,
+            )
+
+
+def test_append_and_verify_on_sqlite(sqlite_factory: sessionmaker[Session]) -> None:
+    append(sqlite_factory, "a", 3)
+    with sqlite_factory() as session:
+        assert verify(session) == VerifyResult(True, 3)
+
+
+def test_sqlite_triggers_refuse_update_and_delete(sqlite_factory: sessionmaker[Session]) -> None:
+    append(sqlite_factory, "a", 2)
+    for statement in ("UPDATE audit_event SET detail = 'x'", "DELETE FROM audit_event"):
+        with sqlite_factory() as session, pytest.raises(DBAPIError, match="append-only"):
+            session.execute(text(statement))
+    with sqlite_factory() as session:
+        assert verify(session).ok
+
+
+def test_an_edit_is_found_on_sqlite(sqlite_factory: sessionmaker[Session]) -> None:
+    append(sqlite_factory, "a", 3)
+    with sqlite_factory.begin() as session:  # an attacker with the file drops the guard first
+        session.execute(text("DROP TRIGGER audit_event_no_update"))
+        session.execute(text("UPDATE audit_event SET outcome = 4 WHERE seq = 2"))
+    with sqlite_factory() as session:
+        result = verify(session)
+    assert (result.ok, result.first_bad_seq) == (False, 2)
+
+
+def test_concurrent_writers_on_sqlite_keep_one_chain(sqlite_factory: sessionmaker[Session]) -> None:
+    threads = [
+        threading.Thread(target=append, args=(sqlite_factory, f"w{i}", 15)) for i in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    with sqlite_factory() as session:
+        assert verify(session) == VerifyResult(True, 45)
+
+
+def refused_after_writing(factory: sessionmaker[Session]) -> None:
+    with factory.begin() as session:
+        session.execute(text("UPDATE audit_event SET seq = seq WHERE 0"))  # holds the write lock
+        record(
+            session,
+            a_principal(),
+            kind=Kind.CONSENT_DECISION,
+            action=Action.EXECUTE,
+            entities=[],
+            outcome=Outcome.MINOR_FAILURE,
+        )
+        raise RuntimeError("refused")
+
+
+def test_a_failure_outlives_the_rollback_on_sqlite(sqlite_factory: sessionmaker[Session]) -> None:
+    """Written apart only after the rollback let go of the write lock, so nothing waits."""
+    with pytest.raises(RuntimeError):
+        refused_after_writing(sqlite_factory)
+    with sqlite_factory() as session:
+        assert verify(session) == VerifyResult(True, 1)
