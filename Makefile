@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	@$(BIN)/python scripts/check_services.py
+	@$(BIN)/python scripts/check_services.py --postgres-only
 	$(BIN)/python bench/intake.py
 
 lint: $(STAMP)

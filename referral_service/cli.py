@@ -191,6 +191,18 @@ def audit_verify(args: argparse.Namespace, settings: Settings) -> object:
     return result
 
 
+# -- transit keys --------------------------------------------------------------------------------
+
+
+@command("transit-keys", "ensure", help="create SPIS's JOSE signing and encryption keys if missing")
+def transit_keys_ensure(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.transit.keys import keys_dir, load_ring
+
+    directory = keys_dir(settings)
+    ring = load_ring(directory, generate=True)
+    return {"directory": str(directory), "public_jwks": ring.public_jwks()}
+
+
 # -- keys ----------------------------------------------------------------------------------------
 
 
@@ -240,6 +252,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
     import uvicorn
 
     from referral_service.embedded import embedded_worker, is_embedded
+    from referral_service.logs import LOG_CONFIG
 
     def run() -> None:
         uvicorn.run(
@@ -248,6 +261,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            log_config=LOG_CONFIG,
         )
 
     if is_embedded(settings):  # no broker server: run the background worker here too

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_SECRET_LENGTH = 32
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev"})
 
 
@@ -59,6 +60,13 @@ class Settings(BaseSettings):
             self.broker_url = "filesystem://"
         for name in ("token_secret", "blind_index_key", "kek"):
             value: SecretStr = getattr(self, name)
+            if (
+                self.environment == "production"
+                and len(value.get_secret_value()) < MIN_SECRET_LENGTH
+            ):
+                raise ValueError(
+                    f"SPIS_{name.upper()} must be at least {MIN_SECRET_LENGTH} characters in production"
+                )
             if value.get_secret_value() in PLACEHOLDER_SECRETS:
                 if self.environment == "production":
                     raise ValueError(

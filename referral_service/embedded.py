@@ -59,6 +59,17 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM if `spis serve` goes away however it ends (uvicorn re-raises
+    SIGTERM after its own shutdown, so our clean-up code may never run)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class Supervised:
     """Keeps one worker process running: if it dies, it is started again (its jobs are rows, so
     a restarted worker picks them up through the relay)."""
@@ -76,7 +87,11 @@ class Supervised:
     def _start(self) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log_file:  # the child keeps its own handle
             return subprocess.Popen(  # noqa: S603 - our own argv
-                self.command, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+                self.command,
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
 
     def _watch(self) -> None:

@@ -7,12 +7,16 @@ sends pending rows again.
 
 from __future__ import annotations
 
+import logging.config
+
 from celery import Celery
 
 from referral_service.config import get_settings
 from referral_service.jobs.producer import celery_app
+from referral_service.logs import LOG_CONFIG
 from workers.schedule import beat_schedule
 
+logging.config.dictConfig(LOG_CONFIG)
 settings = get_settings()
 app: Celery = celery_app(settings, "spis")
 app.conf.update(

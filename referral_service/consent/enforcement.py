@@ -41,16 +41,17 @@ def apply_change(system: Context, tenant: str, patient_ref: str) -> None:
 def _stop_referrals(system: Context, tenant: str, patient_ref: str) -> None:
     for row in _about(system, "Task", patient_ref):
         task = resources.as_dict(row)
-        if row.org_id != tenant or task.get("partOf") or task["status"] not in OPEN_STATUSES:
-            continue  # only the practice's open referral Tasks; their children follow below
-        kids = propagation.withdraw_referral(system, task, reason=WITHDRAWN)
-        task.update(status="cancelled", statusReason={"text": WITHDRAWN})
-        resources.update(system, row, task)
-        for kid in kids:
-            focus = str(kid.get("focus", {}).get("reference", "")).partition("/")[2]
-            owner = str(kid.get("owner", {}).get("reference", "")).partition("/")[2]
+        if row.org_id != tenant:
+            continue
+        if task.get("partOf"):  # any time bank's Task, open or closed: no more access through it
+            focus = str(task.get("focus", {}).get("reference", "")).partition("/")[2]
+            owner = str(task.get("owner", {}).get("reference", "")).partition("/")[2]
             store.revoke(system.session, focus, owner)
             store.revoke(system.session, patient_ref.partition("/")[2], owner)
+        elif task["status"] in OPEN_STATUSES:
+            propagation.withdraw_referral(system, task, reason=WITHDRAWN)
+            task.update(status="cancelled", statusReason={"text": WITHDRAWN})
+            resources.update(system, row, task)
 
 
 def _about(system: Context, rtype: str, patient_ref: str) -> list[StoredResource]:

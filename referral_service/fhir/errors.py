@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
@@ -34,6 +35,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidTag, _integrity_failure)  # type: ignore[arg-type]
+    app.add_exception_handler(InvalidUnwrap, _wrong_kek)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -75,6 +77,13 @@ async def _integrity_failure(request: Request, exc: InvalidTag) -> Response:
     await audit_request_failure(request, 500, "exception")
     return outcome_response(
         500, "exception", "Stored data failed its integrity check; it was not returned"
+    )
+
+
+async def _wrong_kek(request: Request, exc: InvalidUnwrap) -> Response:
+    log.error("data keys do not unwrap: SPIS_KEK is not the key they were wrapped with")
+    return outcome_response(
+        500, "exception", "Stored data cannot be opened with this server's key configuration"
     )
 
 

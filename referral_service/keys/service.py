@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,10 +18,18 @@ from sqlalchemy.orm.attributes import flag_modified
 from referral_service.config import Settings
 from referral_service.jobs.service import JobName, enqueue, handles
 from referral_service.keys import ring
+from referral_service.ledger.models import Member, Offer, Request
 from referral_service.store.models import ResourceVersion, StoredResource
 
 log = logging.getLogger("spis.keys")
-SEALED = (StoredResource, ResourceVersion)
+# Every sealed column: (model, attribute).
+SEALED: tuple[tuple[Any, str], ...] = (
+    (StoredResource, "body"),
+    (ResourceVersion, "body"),
+    (Member, "alias"),
+    (Offer, "description"),
+    (Request, "description"),
+)
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,8 @@ def status(session: Session) -> KeyStatus:
     connection = session.connection()
     current, _ = ring.current(connection)
     counts: dict[int, int] = {}
-    for model in SEALED:
-        prefix = func.substr(model.body, 1, 5)
+    for model, attribute in SEALED:
+        prefix = func.substr(getattr(model, attribute), 1, 5)
         for head, n in session.execute(select(prefix, func.count()).group_by(prefix)):
             key_id = struct.unpack(">BI", bytes(head))[1]
             counts[key_id] = counts.get(key_id, 0) + int(n)
@@ -58,10 +67,11 @@ def reencrypt_batch(session: Session, batch_size: int) -> int:
     current, _ = ring.current(connection)
     head = struct.pack(">BI", 1, current)
     done = 0
-    for model in SEALED:
-        stale = select(model).where(func.substr(model.body, 1, 5) != head).limit(batch_size - done)
+    for model, attribute in SEALED:
+        column = getattr(model, attribute)
+        stale = select(model).where(func.substr(column, 1, 5) != head).limit(batch_size - done)
         for row in session.scalars(stale):  # loading opens each value with its own key
-            flag_modified(row, "body")  # flushing seals it again, under the current key
+            flag_modified(row, attribute)  # flushing seals it again, under the current key
             done += 1
         if done >= batch_size:
             break

@@ -63,6 +63,7 @@ def _child_changed(system: Context, referral_id: str, child: dict[str, Any]) -> 
     if not can_move(TaskStatus(task["status"]), TaskStatus(target)) or task["status"] == target:
         return
     task["status"] = target
+    task.pop("statusReason", None)  # a reason belongs to the status it explained
     reason = (child.get("statusReason") or {}).get("text")
     if reason:
         task["statusReason"] = {"text": f"Time bank: {reason}"}
@@ -71,7 +72,9 @@ def _child_changed(system: Context, referral_id: str, child: dict[str, Any]) -> 
     if target == "completed":
         patient = str(reference(task.get("for")))
         shared = decide(system, row.org_id, patient, Purpose.SHARE_BACK).permitted
-        task["output"] = _outputs(system, str(reference(task.get("focus")))) if shared else []
+        outputs = _outputs(system, str(reference(task.get("focus")))) if shared else []
+        if outputs:  # FHIR allows no empty arrays
+            task["output"] = outputs
     resources.update(system, row, task)
 
 

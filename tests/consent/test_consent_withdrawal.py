@@ -161,3 +161,26 @@ def test_a_new_consent_replaces_the_old_one(
         client.get(f"/fhir/{referral.patient}", headers=bearer(client, timebank_a)).status_code
         == 404
     )
+
+
+def test_a_time_bank_that_declined_earlier_loses_access_too(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice_headers: dict[str, str],
+    referral: Referral,
+    timebank_a: TestSystem,
+) -> None:
+    first = route_now(session_factory, settings, referral.task_id)
+    headers_a = {**bearer(client, timebank_a), **FHIR_JSON}
+    child = client.get(f"/fhir/Task/{first}", headers=headers_a).json()
+    declined = {**child, "status": "rejected", "statusReason": {"text": "Full"}}
+    assert client.put(f"/fhir/Task/{first}", json=declined, headers=headers_a).status_code == 200
+    assert (
+        client.get(f"/fhir/{referral.patient}", headers=headers_a).status_code == 200
+    )  # still granted
+
+    change_consent(client, practice_headers, referral, status="inactive")
+
+    assert client.get(f"/fhir/{referral.patient}", headers=headers_a).status_code == 404
+    assert client.get(f"/fhir/{child['focus']['reference']}", headers=headers_a).status_code == 404

@@ -95,9 +95,13 @@ def test_rotation_reencrypts_in_batches_while_reads_go_on(
     session_factory: sessionmaker[Session],
     practice: TestSystem,
     practice_headers: dict[str, str],
+    timebank: TestSystem,
+    timebank_headers: dict[str, str],
 ) -> None:
     for i in range(4):
         make_referral(client, practice_headers, practice.org_id, referral_id=f"K-{i}")
+    ledger = f"/api/timebanks/{timebank.org_id}/members"
+    member = client.post(ledger, json={"alias": "Dev"}, headers=timebank_headers).json()
     with session_factory() as session, session.begin():
         before = status(session)
         new_key = rotate(session)
@@ -125,6 +129,7 @@ def test_rotation_reencrypts_in_batches_while_reads_go_on(
     assert set(after.rows_by_key) == {new_key}
     patients = client.get("/fhir/Patient", headers=practice_headers).json()["entry"]
     assert patients[0]["resource"]["name"][0]["family"] == "Okafor"
+    assert client.get(f"{ledger}/{member['id']}", headers=timebank_headers).json()["alias"] == "Dev"
 
 
 def test_ledger_names_and_descriptions_are_sealed(
