@@ -184,3 +184,68 @@ def test_a_time_bank_that_declined_earlier_loses_access_too(
 
     assert client.get(f"/fhir/{referral.patient}", headers=headers_a).status_code == 404
     assert client.get(f"/fhir/{child['focus']['reference']}", headers=headers_a).status_code == 404
+
+
+def test_withdrawn_before_routing_means_never_routed(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice_headers: dict[str, str],
+    referral: Referral,
+    timebank_a: TestSystem,
+) -> None:
+    change_consent(client, practice_headers, referral, status="inactive")
+
+    assert (
+        route_now(session_factory, settings, referral.task_id) is None
+    )  # the routing job runs anyway
+
+    assert (
+        client.get(f"/fhir/Task?part-of={referral.task}", headers=practice_headers).json()["entry"]
+        == []
+    )
+    inbox = client.get(
+        f"/fhir/Task?owner=Organization/{timebank_a.org_id}", headers=bearer(client, timebank_a)
+    )
+    assert inbox.json()["entry"] == []
+    assert (
+        client.get(f"/fhir/{referral.patient}", headers=bearer(client, timebank_a)).status_code
+        == 404
+    )
+
+
+def test_routing_checks_consent_again_before_it_shares(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+    referral: Referral,
+    timebank_a: TestSystem,
+) -> None:
+    # A Consent withdrawn behind the API's back (say, restored from a backup): routing still refuses.
+    from sqlalchemy import text
+
+    from referral_service.consent.rules import Purpose
+    from referral_service.consent.service import decide
+    from referral_service.routing.service import NO_CONSENT, system_context
+
+    consent_id = referral.consent.split("/")[1]
+    with session_factory() as session, session.begin():
+        session.execute(
+            text("DELETE FROM search_index WHERE resource_id = :id AND name = 'status'"),
+            {"id": consent_id},
+        )
+    with session_factory() as session:
+        assert not decide(
+            system_context(session, settings), practice.org_id, referral.patient, Purpose.REFERRAL
+        ).permitted
+
+    assert route_now(session_factory, settings, referral.task_id) is None
+
+    task = client.get(f"/fhir/{referral.task}", headers=practice_headers).json()
+    assert (task["status"], task["statusReason"]["text"]) == ("cancelled", NO_CONSENT)
+    assert (
+        client.get(f"/fhir/{referral.patient}", headers=bearer(client, timebank_a)).status_code
+        == 404
+    )

@@ -140,3 +140,12 @@ def test_silent_broker_gets_a_reminder_then_the_referral_moves_on(
         headers=bearer(client, other),
     )
     assert len(inbox.json()["entry"]) == 1
+
+
+def test_no_retry_can_outlive_the_redis_visibility_timeout(settings: Settings) -> None:
+    """A message held longer than the visibility timeout would be delivered twice (security.md §6)."""
+    from referral_service.jobs.producer import broker_transport_options
+    from workers.tasks import jobs as job_tasks
+
+    visibility = broker_transport_options(settings)["visibility_timeout"]
+    assert visibility > job_tasks.MAX_BACKOFF_S + 1  # the longest retry countdown, jitter included

@@ -24,6 +24,8 @@ from workers.session import session_scope
 log = logging.getLogger("spis.workers")
 # The database or the network hiccuped: the same job will very likely work a little later.
 TRANSIENT = (OperationalError, InterfaceError)
+# Retry delays stay far below the Redis visibility timeout, so a waiting retry is never redelivered.
+MAX_BACKOFF_S = 300
 
 
 def _run(task: Task, job_id: str) -> None:
@@ -31,7 +33,7 @@ def _run(task: Task, job_id: str) -> None:
         with session_scope() as session:
             jobs.run(session, settings, job_id)
     except TRANSIENT as exc:
-        delay = min(300, 2**task.request.retries) + random.uniform(0, 1)  # noqa: S311 - jitter
+        delay = min(MAX_BACKOFF_S, 2**task.request.retries) + random.uniform(0, 1)  # noqa: S311 - jitter
         with session_scope() as session:
             jobs.record_transient_failure(session, job_id, type(exc).__name__, delay)
         raise task.retry(countdown=delay, max_retries=jobs.MAX_ATTEMPTS) from None
