@@ -57,7 +57,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
-    # Only query/path/header parameters reach FastAPI's own validation; bodies are parsed by us.
+    # FHIR bodies are parsed by us; this is query, path and header parameters, and the ledger's
+    # JSON bodies (typed with pydantic there).
     where = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors()[:5])
     return outcome_response(400, "invalid", f"Invalid request parameter: {where}")
 
