@@ -354,7 +354,7 @@ def _write(intake: _Intake) -> list[Outcome]:
         else:
             version = resources.create(ctx, entry.rtype, entry.resource, rid)
             outcomes.append(Outcome(True, version, _add_referral_task(intake, target)))
-            if entry.rtype == "Consent":
+            if entry.rtype == "Consent" and not _about_new_patient(intake, entry.resource):
                 _consent_changed(ctx, ctx.principal.org_id, entry.resource)
             if entry.rtype == "Task" and entry.resource["status"] == "requested":
                 routing.request_routing(ctx.session, version.id)
@@ -377,6 +377,13 @@ def _write_scored(intake: _Intake, target: _Target, rid: str) -> Version:
     for observation in wellbeing.observations_for(scored, target.ref):
         resources.create(ctx, "Observation", observation, tenant=owner, share_with=share)
     return version
+
+
+def _about_new_patient(intake: _Intake, consent: dict[str, Any]) -> bool:
+    """A Consent for a Patient created in this same intake changes nothing already shared: there
+    is no earlier referral or time bank record to stop or to share back yet."""
+    patient = fhir_rules.reference(consent.get("patient"))
+    return any(t.ref == patient and t.write and t.existing is None for t in intake.targets)
 
 
 def _consent_changed(ctx: Context, tenant: str, consent: dict[str, Any]) -> None:
