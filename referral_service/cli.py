@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from referral_service.auth.models import Client
 from referral_service.auth.service import register_client
 from referral_service.config import Settings, get_settings
 from referral_service.db import make_engine, make_sessionmaker
@@ -172,7 +173,86 @@ def client_add(args: argparse.Namespace, settings: Settings) -> object:
         }
 
 
-# -- running -------------------------------------------------------------------------------------
+def _client_json(client: Client) -> dict[str, object]:
+    keys = "jwks_url" if client.jwks_url else "jwks"
+    return {
+        "client_id": client.id,
+        "org_id": client.org_id,
+        "name": client.name,
+        "active": client.active,
+        "keys": keys,
+        "scopes": client.scopes,
+    }
+
+
+def _client_list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--org", help="only this organisation's clients")
+
+
+@command("client", "list", help="list client systems", configure=_client_list_arguments)
+def client_list(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.auth import repository as clients
+
+    with unit_of_work(settings) as session:
+        return [_client_json(c) for c in clients.for_org(session, args.org)]
+
+
+def _client_id_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client", required=True, help="the client_id")
+
+
+@command(
+    "client",
+    "deactivate",
+    configure=_client_id_argument,
+    help="stop a client system getting tokens (tokens it holds expire within 5 minutes)",
+)
+def client_deactivate(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.auth.service import deactivate_client
+
+    with unit_of_work(settings) as session:
+        return _client_json(deactivate_client(session, args.client))
+
+
+# -- time banks ----------------------------------------------------------------------------------
+
+
+def _timebank_set_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--org", required=True, help="the time bank's organisation id")
+    parser.add_argument("--catchment", help="postcode districts, comma-separated: SE6,SE13")
+    parser.add_argument("--offers", help="offer categories, comma-separated")
+    parser.add_argument("--capacity", type=int, help="open referral slots")
+    parser.add_argument("--contact", help="contact address for the broker")
+
+
+@command(
+    "timebank",
+    "set",
+    help="change a time bank's catchment, offers, capacity or contact",
+    configure=_timebank_set_arguments,
+)
+def timebank_set(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.timebanks import repository as timebanks
+
+    with unit_of_work(settings) as session:
+        current = timebanks.get(session, args.org)
+        if current is None:
+            raise CommandError("no time bank directory profile for this organisation id")
+        profile = set_profile(
+            session,
+            args.org,
+            args.catchment.split(",") if args.catchment else current.catchment.split(),
+            args.offers.split(",") if args.offers else current.offers.split(),
+            args.capacity if args.capacity is not None else current.capacity,
+            args.contact if args.contact is not None else current.contact,
+        )
+        return {
+            "org_id": profile.org_id,
+            "catchment": profile.catchment.split(),
+            "offers": profile.offers.split(),
+            "capacity": profile.capacity,
+            "contact": profile.contact,
+        }
 
 
 # -- audit ---------------------------------------------------------------------------------------

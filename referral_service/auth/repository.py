@@ -54,3 +54,10 @@ def purge_assertions(
     if client_id is not None:
         statement = statement.where(UsedAssertion.client_id == client_id)
     return session.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def for_org(session: Session, org_id: str | None) -> list[Client]:
+    stmt = select(Client).order_by(Client.created_at)
+    if org_id is not None:
+        stmt = stmt.where(Client.org_id == org_id)
+    return list(session.scalars(stmt))

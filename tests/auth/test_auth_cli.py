@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +20,7 @@ from referral_service import cli
 from referral_service.auth.models import Client
 from referral_service.config import get_settings
 from referral_service.organisations.models import OrgKind
+from tests.conftest import TEST_KEK
 from tests.fixtures.systems import TestSystem, public_jwks, token_response
 
 
@@ -32,6 +36,7 @@ def spis(
     monkeypatch.setenv("SPIS_DATABASE_URL", pg_url)
     monkeypatch.setenv("SPIS_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("SPIS_ENVIRONMENT", "test")
+    monkeypatch.setenv("SPIS_KEK", TEST_KEK)  # the key ring is per database: keep the tests' KEK
     get_settings.cache_clear()
 
     def run(*argv: str) -> tuple[int, Any, str]:
@@ -255,3 +260,74 @@ def test_every_command_is_registered() -> None:
         assert callable(args.handler)
     serve = parser.parse_args(["serve", "--port", "9000", "--workers", "2"])
     assert (serve.host, serve.port, serve.workers) == ("127.0.0.1", 9000, 2)
+
+
+def test_client_list_and_deactivate(spis: Any, tmp_path: Path, client: TestClient) -> None:
+    _, org, _ = spis("org", "add", "practice", "--name", "Practice", "--ods", "F84077")
+    key = ECKey.generate_key("P-384", private=True)
+    jwks = {"keys": [key.as_dict(private=False, kid="k1", alg="ES384", use="sig")]}
+    _, registered, _ = spis(
+        "client", "add", "--org", org["id"], "--jwks", write_jwks(tmp_path, jwks)
+    )
+
+    code, listed, _ = spis("client", "list", "--org", org["id"])
+    assert code == 0
+    assert [(c["client_id"], c["active"], c["keys"]) for c in listed] == [
+        (registered["client_id"], True, "jwks")
+    ]
+
+    code, deactivated, _ = spis("client", "deactivate", "--client", registered["client_id"])
+    assert (code, deactivated["active"]) == (0, False)
+    now = int(time.time())
+    assertion = jwt.encode(
+        {"alg": "ES384", "kid": "k1", "typ": "JWT"},
+        {
+            "iss": registered["client_id"],
+            "sub": registered["client_id"],
+            "aud": "http://testserver/auth/token",
+            "exp": now + 120,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+        },
+        key,
+        algorithms=["ES384"],
+    )
+    refused = client.post(
+        "/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "system/Task.rs",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    code, _, err = spis("client", "deactivate", "--client", "no-such-client")
+    assert code == 1
+    assert "No client with this id" in err
+
+
+def test_timebank_set_changes_only_what_is_given(spis: Any) -> None:
+    _, bank, _ = spis(
+        "org",
+        "add",
+        "timebank",
+        "--name",
+        "Bank",
+        "--catchment",
+        "SE6",
+        "--offers",
+        "music",
+        "--capacity",
+        "2",
+    )
+    code, changed, _ = spis("timebank", "set", "--org", bank["id"], "--capacity", "7")
+    assert code == 0
+    assert (changed["catchment"], changed["offers"], changed["capacity"]) == (["SE6"], ["music"], 7)
+    code, _, err = spis("timebank", "set", "--org", bank["id"], "--offers", "juggling")
+    assert code == 1
+    assert "Offers must be some of" in err
+    code, _, err = spis("timebank", "set", "--org", "nope", "--capacity", "1")
+    assert code == 1
+    assert "no time bank directory profile" in err
