@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.fixtures.fhir import entry_of, referral_bundle
-from tests.fixtures.systems import TestSystem
+from tests.fixtures.systems import TestSystem, bearer
 
 
 def assert_nothing_stored(client: TestClient, headers: dict[str, str]) -> None:
@@ -162,3 +162,27 @@ def test_authentication_and_scopes(
     outcome(post_raw(client, {"Authorization": "Bearer not-a-token"}, body), 401, "login")
     # a time bank may not create referrals
     outcome(post_raw(client, timebank_headers, body), 403, "forbidden")
+
+
+def test_a_health_board_gets_no_record_about_a_person(
+    client: TestClient,
+    healthboard: TestSystem,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+) -> None:
+    post_raw(client, practice_headers, json.dumps(referral_bundle(practice.org_id)).encode())
+    board = bearer(client, healthboard)
+    for rtype in (
+        "Patient",
+        "ServiceRequest",
+        "Task",
+        "Consent",
+        "Observation",
+        "Procedure",
+        "QuestionnaireResponse",
+    ):
+        outcome(client.get(f"/fhir/{rtype}", headers=board), 403, "forbidden")
+    outcome(client.get("/fhir/AuditEvent?patient=x", headers=board), 403, "forbidden")
+    assert (
+        client.get("/fhir/Organization", headers=board).status_code == 200
+    )  # the directory is public
