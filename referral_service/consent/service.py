@@ -84,7 +84,3 @@ def share_back_to(ctx: Context, tenant: str, patient_ref: str) -> tuple[str, ...
     """Who, besides the time bank that records it, may read an activity or a score: the practice,
     when the patient permits share-back."""
     return (tenant,) if decide(ctx, tenant, patient_ref, Purpose.SHARE_BACK).permitted else ()
-
-
-def patient_of(consent: dict[str, Any]) -> str | None:
-    return reference(consent.get("patient"))

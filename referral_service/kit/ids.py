@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import NewType
-
-ResourceId = NewType("ResourceId", str)
-OrgId = NewType("OrgId", str)
-ClientId = NewType("ClientId", str)
 
 
 def new_id() -> str:

@@ -59,10 +59,6 @@ def presented(ctx: Context, rtype: str, tenant: str, body: bytes) -> bytes:
     return orjson.dumps(broker_view(rtype, orjson.loads(body)))
 
 
-def reserve_id() -> str:
-    return new_id()
-
-
 def create(
     ctx: Context,
     rtype: str,
@@ -84,13 +80,6 @@ def create(
     grants = [org for org in share_with if org != owner]
     repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data), grants)
     return Version.of(row)
-
-
-def share(ctx: Context, rtype: str, rid: str, org_id: str) -> None:
-    """Let another organisation read a resource the caller can read."""
-    row = load(ctx, rtype, rid)
-    if org_id != row.org_id:
-        repository.grant(ctx.session, row.id, [org_id])
 
 
 def update(ctx: Context, row: StoredResource, data: dict[str, Any]) -> Version:

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from fhir_adapters import referral as fhir_referral
 from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.context import Context
@@ -54,59 +55,37 @@ def route(
     referral = make_referral(client, practice_headers, practice.org_id, **referral_kwargs)
     owner = owner_org_id or timebank_org_id
     caller = Principal(practice.client_id, practice.org_id, OrgKind.PRACTICE, frozenset())
+    now = "2026-01-05T09:00:00Z"
     with session_factory() as session, session.begin():
         ctx = Context(session, caller, settings)
+        original = store.load_json(
+            ctx, "ServiceRequest", referral.service_request.partition("/")[2]
+        )
+        assert original is not None
+        # The shapes routing itself builds; status and owner set as the test needs them.
+        filler_body = fhir_referral.filler_order(
+            original, referral.service_request, f"Organization/{timebank_org_id}", now
+        )
         filler = store.create(
             ctx,
             "ServiceRequest",
-            filler_order(referral, timebank_org_id),
+            filler_body,
             tenant=practice.org_id,
             share_with=(timebank_org_id,),
         )
+        task_body = fhir_referral.child_task(
+            referral.task,
+            f"ServiceRequest/{filler.id}",
+            referral.patient,
+            f"Organization/{owner}",
+            now,
+        )
+        task_body["status"] = status
         task = store.create(
-            ctx,
-            "Task",
-            child_task(referral, filler.id, owner, status),
-            tenant=practice.org_id,
-            share_with=(timebank_org_id,),
+            ctx, "Task", task_body, tenant=practice.org_id, share_with=(timebank_org_id,)
         )
         store_repository.grant(session, referral.patient.partition("/")[2], [timebank_org_id])
     return Routed(referral, filler.id, task.id, timebank_org_id)
-
-
-def filler_order(referral: Referral, timebank_org_id: str) -> dict[str, Any]:
-    return {
-        "resourceType": "ServiceRequest",
-        "status": "active",
-        "intent": "filler-order",
-        "basedOn": [{"reference": referral.service_request}],
-        "code": {
-            "coding": [
-                {
-                    "system": "http://snomed.info/sct",
-                    "code": "871731000000106",
-                    "display": "Referral to social prescribing service",
-                }
-            ]
-        },
-        "subject": {"reference": referral.patient},
-        "performer": [{"reference": f"Organization/{timebank_org_id}"}],
-    }
-
-
-def child_task(referral: Referral, filler_id: str, owner: str, status: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Task",
-        "status": status,
-        "intent": "order",
-        "code": {
-            "coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]
-        },
-        "focus": {"reference": f"ServiceRequest/{filler_id}"},
-        "for": {"reference": referral.patient},
-        "partOf": [{"reference": referral.task}],
-        "owner": {"reference": f"Organization/{owner}"},
-    }
 
 
 @pytest.fixture
