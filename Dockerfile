@@ -5,8 +5,7 @@ COPY pyproject.toml README.md ./
 COPY referral_service ./referral_service
 COPY fhir_adapters ./fhir_adapters
 COPY workers ./workers
-COPY migrations ./migrations
-RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 spis && mkdir -p /app/var && chown spis /app/var
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 spis && mkdir -p /app/var/keys && chown -R spis /app/var
 USER spis
 EXPOSE 8000
 ENTRYPOINT ["spis"]

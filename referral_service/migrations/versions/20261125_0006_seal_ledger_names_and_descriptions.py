@@ -13,7 +13,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "20261125_0006"
 down_revision = "20261125_0005"
 branch_labels = None

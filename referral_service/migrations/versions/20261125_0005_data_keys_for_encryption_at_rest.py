@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "20261125_0005"
 down_revision = "20261125_0004"
 branch_labels = None
