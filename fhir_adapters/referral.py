@@ -17,7 +17,9 @@ def _ref(reference: str) -> dict[str, str]:
 def filler_order(
     original: dict[str, Any], original_ref: str, timebank_ref: str, now: str
 ) -> dict[str, Any]:
-    """The time bank's copy of the referral: only what a broker needs (no Consent, no notes)."""
+    """The time bank's copy of the referral: what a broker needs before the first call, the GP's
+    notes and timeframe included; no Consent, no supporting information, no NHS number.
+    Built only once the referral Consent permits sharing the referral with this time bank."""
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "active",
@@ -29,10 +31,22 @@ def filler_order(
         "requester": original["requester"],
         "performer": [_ref(timebank_ref)],
     }
-    for name in ("category", "priority", "reasonCode", "orderDetail"):
+    for name in ("category", "priority", "reasonCode", "orderDetail", *OCCURRENCE):
         if name in original:
             resource[name] = original[name]
+    notes = [_shared_note(note) for note in original.get("note") or []]
+    if notes:
+        resource["note"] = notes
     return resource
+
+
+OCCURRENCE = ("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming")
+
+
+def _shared_note(note: dict[str, Any]) -> dict[str, Any]:
+    """An Annotation as the broker gets it: text, time and a written author name; not an
+    `authorReference`, which points at a practice resource the time bank cannot read."""
+    return {key: value for key, value in note.items() if key != "authorReference"}
 
 
 def child_task(

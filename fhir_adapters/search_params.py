@@ -123,6 +123,13 @@ PARAMS: dict[str, dict[str, str]] = {
     for resource_type, specs in _SPECS.items()
 }
 
+
+def elements_of(resource_type: str, name: str) -> frozenset[str]:
+    """The top-level elements a search parameter reads (`identifier` for Patient.identifier)."""
+    _, paths = _SPECS[resource_type][name]
+    return frozenset(path.split(".", 1)[0] for path in paths)
+
+
 # `patient` parameters only index references whose target is a Patient (R4 search definitions).
 _TARGET_TYPES = {"patient": "Patient"}
 
@@ -203,6 +210,12 @@ def _as_list(value: object) -> list[Any]:
 # --- dates ----------------------------------------------------------------------------------------
 
 DATE_PREFIXES = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"})
+
+
+def first_instant(value: str) -> datetime | None:
+    """The first UTC instant a FHIR date/dateTime/instant stands for; None if it is not one."""
+    period = period_of(value)
+    return period[0] if period else None
 
 
 def parse_search_date(value: str) -> tuple[str, datetime, datetime]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_adapters.search_params import elements_of
+
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
     "code": "SUBSETTED",
@@ -29,6 +31,13 @@ BROKER_FIELDS: dict[str, frozenset[str]] = {
         }
     ),
 }
+
+
+def broker_can_search(rtype: str, param: str) -> bool:
+    """A time bank may search another organisation's resources only by elements it is shown:
+    matching on a hidden element (a Patient's NHS number) would reveal it one guess at a time."""
+    fields = BROKER_FIELDS.get(rtype)
+    return fields is None or elements_of(rtype, param) <= fields
 
 
 def needs_subsetting(rtype: str) -> bool:

@@ -2,16 +2,24 @@
 
 Three flows, three separate permits. A provision names a flow by its purpose of use
 (v3-ActReason) or by SPIS's consent-flow code. A flow is permitted when the Consent is active,
-its root provision permits, some provision naming the flow permits, and none naming it denies
+its root provision permits, some provision naming the flow permits, and none applying to it denies
 (deny wins). Anything else is a deny: deny by default.
+
+Nested provisions are exceptions inside their parent: one that names no flow covers its parent's
+flows, and one that names no actor covers its parent's actors. A provision with `actor`s is about
+those organisations only: "permit, but not to this time bank" is a nested `deny` naming the time
+bank, and it stops the referral reaching that time bank, not the referral as a whole.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from fhir_adapters import codes
+from fhir_adapters.rules import reference, split_reference
+from fhir_adapters.search_params import first_instant
 
 
 class Purpose(StrEnum):
@@ -25,17 +33,29 @@ PURPOSE_CODES: dict[Purpose, frozenset[str]] = {
     Purpose.SHARE_BACK: frozenset({codes.PURPOSE_COC}),
     Purpose.SECONDARY_USE: frozenset({codes.PURPOSE_HOPERAT, codes.PURPOSE_PUBHLTH}),
 }
+# A Consent in force, or one withdrawn: either replaces every older Consent for the patient.
+GOVERNING_STATUSES = frozenset({"active", "inactive"})
 NATIONAL_OPT_OUT = f"{codes.SPIS_CODESYSTEM_BASE.removesuffix('/CodeSystem')}/StructureDefinition/national-data-opt-out"
 
 
-def permits(consent: dict[str, Any], purpose: Purpose) -> bool:
+def permits(consent: dict[str, Any], purpose: Purpose, recipient: str | None = None) -> bool:
+    """`recipient` ("Organization/<id>") is who would receive the data. Without one, the answer
+    is whether the flow may happen at all: denies about particular actors do not count then (they
+    are checked per recipient), and a permit about particular actors still permits someone."""
     if consent.get("status") != "active":
         return False
     root = consent.get("provision") or {}
     if root.get("type") != "permit":
         return False
-    decisions = _decisions(root, purpose)
-    return bool(decisions) and "deny" not in decisions
+    decisions = _decisions(root, purpose, recipient, frozenset(Purpose), frozenset())
+    return "permit" in decisions and "deny" not in decisions
+
+
+def consent_time(consent: dict[str, Any]) -> datetime:
+    """When the Consent was given, for ordering (time zones honoured); undated ones sort first."""
+    value = consent.get("dateTime")
+    instant = first_instant(value) if isinstance(value, str) else None
+    return instant or datetime.min.replace(tzinfo=UTC)
 
 
 def opted_out(patient: dict[str, Any]) -> bool:
@@ -46,11 +66,44 @@ def opted_out(patient: dict[str, Any]) -> bool:
     )
 
 
-def _decisions(provision: dict[str, Any], purpose: Purpose) -> list[str]:
-    found = [provision.get("type", "permit")] if _names(provision, purpose) else []
+def _decisions(
+    provision: dict[str, Any],
+    purpose: Purpose,
+    recipient: str | None,
+    parent_flows: frozenset[Purpose],
+    parent_actors: frozenset[str],
+) -> list[str]:
+    named = frozenset(flow for flow in Purpose if _names(provision, flow))
+    flows, actors = named or parent_flows, _actors(provision) or parent_actors
+    kind = provision.get("type", "permit")
+    found = []
+    # A deny covers every flow in its scope; a permit only the flows it names itself.
+    if (purpose in named or (kind == "deny" and purpose in flows)) and _about(
+        actors, recipient, kind
+    ):
+        found.append(kind)
     for nested in provision.get("provision") or []:
-        found.extend(_decisions(nested, purpose))
+        found.extend(_decisions(nested, purpose, recipient, flows, actors))
     return found
+
+
+def _about(actors: frozenset[str], recipient: str | None, kind: str) -> bool:
+    if not actors:
+        return True
+    if recipient is None:
+        return kind == "permit"
+    return recipient in actors
+
+
+def _actors(provision: dict[str, Any]) -> frozenset[str]:
+    """The organisations and people a provision is about, as `Type/id`."""
+    found = set()
+    for actor in provision.get("actor") or []:
+        ref = reference(actor.get("reference")) if isinstance(actor, dict) else None
+        parts = split_reference(ref) if ref else None
+        if parts:
+            found.add(f"{parts[0]}/{parts[1]}")
+    return frozenset(found)
 
 
 def _names(provision: dict[str, Any], purpose: Purpose) -> bool:

@@ -1,8 +1,10 @@
 """The one consent decision point (DESIGN §6): `decide(...)` answers for a patient and a purpose,
 and `apply_change(...)` turns a changed decision into grants and Task changes.
 
-The governing Consent is the practice's most recent active one for the patient (a new Consent
-replaces the old; setting it inactive withdraws). Decisions are enforced as read grants, inside
+The governing Consent is the practice's most recent one for the patient that is in force or was
+withdrawn (`active` or `inactive`): a new Consent replaces the old, and setting it inactive
+withdraws consent; it never brings an older Consent back. Drafts, proposals, rejected Consents and
+ones entered in error replace nothing. Decisions are enforced as read grants, inside
 the store's queries, so search, _include, history and paging can never show what is withheld.
 """
 
@@ -13,7 +15,13 @@ from typing import Any
 
 from fhir_adapters.rules import reference
 from referral_service.audit import service as audit
-from referral_service.consent.rules import Purpose, opted_out, permits
+from referral_service.consent.rules import (
+    GOVERNING_STATUSES,
+    Purpose,
+    consent_time,
+    opted_out,
+    permits,
+)
 from referral_service.context import Context
 from referral_service.store import repository as store
 from referral_service.store import service as resources
@@ -28,10 +36,13 @@ class Decision:
     reason: str
 
 
-def decide(ctx: Context, tenant: str, patient_ref: str, purpose: Purpose) -> Decision:
-    """As SPIS itself (`ctx` is a system context): may `purpose` happen for this patient?
-    Every decision is audited, with the Consent that made it."""
-    decision = _decide(ctx, tenant, patient_ref, purpose)
+def decide(
+    ctx: Context, tenant: str, patient_ref: str, purpose: Purpose, recipient: str | None = None
+) -> Decision:
+    """As SPIS itself (`ctx` is a system context): may `purpose` happen for this patient (and
+    reach `recipient`, "Organization/<id>", when given)? Every decision is audited, with the
+    Consent that made it."""
+    decision = _decide(ctx, tenant, patient_ref, purpose, recipient)
     audit.record_consent_decision(
         ctx,
         permitted=decision.permitted,
@@ -44,35 +55,45 @@ def decide(ctx: Context, tenant: str, patient_ref: str, purpose: Purpose) -> Dec
     return decision
 
 
-def _decide(ctx: Context, tenant: str, patient_ref: str, purpose: Purpose) -> Decision:
+def _decide(
+    ctx: Context, tenant: str, patient_ref: str, purpose: Purpose, recipient: str | None
+) -> Decision:
     consent_id, consent = governing_consent(ctx, tenant, patient_ref)
     if consent is None:
         return Decision(False, purpose, None, "no active Consent")
+    if consent.get("status") != "active":
+        return Decision(False, purpose, consent_id, "the current Consent was withdrawn")
     if purpose is Purpose.SECONDARY_USE:
         patient = resources.load_json(ctx, "Patient", patient_ref.partition("/")[2]) or {}
         if opted_out(patient):
             return Decision(False, purpose, consent_id, "national data opt-out")
-    if permits(consent, purpose):
-        return Decision(True, purpose, consent_id, "permitted")
-    return Decision(False, purpose, consent_id, "not permitted by the Consent")
+    if permits(consent, purpose, recipient):
+        return Decision(True, purpose, consent_id, _for("permitted", recipient))
+    return Decision(False, purpose, consent_id, _for("not permitted by the Consent", recipient))
+
+
+def _for(reason: str, recipient: str | None) -> str:
+    return f"{reason} for {recipient}" if recipient else reason
 
 
 def governing_consent(
     ctx: Context, tenant: str, patient_ref: str, pending: dict[str, dict[str, Any]] | None = None
 ) -> tuple[str | None, dict[str, Any] | None]:
-    """The newest active Consent (by dateTime, then by when it was stored) among the practice's
-    stored ones and, at intake, those arriving with the referral."""
-    query = [[TokenMatch("patient", patient_ref)], [TokenMatch("status", "active")]]
+    """The newest Consent in force or withdrawn (by dateTime, then by when it was stored) among
+    the practice's stored ones and, at intake, those arriving with the referral. It may be
+    `inactive`: then nothing is permitted, whatever older Consents say."""
+    statuses = [TokenMatch("status", status) for status in sorted(GOVERNING_STATUSES)]
+    query = [[TokenMatch("patient", patient_ref)], statuses]
     rows = store.search(ctx.session, ctx.principal, "Consent", query, limit=200, offset=0)
     candidates = [
-        (str(data.get("dateTime", "")), 0, row.last_updated.isoformat(), row.id, data)
+        (consent_time(data), 0, row.last_updated.isoformat(), row.id, data)
         for row in rows
         if row.org_id == tenant and (data := resources.as_dict(row))
     ]
     candidates += [
-        (str(c.get("dateTime", "")), 1, "", ref.partition("/")[2], c)
+        (consent_time(c), 1, "", ref.partition("/")[2], c)
         for ref, c in (pending or {}).items()
-        if c.get("status") == "active" and reference(c.get("patient")) == patient_ref
+        if c.get("status") in GOVERNING_STATUSES and reference(c.get("patient")) == patient_ref
     ]
     if not candidates:
         return None, None
@@ -83,4 +104,6 @@ def governing_consent(
 def share_back_to(ctx: Context, tenant: str, patient_ref: str) -> tuple[str, ...]:
     """Who, besides the time bank that records it, may read an activity or a score: the practice,
     when the patient permits share-back."""
-    return (tenant,) if decide(ctx, tenant, patient_ref, Purpose.SHARE_BACK).permitted else ()
+    practice = f"Organization/{tenant}"
+    shared = decide(ctx, tenant, patient_ref, Purpose.SHARE_BACK, practice).permitted
+    return (tenant,) if shared else ()

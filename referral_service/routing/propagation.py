@@ -19,7 +19,7 @@ from referral_service.consent.service import decide
 from referral_service.context import Context
 from referral_service.referrals.status import TaskStatus, can_move
 from referral_service.routing import service as routing
-from referral_service.routing.rules import OPEN_STATUSES
+from referral_service.routing.rules import ENDED_STATUSES, OPEN_STATUSES
 from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.store.repository import TokenMatch
@@ -50,6 +50,8 @@ def after_task_update(ctx: Context, old: dict[str, Any], new: dict[str, Any]) ->
 
 def _child_changed(system: Context, referral_id: str, child: dict[str, Any]) -> None:
     status = child["status"]
+    if status in ENDED_STATUSES:
+        routing.end_access(system, child)
     if status == "rejected" or (
         status == "cancelled" and _referral_status(system, referral_id) == "requested"
     ):
@@ -71,7 +73,8 @@ def _child_changed(system: Context, referral_id: str, child: dict[str, Any]) -> 
         task["statusReason"] = {"text": "The time bank withdrew from the referral"}
     if target == "completed":
         patient = str(reference(task.get("for")))
-        shared = decide(system, row.org_id, patient, Purpose.SHARE_BACK).permitted
+        practice = f"Organization/{row.org_id}"
+        shared = decide(system, row.org_id, patient, Purpose.SHARE_BACK, practice).permitted
         outputs = _outputs(system, str(reference(task.get("focus")))) if shared else []
         if outputs:  # FHIR allows no empty arrays
             task["output"] = outputs
@@ -117,5 +120,6 @@ def withdraw_referral(
             kid["status"] = "cancelled"
             kid["statusReason"] = {"text": reason}
             resources.update(system, kid_row, kid)
+            routing.end_access(system, kid)
             cancelled.append(kid)
     return cancelled

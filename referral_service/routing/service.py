@@ -21,7 +21,7 @@ from referral_service.context import Context
 from referral_service.jobs.service import JobName, enqueue, handles
 from referral_service.kit.clock import fhir_instant, utcnow
 from referral_service.organisations import repository as organisations
-from referral_service.routing.rules import OPEN_STATUSES, Candidate, rank
+from referral_service.routing.rules import ENDED_STATUSES, OPEN_STATUSES, Candidate, rank
 from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
@@ -71,10 +71,15 @@ def route(ctx: Context, referral_task_id: str) -> str | None:
     sr = resources.load_json(ctx, "ServiceRequest", sr_ref.partition("/")[2]) or {}
     patient = resources.load_json(ctx, "Patient", patient_ref.partition("/")[2]) or {}
     district = postcode_district(fhir_referral.home_postcode(patient) or "")
+    refused = 0
     for candidate in rank(_candidates(ctx, district, fhir_referral.needs(sr), tried)):
+        recipient = f"Organization/{candidate.org_id}"
+        if not decide(ctx, row.org_id, patient_ref, Purpose.REFERRAL, recipient).permitted:
+            refused += 1  # the patient's Consent denies this time bank
+            continue
         if _spare(ctx, candidate.org_id, lock=True) > 0:
             return _assign(ctx, row, task, sr_ref, sr, patient_ref, candidate)
-    _reject(ctx, row, task, _no_one_reason(district, kids))
+    _reject(ctx, row, task, _no_one_reason(district, kids, refused))
     return None
 
 
@@ -148,6 +153,28 @@ def _assign(
     return created.id
 
 
+def end_access(ctx: Context, child: dict[str, Any]) -> None:
+    """A time bank whose part in a referral is over (it declined, was passed over, or the referral
+    was cancelled) keeps its own Task, so it knows, but no longer reads the filler order, nor the
+    Patient unless another referral of that patient is still with it. The audit trail keeps
+    what was shared and when."""
+    owner = str(reference(child.get("owner"))).removeprefix("Organization/")
+    filler_id = str(reference(child.get("focus"))).partition("/")[2]
+    patient_ref = str(reference(child.get("for")))
+    store.revoke(ctx.session, filler_id, owner)
+    if not _still_with(ctx, owner, patient_ref, except_task=str(child.get("id"))):
+        store.revoke(ctx.session, patient_ref.partition("/")[2], owner)
+
+
+def _still_with(ctx: Context, owner: str, patient_ref: str, except_task: str) -> bool:
+    query = [[TokenMatch("owner", f"Organization/{owner}")], [TokenMatch("patient", patient_ref)]]
+    rows = store.search(ctx.session, ctx.principal, "Task", query, limit=1000, offset=0)
+    return any(
+        row.id != except_task and resources.as_dict(row)["status"] not in ENDED_STATUSES
+        for row in rows
+    )
+
+
 def _reject(ctx: Context, row: StoredResource, task: dict[str, Any], reason: str) -> None:
     task["status"] = "rejected"
     task["statusReason"] = {"text": reason}
@@ -155,7 +182,9 @@ def _reject(ctx: Context, row: StoredResource, task: dict[str, Any], reason: str
     resources.update(ctx, row, task)
 
 
-def _no_one_reason(district: str | None, kids: list[tuple[StoredResource, dict[str, Any]]]) -> str:
+def _no_one_reason(
+    district: str | None, kids: list[tuple[StoredResource, dict[str, Any]]], refused: int
+) -> str:
     if district is None:
         return (
             "SPIS could not read the patient's home postcode, so no time bank could be chosen. "
@@ -169,6 +198,8 @@ def _no_one_reason(district: str | None, kids: list[tuple[StoredResource, dict[s
     text = f"No time bank serving {district} could take this referral"
     if declined:
         text += f"; {len(declined)} declined or did not answer (" + "; ".join(declined) + ")"
+    if refused:
+        text += f"; the patient's Consent does not permit sharing it with {refused} of them"
     return (
         text + ". Consider another service, or refer again later when capacity may have freed up."
     )

@@ -45,6 +45,7 @@ def sweep(session: Session, settings: Settings, as_of: str | None = None) -> dic
             task["status"] = "cancelled"
             task["statusReason"] = {"text": "No answer within the time allowed; referred onwards"}
             resources.update(ctx, row, task)
+            routing.end_access(ctx, task)
             routing.request_routing(session, parent.partition("/")[2])
             counts["rerouted"] += 1
     return counts

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fhir_adapters.rules import split_reference
+from fhir_adapters.codes import NHS_NUMBER_SYSTEM
+from fhir_adapters.rules import nhs_number_is_valid, split_reference
 from fhir_adapters.search_params import PARAMS, parse_search_date, parse_token
 from referral_service.context import Context
-from referral_service.errors import ServiceError
+from referral_service.errors import Invalid, ServiceError
 from referral_service.store import service
 from referral_service.store.repository import DateMatch, IdMatch, Match, TokenMatch
 
@@ -101,14 +102,27 @@ def _match(ctx: Context, rtype: str, name: str, value: str) -> Match:
         except Exception as exc:  # FhirError from the adapters, re-raised with our status
             raise BadSearch(f"{name}: {exc}") from None
         return DateMatch(name, prefix, start, end)
+    own_only = None if service.searchable_in_others(ctx, rtype, name) else ctx.principal.org_id
     if kind == "reference":
         parts = split_reference(value)
         target = f"{parts[0]}/{parts[1]}" if parts else _bare_reference(rtype, name, value)
-        return TokenMatch(name, target)
+        return TokenMatch(name, target, own_only=own_only)
     system, code, system_given = parse_token(value)
+    if name == "identifier" and system == NHS_NUMBER_SYSTEM and code is not None:
+        _check_nhs_number(code)
     if code is not None and system is not None:
         code = service.token_value(ctx, rtype, name, system, code)
-    return TokenMatch(name, code, system, system_given)
+    return TokenMatch(name, code, system, system_given, own_only)
+
+
+def _check_nhs_number(value: str) -> None:
+    """As intake: a number that fails Modulus 11 can match nobody, so say so (never echo it)."""
+    if not nhs_number_is_valid(value):
+        raise Invalid(
+            "identifier: the NHS number fails the Modulus 11 check",
+            issue_code="value",
+            expression=["identifier"],
+        )
 
 
 def _bare_reference(rtype: str, name: str, value: str) -> str:

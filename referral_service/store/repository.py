@@ -73,6 +73,9 @@ class TokenMatch:
     value: str | None
     system: str | None = None
     system_given: bool = False
+    # Matches only this organisation's own resources: the parameter reads an element the caller
+    # is not shown in resources shared with it.
+    own_only: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +254,8 @@ def _match(rtype: str, match: Match) -> ColumnElement[bool]:
         SearchIndex.name == match.name,
     ]
     if isinstance(match, TokenMatch):
+        if match.own_only is not None:
+            conditions.append(StoredResource.org_id == match.own_only)
         if match.value is not None:
             conditions.append(SearchIndex.value == match.value)
         if match.system_given:

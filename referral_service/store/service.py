@@ -13,7 +13,7 @@ import orjson
 
 from fhir_adapters.codes import NHS_NUMBER_SYSTEM
 from fhir_adapters.search_params import IndexEntry, index_entries
-from fhir_adapters.views import broker_view, needs_subsetting
+from fhir_adapters.views import broker_can_search, broker_view, needs_subsetting
 from referral_service.context import Context
 from referral_service.errors import NotFound, VersionConflict
 from referral_service.kit.clock import as_utc, fhir_instant, utcnow
@@ -57,6 +57,14 @@ def presented(ctx: Context, rtype: str, tenant: str, body: bytes) -> bytes:
     if not needs_subsetting(rtype):
         return body
     return orjson.dumps(broker_view(rtype, orjson.loads(body)))
+
+
+def searchable_in_others(ctx: Context, rtype: str, param: str) -> bool:
+    """Whether a search parameter may match other organisations' resources for this caller: not
+    when it reads an element the caller is never shown (see `presented`)."""
+    if ctx.principal.org_kind is not OrgKind.TIMEBANK:
+        return True
+    return broker_can_search(rtype, param)
 
 
 def create(

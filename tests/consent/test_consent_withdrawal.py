@@ -177,8 +177,8 @@ def test_a_time_bank_that_declined_earlier_loses_access_too(
     declined = {**child, "status": "rejected", "statusReason": {"text": "Full"}}
     assert client.put(f"/fhir/Task/{first}", json=declined, headers=headers_a).status_code == 200
     assert (
-        client.get(f"/fhir/{referral.patient}", headers=headers_a).status_code == 200
-    )  # still granted
+        client.get(f"/fhir/{referral.patient}", headers=headers_a).status_code == 404
+    )  # its part ended with the decline (tests/routing/test_routing_access_ends.py)
 
     change_consent(client, practice_headers, referral, status="inactive")
 
