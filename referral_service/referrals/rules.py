@@ -54,6 +54,19 @@ def check_requester(principal: Principal, requester: object, where: str) -> None
         )
 
 
+def check_new_referral_status(sr: dict[str, Any]) -> None:
+    """Only an `active` ServiceRequest is a referral SPIS can route. A draft is not held for later
+    and a revoked or completed one has nothing left to do, so intake refuses them rather than
+    route what the practice has not (or no longer) asked for."""
+    if sr.get("status") != "active":
+        raise BusinessRuleViolation(
+            "A new referral ServiceRequest must have status active: SPIS routes a referral as "
+            "soon as it is accepted and keeps no drafts; send it once it is active",
+            status=422,
+            expression=["ServiceRequest.status"],
+        )
+
+
 def referral_task(sr_ref: str, sr: dict[str, Any], authored_on: str) -> dict[str, Any]:
     """The referral Task SPIS creates when the practice did not send one (DESIGN §3 step 1)."""
     return {
