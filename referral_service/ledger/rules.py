@@ -3,6 +3,7 @@ indicators (DESIGN §5). Messages name the field, never the value sent (it may b
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime, timedelta
 
@@ -22,6 +23,13 @@ EARLIEST_DATE = date(1980, 1, 1)
 # Control characters (NUL among them: PostgreSQL text refuses it) and lone surrogates (not
 # encodable, so never storable). Line breaks and tabs are whitespace, folded to one space.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
+# Every id SPIS hands out (members, Tasks) is a FHIR id; anything else names nothing, and must not
+# reach a query (PostgreSQL refuses a NUL in a parameter with an error, not an empty answer).
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def is_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
 
 
 def text(value: str, field: str, limit: int) -> str:
