@@ -93,7 +93,8 @@ def test_an_alias_with_a_control_character_is_refused(
     ledger: tuple[TestClient, TestSystem, dict[str, str]], alias: str
 ) -> None:
     client, timebank, headers = ledger
-    body = '{"alias": "%s"}' % alias.encode("unicode_escape").decode().replace("\\x", "\\u00")
+    escaped = alias.encode("unicode_escape").decode().replace("\\x", "\\u00")
+    body = f'{{"alias": "{escaped}"}}'
 
     response = client.post(
         ledger_url(timebank, "/members"), content=body, headers={**headers, **JSON}
