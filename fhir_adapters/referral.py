@@ -26,13 +26,25 @@ def filler_order(
         "code": original["code"],
         "subject": original["subject"],
         "authoredOn": now,
-        "requester": original["requester"],
+        "requester": _requester(original),
         "performer": [_ref(timebank_ref)],
     }
     for name in ("category", "priority", "reasonCode", "orderDetail"):
         if name in original:
             resource[name] = original[name]
     return resource
+
+
+def _requester(original: dict[str, Any]) -> Any:
+    """The original's requester, except that a contained PractitionerRole (which the copy does not
+    carry) is replaced by its organization: the practice, which intake checked it to be."""
+    requester = original["requester"]
+    ref = requester.get("reference") if isinstance(requester, dict) else None
+    if isinstance(ref, str) and ref.startswith("#"):
+        for contained in original.get("contained") or []:
+            if f"#{contained.get('id')}" == ref and "organization" in contained:
+                return contained["organization"]
+    return requester
 
 
 def child_task(

@@ -259,9 +259,8 @@ def _check(intake: _Intake, target: _Target) -> None:
             referral_rules.check_service_request_update(old, data)
         else:
             referral_rules.check_new_referral_status(data)
-            referral_rules.check_requester(
-                principal, data.get("requester"), "ServiceRequest.requester"
-            )
+            practice = organisations.get(intake.ctx.session, principal.org_id)
+            referral_rules.check_requester(principal, data, practice.ods_code if practice else None)
             _check_referral_consent(intake, data)
     elif entry.rtype == "Task":
         if old is not None:
@@ -289,7 +288,7 @@ def _content_rules(rtype: str, data: dict[str, Any], *, new: bool) -> None:
 def _check_new_task(intake: _Intake, task: dict[str, Any]) -> None:
     focus = fhir_rules.reference(task.get("focus"))
     sr = _lookup(intake, focus) if focus and focus.startswith("ServiceRequest/") else None
-    referral_rules.check_new_task(task, sr)
+    referral_rules.check_new_task(intake.ctx.principal, task, sr)
     assert focus is not None
     if focus not in intake.pending and store.find_by_token(
         intake.ctx.session, intake.ctx.principal, "Task", "focus", None, focus
@@ -399,7 +398,9 @@ def _consent_changed(ctx: Context, tenant: str, consent: dict[str, Any]) -> None
 def _add_referral_task(intake: _Intake, target: _Target) -> str | None:
     if target.entry.rtype != "ServiceRequest" or target.ref in intake.tasks_added:
         return None
-    task = referral_rules.referral_task(target.ref, target.entry.resource, fhir_instant(utcnow()))
+    sr = target.entry.resource
+    requester = referral_rules.practice_reference(intake.ctx.principal, sr)
+    task = referral_rules.referral_task(target.ref, sr, requester, fhir_instant(utcnow()))
     version = resources.create(intake.ctx, "Task", task)
     routing.request_routing(intake.ctx.session, version.id)
     return f"Referral Task created: Task/{version.id}"
