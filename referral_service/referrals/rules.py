@@ -96,8 +96,10 @@ def practice_reference(principal: Principal, sr: dict[str, Any]) -> dict[str, An
     the practice's Organization, otherwise that Organization (a contained PractitionerRole cannot
     be pointed at from another resource, and `Task?requester=Organization/<id>` finds them all)."""
     requester = sr.get("requester")
-    if fhir_rules.reference(requester) == f"Organization/{principal.org_id}":
-        return dict(requester) if isinstance(requester, dict) else {}
+    if isinstance(requester, dict) and (
+        fhir_rules.reference(requester) == f"Organization/{principal.org_id}"
+    ):
+        return dict(requester)
     return {"reference": f"Organization/{principal.org_id}"}
 
 
