@@ -14,6 +14,10 @@ models are lenient in ways that would let non-FHIR JSON through (measured with f
 
 This walk knows each element's JSON type from the model's field annotations and rejects all of
 that with FHIRPath locations. Cardinality, formats and value rules are left to the models.
+
+The same walk notes where a ``modifierExtension`` appears (any depth, contained resources and
+Bundle entries included): R4 says a server must refuse a modifier it does not understand, and the
+walk already visits every object, so finding them costs nothing extra.
 """
 
 from __future__ import annotations
@@ -75,13 +79,24 @@ def resource_class(name: str) -> Model | None:
 Path = tuple[Any, str | int] | str
 
 
+@dataclass(frozen=True, slots=True)
+class Shape:
+    problems: list[tuple[str, str]]  # (FHIRPath, problem) for JSON that is not FHIR JSON
+    modifiers: list[str]  # FHIRPaths of every modifierExtension element (checked when no problems)
+
+
 def check_shape(data: dict[str, Any], model: Model, path: str) -> list[tuple[str, str]]:
     """(FHIRPath, problem) pairs for every element whose JSON shape is not FHIR JSON."""
+    return walk_shape(data, model, path).problems
+
+
+def walk_shape(data: dict[str, Any], model: Model, path: str) -> Shape:
     walk = _Walk()
     walk.queue.append((data, model, path, True))
     while walk.queue and len(walk.problems) < _MAX_PROBLEMS:
         walk.visit(*walk.queue.popleft())
-    return [(_render(where), problem) for where, problem in walk.problems[:_MAX_PROBLEMS]]
+    problems = [(_render(where), problem) for where, problem in walk.problems[:_MAX_PROBLEMS]]
+    return Shape(problems, [_render(where) for where in walk.modifiers])
 
 
 class _Walk:
@@ -89,6 +104,7 @@ class _Walk:
 
     def __init__(self) -> None:
         self.problems: list[tuple[Path, str]] = []
+        self.modifiers: list[Path] = []
         self.queue: deque[tuple[dict[str, Any], Model, Path, bool]] = deque()
 
     def visit(self, obj: dict[str, Any], model: Model, path: Path, is_resource: bool) -> None:
@@ -100,12 +116,18 @@ class _Walk:
                     self.problems.append(((path, key), "unknown element"))
             elif not field.many:
                 self.item(field, value, (path, key))
-            elif not isinstance(value, list):
-                self.problems.append(((path, key), "expected a JSON array"))
             else:
-                for i, item in enumerate(value):
-                    if item is not None or not field.nullable_items:
-                        self.item(field, item, ((path, key), i))
+                if key == "modifierExtension" and value:
+                    self.modifiers.append((path, key))
+                self.items(field, value, (path, key))
+
+    def items(self, field: Field, value: object, where: Path) -> None:
+        if not isinstance(value, list):
+            self.problems.append((where, "expected a JSON array"))
+            return
+        for i, item in enumerate(value):
+            if item is not None or not field.nullable_items:
+                self.item(field, item, (where, i))
 
     def item(self, field: Field, value: object, where: Path) -> None:
         kind = field.kind

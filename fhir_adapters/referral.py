@@ -28,7 +28,7 @@ def filler_order(
         "code": original["code"],
         "subject": original["subject"],
         "authoredOn": now,
-        "requester": original["requester"],
+        "requester": _requester(original),
         "performer": [_ref(timebank_ref)],
     }
     for name in ("category", "priority", "reasonCode", "orderDetail", *OCCURRENCE):
@@ -47,6 +47,18 @@ def _shared_note(note: dict[str, Any]) -> dict[str, Any]:
     """An Annotation as the broker gets it: text, time and a written author name; not an
     `authorReference`, which points at a practice resource the time bank cannot read."""
     return {key: value for key, value in note.items() if key != "authorReference"}
+
+
+def _requester(original: dict[str, Any]) -> Any:
+    """The original's requester, except that a contained PractitionerRole (which the copy does not
+    carry) is replaced by its organization: the practice, which intake checked it to be."""
+    requester = original["requester"]
+    ref = requester.get("reference") if isinstance(requester, dict) else None
+    if isinstance(ref, str) and ref.startswith("#"):
+        for contained in original.get("contained") or []:
+            if f"#{contained.get('id')}" == ref and "organization" in contained:
+                return contained["organization"]
+    return requester
 
 
 def child_task(

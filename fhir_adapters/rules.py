@@ -108,7 +108,7 @@ def check_service_request(sr: dict[str, Any]) -> None:
             codes.SOCIAL_PRESCRIBING_REFERRAL,
         ),
         _has_reference("ServiceRequest.subject", sr.get("subject")),
-        _has_reference("ServiceRequest.requester", sr.get("requester")),
+        _has_reference_or_identifier("ServiceRequest.requester", sr.get("requester")),
     )
 
 
@@ -145,6 +145,20 @@ def _present(where: str, value: object) -> Issue | None:
 
 def _has_reference(where: str, value: object) -> Issue | None:
     return None if reference(value) else _missing(where, "a reference is required")
+
+
+def _has_reference_or_identifier(where: str, value: object) -> Issue | None:
+    """A literal reference, or a logical one (NHS APIs name organisations by ODS code)."""
+    return None if reference(value) or logical_identifier(value) else _has_reference(where, value)
+
+
+def logical_identifier(value: object) -> tuple[str, str] | None:
+    """(system, value) of a Reference.identifier, or None."""
+    identifier = value.get("identifier") if isinstance(value, dict) else None
+    if not isinstance(identifier, dict):
+        return None
+    system, code = identifier.get("system"), identifier.get("value")
+    return (system, code) if isinstance(system, str) and isinstance(code, str) else None
 
 
 def _in_value_set(where: str, value: object, allowed: frozenset[str]) -> Issue | None:

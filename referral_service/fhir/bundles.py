@@ -22,7 +22,7 @@ def entries_of(bundle: dict[str, Any]) -> list[Entry]:
 
 def _entry(index: int, raw: dict[str, Any]) -> Entry:
     where = f"Bundle.entry[{index}]"
-    request = raw.get("request") or {}
+    request = _request_of(raw, where)
     method, url = request.get("method"), (request.get("url") or "").strip("/")
     resource = raw.get("resource")
     if method not in ("POST", "PUT"):
@@ -62,6 +62,19 @@ def _entry(index: int, raw: dict[str, Any]) -> Entry:
         if_none_exist=request.get("ifNoneExist"),
         if_match=request.get("ifMatch"),
     )
+
+
+def _request_of(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    request = raw.get("request")
+    if not isinstance(request, dict):
+        # R4 bdl-3: every entry of a transaction or batch says what to do with it.
+        raise Invalid(
+            f"{where}.request is required in a transaction or batch (method and url)",
+            status=400,
+            issue_code="required",
+            expression=[f"{where}.request"],
+        )
+    return request
 
 
 def response_entry(outcome: Outcome, base: str, with_resource: bool) -> dict[str, Any]:

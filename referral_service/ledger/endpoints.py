@@ -17,6 +17,7 @@ from referral_service.auth.principal import Principal
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Forbidden, NotFound
+from referral_service.kit.routes import UniqueKeysRoute
 from referral_service.ledger import service
 from referral_service.ledger.models import Offer, Request
 from referral_service.ledger.schemas import (
@@ -52,7 +53,10 @@ CONFLICT: Responses = {
 }
 
 router = APIRouter(
-    prefix="/api/timebanks/{timebank_id}", tags=["Time credit ledger"], responses=ERRORS
+    prefix="/api/timebanks/{timebank_id}",
+    tags=["Time credit ledger"],
+    responses=ERRORS,
+    route_class=UniqueKeysRoute,
 )
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -3,6 +3,8 @@ indicators (DESIGN §5). Messages name the field, never the value sent (it may b
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import date, datetime, timedelta
 
 from fhir_adapters.ledger import ACTIVITIES
@@ -15,10 +17,25 @@ MAX_DESCRIPTION = 280
 # "Future" is judged against the latest calendar date anywhere on Earth (UTC+14), so a broker's
 # "today" is never refused whatever their time zone or the hour; a later date always is.
 _LATEST_OFFSET = timedelta(hours=14)
+# Time banking began in the 1980s: an earlier date is a typo (0001-01-01, 1025 for 2025), and
+# would put an hour decades before the member's history. Old paper ledgers still fit.
+EARLIEST_DATE = date(1980, 1, 1)
+# Control characters (NUL among them: PostgreSQL text refuses it) and lone surrogates (not
+# encodable, so never storable). Line breaks and tabs are whitespace, folded to one space.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
+# Every id SPIS hands out (members, Tasks) is a FHIR id; anything else names nothing, and must not
+# reach a query (PostgreSQL refuses a NUL in a parameter with an error, not an empty answer).
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def is_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
 
 
 def text(value: str, field: str, limit: int) -> str:
     cleaned = " ".join(value.split())
+    if any(unicodedata.category(char) in _REFUSED_CATEGORIES for char in cleaned):
+        raise Invalid(f"{field} must not contain control characters", expression=[field])
     if not cleaned:
         raise Invalid(f"{field} must not be empty", expression=[field])
     if len(cleaned) > limit:
@@ -48,6 +65,8 @@ def minutes(value: int) -> int:
 def performed_on(value: date, now: datetime) -> date:
     if value > (as_utc(now) + _LATEST_OFFSET).date():
         raise Invalid("date must not be in the future", expression=["date"])
+    if value < EARLIEST_DATE:
+        raise Invalid(f"date must not be before {EARLIEST_DATE.isoformat()}", expression=["date"])
     return value
 
 

@@ -7,12 +7,16 @@ hold for every caller and answer 422 with the field named.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, Field, StrictInt
 
+from referral_service.kit.clock import as_utc
 from referral_service.ledger import service
 from referral_service.ledger.models import Member, Offer, Request
+
+# Every timestamp leaves in UTC with its `Z`: SQLite hands them back naive, PostgreSQL aware.
+Instant = Annotated[dt.datetime, AfterValidator(as_utc)]
 
 CATEGORY_HELP = (
     "One of befriending, shopping-companion, gardening, music, walking-group, digital-skills, "
@@ -39,8 +43,8 @@ class MemberOut(BaseModel):
     id: str
     alias: str
     referred: bool = Field(description="True when the member was enrolled from a referral.")
-    joined_at: dt.datetime
-    enrolled_at: dt.datetime | None = None
+    joined_at: Instant
+    enrolled_at: Instant | None = None
     referral_task: str | None = Field(None, description="`Task/<id>` of the child Task.")
 
     @classmethod
@@ -111,7 +115,7 @@ class ListingOut(BaseModel):
     member_id: str
     category: str
     description: str
-    created_at: dt.datetime
+    created_at: Instant
 
     @classmethod
     def of(cls, listing: Offer | Request) -> ListingOut:
@@ -128,7 +132,9 @@ class ExchangeIn(BaseModel):
     giver_id: str = Field(description="The member who gave the time (credited).")
     receiver_id: str = Field(description="The member who received it (debited).")
     minutes: StrictInt = Field(description="Whole minutes, 1 to 1440.")
-    date: dt.date = Field(description="The day the exchange took place; not in the future.")
+    date: dt.date = Field(
+        description="The day the exchange took place; not in the future, not before 1980."
+    )
     category: str = Field(description=CATEGORY_HELP)
 
     def as_new(self) -> service.NewExchange:
@@ -144,7 +150,7 @@ class ExchangeOut(BaseModel):
     minutes: int
     date: dt.date
     category: str
-    created_at: dt.datetime
+    created_at: Instant
     fhir: list[str] = Field(
         description="`Procedure/<id>` and `Observation/<id>` written for referred parties."
     )

@@ -32,6 +32,8 @@ def enrol(ctx: Context, child_task_id: str, alias: str) -> Member:
     """A referred person joins: a member linked to the child Task, and the enrolment Observation
     the GP and the broker can both read."""
     alias = rules.text(alias, "alias", rules.MAX_ALIAS)
+    if not rules.is_id(child_task_id):
+        raise NotFound("child_task_id is not the id of a Task", expression=["child_task_id"])
     referral = feedback.referral_of_task(ctx, child_task_id)
     if repository.member_for_task(ctx.session, _tenant(ctx), child_task_id) is not None:
         raise BusinessRuleViolation(
@@ -56,9 +58,11 @@ def enrol(ctx: Context, child_task_id: str, alias: str) -> Member:
 
 
 def get_member(ctx: Context, member_id: str, field: str = "member") -> Member:
-    member = repository.get_member(ctx.session, _tenant(ctx), member_id)
+    found = rules.is_id(member_id)
+    member = repository.get_member(ctx.session, _tenant(ctx), member_id) if found else None
     if member is None:
-        raise NotFound(f"Member {member_id} is not a member of this time bank", expression=[field])
+        name = f"Member {member_id}" if found else "That member id"
+        raise NotFound(f"{name} is not a member of this time bank", expression=[field])
     return member
 
 

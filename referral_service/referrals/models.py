@@ -23,6 +23,8 @@ class Submission(Base):
     service_request_id: Mapped[str] = mapped_column(ForeignKey("resource.id"))
     # JSON list of {"location", "etag", "lastModified"} in the order of the Bundle's entries.
     response: Mapped[bytes] = mapped_column(LargeBinary)
+    # Keyed digest of the entries as first accepted (referrals.digest); NULL for older rows.
+    digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Never loaded; makes the unit of work insert the ServiceRequest first.
     service_request: Mapped[StoredResource] = relationship(lazy="raise")

@@ -44,17 +44,81 @@ MAY_SET: dict[OrgKind, frozenset[TaskStatus]] = {
 }
 
 
-def check_requester(principal: Principal, requester: object, where: str) -> None:
-    """A practice refers on its own behalf only: requester is its own Organization."""
-    if fhir_rules.reference(requester) != f"Organization/{principal.org_id}":
+def check_requester(principal: Principal, sr: dict[str, Any], ods_code: str | None) -> None:
+    """A practice refers on its own behalf only (DESIGN §3 step 1). The requester is the practice:
+    its Organization (`Organization/<id>`, or logically by its own ODS code), or a PractitionerRole
+    at the practice contained in the ServiceRequest. (SPIS stores no PractitionerRole, so one sent
+    as a Bundle entry is refused by the reference checks before this.)"""
+    where = "ServiceRequest.requester"
+    requester = sr.get("requester")
+    ref = fhir_rules.reference(requester)
+    if ref is not None and ref.startswith("#"):
+        role = _contained(sr, ref)
+        if role is None or role.get("resourceType") != "PractitionerRole":
+            raise Invalid(
+                f"{where} must name a PractitionerRole contained in the ServiceRequest",
+                expression=[where],
+            )
+        if not _is_practice(principal, role.get("organization"), ods_code):
+            raise Invalid(
+                f"{where}: the PractitionerRole's organization must be the sending practice",
+                expression=[where],
+            )
+    elif not _is_practice(principal, requester, ods_code):
         raise Invalid(
-            f"{where} must reference the sending practice's own Organization "
-            f"(Organization/{principal.org_id})",
+            f"{where} must be the sending practice: Organization/{principal.org_id}, its own ODS "
+            "code, or a PractitionerRole at the practice",
             expression=[where],
         )
 
 
-def referral_task(sr_ref: str, sr: dict[str, Any], authored_on: str) -> dict[str, Any]:
+def _is_practice(principal: Principal, value: object, ods_code: str | None) -> bool:
+    """A reference to the practice: literal, logical by ODS code, or both (then both agree)."""
+    ref, logical = fhir_rules.reference(value), fhir_rules.logical_identifier(value)
+    if ref is None and logical is None:
+        return False
+    literal_ok = ref is None or ref == f"Organization/{principal.org_id}"
+    logical_ok = logical is None or (
+        ods_code is not None and logical == (codes.ODS_SYSTEM, ods_code)
+    )
+    return literal_ok and logical_ok
+
+
+def _contained(resource: dict[str, Any], ref: str) -> dict[str, Any] | None:
+    for contained in resource.get("contained") or []:
+        if isinstance(contained, dict) and f"#{contained.get('id')}" == ref:
+            return contained
+    return None
+
+
+def practice_reference(principal: Principal, sr: dict[str, Any]) -> dict[str, Any]:
+    """Who asked, for what SPIS derives from a referral: the ServiceRequest's requester when it is
+    the practice's Organization, otherwise that Organization (a contained PractitionerRole cannot
+    be pointed at from another resource, and `Task?requester=Organization/<id>` finds them all)."""
+    requester = sr.get("requester")
+    if isinstance(requester, dict) and (
+        fhir_rules.reference(requester) == f"Organization/{principal.org_id}"
+    ):
+        return dict(requester)
+    return {"reference": f"Organization/{principal.org_id}"}
+
+
+def check_new_referral_status(sr: dict[str, Any]) -> None:
+    """Only an `active` ServiceRequest is a referral SPIS can route. A draft is not held for later
+    and a revoked or completed one has nothing left to do, so intake refuses them rather than
+    route what the practice has not (or no longer) asked for."""
+    if sr.get("status") != "active":
+        raise BusinessRuleViolation(
+            "A new referral ServiceRequest must have status active: SPIS routes a referral as "
+            "soon as it is accepted and keeps no drafts; send it once it is active",
+            status=422,
+            expression=["ServiceRequest.status"],
+        )
+
+
+def referral_task(
+    sr_ref: str, sr: dict[str, Any], requester: dict[str, Any], authored_on: str
+) -> dict[str, Any]:
     """The referral Task SPIS creates when the practice did not send one (DESIGN §3 step 1)."""
     return {
         "resourceType": "Task",
@@ -64,13 +128,13 @@ def referral_task(sr_ref: str, sr: dict[str, Any], authored_on: str) -> dict[str
         "code": {"coding": [{"system": codes.TASK_CODE_SYSTEM, "code": codes.TASK_CODE_FULFILL}]},
         "focus": {"reference": sr_ref},
         "for": dict(sr["subject"]),
-        "requester": dict(sr["requester"]),
+        "requester": requester,
         "authoredOn": authored_on,
         "owner": dict(SPIS_OWNER),
     }
 
 
-def check_new_task(task: dict[str, Any], sr: dict[str, Any] | None) -> None:
+def check_new_task(principal: Principal, task: dict[str, Any], sr: dict[str, Any] | None) -> None:
     """A new Task starts the referral, for its ServiceRequest's patient and requester."""
     if TaskStatus(task["status"]) not in INITIAL:
         raise BusinessRuleViolation(
@@ -82,9 +146,12 @@ def check_new_task(task: dict[str, Any], sr: dict[str, Any] | None) -> None:
         )
     if fhir_rules.reference(task.get("for")) != fhir_rules.reference(sr.get("subject")):
         raise Invalid("Task.for must be the ServiceRequest's subject", expression=["Task.for"])
-    if fhir_rules.reference(task.get("requester")) != fhir_rules.reference(sr.get("requester")):
+    asked = fhir_rules.reference(task.get("requester"))
+    practice = fhir_rules.reference(practice_reference(principal, sr))
+    if asked not in (fhir_rules.reference(sr.get("requester")), practice):
         raise Invalid(
-            "Task.requester must be the ServiceRequest's requester", expression=["Task.requester"]
+            "Task.requester must be the ServiceRequest's requester or the practice's Organization",
+            expression=["Task.requester"],
         )
 
 

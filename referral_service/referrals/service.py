@@ -27,6 +27,7 @@ from referral_service.kit.ids import new_id
 from referral_service.organisations import repository as organisations
 from referral_service.referrals import repository
 from referral_service.referrals import rules as referral_rules
+from referral_service.referrals.digest import content_digest
 from referral_service.referrals.models import Submission
 from referral_service.routing import propagation
 from referral_service.routing import service as routing
@@ -85,10 +86,12 @@ class _Intake:
 def submit(ctx: Context, entries: list[Entry]) -> list[Outcome]:
     """Apply a practice's entries as one unit; on the first broken rule, raise and write nothing."""
     key = _submission_key(ctx, entries)
+    # Before anything below rewrites references or fills in server parts.
+    digest = _digest(ctx, entries) if key is not None else None
     if key is not None and (
         previous := repository.find_submission(ctx.session, ctx.principal, key)
     ):
-        return _replay(ctx, previous, entries)
+        return _replay(ctx, previous, entries, digest)
     intake = _Intake(ctx)
     for index, entry in enumerate(entries):
         intake.targets.append(_target(intake, index, entry))
@@ -100,7 +103,7 @@ def submit(ctx: Context, entries: list[Entry]) -> list[Outcome]:
             _check(intake, target)
     outcomes = _write(intake)
     if key is not None:
-        _record_submission(ctx, key, outcomes)
+        _record_submission(ctx, key, digest, outcomes)
     return outcomes
 
 
@@ -255,9 +258,9 @@ def _check(intake: _Intake, target: _Target) -> None:
         if old is not None:
             referral_rules.check_service_request_update(old, data)
         else:
-            referral_rules.check_requester(
-                principal, data.get("requester"), "ServiceRequest.requester"
-            )
+            referral_rules.check_new_referral_status(data)
+            practice = organisations.get(intake.ctx.session, principal.org_id)
+            referral_rules.check_requester(principal, data, practice.ods_code if practice else None)
             _check_referral_consent(intake, data)
     elif entry.rtype == "Task":
         if old is not None:
@@ -285,7 +288,7 @@ def _content_rules(rtype: str, data: dict[str, Any], *, new: bool) -> None:
 def _check_new_task(intake: _Intake, task: dict[str, Any]) -> None:
     focus = fhir_rules.reference(task.get("focus"))
     sr = _lookup(intake, focus) if focus and focus.startswith("ServiceRequest/") else None
-    referral_rules.check_new_task(task, sr)
+    referral_rules.check_new_task(intake.ctx.principal, task, sr)
     assert focus is not None
     if focus not in intake.pending and store.find_by_token(
         intake.ctx.session, intake.ctx.principal, "Task", "focus", None, focus
@@ -395,7 +398,9 @@ def _consent_changed(ctx: Context, tenant: str, consent: dict[str, Any]) -> None
 def _add_referral_task(intake: _Intake, target: _Target) -> str | None:
     if target.entry.rtype != "ServiceRequest" or target.ref in intake.tasks_added:
         return None
-    task = referral_rules.referral_task(target.ref, target.entry.resource, fhir_instant(utcnow()))
+    sr = target.entry.resource
+    requester = referral_rules.practice_reference(intake.ctx.principal, sr)
+    task = referral_rules.referral_task(target.ref, sr, requester, fhir_instant(utcnow()))
     version = resources.create(intake.ctx, "Task", task)
     routing.request_routing(intake.ctx.session, version.id)
     return f"Referral Task created: Task/{version.id}"
@@ -415,7 +420,11 @@ def _submission_key(ctx: Context, entries: list[Entry]) -> str | None:
     return None
 
 
-def _record_submission(ctx: Context, key: str, outcomes: list[Outcome]) -> None:
+def _digest(ctx: Context, entries: list[Entry]) -> str:
+    return content_digest(ctx.settings.blind_index_key.get_secret_value().encode(), entries)
+
+
+def _record_submission(ctx: Context, key: str, digest: str | None, outcomes: list[Outcome]) -> None:
     refs = [f"{o.version.type}/{o.version.id}" for o in outcomes]
     sr_id = next(o.version.id for o in outcomes if o.version.type == "ServiceRequest")
     row = Submission(
@@ -424,17 +433,26 @@ def _record_submission(ctx: Context, key: str, outcomes: list[Outcome]) -> None:
         key=key,
         service_request_id=sr_id,
         response=orjson.dumps(refs),
+        digest=digest,
     )
     repository.add_submission(ctx.session, row)
 
 
-def _replay(ctx: Context, previous: Submission, entries: list[Entry]) -> list[Outcome]:
-    """The same referral sent again: answer as before (current versions), create nothing."""
+def _replay(
+    ctx: Context, previous: Submission, entries: list[Entry], digest: str | None
+) -> list[Outcome]:
+    """The same referral sent again: answer as before (current versions), create nothing.
+
+    "The same" is judged by content: a different referral under a used identifier is refused,
+    never answered as if it had been accepted. (Submissions recorded before digests were kept
+    are compared by their entry types only.)"""
     refs: list[str] = orjson.loads(previous.response)
-    if [ref.partition("/")[0] for ref in refs] != [entry.rtype for entry in entries]:
+    same_types = [ref.partition("/")[0] for ref in refs] == [entry.rtype for entry in entries]
+    if not same_types or (previous.digest is not None and previous.digest != digest):
         raise BusinessRuleViolation(
-            "This ServiceRequest identifier was already used for a different referral",
-            status=422,
+            "This ServiceRequest identifier was already used for a different referral: the "
+            "content differs from what was first accepted, and nothing was changed. Give a new "
+            "referral its own identifier; to change this one, update its ServiceRequest",
             issue_code="duplicate",
             expression=["ServiceRequest.identifier"],
         )

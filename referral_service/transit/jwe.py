@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jwe
 from joserfc.errors import JoseError
 
+from fhir_adapters.parse import DuplicateKeyError, loads_unique
 from referral_service.errors import ServiceError
 from referral_service.transit.keys import KeyStore, TransitKey
 from referral_service.transit.recipients import (
@@ -93,7 +93,10 @@ def protected_header(compact: bytes, max_bytes: int) -> dict[str, Any]:
     if len(segments) != 5 or len(segments[0]) > MAX_HEADER_BYTES:
         raise TransitError("The body is not a compact JWE (five base64url segments)")
     try:
-        header = json.loads(_b64decode(segments[0]))
+        # RFC 7516 §4 via RFC 7515 §4: names are unique; we refuse rather than pick one.
+        header = loads_unique(_b64decode(segments[0]))
+    except DuplicateKeyError:
+        raise TransitError("The JWE protected header names a parameter more than once") from None
     except (binascii.Error, ValueError):
         raise TransitError("The JWE protected header is not base64url-encoded JSON") from None
     if not isinstance(header, dict):
