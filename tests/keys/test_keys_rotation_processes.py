@@ -95,6 +95,14 @@ def keys_in_database(session_factory: sessionmaker[Session]) -> Counter[int]:
     return found
 
 
+def key_of(session_factory: sessionmaker[Session], resource_id: str) -> int:
+    with session_factory() as session:
+        body = session.execute(
+            text("SELECT body FROM resource WHERE id = :id"), {"id": resource_id}
+        ).scalar_one()
+    return int(struct.unpack_from(">BI", bytes(body))[1])
+
+
 class Writer(threading.Thread):
     """A GP system sending referrals over HTTP, one after another, until told to stop."""
 
@@ -151,6 +159,12 @@ def test_rotation_is_seen_by_every_process_and_leaves_nothing_under_the_old_key(
         wait_for(lambda: writer.sent >= 3, timeout=60, what="writes before the rotation")
         rotated = spis(settings, "keys", "rotate")
         assert rotated["current_key"] == 2
+        # the API process sees the new key at once: the next write is sealed under it
+        bundle = referral_bundles(practice.org_id, 1, prefix="RIGHT-AFTER", nhs_start=999_200_000)
+        response = httpx.post(f"{api}/fhir", json=bundle[0], headers=headers, timeout=60)
+        assert response.status_code == 200, response.text
+        patient_id = response.json()["entry"][0]["response"]["location"].split("/")[1]
+        assert key_of(session_factory, patient_id) == 2
         sent_at_rotation = writer.sent
         wait_for(lambda: writer.sent >= sent_at_rotation + 10, timeout=120, what="writes after it")
         writer.stop.set()
@@ -175,4 +189,4 @@ def test_rotation_is_seen_by_every_process_and_leaves_nothing_under_the_old_key(
     # and the API still reads everything, old and new
     last = httpx.get(f"{api}/fhir/Patient?_count=500", headers=headers, timeout=60)
     assert last.status_code == 200, last.text
-    assert len(last.json()["entry"]) == 30 + writer.sent
+    assert len(last.json()["entry"]) == 30 + 1 + writer.sent
