@@ -108,8 +108,8 @@ def current(connection: Connection) -> tuple[int, bytes]:
     return key_id, _key(connection, key_id)
 
 
-def live_ids(connection: Connection) -> frozenset[int]:
-    cached: frozenset[int] | None = connection.info.get(_LIVE)
+def live_ids(connection: Connection, *, refresh: bool = False) -> frozenset[int]:
+    cached: frozenset[int] | None = None if refresh else connection.info.get(_LIVE)
     if cached is None:
         cached = frozenset(
             connection.scalars(select(DataKey.id).where(DataKey.retired_at.is_(None)))
@@ -163,7 +163,8 @@ def open_value(connection: Connection, aad: bytes, sealed: bytes, legacy_aad: by
     check, for a value under a retired key: everything was re-sealed before a key was retired,
     so such a value was copied in from elsewhere (an old backup, another database)."""
     key_id = envelope.key_id_of(sealed)
-    if key_id not in live_ids(connection):
+    # A key made by a rotation after this transaction first looked is live too: look again.
+    if key_id not in live_ids(connection) and key_id not in live_ids(connection, refresh=True):
         raise InvalidTag
     legacy = envelope.format_of(sealed) == envelope.LEGACY_FORMAT
     return envelope.open_sealed(_key(connection, key_id), sealed, legacy_aad if legacy else aad)
