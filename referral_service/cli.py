@@ -310,6 +310,9 @@ def keys_status(args: argparse.Namespace, settings: Settings) -> object:
         "current_key": found.current,
         "values_by_key": found.rows_by_key,
         "to_reencrypt": found.stale,
+        "retired_keys": found.retired,
+        # complete: nothing left to re-seal and older keys retired; failed: see the job row's error
+        "reencryption": found.reencryption,
     }
 
 

@@ -14,10 +14,12 @@ from referral_service.kit.models import Base
 class DataKey(Base):
     __tablename__ = "data_key"
 
-    # Also the key id inside every value sealed with it; the highest id is the current key.
+    # Also the key id inside every value sealed with it; the highest live id is the current key.
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set once re-encryption has left nothing under this key; a retired key opens nothing.
+    retired_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"DataKey({self.id})"

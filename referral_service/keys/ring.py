@@ -1,22 +1,42 @@
-"""The data-key ring: unwrapped data keys cached per database, refreshed when a value names a key
-this process has not seen or when the cache is older than REFRESH_S (so a rotation elsewhere is
-picked up). The KEK for each database is registered by whoever builds its engine."""
+"""The data-key ring.
+
+Which key is current is read from the database once per transaction (one indexed row, the
+highest live key id) and never cached across transactions, so a rotation made by any process is
+seen by every other process's next transaction. Reading it takes a KEY SHARE lock on that key's
+row until the transaction ends: retiring a key (`retire`) takes FOR UPDATE on it, so it waits for
+every transaction that may still seal under it. Unwrapped key material is cached per process
+(a key id always names the same key); which keys are still live is also read once per transaction.
+
+The KEK for each database is registered by whoever builds its engine.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
+from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import Connection, Engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from referral_service.keys.models import DataKey
 from referral_service.kit import envelope
+from referral_service.kit.clock import utcnow
 
-REFRESH_S = 60.0
 _lock = threading.Lock()
 _keks: dict[str, bytes] = {}
-_rings: dict[str, tuple[float, dict[int, bytes]]] = {}
+_material: dict[str, dict[int, bytes]] = {}
+# Per-transaction facts kept on the connection; cleared whenever a transaction begins or ends.
+_CURRENT = "spis_current_data_key"
+_LIVE = "spis_live_data_keys"
+
+
+@event.listens_for(Engine, "begin")
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _forget(connection: Connection, *_: Any) -> None:
+    connection.info.pop(_CURRENT, None)
+    connection.info.pop(_LIVE, None)
 
 
 def _name(engine: Engine) -> str:
@@ -26,7 +46,7 @@ def _name(engine: Engine) -> str:
 def register(engine: Engine, kek_secret: str) -> None:
     with _lock:
         _keks[_name(engine)] = envelope.derive_kek(kek_secret)
-        _rings.pop(_name(engine), None)
+        _material.pop(_name(engine), None)
 
 
 def _kek(connection: Connection) -> bytes:
@@ -38,40 +58,98 @@ def _kek(connection: Connection) -> bytes:
     return _keks[name]
 
 
-def data_keys(connection: Connection, *, refresh: bool = False) -> dict[int, bytes]:
+def _key(connection: Connection, key_id: int) -> bytes:
+    """The unwrapped key; KeyError when no such key exists."""
     name = _name(connection.engine)
-    cached = _rings.get(name)
-    if cached and not refresh and time.monotonic() - cached[0] < REFRESH_S:
-        return cached[1]
-    kek = _kek(connection)
-    rows = connection.execute(select(DataKey.id, DataKey.wrapped)).all()
-    keys = {int(key_id): envelope.unwrap(kek, wrapped) for key_id, wrapped in rows}
-    with _lock:
-        _rings[name] = (time.monotonic(), keys)
-    return keys
+    known = _material.get(name, {})
+    if key_id not in known:
+        wrapped = connection.scalar(select(DataKey.wrapped).where(DataKey.id == key_id))
+        if wrapped is None:
+            raise KeyError(key_id)
+        unwrapped = envelope.unwrap(_kek(connection), wrapped)
+        with _lock:
+            _material.setdefault(name, {})[key_id] = unwrapped
+        return unwrapped
+    return known[key_id]
+
+
+def _read_current(connection: Connection) -> int | None:
+    stmt = (
+        select(DataKey.id)
+        .where(DataKey.retired_at.is_(None))
+        .order_by(DataKey.id.desc())
+        .limit(1)
+        .with_for_update(key_share=True)
+    )
+    return connection.scalar(stmt)
+
+
+def current_id(connection: Connection) -> int:
+    """The key new values are sealed under in this transaction (the first key is made on first
+    use). After a concurrent retirement the locked row may drop out: read again."""
+    cached: int | None = connection.info.get(_CURRENT)
+    if cached is not None:
+        return cached
+    key_id = _read_current(connection)
+    for _ in range(3):
+        if key_id is not None:
+            break
+        if connection.scalar(select(DataKey.id).limit(1)) is None:
+            add_key(connection)
+        key_id = _read_current(connection)
+    if key_id is None:
+        raise RuntimeError("no live data key could be read")
+    connection.info[_CURRENT] = key_id
+    return key_id
 
 
 def current(connection: Connection) -> tuple[int, bytes]:
-    keys = data_keys(connection)
-    if not keys:
-        add_key(connection)
-        keys = data_keys(connection, refresh=True)
-    key_id = max(keys)
-    return key_id, keys[key_id]
+    key_id = current_id(connection)
+    return key_id, _key(connection, key_id)
+
+
+def live_ids(connection: Connection, *, refresh: bool = False) -> frozenset[int]:
+    cached: frozenset[int] | None = None if refresh else connection.info.get(_LIVE)
+    if cached is None:
+        cached = frozenset(
+            connection.scalars(select(DataKey.id).where(DataKey.retired_at.is_(None)))
+        )
+        connection.info[_LIVE] = cached
+    return cached
 
 
 def add_key(connection: Connection) -> int:
     """A new current data key. Two processes racing for the same id: one wins, both use it."""
-    known = data_keys(connection, refresh=True)
-    key_id = max(known, default=0) + 1
+    key_id = int(connection.scalar(select(DataKey.id).order_by(DataKey.id.desc()).limit(1)) or 0)
+    key_id += 1
     wrapped = envelope.wrap(_kek(connection), envelope.new_data_key())
     try:
         with connection.begin_nested():
             connection.execute(insert(DataKey).values(id=key_id, wrapped=wrapped))
     except IntegrityError:
         pass
-    data_keys(connection, refresh=True)
+    _forget(connection)
     return key_id
+
+
+def lock_older_keys(connection: Connection, current_key: int) -> list[int]:
+    """Wait for every transaction that read an older key as current to end, and keep them from
+    being read as current again until this transaction ends."""
+    stmt = (
+        select(DataKey.id)
+        .where(DataKey.id < current_key, DataKey.retired_at.is_(None))
+        .order_by(DataKey.id)
+        .with_for_update()
+    )
+    return list(connection.scalars(stmt))
+
+
+def retire(connection: Connection, key_ids: list[int]) -> None:
+    if key_ids:
+        connection.execute(
+            update(DataKey).where(DataKey.id.in_(key_ids)).values(retired_at=utcnow())
+        )
+    _forget(connection)
 
 
 def seal(connection: Connection, aad: bytes, plaintext: bytes) -> bytes:
@@ -79,9 +157,14 @@ def seal(connection: Connection, aad: bytes, plaintext: bytes) -> bytes:
     return envelope.seal(key_id, key, plaintext, aad)
 
 
-def open_value(connection: Connection, aad: bytes, sealed: bytes) -> bytes:
+def open_value(connection: Connection, aad: bytes, sealed: bytes, legacy_aad: bytes) -> bytes:
+    """Open a value with the associated data of its format (`legacy_aad` for values sealed
+    before the tenant was bound). Raises InvalidTag, like any value that fails its integrity
+    check, for a value under a retired key: everything was re-sealed before a key was retired,
+    so such a value was copied in from elsewhere (an old backup, another database)."""
     key_id = envelope.key_id_of(sealed)
-    keys = data_keys(connection)
-    if key_id not in keys:
-        keys = data_keys(connection, refresh=True)
-    return envelope.open_sealed(keys[key_id], sealed, aad)
+    # A key made by a rotation after this transaction first looked is live too: look again.
+    if key_id not in live_ids(connection) and key_id not in live_ids(connection, refresh=True):
+        raise InvalidTag
+    legacy = envelope.format_of(sealed) == envelope.LEGACY_FORMAT
+    return envelope.open_sealed(_key(connection, key_id), sealed, legacy_aad if legacy else aad)

@@ -3,8 +3,11 @@
 - Data keys (DEKs) are random 256-bit AES keys, stored only wrapped (RFC 3394 AES key wrap) by the
   key-encryption key (KEK), which is derived from a secret that never enters the database.
 - A field is sealed with AES-256-GCM under one DEK with a fresh 96-bit nonce; the associated data
-  names the table, column and row, so a value copied into another row does not decrypt.
-- Sealed layout: b"\\x01" | key id (4 bytes, big-endian) | nonce (12) | ciphertext+tag.
+  names the table, column, row and tenant, so a value copied into another row, or a row moved to
+  another organisation, does not decrypt.
+- Sealed layout: format (1 byte) | key id (4 bytes, big-endian) | nonce (12) | ciphertext+tag.
+  Format 2 values bind the tenant; format 1 (LEGACY_FORMAT) values were sealed before it was, and
+  still open, with the older associated data, until re-encryption re-seals them as format 2.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
-FORMAT = 1
+FORMAT = 2
+LEGACY_FORMAT = 1
 HEADER = struct.Struct(">BI")
 NONCE_BYTES = 12
 
@@ -48,10 +52,19 @@ def seal(key_id: int, data_key: bytes, plaintext: bytes, aad: bytes) -> bytes:
 
 
 def key_id_of(sealed: bytes) -> int:
-    version, key_id = HEADER.unpack_from(sealed)
-    if version != FORMAT:
+    return int(HEADER.unpack_from(sealed)[1])
+
+
+def format_of(sealed: bytes) -> int:
+    version = int(HEADER.unpack_from(sealed)[0])
+    if version not in (FORMAT, LEGACY_FORMAT):
         raise ValueError("not a sealed value")
-    return int(key_id)
+    return version
+
+
+def header(key_id: int) -> bytes:
+    """The first bytes of every value sealed now under `key_id` (what re-encryption looks for)."""
+    return HEADER.pack(FORMAT, key_id)
 
 
 def open_sealed(data_key: bytes, sealed: bytes, aad: bytes) -> bytes:

@@ -124,5 +124,7 @@ class LedgerEntry(Base):
         return f"LedgerEntry(exchange={self.exchange_id!r}, minutes={self.minutes})"
 
 
-for _model, _attribute in ((Member, "alias"), (Offer, "description"), (Request, "description")):
-    seal_text(_model, _attribute)
+# Bound to the tenant (and a listing to its member): moved to another time bank, it does not open.
+seal_text(Member, "alias", "org_id")
+seal_text(Offer, "description", "org_id", "member_id")
+seal_text(Request, "description", "org_id", "member_id")

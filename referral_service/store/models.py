@@ -38,6 +38,8 @@ class ResourceVersion(Base):
     )
     version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_updated: Mapped[datetime]
+    # The resource's tenant, bound into the sealed body; reads require it to equal the resource's.
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"))
     body: Mapped[bytes] = mapped_column(LargeBinary)
     # Never loaded; declared so the unit of work inserts resources before their versions and can
     # write a whole Bundle's rows in one statement per table.

@@ -119,11 +119,17 @@ def get_for_update(
 def versions(
     session: Session, principal: Principal, rtype: str, rid: str, version_id: int | None = None
 ) -> list[ResourceVersion]:
-    """All versions (newest first), or the one asked for; empty when not visible."""
+    """All versions (newest first), or the one asked for; empty when not visible. A version is
+    read under its resource's tenant only (its sealed body is bound to its own `org_id`)."""
     stmt = (
         select(ResourceVersion)
         .join(StoredResource, StoredResource.id == ResourceVersion.resource_id)
-        .where(StoredResource.type == rtype, StoredResource.id == rid, readable(principal))
+        .where(
+            StoredResource.type == rtype,
+            StoredResource.id == rid,
+            ResourceVersion.org_id == StoredResource.org_id,
+            readable(principal),
+        )
         .order_by(ResourceVersion.version_id.desc())
     )
     if version_id is not None:
@@ -148,7 +154,7 @@ def update_resource(
 ) -> bool:
     """Optimistic: succeeds only if nobody else wrote a newer version meanwhile."""
     version_id = row.version_id + 1
-    sealed = sealing.seal_resource(session.connection(), row.id, version_id, body)
+    sealed = sealing.seal_resource(session.connection(), row, version_id, body)
     result = session.execute(
         update(StoredResource)
         .where(StoredResource.id == row.id, StoredResource.version_id == row.version_id)
@@ -171,6 +177,7 @@ def _add_version_and_index(
             resource_id=row.id,
             version_id=row.version_id,
             last_updated=row.last_updated,
+            org_id=row.org_id,
             body=row.body,
         )
     )

@@ -1,6 +1,8 @@
 """Resource bodies are sealed at rest: the ORM and the repository see plaintext, the database only
-ciphertext. Associated data binds each value to its table, row and version, so a body copied into
-another row (or another version of the same row) fails to decrypt."""
+ciphertext. Associated data binds each value to its table, row, version and tenant (the
+organisation whose data it is, which decides who may read it), so a body copied into another row
+(or another version of the same row), or a row moved to another organisation, fails to decrypt.
+Grants are not bound: see docs/security.md, "At rest"."""
 
 from __future__ import annotations
 
@@ -14,23 +16,46 @@ from referral_service.keys import ring
 from referral_service.store.models import ResourceVersion, StoredResource
 
 
-def resource_aad(resource_id: str, version_id: int) -> bytes:
+def bound(**fields: object) -> bytes:
+    """Associated data naming what a value belongs to; unambiguous, because ids, types, numbers
+    and names never contain NUL."""
+    return b"\x00".join(f"{name}={value}".encode() for name, value in fields.items())
+
+
+def resource_aad(resource_id: str, rtype: str, version_id: int, tenant: str) -> bytes:
+    return bound(table="resource", id=resource_id, type=rtype, version=version_id, tenant=tenant)
+
+
+def version_aad(resource_id: str, version_id: int, tenant: str) -> bytes:
+    return bound(table="resource_version", id=resource_id, version=version_id, tenant=tenant)
+
+
+def legacy_resource_aad(resource_id: str, version_id: int) -> bytes:
+    """Format 1 (before the tenant was bound): still opens until re-encryption re-seals it."""
     return f"resource:body:{resource_id}:{version_id}".encode()
 
 
-def version_aad(resource_id: str, version_id: int) -> bytes:
+def legacy_version_aad(resource_id: str, version_id: int) -> bytes:
     return f"resource_version:body:{resource_id}:{version_id}".encode()
 
 
-def seal_resource(connection: Connection, resource_id: str, version_id: int, body: bytes) -> bytes:
+def seal_resource(
+    connection: Connection, row: StoredResource, version_id: int, body: bytes
+) -> bytes:
     """For the repository's Core UPDATE, which bypasses the ORM events below."""
-    return ring.seal(connection, resource_aad(resource_id, version_id), body)
+    return ring.seal(connection, resource_aad(row.id, row.type, version_id, row.org_id), body)
 
 
 def _aad(target: StoredResource | ResourceVersion) -> bytes:
     if isinstance(target, StoredResource):
-        return resource_aad(target.id, target.version_id)
-    return version_aad(target.resource_id, target.version_id)
+        return resource_aad(target.id, target.type, target.version_id, target.org_id)
+    return version_aad(target.resource_id, target.version_id, target.org_id)
+
+
+def _legacy_aad(target: StoredResource | ResourceVersion) -> bytes:
+    if isinstance(target, StoredResource):
+        return legacy_resource_aad(target.id, target.version_id)
+    return legacy_version_aad(target.resource_id, target.version_id)
 
 
 def _seal(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
@@ -44,8 +69,10 @@ def _restore(_mapper: Mapper[Any], _connection: Connection, target: Any) -> None
 
 def _open(target: Any, context: QueryContext, *_: Any) -> None:
     connection = context.session.connection() if context.session is not None else None
-    if connection is not None and target.__dict__.get("body") is not None:
-        set_committed_value(target, "body", ring.open_value(connection, _aad(target), target.body))
+    sealed = target.__dict__.get("body")
+    if connection is not None and sealed is not None:
+        plain = ring.open_value(connection, _aad(target), sealed, _legacy_aad(target))
+        set_committed_value(target, "body", plain)
 
 
 for model in (StoredResource, ResourceVersion):
@@ -57,12 +84,17 @@ for model in (StoredResource, ResourceVersion):
     event.listen(model, "refresh", _open)
 
 
-def seal_text(model: type[Any], attribute: str) -> None:
+def seal_text(model: type[Any], attribute: str, *owners: str) -> None:
     """Seal one text attribute of another model the same way (a name, a free-text description):
-    the ORM sees the string, the database a value bound to `<table>:<attribute>:<id>`."""
+    the ORM sees the string, the database a value bound to its table, attribute and id and to the
+    `owners` columns (the tenant's `org_id`, a listing's member)."""
     table = model.__tablename__
 
     def aad(target: Any) -> bytes:
+        fields = {name: getattr(target, name) for name in ("id", *owners)}
+        return bound(table=table, column=attribute, **fields)
+
+    def legacy_aad(target: Any) -> bytes:
         return f"{table}:{attribute}:{target.id}".encode()
 
     def before(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
@@ -76,7 +108,8 @@ def seal_text(model: type[Any], attribute: str) -> None:
     def opened(target: Any, context: QueryContext, *_: Any) -> None:
         sealed = target.__dict__.get(attribute)
         if context.session is not None and sealed is not None:
-            plain = ring.open_value(context.session.connection(), aad(target), sealed).decode()
+            connection = context.session.connection()
+            plain = ring.open_value(connection, aad(target), sealed, legacy_aad(target)).decode()
             set_committed_value(target, attribute, plain)
 
     for name, handler in (

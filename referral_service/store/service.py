@@ -17,7 +17,7 @@ from fhir_adapters.views import broker_can_search, broker_view, needs_subsetting
 from referral_service.context import Context
 from referral_service.errors import NotFound, VersionConflict
 from referral_service.kit.clock import as_utc, fhir_instant, utcnow
-from referral_service.kit.crypto import blind_index
+from referral_service.kit.crypto import tenant_blind_index
 from referral_service.kit.ids import new_id
 from referral_service.organisations.models import OrgKind
 from referral_service.store import repository
@@ -86,7 +86,7 @@ def create(
         id=rid, type=rtype, version_id=1, last_updated=now, org_id=owner, body=body
     )
     grants = [org for org in share_with if org != owner]
-    repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data), grants)
+    repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data, owner), grants)
     return Version.of(row)
 
 
@@ -94,7 +94,8 @@ def update(ctx: Context, row: StoredResource, data: dict[str, Any]) -> Version:
     now = utcnow()
     version_id = row.version_id + 1
     body = _stamp(data, row.id, version_id, now)
-    if not repository.update_resource(ctx.session, row, body, now, index_rows(ctx, row.type, data)):
+    index = index_rows(ctx, row.type, data, row.org_id)
+    if not repository.update_resource(ctx.session, row, body, now, index):
         raise VersionConflict(f"{row.type}/{row.id} was changed by someone else; read it again")
     return Version(row.type, row.id, version_id, now, body)
 
@@ -128,22 +129,25 @@ def check_version(row: StoredResource, if_match: str | None) -> None:
         )
 
 
-def token_value(ctx: Context, rtype: str, name: str, system: str | None, value: str) -> str:
-    """The value as indexed: NHS numbers only ever as their blind index."""
+def token_value(
+    ctx: Context, rtype: str, name: str, system: str | None, value: str, tenant: str | None = None
+) -> str:
+    """The value as indexed: NHS numbers only ever as their blind index, keyed per tenant (the
+    resource's owner when indexing, the caller when searching: nobody else's index matches)."""
     if name == "identifier" and system == NHS_NUMBER_SYSTEM:
         key = ctx.settings.blind_index_key.get_secret_value().encode()
-        return blind_index(key, NHS_NUMBER_INDEX, value)
+        return tenant_blind_index(key, tenant or ctx.principal.org_id, NHS_NUMBER_INDEX, value)
     return value
 
 
-def index_rows(ctx: Context, rtype: str, data: dict[str, Any]) -> list[SearchIndex]:
-    return [_index_row(ctx, rtype, entry) for entry in index_entries(rtype, data)]
+def index_rows(ctx: Context, rtype: str, data: dict[str, Any], tenant: str) -> list[SearchIndex]:
+    return [_index_row(ctx, rtype, entry, tenant) for entry in index_entries(rtype, data)]
 
 
-def _index_row(ctx: Context, rtype: str, entry: IndexEntry) -> SearchIndex:
+def _index_row(ctx: Context, rtype: str, entry: IndexEntry, tenant: str) -> SearchIndex:
     value = entry.value
     if value is not None:
-        value = token_value(ctx, rtype, entry.name, entry.system, value)[:255]
+        value = token_value(ctx, rtype, entry.name, entry.system, value, tenant)[:255]
     return SearchIndex(
         name=entry.name,
         system=entry.system,

@@ -1,0 +1,35 @@
+"""The key ring within one transaction: a rotation committed meanwhile by another process does not
+make its new values unreadable, and which key seals is decided once per transaction."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral_service.keys import ring
+from referral_service.keys.service import rotate
+from referral_service.store.models import StoredResource
+from tests.api.conftest import make_referral
+from tests.fixtures.systems import TestSystem
+
+
+def test_a_transaction_reads_values_sealed_under_a_key_made_after_it_began(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+) -> None:
+    first = make_referral(client, practice_headers, practice.org_id, referral_id="R-1")
+    with session_factory() as reader:
+        assert b"Okafor" in reader.get_one(StoredResource, first.patient.split("/")[1]).body
+        sealing_key = ring.current_id(reader.connection())
+        with session_factory() as other, other.begin():
+            rotate(other)
+        second = make_referral(
+            client, practice_headers, practice.org_id, referral_id="R-2", nhs_number="9000000009"
+        )
+        # same transaction: still sealing under the key it read, yet the new key's values open
+        assert ring.current_id(reader.connection()) == sealing_key
+        assert b"Okafor" in reader.get_one(StoredResource, second.patient.split("/")[1]).body
+    with session_factory() as later:
+        assert ring.current_id(later.connection()) == sealing_key + 1
