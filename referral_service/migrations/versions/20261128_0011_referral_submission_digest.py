@@ -1,7 +1,7 @@
 """referral_submission.digest: what a referral said when first accepted
 
 Revision ID: 20261128_0011
-Revises: 20261125_0007
+Revises: 20261128_0008
 Create Date: 2026-11-28 10:00:00
 
 A resent referral (same ServiceRequest identifier) is answered as before only when its content is
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "20261128_0011"
-down_revision = "20261125_0007"
+down_revision = "20261128_0008"
 branch_labels = None
 depends_on = None
 
