@@ -21,8 +21,11 @@ log = logging.getLogger("spis.audit")
 
 
 def request_kind(method: str, path: str) -> tuple[Kind, Action, list[str]] | None:
-    """What a /fhir request was trying to do, from its method and path; None when it touched no
-    patient data (metadata, the public Questionnaires) or is not under /fhir."""
+    """What a /fhir request or a ledger write was trying to do, from its method and path; None
+    when it touched no patient data (metadata, the public Questionnaires, ledger reads) or is
+    under neither."""
+    if path.startswith("/api/timebanks/"):
+        return (Kind.CREATE, Action.CREATE, []) if method == "POST" else None
     if path != "/fhir" and not path.startswith("/fhir/"):
         return None
     parts = [p for p in path.removeprefix("/fhir").split("/") if p]
