@@ -201,6 +201,10 @@ def test_a_ledger_list_leaves_out_a_member_whose_alias_does_not_open(
     single = client.get(ledger_url(timebank, f"/members/{ana}"), headers=timebank_headers)
     assert single.status_code == 500
     assert single.json()["issue"][0]["diagnostics"] == INTEGRITY
+    with session_factory() as session:
+        last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    assert last is not None
+    assert (last.kind, last.outcome, last.detail) == ("read", 8, "500 exception")
 
 
 def test_a_listing_whose_description_does_not_open_is_left_out(
