@@ -258,17 +258,60 @@ def timebank_set(args: argparse.Namespace, settings: Settings) -> object:
 # -- audit ---------------------------------------------------------------------------------------
 
 
-@command("audit", "verify", help="check the audit trail's hash chain (exit status 1 when broken)")
-def audit_verify(args: argparse.Namespace, settings: Settings) -> object:
-    from referral_service.audit.cli import verify_command
+def _audit_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--anchor",
+        type=Path,
+        metavar="FILE",
+        help="an anchor written by `spis audit anchor`: also fail if any row up to its seq "
+        "changed or rows after it were removed (default: the chain alone)",
+    )
 
-    result = verify_command(settings)
+
+@command(
+    "audit",
+    "verify",
+    help="check the audit trail's hash chain (exit status 1 when broken)",
+    configure=_audit_verify_arguments,
+)
+def audit_verify(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.audit.cli import AuditCommandError, verify_command
+
+    try:
+        result = verify_command(settings, anchor_file=args.anchor)
+    except AuditCommandError as exc:
+        raise CommandError(str(exc)) from None
     if not result["ok"]:
         print(json.dumps(result, indent=2))
         raise CommandError(
             f"the audit chain is broken at seq {result['first_bad_seq']}: {result['reason']}"
         )
     return result
+
+
+def _audit_anchor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="also write the signed anchor to FILE, for a second party to keep "
+        "(default: print it only)",
+    )
+
+
+@command(
+    "audit",
+    "anchor",
+    help="print (and with --out write) the audit chain's head, signed with SPIS's signing key",
+    configure=_audit_anchor_arguments,
+)
+def audit_anchor(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.audit.cli import AuditCommandError, anchor_command
+
+    try:
+        return anchor_command(settings, args.out)
+    except AuditCommandError as exc:
+        raise CommandError(str(exc)) from None
 
 
 # -- transit keys --------------------------------------------------------------------------------
@@ -316,12 +359,28 @@ def keys_status(args: argparse.Namespace, settings: Settings) -> object:
     }
 
 
-@command("migrate", help="upgrade the database schema to the latest revision")
+@command(
+    "migrate",
+    help="upgrade the database schema to the latest revision; with SPIS_APP_DATABASE_ROLE, "
+    "also create that role and grant it only what the application needs",
+)
 def migrate(args: argparse.Namespace, settings: Settings) -> object:
-    from referral_service.migrate import upgrade
+    from referral_service.migrate import AppRoleError, grant_app_role, upgrade
 
     upgrade(settings.database_url)
-    return {"migrated": True}
+    result: dict[str, object] = {"migrated": True}
+    if settings.app_database_role:
+        password = settings.app_database_password
+        try:
+            created = grant_app_role(
+                settings.database_url,
+                settings.app_database_role,
+                password.get_secret_value() if password else None,
+            )
+        except AppRoleError as exc:
+            raise CommandError(str(exc)) from None
+        result["app_role"] = {"name": settings.app_database_role, "created": created}
+    return result
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:

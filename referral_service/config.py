@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     # SPIS's own JOSE keys (JWE to us, signed deliveries from us). None → <var_dir>/keys.
     # Generated on first use outside production; must already exist in production.
     transit_keys_dir: Path | None = None
+    # PostgreSQL: `spis migrate` creates this role if missing and grants it only what the API,
+    # worker and beat need (no UPDATE/DELETE on audit_event, and it owns nothing, so it cannot
+    # disable triggers). Those processes then connect as it. The password is needed to create it.
+    app_database_role: str | None = None
+    app_database_password: SecretStr | None = None
     access_token_lifetime_s: int = 300
     max_assertion_lifetime_s: int = 300
     clock_skew_s: int = 60

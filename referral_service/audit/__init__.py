@@ -3,13 +3,11 @@
 SHA-256 hash chain that `spis audit verify` walks.
 
 Append-only is enforced twice: the repository has no update or delete, and the migration installs
-triggers that refuse UPDATE and DELETE. In production also take the rights away from the
-application's database role, and let another role own the table (an owner can disable triggers):
+triggers that refuse UPDATE and DELETE. In production the application also connects as a role
+that owns no table and has no UPDATE or DELETE here (`spis migrate` with SPIS_APP_DATABASE_ROLE
+sets it up; an owner could disable the triggers).
 
-    REVOKE UPDATE, DELETE, TRUNCATE ON audit_event FROM spis_app;
-    GRANT SELECT, INSERT ON audit_event TO spis_app;
-
-The chain shows that rows were edited, removed or reordered; it cannot show that the newest rows
-were cut off unless the head (`repository.head`) is kept somewhere else and given back to
-`service.verify(anchor=...)`.
+The chain shows that rows were edited, removed or reordered; it cannot show a chain rewritten from
+some row onward, or the newest rows cut off, unless the head is kept elsewhere: `anchor.py` signs
+it (`spis audit anchor`) and `service.verify(anchor=...)` checks against it.
 """

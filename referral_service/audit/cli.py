@@ -1,31 +1,103 @@
-"""`spis audit verify`: the handler behind the command (registered in referral_service/cli.py).
+"""`spis audit verify` and `spis audit anchor`: the handlers behind the commands (registered in
+referral_service/cli.py).
 
 Progress goes to stderr so that stdout stays one JSON document.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
+from referral_service.audit import anchor, repository
 from referral_service.audit.service import verify
 from referral_service.config import Settings
 from referral_service.db import make_engine, make_sessionmaker
+from referral_service.kit.clock import utcnow
+from referral_service.transit.keys import KeyRing, TransitKeyError, keys_dir, load_ring
 
 
-def verify_command(settings: Settings, *, batch_size: int = 5000) -> dict[str, object]:
-    """Walk the whole chain; {"ok", "checked", "first_bad_seq", "reason"}."""
+class AuditCommandError(Exception):
+    """An anchor file that cannot be read or trusted, or keys that cannot sign one."""
+
+
+def verify_command(
+    settings: Settings, *, batch_size: int = 5000, anchor_file: Path | None = None
+) -> dict[str, object]:
+    """Walk the whole chain; {"ok", "checked", "first_bad_seq", "reason"} and, with an anchor
+    file, the anchor it was checked against."""
+    anchored = _read_anchor(anchor_file, settings) if anchor_file is not None else None
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
-            result = verify(session, batch_size=batch_size, progress=_print_progress)
+            result = verify(
+                session,
+                batch_size=batch_size,
+                progress=_print_progress,
+                anchor=anchored.head if anchored else None,
+            )
     finally:
         engine.dispose()
-    return {
+    found: dict[str, object] = {
         "ok": result.ok,
         "checked": result.checked,
         "first_bad_seq": result.first_bad_seq,
         "reason": result.reason,
     }
+    if anchored is not None:
+        found["anchor"] = {
+            "seq": anchored.head.seq,
+            "hash": anchored.head.hash,
+            "anchored_at": anchored.anchored_at,
+        }
+    return found
+
+
+def anchor_command(settings: Settings, out: Path | None = None) -> dict[str, Any]:
+    """Sign the chain's current head; write it to `out` (atomically) when given."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            head = repository.head(session)
+    finally:
+        engine.dispose()
+    document = anchor.make(head, _ring(settings), utcnow())
+    if out is not None:
+        _write(out, document)
+    return document
+
+
+def _ring(settings: Settings) -> KeyRing:
+    try:
+        return load_ring(keys_dir(settings), generate=settings.environment != "production")
+    except (TransitKeyError, OSError) as exc:
+        raise AuditCommandError(f"SPIS's signing key is not usable: {exc}") from None
+
+
+def _read_anchor(path: Path, settings: Settings) -> anchor.Anchor:
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise AuditCommandError(f"cannot read the anchor file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise AuditCommandError(f"the anchor file {path} is not JSON") from None
+    try:
+        return anchor.read(document, _ring(settings))
+    except anchor.AnchorError as exc:
+        raise AuditCommandError(f"{path}: {exc}") from None
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    """Whole or not at all: a half-written anchor would fail the next verify."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(document, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise AuditCommandError(f"cannot write the anchor file {path}: {exc.strerror}") from None
 
 
 def _print_progress(checked: int, total: int) -> None:

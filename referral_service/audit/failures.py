@@ -21,8 +21,12 @@ log = logging.getLogger("spis.audit")
 
 
 def request_kind(method: str, path: str) -> tuple[Kind, Action, list[str]] | None:
-    """What a /fhir request was trying to do, from its method and path; None when it touched no
-    patient data (metadata, the public Questionnaires) or is not under /fhir."""
+    """What a /fhir or ledger request was trying to do, from its method and path; None when it
+    touched no patient data (metadata, the public Questionnaires) or is under neither."""
+    if path.startswith("/api/timebanks/"):
+        return (
+            (Kind.CREATE, Action.CREATE, []) if method == "POST" else (Kind.READ, Action.READ, [])
+        )
     if path != "/fhir" and not path.startswith("/fhir/"):
         return None
     parts = [p for p in path.removeprefix("/fhir").split("/") if p]

@@ -139,6 +139,27 @@ def record_read(
     _record_groups(ctx, groups, kind, action, detail)
 
 
+def record_unreadable(ctx: Context, rows: Sequence[StoredResource], *, kind: Kind) -> None:
+    """Rows the caller matched but whose stored body did not open (store/unreadable.py), so were
+    left out: one serious failure each, kept even if the request rolls back. The patient is known
+    only for a Patient row: the body that would name it is what failed."""
+    for row in rows:
+        record(
+            ctx.session,
+            ctx.principal,
+            kind=kind,
+            action=Action.EXECUTE if kind is Kind.SEARCH else Action.READ,
+            entities=[f"{row.type}/{row.id}"],
+            patient_id=row.id if row.type == "Patient" else None,
+            tenant=row.org_id,
+            outcome=Outcome.SERIOUS_FAILURE,
+            detail=UNREADABLE_DETAIL,
+        )
+
+
+UNREADABLE_DETAIL = "left out: stored data failed its integrity check"
+
+
 def record_write(ctx: Context, kind: Kind, versions: Sequence[Version]) -> None:
     """Resources created or updated by one request (a transaction: every entry's version)."""
     by_action: dict[Action, dict[_GroupKey, list[str]]] = {}

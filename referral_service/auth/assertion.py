@@ -73,6 +73,19 @@ def authenticate(
     return AuthenticatedClient(client.id, client.org_id, kind, client.scopes)
 
 
+def claimed_issuer(assertion: str | None) -> str | None:
+    """The unverified `iss` of an assertion, or None: only to say in the audit trail who a
+    refused caller claimed to be. Never used to decide anything."""
+    if not assertion or len(assertion) > MAX_ASSERTION_BYTES:
+        return None
+    try:
+        claims = json.loads(jws.extract_compact(assertion.encode("ascii")).payload)
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
+
+
 def _refuse(reason: str, client_id: str | None, description: str | None = None) -> OAuthError:
     log.info("client assertion refused", extra={"reason": reason, "client_id": client_id})
     return invalid_client(description) if description else invalid_client()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from referral_service.audit import service as audit
 from referral_service.auth import access, scopes
-from referral_service.auth.assertion import ALGORITHMS, authenticate
+from referral_service.auth.assertion import ALGORITHMS, authenticate, claimed_issuer
 from referral_service.auth.jwks import JwksCache
 from referral_service.auth.oauth import OAuthError, invalid_request, unsupported_grant_type
 from referral_service.config import Settings
@@ -76,6 +76,8 @@ def token(
     try:
         body = _token_response(session, settings, cache, _single_values(form))
     except OAuthError as exc:
+        # A failure event: written even though nothing else of this request is kept.
+        audit.record_token_refused(session, client_id=_claimed_client(form), error=exc.error)
         return JSONResponse(
             {"error": exc.error, "error_description": exc.description},
             status_code=exc.status,
@@ -114,6 +116,13 @@ def _token_response(
         "expires_in": issued.expires_in,
         "scope": granted,
     }
+
+
+def _claimed_client(pairs: list[tuple[str, str]]) -> str | None:
+    """Who the refused caller said it was (the client_id parameter, else the assertion's
+    unverified `iss`): for the audit trail only, never believed."""
+    values = dict(reversed(pairs))  # the first of a repeated parameter
+    return values.get("client_id") or claimed_issuer(values.get("client_assertion"))
 
 
 def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:

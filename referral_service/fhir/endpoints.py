@@ -191,7 +191,7 @@ def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: boo
         return fhir_response(
             orjson.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
         )
-    rows, included = resources.search(
+    page = resources.search(
         ctx,
         rtype,
         parsed.query,
@@ -200,12 +200,13 @@ def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: boo
         newest_first=parsed.newest_first,
         includes=parsed.includes,
     )
-    audit.record_read(ctx, [*rows[: parsed.count], *included], kind=Kind.SEARCH)
+    audit.record_read(ctx, [*page.matches, *page.included], kind=Kind.SEARCH)
+    audit.record_unreadable(ctx, page.unreadable, kind=Kind.SEARCH)
 
     def present(row: StoredResource) -> bytes:
         return resources.presented(ctx, row.type, row.org_id, row.body)
 
-    return fhir_response(searchset(_base(ctx), rtype, parsed, rows, included, present))
+    return fhir_response(searchset(_base(ctx), rtype, parsed, page, present))
 
 
 @router.post("/{rtype}")

@@ -10,20 +10,18 @@ import orjson
 
 from referral_service.store.models import StoredResource
 from referral_service.store.query import ParsedSearch
+from referral_service.store.service import SearchPage
 
 
 def searchset(
     base: str,
     rtype: str,
     parsed: ParsedSearch,
-    rows: Sequence[StoredResource],
-    included: Sequence[StoredResource],
+    page: SearchPage,
     present: Callable[[StoredResource], bytes],
 ) -> bytes:
-    has_next = len(rows) > parsed.count
-    page = rows[: parsed.count]
     links = [{"relation": "self", "url": _page_url(base, rtype, parsed, parsed.offset)}]
-    if has_next:
+    if page.has_next:
         links.append(
             {
                 "relation": "next",
@@ -33,18 +31,39 @@ def searchset(
     if parsed.offset > 0:
         previous = max(parsed.offset - parsed.count, 0)
         links.append({"relation": "previous", "url": _page_url(base, rtype, parsed, previous)})
-    entries = [_entry(base, row, "match", present) for row in page] + [
-        _entry(base, row, "include", present) for row in included
+    entries = [_entry(base, row, "match", present) for row in page.matches] + [
+        _entry(base, row, "include", present) for row in page.included
     ]
+    if page.unreadable:
+        entries.append(_left_out(page.unreadable))
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
         "link": links,
         "entry": entries,
     }
-    if not has_next and parsed.offset == 0:
-        bundle["total"] = len(page)  # only when it costs nothing and cannot mislead
+    if not page.has_next and parsed.offset == 0 and not page.unreadable:
+        bundle["total"] = len(page.matches)  # only when it costs nothing and cannot mislead
     return orjson.dumps(bundle)
+
+
+def _left_out(rows: Sequence[StoredResource]) -> dict[str, Any]:
+    """One OperationOutcome entry (search.mode `outcome`) naming, by id only, each row that
+    matched but whose stored data did not open."""
+    issues = [
+        {
+            "severity": "error",
+            "code": "exception",
+            "diagnostics": (
+                f"{row.type}/{row.id} failed its integrity check and was left out of this page"
+            ),
+        }
+        for row in rows
+    ]
+    return {
+        "resource": {"resourceType": "OperationOutcome", "issue": issues},
+        "search": {"mode": "outcome"},
+    }
 
 
 def small_searchset(found: Sequence[tuple[str, dict[str, Any]]]) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi import Request as HttpRequest
 from sqlalchemy.orm import Session
 
@@ -83,11 +83,34 @@ def add_member(ctx: Ctx, body: MemberIn) -> MemberOut:
     return MemberOut.of(service.add_member(ctx, body.alias))
 
 
-@router.get("/members")
-def list_members(ctx: Ctx) -> list[MemberSummary]:
+# A row whose sealed text does not open is left out of a list rather than failing it; the
+# response names such rows (by id only) in this header.
+LEFT_OUT_HEADER = "SPIS-Left-Out"
+LEFT_OUT: Responses = {
+    200: {
+        "headers": {
+            LEFT_OUT_HEADER: {
+                "description": "Rows left out because their stored data failed its integrity "
+                "check (`LedgerMember/<id>`, comma-separated); absent when none was",
+                "schema": {"type": "string"},
+            }
+        }
+    }
+}
+
+
+def _left_out(response: Response, listed: service.Listed[Any]) -> None:
+    if listed.left_out:
+        response.headers[LEFT_OUT_HEADER] = ", ".join(listed.left_out)
+
+
+@router.get("/members", responses=LEFT_OUT)
+def list_members(ctx: Ctx, response: Response) -> list[MemberSummary]:
+    listed = service.members(ctx)
+    _left_out(response, listed)
     return [
         MemberSummary(**MemberOut.of(member).model_dump(), balance_minutes=balance)
-        for member, balance in service.members(ctx)
+        for member, balance in listed.items
     ]
 
 
@@ -119,14 +142,18 @@ def add_request(ctx: Ctx, member_id: str, body: ListingIn) -> ListingOut:
     return ListingOut.of(listing)
 
 
-@router.get("/offers", responses=INVALID)
-def list_offers(ctx: Ctx, category: Category = None) -> list[ListingOut]:
-    return [ListingOut.of(listing) for listing in service.listings(ctx, Offer, category)]
+@router.get("/offers", responses={**INVALID, **LEFT_OUT})
+def list_offers(ctx: Ctx, response: Response, category: Category = None) -> list[ListingOut]:
+    listed = service.listings(ctx, Offer, category)
+    _left_out(response, listed)
+    return [ListingOut.of(listing) for listing in listed.items]
 
 
-@router.get("/requests", responses=INVALID)
-def list_requests(ctx: Ctx, category: Category = None) -> list[ListingOut]:
-    return [ListingOut.of(listing) for listing in service.listings(ctx, Request, category)]
+@router.get("/requests", responses={**INVALID, **LEFT_OUT})
+def list_requests(ctx: Ctx, response: Response, category: Category = None) -> list[ListingOut]:
+    listed = service.listings(ctx, Request, category)
+    _left_out(response, listed)
+    return [ListingOut.of(listing) for listing in listed.items]
 
 
 @router.post("/exchanges", status_code=201, responses=INVALID)

@@ -8,10 +8,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from referral_service.ledger.models import Exchange, LedgerEntry, Member, Offer, Request
+from referral_service.store import unreadable
+
+# Sealed names and descriptions open tolerantly (store/unreadable.py): one bad row fails alone.
+_TOLERANT = {unreadable.SKIP_UNREADABLE: True}
 
 Listing = Offer | Request
 ListingT = TypeVar("ListingT", Offer, Request)
@@ -31,15 +35,22 @@ def add(session: Session, *rows: Member | Listing | Exchange | LedgerEntry) -> N
 
 
 def get_member(session: Session, org_id: str, member_id: str) -> Member | None:
-    return session.scalar(select(Member).where(Member.org_id == org_id, Member.id == member_id))
+    """The member, None, or `Unreadable` when the alias does not open."""
+    stmt = select(Member).where(Member.org_id == org_id, Member.id == member_id)
+    return unreadable.first_readable(session, _all(session, stmt))
 
 
 def member_for_task(session: Session, org_id: str, task_id: str) -> Member | None:
     stmt = select(Member).where(Member.org_id == org_id, Member.referral_task_id == task_id)
-    return session.scalar(stmt)
+    return unreadable.first_readable(session, _all(session, stmt))
+
+
+def _all(session: Session, stmt: Select[Member]) -> Sequence[Member]:
+    return session.scalars(stmt.execution_options(**_TOLERANT)).all()
 
 
 def members_with_balances(session: Session, org_id: str) -> list[tuple[Member, int]]:
+    """Members whose alias does not open come back marked (`unreadable.split`)."""
     balance = func.coalesce(func.sum(LedgerEntry.minutes), 0)
     stmt = (
         select(Member, balance)
@@ -49,6 +60,7 @@ def members_with_balances(session: Session, org_id: str) -> list[tuple[Member, i
         .where(Member.org_id == org_id)
         .group_by(Member.id)
         .order_by(Member.joined_at, Member.id)
+        .execution_options(**_TOLERANT)
     )
     return [(member, int(minutes)) for member, minutes in session.execute(stmt)]
 
@@ -56,7 +68,13 @@ def members_with_balances(session: Session, org_id: str) -> list[tuple[Member, i
 def listings(
     session: Session, model: type[ListingT], org_id: str, category: str | None
 ) -> Sequence[ListingT]:
-    stmt = select(model).where(model.org_id == org_id).order_by(model.created_at, model.id)
+    """Listings whose description does not open come back marked (`unreadable.split`)."""
+    stmt = (
+        select(model)
+        .where(model.org_id == org_id)
+        .order_by(model.created_at, model.id)
+        .execution_options(**_TOLERANT)
+    )
     if category is not None:
         stmt = stmt.where(model.category == category)
     return session.scalars(stmt).all()

@@ -9,15 +9,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Generic, TypeVar
 
 from fhir_adapters.ledger import Direction
+from referral_service.audit import service as audit
+from referral_service.audit.models import Action, Kind, Outcome
 from referral_service.context import Context
 from referral_service.errors import BusinessRuleViolation, NotFound
 from referral_service.kit.clock import utcnow
 from referral_service.kit.ids import new_id
 from referral_service.ledger import feedback, repository, rules
-from referral_service.ledger.models import Exchange, LedgerEntry, Member
+from referral_service.ledger.models import Exchange, LedgerEntry, Member, Offer, Request
 from referral_service.ledger.repository import Listing, ListingT
+from referral_service.store import unreadable
+
+T = TypeVar("T")
+# How ledger rows are named in audit events (`Type/id`, like the FHIR resources beside them).
+AUDIT_TYPE = {
+    Member: "LedgerMember",
+    Offer: "LedgerOffer",
+    Request: "LedgerRequest",
+    Exchange: "LedgerExchange",
+}
+
+
+def ref(row: Member | Listing | Exchange) -> str:
+    return f"{AUDIT_TYPE[type(row)]}/{row.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Listed(Generic[T]):
+    """A ledger list, and the rows left out because their sealed text did not open (`Type/id`)."""
+
+    items: list[T]
+    left_out: list[str]
 
 
 def add_member(ctx: Context, alias: str) -> Member:
@@ -25,6 +50,7 @@ def add_member(ctx: Context, alias: str) -> Member:
         id=new_id(), org_id=_tenant(ctx), alias=rules.text(alias, "alias", rules.MAX_ALIAS)
     )
     repository.add(ctx.session, member)
+    _audit_created(ctx, [ref(member)], "ledger member")
     return member
 
 
@@ -54,6 +80,14 @@ def enrol(ctx: Context, child_task_id: str, alias: str) -> Member:
     )
     member.enrolment_observation_id = feedback.record_enrolment(ctx, referral, now)
     repository.add(ctx.session, member)
+    # The practice's patient: the practice finds this in its patient's audit trail.
+    _audit_created(
+        ctx,
+        [f"Observation/{member.enrolment_observation_id}", f"Task/{child_task_id}", ref(member)],
+        "ledger enrolment",
+        tenant=referral.practice_org_id,
+        patient_id=referral.patient_id,
+    )
     return member
 
 
@@ -66,9 +100,13 @@ def get_member(ctx: Context, member_id: str, field: str = "member") -> Member:
     return member
 
 
-def members(ctx: Context) -> list[tuple[Member, int]]:
-    """Every member with their balance in minutes."""
-    return repository.members_with_balances(ctx.session, _tenant(ctx))
+def members(ctx: Context) -> Listed[tuple[Member, int]]:
+    """Every member with their balance in minutes; a member whose alias does not open is left
+    out (logged and audited), not the whole list."""
+    found = repository.members_with_balances(ctx.session, _tenant(ctx))
+    _, bad = unreadable.split(ctx.session, [member for member, _ in found])
+    left_out = _audit_left_out(ctx, bad)
+    return Listed([(m, balance) for m, balance in found if m not in bad], left_out)
 
 
 def add_listing(
@@ -84,13 +122,17 @@ def add_listing(
         description=rules.text(description, "description", rules.MAX_DESCRIPTION),
     )
     repository.add(ctx.session, listing)
+    _audit_created(ctx, [ref(listing), ref(member)], f"ledger {kind.__name__.lower()}")
     return listing
 
 
-def listings(ctx: Context, kind: type[ListingT], category: str | None) -> Sequence[ListingT]:
+def listings(ctx: Context, kind: type[ListingT], category: str | None) -> Listed[ListingT]:
+    """A listing whose description does not open is left out (logged and audited)."""
     if category is not None:
         rules.category(category)
-    return repository.listings(ctx.session, kind, _tenant(ctx), category)
+    found = repository.listings(ctx.session, kind, _tenant(ctx), category)
+    good, bad = unreadable.split(ctx.session, found)
+    return Listed(good, _audit_left_out(ctx, bad))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +171,7 @@ def record_exchange(ctx: Context, new: NewExchange) -> RecordedExchange:
         _entry(ctx, exchange, receiver, Direction.RECEIVED),
     ]
     repository.add(ctx.session, *entries)
+    _audit_created(ctx, [ref(exchange), ref(giver), ref(receiver)], "ledger exchange")
     return RecordedExchange(exchange, entries)
 
 
@@ -160,6 +203,17 @@ def _entry(ctx: Context, exchange: Exchange, member: Member, direction: Directio
             direction=direction,
         )
         entry.procedure_id, entry.observation_id = produced.procedure_id, produced.observation_id
+        _audit_created(
+            ctx,
+            [
+                f"Procedure/{produced.procedure_id}",
+                f"Observation/{produced.observation_id}",
+                ref(exchange),
+            ],
+            f"ledger exchange: {direction.value}",
+            tenant=referral.practice_org_id,
+            patient_id=referral.patient_id,
+        )
     return entry
 
 
@@ -202,6 +256,46 @@ def statement(ctx: Context, member_id: str) -> Statement:
         first = repository.first_gift_on(ctx.session, tenant, member.id)
         first_gift = rules.first_gift_days(member.enrolled_at, first)
     return Statement(member, totals.given, totals.received, partners, reciprocity, first_gift)
+
+
+def _audit_created(
+    ctx: Context,
+    entities: list[str],
+    detail: str,
+    *,
+    tenant: str | None = None,
+    patient_id: str | None = None,
+) -> None:
+    """A ledger write; it joins the audit chain when the request commits. `tenant` is whose data
+    it is: the time bank's own, or for a referred person the referring practice's."""
+    audit.record(
+        ctx.session,
+        ctx.principal,
+        kind=Kind.CREATE,
+        action=Action.CREATE,
+        entities=entities,
+        tenant=tenant or _tenant(ctx),
+        patient_id=patient_id,
+        detail=detail,
+    )
+
+
+def _audit_left_out(ctx: Context, rows: Sequence[Member | Listing]) -> list[str]:
+    """Rows left out of a list because their sealed text did not open: one serious failure each
+    (kept even if the request rolls back); their `Type/id`s."""
+    refs = [ref(row) for row in rows]
+    for row_ref in refs:
+        audit.record(
+            ctx.session,
+            ctx.principal,
+            kind=Kind.SEARCH,
+            action=Action.EXECUTE,
+            entities=[row_ref],
+            tenant=_tenant(ctx),
+            outcome=Outcome.SERIOUS_FAILURE,
+            detail=audit.UNREADABLE_DETAIL,
+        )
+    return refs
 
 
 def _tenant(ctx: Context) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from referral_service.auth.principal import Principal
-from referral_service.store import sealing
+from referral_service.store import sealing, unreadable
 from referral_service.store.models import (
     ResourceGrant,
     ResourceVersion,
@@ -98,11 +98,17 @@ Match = TokenMatch | DateMatch | IdMatch
 Query = Sequence[Sequence[Match]]
 
 
+# Reads open sealed bodies tolerantly (store/unreadable.py): one bad row fails only itself.
+_TOLERANT = {unreadable.SKIP_UNREADABLE: True}
+
+
 def get(session: Session, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
+    """The row, None when not visible, or `Unreadable` when its body does not open."""
     stmt = select(StoredResource).where(
         StoredResource.type == rtype, StoredResource.id == rid, readable(principal)
     )
-    return session.scalar(stmt)
+    rows = session.scalars(stmt.execution_options(**_TOLERANT)).all()
+    return unreadable.first_readable(session, rows)
 
 
 def get_for_update(
@@ -112,15 +118,17 @@ def get_for_update(
         select(StoredResource)
         .where(StoredResource.type == rtype, StoredResource.id == rid, readable(principal))
         .with_for_update()
+        .execution_options(**_TOLERANT)
     )
-    return session.scalar(stmt)
+    return unreadable.first_readable(session, session.scalars(stmt).all())
 
 
 def versions(
     session: Session, principal: Principal, rtype: str, rid: str, version_id: int | None = None
 ) -> list[ResourceVersion]:
-    """All versions (newest first), or the one asked for; empty when not visible. A version is
-    read under its resource's tenant only (its sealed body is bound to its own `org_id`)."""
+    """All versions (newest first), or the one asked for; empty when not visible; `Unreadable`
+    when one of them does not open. A version is read under its resource's tenant only (its
+    sealed body is bound to its own `org_id`)."""
     stmt = (
         select(ResourceVersion)
         .join(StoredResource, StoredResource.id == ResourceVersion.resource_id)
@@ -134,7 +142,10 @@ def versions(
     )
     if version_id is not None:
         stmt = stmt.where(ResourceVersion.version_id == version_id)
-    return list(session.scalars(stmt))
+    found, bad = unreadable.split(session, session.scalars(stmt.execution_options(**_TOLERANT)))
+    if bad:
+        raise unreadable.Unreadable
+    return found
 
 
 def insert_resource(
@@ -195,7 +206,10 @@ def search(
     limit: int,
     offset: int,
     newest_first: bool = True,
+    skip_unreadable: bool = False,
 ) -> list[StoredResource]:
+    """Matching rows. With `skip_unreadable`, rows whose body does not open come back marked
+    (`unreadable.split` tells them apart) instead of failing the whole query."""
     order = (
         StoredResource.last_updated.desc() if newest_first else StoredResource.last_updated.asc()
     )
@@ -207,6 +221,7 @@ def search(
         .order_by(order, StoredResource.id)
         .limit(limit)
         .offset(offset)
+        .execution_options(**{unreadable.SKIP_UNREADABLE: skip_unreadable})
     )
     return list(session.scalars(stmt))
 
@@ -237,11 +252,16 @@ def references_from(session: Session, resource_ids: Sequence[str], name: str) ->
 def get_many(
     session: Session, principal: Principal, refs: Iterable[tuple[str, str]]
 ) -> list[StoredResource]:
+    """Rows whose body does not open come back marked, as with `search(skip_unreadable=True)`."""
     wanted = {(rtype, rid) for rtype, rid in refs}
     if not wanted:
         return []
     ids = {rid for _, rid in wanted}
-    stmt = select(StoredResource).where(StoredResource.id.in_(ids), readable(principal))
+    stmt = (
+        select(StoredResource)
+        .where(StoredResource.id.in_(ids), readable(principal))
+        .execution_options(**_TOLERANT)
+    )
     return [row for row in session.scalars(stmt) if (row.type, row.id) in wanted]
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from referral_service.keys import ring
 from referral_service.store.models import ResourceVersion, StoredResource
+from referral_service.store.unreadable import tolerant
 
 
 def bound(**fields: object) -> bytes:
@@ -80,8 +81,8 @@ for model in (StoredResource, ResourceVersion):
     event.listen(model, "before_update", _seal)
     event.listen(model, "after_insert", _restore)
     event.listen(model, "after_update", _restore)
-    event.listen(model, "load", _open)
-    event.listen(model, "refresh", _open)
+    event.listen(model, "load", tolerant(_open, "body"))
+    event.listen(model, "refresh", tolerant(_open, "body"))
 
 
 def seal_text(model: type[Any], attribute: str, *owners: str) -> None:
@@ -117,7 +118,7 @@ def seal_text(model: type[Any], attribute: str, *owners: str) -> None:
         ("before_update", before),
         ("after_insert", after),
         ("after_update", after),
-        ("load", opened),
-        ("refresh", opened),
+        ("load", tolerant(opened, attribute)),
+        ("refresh", tolerant(opened, attribute)),
     ):
         event.listen(model, name, handler)

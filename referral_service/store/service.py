@@ -20,7 +20,7 @@ from referral_service.kit.clock import as_utc, fhir_instant, utcnow
 from referral_service.kit.crypto import tenant_blind_index
 from referral_service.kit.ids import new_id
 from referral_service.organisations.models import OrgKind
-from referral_service.store import repository
+from referral_service.store import repository, unreadable
 from referral_service.store.models import SearchIndex, StoredResource
 
 NHS_NUMBER_INDEX = "nhs-number"
@@ -172,6 +172,18 @@ def _stamp(data: dict[str, Any], rid: str, version_id: int, when: datetime) -> b
     return orjson.dumps(data)
 
 
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """`matches`: the page's readable matches; `included`: what `_include` brought in;
+    `unreadable`: matches and includes whose stored body did not open, left out of both
+    (store/unreadable.py)."""
+
+    matches: list[StoredResource]
+    has_next: bool
+    included: list[StoredResource]
+    unreadable: list[StoredResource]
+
+
 def search(
     ctx: Context,
     rtype: str,
@@ -181,13 +193,14 @@ def search(
     offset: int,
     newest_first: bool,
     includes: list[tuple[str, str]],
-) -> tuple[list[StoredResource], list[StoredResource]]:
-    """One page of matches (one extra row tells whether there is a next page) and its includes.
+) -> SearchPage:
+    """One page of matches and its includes.
 
     Includes go through the same tenancy filter as matches: `_include` never reaches rows the
-    caller could not read directly.
+    caller could not read directly. A row that does not open fails alone: it is left out and
+    reported, and the rest of the page is answered.
     """
-    rows = repository.search(
+    found = repository.search(
         ctx.session,
         ctx.principal,
         rtype,
@@ -195,13 +208,18 @@ def search(
         limit=count + 1,
         offset=offset,
         newest_first=newest_first,
+        skip_unreadable=True,
     )
-    page = rows[:count]
+    rows, bad = unreadable.split(ctx.session, found[:count])
+    unreadable.split(ctx.session, found[count:])  # the look-ahead row only says "there is more"
     targets: list[tuple[str, str]] = []
     for _, param in includes:
-        for ref in repository.references_from(ctx.session, [r.id for r in page], param):
+        for ref in repository.references_from(ctx.session, [r.id for r in rows], param):
             rtype_id = ref.partition("/")
             targets.append((rtype_id[0], rtype_id[2]))
-    included = repository.get_many(ctx.session, ctx.principal, targets)
-    seen = {row.id for row in page}
-    return rows, [row for row in included if row.id not in seen]
+    included, bad_included = unreadable.split(
+        ctx.session, repository.get_many(ctx.session, ctx.principal, targets)
+    )
+    seen = {row.id for row in rows}
+    included = [row for row in included if row.id not in seen]
+    return SearchPage(rows, len(found) > count, included, bad + bad_included)
