@@ -138,7 +138,8 @@ def server_error(
             "correlation_id": correlation_id,
         },
     )
-    response = outcome_response(status, code, f"{diagnostics}. Correlation id: {correlation_id}")
+    text = f"{diagnostics.rstrip('.')}. Correlation id: {correlation_id}"
+    response = outcome_response(status, code, text)
     response.headers[CORRELATION_HEADER] = correlation_id
     return response
 

@@ -103,7 +103,7 @@ def deployment(cluster: PrivatePostgres) -> Iterator[Deployment]:
 
 
 def assert_unavailable(response: httpx.Response) -> None:
-    """503, an OperationOutcome saying to retry, a Retry-After: never a 500."""
+    """503, an OperationOutcome saying to retry, a Retry-After, a correlation id: never a 500."""
     assert response.status_code == 503, response.text
     assert response.headers["content-type"].startswith("application/fhir+json")
     assert response.headers["retry-after"].isdigit()
@@ -111,7 +111,10 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert body["resourceType"] == "OperationOutcome"
     [issue] = body["issue"]
     assert (issue["severity"], issue["code"]) == ("error", "transient")
-    assert "database is unavailable" in issue["diagnostics"]
+    assert issue["diagnostics"] == (
+        "The database is unavailable; nothing was changed. Retry shortly. "
+        f"Correlation id: {response.headers['x-correlation-id']}"
+    )
 
 
 def assert_all_accepted_are_there(deployment: Deployment, http: httpx.Client) -> None:
