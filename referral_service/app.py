@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from referral_service.audit.endpoints import router as audit_router
     from referral_service.auth.endpoints import router as auth_router
     from referral_service.fhir.endpoints import router as fhir_router
-    from referral_service.fhir.errors import install_error_handlers
+    from referral_service.fhir.errors import LastResort, install_error_handlers
     from referral_service.ledger.endpoints import router as ledger_router
     from referral_service.transit.endpoints import router as transit_router
     from referral_service.transit.keys import key_store
@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger_router)
     app.include_router(transit_router)
     app.add_middleware(TransitMiddleware)
+    # Added last, so outermost: no exception escapes to Starlette and uvicorn, which would log it
+    # with its message.
+    app.add_middleware(LastResort, handlers=app.exception_handlers)
     if settings.environment == "production":
         app.state.transit_keys = key_store(settings)  # refuse to start without them
     return app

@@ -30,8 +30,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    # No pre-ping (a round trip per request); a connection the server dropped is recycled and the
-    # request answered 503 (see fhir/errors.py), so the client retries.
+    # Pre-ping: a pooled connection is checked (one cheap round trip) before each checkout, so a
+    # database restart while the process was idle costs nobody a request. When the ping fails the
+    # whole pool is refreshed; during an outage the request answers 503 (see fhir/errors.py).
+    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
     return create_engine(parsed, **kwargs)
 

@@ -8,8 +8,9 @@ sends pending rows again.
 from __future__ import annotations
 
 import logging.config
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from referral_service.config import get_settings
 from referral_service.jobs.producer import celery_app
@@ -17,6 +18,18 @@ from referral_service.logs import LOG_CONFIG
 from workers.schedule import beat_schedule
 
 logging.config.dictConfig(LOG_CONFIG)
+
+
+def _spis_logging(loglevel: int | None = None, **_: Any) -> None:
+    """Celery's own logging set-up would print task failures with the exception's message and
+    a full traceback: keep SPIS's (logs.py), at the level of the worker's command line."""
+    logging.config.dictConfig(LOG_CONFIG)
+    logging.getLogger().setLevel(loglevel or logging.WARNING)
+
+
+signals.setup_logging.connect(_spis_logging)
+
+
 settings = get_settings()
 app: Celery = celery_app(settings, "spis")
 app.conf.update(

@@ -1,16 +1,27 @@
-"""Every error under /fhir is an OperationOutcome with the right HTTP status; never a bare 500."""
+"""Every error under /fhir is an OperationOutcome with the right HTTP status; never a bare 500.
+
+A server-side failure (5xx) gets a correlation id: logged with the error's class (never its
+message, which can quote request data), sent in `X-Correlation-ID` and in the diagnostics, so
+support can match what a client saw to the log line.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_adapters.outcome import FhirError, operation_outcome
 from referral_service.audit.failures import audit_request_failure
@@ -18,6 +29,9 @@ from referral_service.errors import ServiceError
 
 log = logging.getLogger("spis.errors")
 FHIR_JSON = "application/fhir+json"
+CORRELATION_HEADER = "X-Correlation-ID"
+RETRY_AFTER_S = 5
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
 def outcome_response(
@@ -33,7 +47,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, _fhir_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
-    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    # The database went away (restart, outage, every pooled connection busy): retry shortly.
+    for unavailable in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(InvalidTag, _integrity_failure)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidUnwrap, _wrong_kek)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
@@ -63,33 +79,104 @@ async def _request_validation(request: Request, exc: RequestValidationError) -> 
     return outcome_response(400, "invalid", f"Invalid request parameter: {where}")
 
 
-async def _database_unavailable(request: Request, exc: OperationalError) -> Response:
-    log.warning("database unavailable", extra={"path": request.url.path})
-    response = outcome_response(
-        503, "transient", "The database is unavailable; nothing was changed. Retry shortly."
-    )
-    response.headers["Retry-After"] = "5"
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    response = server_error(
+        request, exc, 503, "transient", "The database is unavailable; nothing was changed. "
+        "Retry shortly.", event="database unavailable", level=logging.WARNING
+    )  # fmt: skip
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
 
 
 async def _integrity_failure(request: Request, exc: InvalidTag) -> Response:
     # A sealed value did not open: tampering, a value moved between rows, or the wrong KEK.
-    log.error("stored data failed its integrity check", extra={"path": request.url.path})
     await audit_request_failure(request, 500, "exception")
-    return outcome_response(
-        500, "exception", "Stored data failed its integrity check; it was not returned"
-    )
+    return server_error(
+        request, exc, 500, "exception",
+        "Stored data failed its integrity check; it was not returned",
+        event="stored data failed its integrity check",
+    )  # fmt: skip
 
 
 async def _wrong_kek(request: Request, exc: InvalidUnwrap) -> Response:
-    log.error("data keys do not unwrap: SPIS_KEK is not the key they were wrapped with")
-    return outcome_response(
-        500, "exception", "Stored data cannot be opened with this server's key configuration"
-    )
+    return server_error(
+        request, exc, 500, "exception",
+        "Stored data cannot be opened with this server's key configuration",
+        event="data keys do not unwrap: SPIS_KEK is not the key they were wrapped with",
+    )  # fmt: skip
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    # Log the type and the path only: exception messages can carry request data.
-    log.error("unhandled error", extra={"error_type": type(exc).__name__, "path": request.url.path})
+    # The frames (file, line) help find the bug; logs.WithIds prints them without the message.
     await audit_request_failure(request, 500, "exception")
-    return outcome_response(500, "exception", "Internal error; nothing was changed")
+    return server_error(
+        request, exc, 500, "exception", "Internal error; nothing was changed",
+        event="unhandled error", traceback=True,
+    )  # fmt: skip
+
+
+def server_error(
+    request: Request,
+    exc: Exception,
+    status: int,
+    code: str,
+    diagnostics: str,
+    *,
+    event: str,
+    level: int = logging.ERROR,
+    traceback: bool = False,
+) -> Response:
+    """Log the error's class with a new correlation id, and answer with the same id."""
+    correlation_id = uuid.uuid4().hex
+    log.log(
+        level,
+        event,
+        exc_info=exc if traceback else None,
+        extra={
+            "error_type": type(exc).__name__,
+            "path": request.url.path,
+            "correlation_id": correlation_id,
+        },
+    )
+    text = f"{diagnostics.rstrip('.')}. Correlation id: {correlation_id}"
+    response = outcome_response(status, code, text)
+    response.headers[CORRELATION_HEADER] = correlation_id
+    return response
+
+
+class LastResort:
+    """The outermost middleware: an exception that reached it (raised in another middleware, or
+    one no handler inside took) is answered by the handler registered for its class.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then logs the whole
+    traceback with the exception's message; here the exception stops.
+    """
+
+    def __init__(self, app: ASGIApp, handlers: Mapping[Any, Handler]) -> None:
+        self.app, self.handlers = app, handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:
+            response = self._handler(exc)(Request(scope), exc)
+            if inspect.isawaitable(response):
+                response = await response
+            if not started:  # else the client sees the connection close mid-response
+                await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Handler:
+        for cls in type(exc).__mro__:
+            if cls in self.handlers:
+                return self.handlers[cls]
+        return _unexpected

@@ -81,9 +81,9 @@ def test_a_value_copied_into_another_row_does_not_open(
         )
     response = client.get(f"/fhir/{referral.consent}", headers=practice_headers)
     assert response.status_code == 500
-    assert (
-        response.json()["issue"][0]["diagnostics"]
-        == "Stored data failed its integrity check; it was not returned"
+    assert response.json()["issue"][0]["diagnostics"] == (
+        "Stored data failed its integrity check; it was not returned. "
+        f"Correlation id: {response.headers['X-Correlation-ID']}"
     )
     assert "Okafor" not in response.text
     with session_factory() as session, pytest.raises(InvalidTag):
