@@ -116,3 +116,12 @@ def previous_revision(head: str) -> str:
     down = ScriptDirectory(str(MIGRATIONS)).get_revision(head).down_revision
     assert isinstance(down, str), "the head has one parent"
     return down
+
+
+def test_readyz_on_the_embedded_default(tmp_path: Path) -> None:
+    """SQLite file and on-disk broker, as `spis serve` runs them with no settings."""
+    settings = Settings(environment="test", var_dir=tmp_path / "var", kek=SecretStr(TEST_KEK))
+    assert settings.database_url.startswith("sqlite:///")
+    upgrade(settings.database_url)
+    status, body, _ = readyz(settings)
+    assert (status, body["failed"]) == (200, []), body
