@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         key_ring.register(engine, settings.kek.get_secret_value())
         app.state.engine = engine
         producer = Producer(settings)
+        app.state.producer = producer  # /readyz checks its broker
         app.state.sessionmaker = make_sessionmaker(engine, {PRODUCER_KEY: producer})
         yield
         engine.dispose()
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from referral_service.auth.endpoints import router as auth_router
     from referral_service.fhir.endpoints import router as fhir_router
     from referral_service.fhir.errors import LastResort, install_error_handlers
+    from referral_service.health.endpoints import router as health_router
     from referral_service.ledger.endpoints import router as ledger_router
     from referral_service.transit.endpoints import router as transit_router
     from referral_service.transit.keys import key_store
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_router)
     app.include_router(ledger_router)
     app.include_router(transit_router)
+    app.include_router(health_router)
     app.add_middleware(TransitMiddleware)
     # Added last, so outermost: no exception escapes to Starlette and uvicorn, which would log it
     # with its message.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -319,10 +320,18 @@ def audit_anchor(args: argparse.Namespace, settings: Settings) -> object:
 
 @command("transit-keys", "ensure", help="create SPIS's JOSE signing and encryption keys if missing")
 def transit_keys_ensure(args: argparse.Namespace, settings: Settings) -> object:
-    from referral_service.transit.keys import keys_dir, load_ring
+    from referral_service.transit.keys import TransitKeyError, keys_dir, load_ring
 
     directory = keys_dir(settings)
-    ring = load_ring(directory, generate=True)
+    try:
+        ring = load_ring(directory, generate=True)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot write transit keys to {directory} ({exc.strerror}): SPIS_TRANSIT_KEYS_DIR "
+            "must be a directory that the user running spis may write, or creatable by it"
+        ) from None
+    except TransitKeyError as exc:
+        raise CommandError(str(exc)) from None
     return {"directory": str(directory), "public_jwks": ring.public_jwks()}
 
 
@@ -444,14 +453,94 @@ def _celery(*argv: str) -> object:
 
 @command("worker", help="run a Celery worker for background jobs")
 def worker(args: argparse.Namespace, settings: Settings) -> object:
-    return _celery("worker", "--loglevel=INFO", "--without-gossip", "--without-mingle")
+    from referral_service.health.probes import worker_node_name
+
+    node = f"--hostname={worker_node_name(settings)}"  # what `spis health worker` pings
+    return _celery("worker", "--loglevel=INFO", "--without-gossip", "--without-mingle", node)
 
 
 @command("beat", help="run the Celery beat scheduler (exactly one per deployment)")
 def beat(args: argparse.Namespace, settings: Settings) -> object:
-    return _celery(
-        "beat", "--loglevel=INFO", f"--schedule={settings.var_dir / 'celerybeat-schedule'}"
+    var_dir = _writable_dir(settings.var_dir, "SPIS_VAR_DIR")  # the schedule and heartbeat files
+    return _celery("beat", "--loglevel=INFO", f"--schedule={var_dir / 'celerybeat-schedule'}")
+
+
+def _writable_dir(path: Path, setting: str) -> Path:
+    """Create `path` when missing; a one-line error when it cannot be created or written."""
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"{setting} {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"cannot create {setting} {path} ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CommandError(f"{setting} {path} is not writable by this user")
+    return path
+
+
+# -- health probes (container health checks) -----------------------------------------------------
+
+
+def _health_api_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", default="http://127.0.0.1:8000/readyz", help="default: %(default)s"
     )
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default: 5)")
+
+
+@command(
+    "health",
+    "api",
+    help="exit 0 when the API answers /readyz with 200",
+    configure=_health_api_arguments,
+)
+def health_api(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.health.probes import probe_api
+
+    return _probe(lambda: probe_api(args.url, args.timeout))
+
+
+def _health_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default: 5)")
+
+
+@command(
+    "health",
+    "worker",
+    help="exit 0 when this host's `spis worker` answers a ping through the broker",
+    configure=_health_worker_arguments,
+)
+def health_worker(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.health.probes import probe_worker
+
+    return _probe(lambda: probe_worker(settings, args.timeout))
+
+
+def _health_beat_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-age", type=float, default=120.0, help="seconds of heartbeat age (default: 120)"
+    )
+
+
+@command(
+    "health",
+    "beat",
+    help="exit 0 when `spis beat` touched its heartbeat file recently",
+    configure=_health_beat_arguments,
+)
+def health_beat(args: argparse.Namespace, settings: Settings) -> object:
+    from referral_service.health.probes import probe_beat
+
+    return _probe(lambda: probe_beat(settings, args.max_age))
+
+
+def _probe(run: Callable[[], object]) -> object:
+    from referral_service.health.probes import ProbeFailed
+
+    try:
+        return run()
+    except ProbeFailed as exc:
+        raise CommandError(str(exc)) from None
 
 
 # -- wiring --------------------------------------------------------------------------------------

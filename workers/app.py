@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery, signals
 
 from referral_service.config import get_settings
+from referral_service.health.probes import BEAT_MAX_INTERVAL_S
 from referral_service.jobs.producer import celery_app
 from referral_service.logs import LOG_CONFIG
 from workers.schedule import beat_schedule
@@ -38,5 +39,8 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     worker_hijack_root_logger=False,
     beat_schedule=beat_schedule(settings),
+    # Wake at least every BEAT_MAX_INTERVAL_S and touch the heartbeat `spis health beat` reads.
+    beat_scheduler="workers.beat:HeartbeatScheduler",
+    beat_max_interval=BEAT_MAX_INTERVAL_S,
     include=["workers.tasks.jobs"],
 )
