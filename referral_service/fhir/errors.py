@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -50,6 +50,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # The database went away (restart, outage, every pooled connection busy): retry shortly.
     for unavailable in (OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(unavailable, _database_unavailable)
+    app.add_exception_handler(PendingRollbackError, _pending_rollback)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidTag, _integrity_failure)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidUnwrap, _wrong_kek)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
@@ -57,6 +58,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _service_error(request: Request, exc: ServiceError) -> Response:
     await audit_request_failure(request, exc.status, exc.issue_code)
+    if exc.status >= 500:  # e.g. store.unreadable.Unreadable: support needs the correlation id
+        return server_error(
+            request, exc, exc.status, exc.issue_code, exc.message, event=exc.message
+        )
     return outcome_response(exc.status, exc.issue_code, exc.message, exc.expression)
 
 
@@ -86,6 +91,28 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     )  # fmt: skip
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
+
+
+def _database_went_away(exc: BaseException) -> bool:
+    """True when a connection error (SQLAlchemy's or the driver's) is in the exception's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | InterfaceError):
+            return True
+        if type(current).__name__ in ("OperationalError", "InterfaceError"):  # the DB-API's own
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+async def _pending_rollback(request: Request, exc: PendingRollbackError) -> Response:
+    # A connection dropped mid-request (PostgreSQL restarting): the session is left needing a
+    # rollback, and the next statement says so. That is the outage, not a bug.
+    if _database_went_away(exc):
+        return await _database_unavailable(request, exc)
+    return await _unexpected(request, exc)
 
 
 async def _integrity_failure(request: Request, exc: InvalidTag) -> Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
@@ -18,6 +19,11 @@ from tests.fixtures.systems import TestSystem
 from tests.ledger.conftest import add_member, ledger_url
 
 INTEGRITY = "Stored data failed its integrity check; it was not returned"
+
+
+def integrity(answer: httpx.Response) -> str:
+    """The diagnostics of a 500: the message and the correlation id the log carries too."""
+    return f"{INTEGRITY}. Correlation id: {answer.headers['X-Correlation-ID']}"
 Spoil = Callable[[Session, str, str], None]
 
 
@@ -172,7 +178,7 @@ def test_reading_the_unreadable_row_is_a_bare_500_logged_and_audited(
         assert answer.headers["content-type"].startswith("application/fhir+json")
         assert answer.json() == {
             "resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": "exception", "diagnostics": INTEGRITY}],
+            "issue": [{"severity": "error", "code": "exception", "diagnostics": integrity(answer)}],
         }
     assert "Okafor" not in caplog.text
     assert {e.kind for e in _failures(session_factory, bad)} == {"read", "history"}
@@ -200,7 +206,7 @@ def test_a_ledger_list_leaves_out_a_member_whose_alias_does_not_open(
     assert (event.kind, event.tenant_org_id) == ("search", timebank.org_id)
     single = client.get(ledger_url(timebank, f"/members/{ana}"), headers=timebank_headers)
     assert single.status_code == 500
-    assert single.json()["issue"][0]["diagnostics"] == INTEGRITY
+    assert single.json()["issue"][0]["diagnostics"] == integrity(single)
     with session_factory() as session:
         last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
     assert last is not None
