@@ -32,6 +32,7 @@ from referral_service.fhir.negotiation import (
 from referral_service.fhir.patch import apply_patch
 from referral_service.fhir.search import history_bundle, searchset, small_searchset
 from referral_service.kit.clock import as_utc, fhir_instant
+from referral_service.kit.numbers import whole_number
 from referral_service.organisations import service as organisations
 from referral_service.referrals import service as referrals
 from referral_service.referrals.service import STORED_TYPES, Entry
@@ -296,8 +297,11 @@ def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
 def vread(rtype: str, rid: str, vid: str, ctx: ContextDep) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "r")
-    found = store.versions(
-        ctx.session, ctx.principal, rtype, rid, int(vid) if vid.isdigit() else -1
+    version_id = whole_number(vid)  # beyond the column's range: no such version, not a 500
+    found = (
+        []
+        if version_id is None
+        else store.versions(ctx.session, ctx.principal, rtype, rid, version_id)
     )
     if not found:
         raise NotFound(f"{rtype}/{rid} has no version {vid}")

@@ -17,6 +17,7 @@ from referral_service.auth.principal import Principal
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Forbidden, NotFound
+from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.ledger import service
 from referral_service.ledger.models import Offer, Request
 from referral_service.ledger.schemas import (
@@ -137,7 +138,7 @@ def list_exchanges(
     ctx: Ctx,
     member_id: Annotated[str | None, Query(description="Only this member's exchanges")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> list[ExchangeOut]:
     """Newest first."""
     found = service.exchanges(ctx, member_id, limit=limit, offset=offset)
