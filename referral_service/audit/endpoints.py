@@ -25,7 +25,10 @@ from referral_service.fhir.endpoints import ContextDep, fhir_response
 from referral_service.fhir.negotiation import check_accept
 from referral_service.kit.numbers import MAX_SQL_INT, whole_number
 
-router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)])
+# Documented with the other /fhir routes, from the CapabilityStatement (fhir/openapi.py).
+router = APIRouter(
+    prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)], include_in_schema=False
+)
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 

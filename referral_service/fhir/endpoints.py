@@ -42,7 +42,10 @@ from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version
 
-router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)])
+# Not in FastAPI's OpenAPI: the document shows one path per type, from the CapabilityStatement.
+router = APIRouter(
+    prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)], include_in_schema=False
+)
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 Body = Annotated[dict[str, Any], Depends(read_json_body)]
