@@ -22,12 +22,15 @@ from referral_service.audit import chain, service
 from referral_service.auth.dependencies import require
 from referral_service.errors import Invalid
 from referral_service.fhir.endpoints import ContextDep, fhir_response
-from referral_service.fhir.negotiation import check_accept
+from referral_service.fhir.negotiation import check_accept, refuse_nul_in_url
 from referral_service.kit.numbers import MAX_SQL_INT, whole_number
 
 # Documented with the other /fhir routes, from the CapabilityStatement (fhir/openapi.py).
 router = APIRouter(
-    prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)], include_in_schema=False
+    prefix="/fhir",
+    tags=["FHIR"],
+    dependencies=[Depends(check_accept), Depends(refuse_nul_in_url)],
+    include_in_schema=False,
 )
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 

@@ -28,6 +28,7 @@ from referral_service.fhir.negotiation import (
     check_accept,
     read_json_body,
     read_json_patch,
+    refuse_nul_in_url,
 )
 from referral_service.fhir.patch import apply_patch
 from referral_service.fhir.search import history_bundle, searchset, small_searchset
@@ -44,7 +45,10 @@ from referral_service.store.service import Version
 
 # Not in FastAPI's OpenAPI: the document shows one path per type, from the CapabilityStatement.
 router = APIRouter(
-    prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)], include_in_schema=False
+    prefix="/fhir",
+    tags=["FHIR"],
+    dependencies=[Depends(check_accept), Depends(refuse_nul_in_url)],
+    include_in_schema=False,
 )
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -17,6 +17,7 @@ from referral_service.auth.principal import Principal
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Forbidden, NotFound
+from referral_service.fhir.negotiation import refuse_nul_in_url
 from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.ledger import service
 from referral_service.ledger.models import Offer, Request
@@ -53,7 +54,10 @@ CONFLICT: Responses = {
 }
 
 router = APIRouter(
-    prefix="/api/timebanks/{timebank_id}", tags=["Time credit ledger"], responses=ERRORS
+    prefix="/api/timebanks/{timebank_id}",
+    tags=["Time credit ledger"],
+    responses=ERRORS,
+    dependencies=[Depends(refuse_nul_in_url)],
 )
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
