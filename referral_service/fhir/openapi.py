@@ -24,8 +24,9 @@ FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
 # What each error status means, once; operations list the ones they can answer.
 ERRORS = {
-    400: "Malformed request: a bad search parameter or paging value, a body that is not the "
-    "resource the URL names, or an id that differs from the URL",
+    400: "Malformed request: a NUL character in the URL or the body, a bad search parameter or "
+    "paging value, a body that is not the resource the URL names, or an id that differs from "
+    "the URL",
     401: "No valid bearer access token",
     403: "The token's scopes do not allow this interaction on this type",
     404: "Not found, or not visible to the caller",
@@ -38,7 +39,7 @@ ERRORS = {
     422: "The resource breaks a validation or business rule; the issue names the element",
     503: "The database is unavailable; nothing was changed (retry after `Retry-After`)",
 }
-READ_ERRORS = (404, 406, 503)
+READ_ERRORS = (400, 404, 406, 503)
 SEARCH_ERRORS = (400, 406, 503)
 WRITE_ERRORS = (400, 406, 409, 412, 413, 415, 422, 503)
 
@@ -97,9 +98,7 @@ def _operation(
 ) -> Json:
     public = rtype in PUBLIC_TYPES  # fixed definitions: no token, no database
     if public:
-        errors = tuple(e for e in errors if e not in (400, 503))
-    elif rtype not in RESULT_PARAMS:  # a fixed directory: every search value is accepted
-        errors = tuple(e for e in errors if e != 400 or letter != "s")
+        errors = tuple(e for e in errors if e != 503)
     responses = {**ok, **_errors(errors if public else (401, 403, *errors))}
     operation: Json = {
         "tags": [f"FHIR {rtype}"],
@@ -209,7 +208,7 @@ def _metadata() -> Json:
         "parameters": [FORMAT_PARAM],
         "responses": {
             "200": _fhir_ok("CapabilityStatement", "What this server implements"),
-            **_errors((406,)),
+            **_errors((400, 406)),
         },
         "security": [],
     }
