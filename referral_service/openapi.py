@@ -38,7 +38,7 @@ _UNAVAILABLE = "The database is unavailable; nothing was changed (retry after `R
 
 DESCRIPTION = (
     "GP practices send FHIR referrals to `/fhir`; time banks use `/fhir` and their ledger under "
-    "`/api/timebanks/{id}`. Every call but discovery needs a bearer token from `POST /auth/token` "
+    "`/api/timebanks/{id}`. Every call but discovery and the Questionnaire definitions needs a bearer token from `POST /auth/token` "
     "(SMART Backend Services). Every error under `/fhir` and `/api` is a FHIR OperationOutcome "
     "(`application/fhir+json`); the token endpoint answers OAuth errors."
 )

@@ -154,8 +154,8 @@ def _create(resource: Json) -> Json:
     }
     params = []
     if resource.get("conditionalCreate"):
-        params.append(_header("If-None-Exist", "A search (e.g. `identifier=sys|val`): create "
-                              "only if nothing matches"))  # fmt: skip
+        note = "A search (e.g. `identifier=sys|val`): create only if nothing matches"
+        params.append(_header("If-None-Exist", note))
     op = _operation(rtype, "c", "create", f"Create a {rtype}", ok, WRITE_ERRORS, params)
     op["requestBody"] = _fhir_body(rtype)
     return op
@@ -253,8 +253,13 @@ def _result_param(name: str, resource: Json) -> Json:
         ),
     }
     schema, description = schemas[name]
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}  # fmt: skip
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
 
 
 def _form_body(params: list[Json]) -> Json:
