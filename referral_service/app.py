@@ -43,11 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from referral_service.fhir.errors import LastResort, install_error_handlers
     from referral_service.health.endpoints import router as health_router
     from referral_service.ledger.endpoints import router as ledger_router
+    from referral_service.openapi import install_openapi
     from referral_service.transit.endpoints import router as transit_router
     from referral_service.transit.keys import key_store
     from referral_service.transit.middleware import TransitMiddleware
 
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(auth_router)
     app.include_router(audit_router)  # before the generic /fhir/{type} routes
     app.include_router(fhir_router)

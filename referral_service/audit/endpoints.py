@@ -22,9 +22,16 @@ from referral_service.audit import chain, service
 from referral_service.auth.dependencies import require
 from referral_service.errors import Invalid
 from referral_service.fhir.endpoints import ContextDep, fhir_response
-from referral_service.fhir.negotiation import check_accept
+from referral_service.fhir.negotiation import check_accept, refuse_nul_in_url
+from referral_service.kit.numbers import MAX_SQL_INT, whole_number
 
-router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)])
+# Documented with the other /fhir routes, from the CapabilityStatement (fhir/openapi.py).
+router = APIRouter(
+    prefix="/fhir",
+    tags=["FHIR"],
+    dependencies=[Depends(check_accept), Depends(refuse_nul_in_url)],
+    include_in_schema=False,
+)
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
@@ -65,9 +72,10 @@ def _patient_id(value: str | None) -> str:
 def _int_param(value: str | None, default: int, name: str) -> int:
     if value is None:
         return default
-    if not value.isdigit():
-        raise Invalid(f"{name} must be a non-negative integer", status=400)
-    return int(value)
+    number = whole_number(value)
+    if number is None:
+        raise Invalid(f"{name} must be a whole number from 0 to {MAX_SQL_INT}", status=400)
+    return number
 
 
 @dataclass(frozen=True, slots=True)

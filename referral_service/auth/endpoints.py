@@ -16,6 +16,7 @@ from referral_service.auth import access, scopes
 from referral_service.auth.assertion import ALGORITHMS, authenticate, claimed_issuer
 from referral_service.auth.jwks import JwksCache
 from referral_service.auth.oauth import OAuthError, invalid_request, unsupported_grant_type
+from referral_service.auth.openapi import TOKEN_OPENAPI
 from referral_service.config import Settings
 from referral_service.db import get_session
 
@@ -65,7 +66,7 @@ def smart_configuration(request: Request) -> JSONResponse:
     )
 
 
-@router.post("/auth/token")
+@router.post("/auth/token", openapi_extra=TOKEN_OPENAPI)
 def token(
     request: Request,
     session: Annotated[Session, Depends(get_session, scope="function")],

@@ -28,10 +28,12 @@ from referral_service.fhir.negotiation import (
     check_accept,
     read_json_body,
     read_json_patch,
+    refuse_nul_in_url,
 )
 from referral_service.fhir.patch import apply_patch
 from referral_service.fhir.search import history_bundle, searchset, small_searchset
 from referral_service.kit.clock import as_utc, fhir_instant
+from referral_service.kit.numbers import whole_number
 from referral_service.organisations import service as organisations
 from referral_service.referrals import service as referrals
 from referral_service.referrals.service import STORED_TYPES, Entry
@@ -41,7 +43,13 @@ from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version
 
-router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(check_accept)])
+# Not in FastAPI's OpenAPI: the document shows one path per type, from the CapabilityStatement.
+router = APIRouter(
+    prefix="/fhir",
+    tags=["FHIR"],
+    dependencies=[Depends(check_accept), Depends(refuse_nul_in_url)],
+    include_in_schema=False,
+)
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 Body = Annotated[dict[str, Any], Depends(read_json_body)]
@@ -297,8 +305,11 @@ def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
 def vread(rtype: str, rid: str, vid: str, ctx: ContextDep) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "r")
-    found = store.versions(
-        ctx.session, ctx.principal, rtype, rid, int(vid) if vid.isdigit() else -1
+    version_id = whole_number(vid)  # beyond the column's range: no such version, not a 500
+    found = (
+        []
+        if version_id is None
+        else store.versions(ctx.session, ctx.principal, rtype, rid, version_id)
     )
     if not found:
         raise NotFound(f"{rtype}/{rid} has no version {vid}")

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -51,6 +51,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for unavailable in (OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(PendingRollbackError, _pending_rollback)  # type: ignore[arg-type]
+    app.add_exception_handler(DataError, _data_error)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidTag, _integrity_failure)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidUnwrap, _wrong_kek)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
@@ -113,6 +114,15 @@ async def _pending_rollback(request: Request, exc: PendingRollbackError) -> Resp
     if _database_went_away(exc):
         return await _database_unavailable(request, exc)
     return await _unexpected(request, exc)
+
+
+async def _data_error(request: Request, exc: DataError) -> Response:
+    # The one DataError a caller can cause: a NUL in a value the edges do not check (a JSON API
+    # body field); psycopg refuses it before it is sent. Anything else is ours: a 500.
+    if "NUL (0x00)" not in str(exc.orig):
+        return await _unexpected(request, exc)
+    await audit_request_failure(request, 400, "invalid")
+    return outcome_response(400, "invalid", "Text must not contain the NUL character (U+0000)")
 
 
 async def _integrity_failure(request: Request, exc: InvalidTag) -> Response:

@@ -47,11 +47,48 @@ def check_accept(request: Request) -> None:
         raise NotAcceptable("Only application/fhir+json responses are supported")
 
 
+class NulCharacter(ServiceError):
+    status = 400
+    issue_code = "invalid"
+
+
+NUL = "\x00"
+NUL_MESSAGE = "Text must not contain the NUL character (U+0000)"
+
+
+def refuse_nul_in_url(request: Request) -> None:
+    """No id, code or search value holds a NUL, and PostgreSQL text cannot: refuse it (400) in
+    the path or the query before it reaches a query as a 500."""
+    if NUL in request.scope["path"] or any(
+        NUL in name or NUL in value for name, value in request.query_params.multi_items()
+    ):
+        raise NulCharacter(NUL_MESSAGE)
+
+
 async def read_json_body(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     if _content_type(request) not in ACCEPTED_BODY_TYPES:
         raise UnsupportedMediaType("Send FHIR JSON with Content-Type: application/fhir+json")
-    return load_json(await _limited_body(request, settings), max_depth=settings.max_json_depth)
+    data = load_json(await _limited_body(request, settings), max_depth=settings.max_json_depth)
+    if _holds_nul(data):
+        raise NulCharacter(NUL_MESSAGE)
+    return data
+
+
+def _holds_nul(data: object) -> bool:
+    """Any string (or object key) with a NUL; iterative, the depth is already bounded."""
+    pending = [data]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            if NUL in node:
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
 
 
 async def read_json_patch(request: Request) -> list[dict[str, Any]]:

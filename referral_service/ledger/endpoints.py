@@ -17,6 +17,8 @@ from referral_service.auth.principal import Principal
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Forbidden, NotFound
+from referral_service.fhir.negotiation import refuse_nul_in_url
+from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.kit.routes import UniqueKeysRoute
 from referral_service.ledger import service
 from referral_service.ledger.models import Offer, Request
@@ -57,6 +59,7 @@ router = APIRouter(
     tags=["Time credit ledger"],
     responses=ERRORS,
     route_class=UniqueKeysRoute,
+    dependencies=[Depends(refuse_nul_in_url)],
 )
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -168,7 +171,7 @@ def list_exchanges(
     ctx: Ctx,
     member_id: Annotated[str | None, Query(description="Only this member's exchanges")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> list[ExchangeOut]:
     """Newest first."""
     found = service.exchanges(ctx, member_id, limit=limit, offset=offset)

@@ -13,6 +13,7 @@ from fhir_adapters.rules import nhs_number_is_valid, split_reference
 from fhir_adapters.search_params import PARAMS, parse_search_date, parse_token
 from referral_service.context import Context
 from referral_service.errors import Invalid, ServiceError
+from referral_service.kit.numbers import MAX_SQL_INT, whole_number
 from referral_service.store import service
 from referral_service.store.repository import DateMatch, IdMatch, Match, TokenMatch
 
@@ -140,9 +141,9 @@ def _bare_reference(rtype: str, name: str, value: str) -> str:
 
 def _result_param(ctx: Context, rtype: str, result: ParsedSearch, name: str, value: str) -> None:
     if name in ("_count", "_offset"):
-        if not value.isdigit():
-            raise BadSearch(f"{name} must be a non-negative whole number")
-        number = int(value)
+        number = whole_number(value)
+        if number is None:
+            raise BadSearch(f"{name} must be a whole number from 0 to {MAX_SQL_INT}")
         if name == "_count":
             result.count = min(number, ctx.settings.max_page_size)
         else:
