@@ -94,7 +94,7 @@ def _make_true(item: Json, route: Any) -> None:
             responses.setdefault("400", {"description": _INVALID})
         if with_database:
             responses.setdefault("503", {"description": _UNAVAILABLE})
-        _errors_as_outcomes(responses, oauth=route.path_format == "/auth/token")
+        _errors_as_outcomes(responses, own_body=route.path_format in OWN_ERROR_BODIES)
         operation["security"] = [{"bearer": []}] if secured else []
 
 
@@ -104,13 +104,18 @@ def _replace_fastapi_422(responses: Json) -> None:
         del responses["422"]
 
 
-def _errors_as_outcomes(responses: Json, *, oauth: bool) -> None:
-    """Errors are OperationOutcomes sent as application/fhir+json (the token endpoint's own
-    4xx are OAuth JSON, declared with the route)."""
+# Routes whose error answers are not OperationOutcomes, declared with the route itself: the token
+# endpoint's OAuth JSON (RFC 6749 §5.2) and the readiness report a load balancer reads.
+OWN_ERROR_BODIES = frozenset({"/auth/token", "/readyz"})
+
+
+def _errors_as_outcomes(responses: Json, *, own_body: bool) -> None:
+    """Errors are OperationOutcomes sent as application/fhir+json, except where the route
+    declares its own error body (OWN_ERROR_BODIES)."""
     for status, response in responses.items():
         if not status.isdigit() or int(status) < 400:
             continue
-        if oauth and "content" in response:
+        if own_body and "content" in response:
             continue
         declared = response.get("content", {}).get("application/json", {}).get("schema")
         response["content"] = {FHIR_JSON: {"schema": declared or _ERROR}}
