@@ -22,10 +22,13 @@ from time import monotonic
 from typing import Any
 
 from kombu.transport import filesystem
-from kombu.utils.json import dumps, loads
+from kombu.utils import json as kombu_json
 
 TRANSPORT = "referral_service.jobs.disk_broker:Transport"
 Table = list[filesystem.exchange_queue_t]
+# kombu's JSON (it knows the types a message envelope can hold); typed here, untyped upstream.
+dumps: Callable[[Any], str] = kombu_json.dumps
+loads: Callable[[str], Any] = kombu_json.loads
 
 
 def write_atomically(path: Path, data: str) -> None:
@@ -51,12 +54,14 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
 
-class Channel(filesystem.Channel):  # type: ignore[misc] - kombu's classes are untyped
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+class Channel(filesystem.Channel):
+    # kombu's own base classes disagree on this argument's name; the virtual channel passes it
+    # by position.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         write_atomically(Path(self.data_folder_out) / name, dumps(payload))
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         folder = Path(self.data_folder_in)
         claimed = folder / "claimed"
         claimed.mkdir(exist_ok=True)
@@ -80,21 +85,21 @@ class Channel(filesystem.Channel):  # type: ignore[misc] - kombu's classes are u
         self, queue: str, exchange: str, routing_key: str, pattern: str, *args: Any, **kwargs: Any
     ) -> None:
         # The virtual channel forgets the queue; this one's super() would rewrite the table in place.
-        super(filesystem.Channel, self)._delete(
+        super(filesystem.Channel, self)._delete(  # type: ignore[no-untyped-call]
             queue, exchange, routing_key, pattern, *args, **kwargs
         )
         entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
         self._change_table(exchange, lambda table: [e for e in table if e != entry])
 
     def _change_table(self, exchange: str, change: Callable[[Table], Table]) -> None:
-        file: Path = self._exchange_file(exchange)
+        file: Path = self._exchange_file(exchange)  # type: ignore[no-untyped-call]
         file.parent.mkdir(parents=True, exist_ok=True)
         with _locked(file.with_name(f"{file.name}.lock")):
-            table = self.get_table(exchange)
+            table: Table = self.get_table(exchange)  # type: ignore[no-untyped-call]
             changed = change(table)
             if changed != table or not file.exists():
                 write_atomically(file, dumps(changed))
 
 
-class Transport(filesystem.Transport):  # type: ignore[misc] - kombu's classes are untyped
+class Transport(filesystem.Transport):
     Channel = Channel
