@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +28,9 @@ from referral_service.organisations.models import Organisation, OrgKind
 from referral_service.organisations.repository import all_orgs
 from referral_service.organisations.service import register
 from referral_service.timebanks.service import set_profile
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 Handler = Callable[[argparse.Namespace, Settings], object]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -336,7 +340,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
 
     def run() -> None:
         uvicorn.run(
-            "referral_service.app:create_app",
+            "referral_service.cli:server_process_app",
             factory=True,
             host=args.host,
             port=args.port,
@@ -350,6 +354,20 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
     else:
         run()
     return None
+
+
+def server_process_app() -> FastAPI:
+    """The app factory of `spis serve`. With `--workers N` uvicorn calls it in each of its worker
+    processes, which must end with `spis serve` even when it is killed (kit/lifeline.py)."""
+    import multiprocessing
+
+    from referral_service.app import create_app
+    from referral_service.kit.lifeline import die_with_parent
+
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
+    return create_app()
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
