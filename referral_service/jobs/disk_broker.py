@@ -68,7 +68,10 @@ class Channel(filesystem.Channel):
         for name in sorted(os.listdir(folder)):
             if name.partition(".")[2] != f"{queue}.msg":
                 continue
-            try:  # whoever renames it first owns it; the others move on
+            # Whoever renames it first owns it; the others move on. A worker killed between the
+            # rename and the read loses the message, not the job: the row stays pending and the
+            # relay sends it again.
+            try:
                 os.rename(folder / name, claimed / name)
             except FileNotFoundError:
                 continue
