@@ -6,14 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-sqlite bench lint typecheck serve migrate clean services
 
+# `make demo PORT=8001` when port 8000 is taken.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 $(STAMP): pyproject.toml
+	@echo "==> Installing SPIS and its dependencies into $(VENV): first run, or pyproject.toml changed."
+	@echo "    This takes about a minute and prints nothing until it is done (errors are shown)."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+	@echo "==> Installed into $(VENV); later runs skip this step."
 
 demo: $(STAMP)
-	$(BIN)/spis demo
+	$(BIN)/spis demo --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	@$(BIN)/python scripts/check_services.py

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,6 +29,9 @@ from referral_service.organisations.models import Organisation, OrgKind
 from referral_service.organisations.repository import all_orgs
 from referral_service.organisations.service import register
 from referral_service.timebanks.service import set_profile
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 Handler = Callable[[argparse.Namespace, Settings], object]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -80,16 +84,20 @@ def unit_of_work(settings: Settings) -> Iterator[Session]:
 
 
 def _org_add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=["practice", "timebank", "healthboard"])
-    parser.add_argument("--name", required=True)
+    parser.add_argument(
+        "kind", choices=["practice", "timebank", "healthboard"], help="what the organisation is"
+    )
+    parser.add_argument("--name", required=True, help="the organisation's name")
     parser.add_argument("--ods", help="ODS organisation code (required for a GP practice)")
     timebank = parser.add_argument_group("time banks (required with `timebank`)")
-    timebank.add_argument("--catchment", help="postcode districts, comma-separated: SE6,SE13")
     timebank.add_argument(
-        "--offers", help="offer categories, comma-separated: befriending,gardening"
+        "--catchment", help="postcode districts, comma-separated: SE6,SE13 (required)"
     )
-    timebank.add_argument("--capacity", type=int, help="open referral slots")
-    timebank.add_argument("--contact", help="contact address for the broker")
+    timebank.add_argument(
+        "--offers", help="offer categories, comma-separated: befriending,gardening (required)"
+    )
+    timebank.add_argument("--capacity", type=int, help="open referral slots (required)")
+    timebank.add_argument("--contact", help="contact address for the broker (default: none)")
 
 
 def _org_json(org: Organisation) -> dict[str, object]:
@@ -135,10 +143,16 @@ def org_list(args: argparse.Namespace, settings: Settings) -> object:
 def _client_add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--org", required=True, help="organisation id (from `spis org add`)")
     keys = parser.add_mutually_exclusive_group(required=True)
-    keys.add_argument("--jwks", type=Path, help="file holding the client's public JWK Set")
-    keys.add_argument("--jwks-url", help="URL where the client publishes its JWK Set")
+    keys.add_argument(
+        "--jwks",
+        type=Path,
+        help="file holding the client's public JWK Set (or --jwks-url: required)",
+    )
+    keys.add_argument(
+        "--jwks-url", help="URL where the client publishes its JWK Set (or --jwks: required)"
+    )
     parser.add_argument("--scopes", help="space-separated system scopes (default: all allowed)")
-    parser.add_argument("--name", help="a name for the client system")
+    parser.add_argument("--name", help="a name for the client system (default: none)")
 
 
 def _read_jwks(path: Path) -> dict[str, object]:
@@ -187,7 +201,9 @@ def _client_json(client: Client) -> dict[str, object]:
 
 
 def _client_list_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--org", help="only this organisation's clients")
+    parser.add_argument(
+        "--org", help="only this organisation's clients (default: every organisation's)"
+    )
 
 
 @command("client", "list", help="list client systems", configure=_client_list_arguments)
@@ -220,10 +236,13 @@ def client_deactivate(args: argparse.Namespace, settings: Settings) -> object:
 
 def _timebank_set_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--org", required=True, help="the time bank's organisation id")
-    parser.add_argument("--catchment", help="postcode districts, comma-separated: SE6,SE13")
-    parser.add_argument("--offers", help="offer categories, comma-separated")
-    parser.add_argument("--capacity", type=int, help="open referral slots")
-    parser.add_argument("--contact", help="contact address for the broker")
+    unchanged = "(default: unchanged)"
+    parser.add_argument(
+        "--catchment", help=f"postcode districts, comma-separated: SE6,SE13 {unchanged}"
+    )
+    parser.add_argument("--offers", help=f"offer categories, comma-separated {unchanged}")
+    parser.add_argument("--capacity", type=int, help=f"open referral slots {unchanged}")
+    parser.add_argument("--contact", help=f"contact address for the broker {unchanged}")
 
 
 @command(
@@ -393,9 +412,16 @@ def migrate(args: argparse.Namespace, settings: Settings) -> object:
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port to listen on (clients still use SPIS_PUBLIC_BASE_URL)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="API processes (each with its own connections)"
+    )
 
 
 @command("serve", help="run the API", configure=_serve_arguments)
@@ -407,7 +433,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
 
     def run() -> None:
         uvicorn.run(
-            "referral_service.app:create_app",
+            "referral_service.cli:server_process_app",
             factory=True,
             host=args.host,
             port=args.port,
@@ -415,6 +441,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
             log_config=LOG_CONFIG,
         )
 
+    ensure_port_free(args.host, args.port, "spis serve --port {port}")
     if is_embedded(settings):  # no broker server: run the background worker here too
         with embedded_worker(settings):
             run()
@@ -423,9 +450,23 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
     return None
 
 
+def server_process_app() -> FastAPI:
+    """The app factory of `spis serve`. With `--workers N` uvicorn calls it in each of its worker
+    processes, which must end with `spis serve` even when it is killed (kit/lifeline.py)."""
+    import multiprocessing
+
+    from referral_service.app import create_app
+    from referral_service.kit.lifeline import die_with_parent
+
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
+    return create_app()
+
+
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument(
         "--no-serve", action="store_true", help="exit after the narrated loop instead of serving"
     )
@@ -439,8 +480,18 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 def demo(args: argparse.Namespace, settings: Settings) -> object:
     from referral_service.demo.run import run
 
+    ensure_port_free(args.host, args.port, "make demo PORT={port}` or `spis demo --port {port}")
     run(settings, args.host, args.port, serve_forever=not args.no_serve)
     return None
+
+
+def ensure_port_free(host: str, port: int, how: str) -> None:
+    """Fail before starting anything, with a port to use instead ("how" shows how to pass it)."""
+    from referral_service.cli_errors import listen_problem
+
+    problem = listen_problem(host, port, how)
+    if problem is not None:
+        raise CommandError(problem)
 
 
 def _celery(*argv: str) -> object:
@@ -546,16 +597,32 @@ def _probe(run: Callable[[], object]) -> object:
 # -- wiring --------------------------------------------------------------------------------------
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, when it has one (text that names its own
+    default, such as "(default: unchanged)", is left alone)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS)
+        if shown and action.option_strings and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="spis", description="Social Prescribing Integration Service"
+        prog="spis",
+        description="Social Prescribing Integration Service",
+        formatter_class=HelpFormatter,
     )
     groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {
         (): parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     }
     for cmd in COMMANDS:
         parent = _subparsers_for(groups, cmd.path[:-1])
-        sub = parent.add_parser(cmd.path[-1], help=cmd.help, description=cmd.help)
+        sub = parent.add_parser(
+            cmd.path[-1], help=cmd.help, description=cmd.help, formatter_class=HelpFormatter
+        )
         cmd.configure(sub)
         sub.set_defaults(handler=cmd.handler)
     return parser
@@ -568,7 +635,9 @@ def _subparsers_for(
     """The sub-command group for `path` ("org", "client", ...), created on first use."""
     if path not in groups:
         parent = _subparsers_for(groups, path[:-1])
-        group_parser = parent.add_parser(path[-1], help=f"{' '.join(path)} commands")
+        group_parser = parent.add_parser(
+            path[-1], help=f"{' '.join(path)} commands", formatter_class=HelpFormatter
+        )
         groups[path] = group_parser.add_subparsers(
             dest="_".join(path), required=True, metavar="COMMAND"
         )
@@ -588,16 +657,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: Exception) -> str:
+    from referral_service.cli_errors import database_problem, settings_problem
+
     if isinstance(exc, ServiceError):
         return exc.message
     if isinstance(exc, ValidationError):  # settings from the environment
-        first = exc.errors()[0]
-        return f"configuration: {first['msg']}"
-    if isinstance(exc, SQLAlchemyError):
-        # The driver's message can quote row values; the type and our hint are enough.
-        return (
-            f"database error ({type(exc).__name__}); check SPIS_DATABASE_URL and run `spis migrate`"
-        )
+        return settings_problem(exc)
+    if isinstance(exc, SQLAlchemyError):  # settings were read, or there would be no database
+        return database_problem(exc, get_settings().database_url)
     return str(exc)
 
 

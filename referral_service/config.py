@@ -8,17 +8,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_PREFIX = "SPIS_"
 MIN_SECRET_LENGTH = 32
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev"})
 
 
 class Settings(BaseSettings):
     """Defaults give the embedded set-up: a SQLite file and an on-disk broker under ./var/."""
 
-    model_config = SettingsConfigDict(env_prefix="SPIS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
@@ -56,6 +58,21 @@ class Settings(BaseSettings):
     relay_interval_s: float = 30.0
     relay_after_s: float = 30.0
     sla_sweep_interval_s: float = 3600.0
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        scheme, separator, rest = url.partition("://")
+        if scheme == "postgres" and separator:  # Heroku's and libpq's spelling
+            return f"postgresql://{rest}"
+        if url and (not separator or scheme not in DATABASE_SCHEMES):
+            # Without "://" the whole value may be a password: never quote it.
+            found = f"{scheme}:// is not one of them" if separator else "this is not a URL"
+            raise ValueError(
+                "SPIS runs on PostgreSQL (postgresql://user:password@host:5432/spis) or SQLite "
+                f"(sqlite:///path/spis.sqlite3); {found}"
+            )
+        return url
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

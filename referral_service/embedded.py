@@ -13,8 +13,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from referral_service.config import Settings
+from referral_service.kit import lifeline
 
 log = logging.getLogger("spis.embedded")
 
@@ -59,58 +61,87 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGTERM if `spis serve` goes away however it ends (uvicorn re-raises
-    SIGTERM after its own shutdown, so our clean-up code may never run)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+def beat_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "beat",
+        "--loglevel=WARNING",
+        f"--schedule={settings.var_dir / 'celerybeat-schedule'}",
+    ]
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
+class Child:
+    """One supervised process, started so that it ends with `spis serve` (kit/lifeline.py)."""
 
-class Supervised:
-    """Keeps one worker process running: if it dies, it is started again (its jobs are rows, so
-    a restarted worker picks them up through the relay)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.command, self.env = worker_command(settings, beat=True), worker_env(settings)
-        self.log_path = settings.var_dir / "logs" / "worker.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.stopping = threading.Event()
-        self.process = self._start()
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name, self.command, self.env, self.log_path = name, command, env, log_path
         self.restarts = 0
-        self.watcher = threading.Thread(target=self._watch, name="spis-worker-watch", daemon=True)
-        self.watcher.start()
+        self.process = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log_file:  # the child keeps its own handle
             return subprocess.Popen(  # noqa: S603 - our own argv
-                self.command,
+                lifeline.wrap(self.command),
                 env=self.env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
             )
 
-    def _watch(self) -> None:
-        while not self.stopping.wait(1.0):
-            if self.process.poll() is not None and not self.stopping.is_set():
-                log.warning(
-                    "embedded worker exited; starting it again",
-                    extra={"code": self.process.returncode},
-                )
-                self.restarts += 1
-                self.process = self._start()
+    def restart_if_dead(self) -> None:
+        if self.process.poll() is not None:
+            log.warning(
+                "embedded process exited; starting it again",
+                extra={"child": self.name, "code": self.process.returncode},
+            )
+            self.restarts += 1
+            self.process = self._start()
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.process.terminate()
+    def wait(self) -> None:
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+
+
+class Supervised:
+    """Keeps one worker and one beat running: if either dies, it is started again (jobs are rows,
+    so a restarted worker picks them up through the relay).
+
+    Beat is its own process, not the worker's `--beat` child: a worker killed with SIGKILL cannot
+    take a child of its own down with it, and its restart would then run a second beat.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        env, logs = worker_env(settings), settings.var_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.stopping = threading.Event()
+        self.children = [
+            Child("worker", worker_command(settings, beat=False), env, logs / "worker.log"),
+            Child("beat", beat_command(settings), env, logs / "beat.log"),
+        ]
+        # Restarts come from this thread, which lives until stop(): the kernel signals a child
+        # when the *thread* that started it ends.
+        self.watcher = threading.Thread(target=self._watch, name="spis-worker-watch", daemon=True)
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            for child in self.children:
+                if not self.stopping.is_set():
+                    child.restart_if_dead()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.watcher.join(timeout=5)
+        for child in self.children:
+            child.process.terminate()
+        for child in self.children:
+            child.wait()
 
 
 @contextmanager

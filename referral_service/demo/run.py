@@ -38,14 +38,20 @@ def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
             )
         try:
             _play(narrator, cast, base)
-            print(
-                f"\nSPIS is listening at {base}/fhir "
-                f"(CapabilityStatement: {base}/fhir/metadata, API docs: {base}/docs).",
-                flush=True,
-            )
             if serve_forever:
-                print("Press Ctrl+C to stop.", flush=True)
+                print(
+                    f"\nSPIS is listening at {base}/fhir "
+                    f"(CapabilityStatement: {base}/fhir/metadata, API docs: {base}/docs).\n"
+                    "Press Ctrl+C to stop.",
+                    flush=True,
+                )
                 thread.join()
+            else:
+                print(
+                    f"\nDone; SPIS has stopped (--no-serve). The data stays in {settings.var_dir}: "
+                    "`spis serve` serves it again.",
+                    flush=True,
+                )
         except KeyboardInterrupt:
             pass
         finally:
@@ -61,7 +67,7 @@ def _play(narrator: story.Narrator, cast: Cast, base: str) -> None:
     )
     _, service_request, referral_task = story.refer(narrator, gp, cast.practice.org_id)
     child = story.routing(
-        narrator, catford, cast.catford.org_id, lewisham, cast.lewisham.org_id, referral_task
+        narrator, gp, catford, cast.catford.org_id, lewisham, cast.lewisham.org_id, referral_task
     )
     story.engagement(narrator, lewisham, cast.lewisham.org_id, child)
     story.gp_view(narrator, gp, service_request, referral_task)
@@ -78,7 +84,8 @@ def _start_server(
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise SystemExit(
-                f"spis demo: the API did not start on {host}:{port} (is the port in use?)"
+                f"spis demo: the API did not start on {host}:{port} (is the port in use? choose "
+                f"another: `make demo PORT={port + 1}` or `spis demo --port {port + 1}`)"
             )
         time.sleep(0.05)
     return server, thread

@@ -104,6 +104,7 @@ def days_ago(days: int) -> date:
 
 def routing(
     narrator: Narrator,
+    gp: SmartClient,
     first: SmartClient,
     first_id: str,
     second: SmartClient,
@@ -119,6 +120,8 @@ def routing(
         set_status(first, offered, "rejected", "No befriending volunteers free until the spring")
         [offered] = wait_for(lambda: inbox(second, second_id, referral_task), "re-routing")
         say(f"re-routed: child Task/{offered['id']} is in {_name(second, second_id)}'s inbox")
+        for name, reason in declines(gp, referral_task):
+            say(f'the GP sees, searching Task?part-of={referral_task}: {name} declined: "{reason}"')
     with narrator.step(f"{_name(second, second_id)}: accepts") as say:
         accepted = set_status(second, offered, "accepted")
         say(f"child Task {accepted['status']}; the GP's referral Task follows")
@@ -129,7 +132,8 @@ def engagement(
     narrator: Narrator, broker: SmartClient, org_id: str, child: dict[str, Any]
 ) -> dict[str, str]:
     ledger = f"/timebanks/{org_id}"
-    with narrator.step("Broker: enrols the referred person as a time bank member") as say:
+    broker_name = _name(broker, org_id)
+    with narrator.step(f"{broker_name} (broker): enrols the referred person as a member") as say:
         enrolled = ok(
             broker.api(
                 "POST", f"{ledger}/enrolments", {"child_task_id": child["id"], "alias": "Alex"}
@@ -141,7 +145,7 @@ def engagement(
         child = ok(broker.fhir("GET", f"Task/{child['id']}"))
         set_status(broker, child, "in-progress")
     patient, filler = child["for"]["reference"], child["focus"]["reference"]
-    with narrator.step("Broker: records SWEMWBS at intake (items and answers only)") as say:
+    with narrator.step(f"{broker_name}: records SWEMWBS at intake (items and answers)") as say:
         qr = ok(
             broker.fhir(
                 "POST",
@@ -151,7 +155,7 @@ def engagement(
         )
         say(f"QuestionnaireResponse/{qr['id']} scored by SPIS (raw 16 → metric 16.36)")
     members = {"alex": enrolled["member"]["id"]}
-    with narrator.step("Broker: records exchanges — Alex both receives and gives time") as say:
+    with narrator.step(f"{broker_name}: records exchanges; Alex receives and gives time") as say:
         for alias in ("Maureen", "Dev"):
             members[alias.lower()] = ok(broker.api("POST", f"{ledger}/members", {"alias": alias}))[
                 "id"
@@ -181,7 +185,8 @@ def engagement(
             f"Alex: gave {statement['given_minutes']} min, received {statement['received_minutes']} min, "
             f"{statement['partners']} partners, reciprocity {statement['indicators']['reciprocity']:.2f}"
         )
-    with narrator.step("Broker: records SWEMWBS at follow-up, then completes the referral") as say:
+        say(reciprocity_in_words(statement["indicators"]["reciprocity"]))
+    with narrator.step(f"{broker_name}: records SWEMWBS at follow-up, completes") as say:
         ok(
             broker.fhir(
                 "POST",
@@ -198,14 +203,12 @@ def engagement(
 def gp_view(narrator: Narrator, gp: SmartClient, service_request: str, referral_task: str) -> None:
     with narrator.step("GP practice: what came back, found by search") as say:
         task = ok(gp.fhir("GET", referral_task))
-        say(f"referral Task: {task['status']} with {len(task.get('output', []))} outputs")
-        procedures = ok(gp.fhir("GET", f"Procedure?based-on={service_request}&_count=50"))["entry"]
-        for entry in procedures:
-            proc = entry["resource"]
-            say(
-                f"activity: {proc['code']['coding'][0].get('display', proc['code']['coding'][0]['code'])}, "
-                f"{proc['note'][0]['text']}"
-            )
+        outputs = task.get("output", [])
+        say(f"referral Task: {task['status']} with {len(outputs)} outputs, each one read:")
+        for number, output in enumerate(outputs, start=1):
+            kind = output["type"]["coding"][0]["code"]
+            resource = ok(gp.fhir("GET", output["valueReference"]["reference"]))
+            say(f"{number:>2}. {kind:<18} {describe(resource)}")
         scores = ok(
             gp.fhir(
                 "GET",
@@ -220,6 +223,58 @@ def gp_view(narrator: Narrator, gp: SmartClient, service_request: str, referral_
                 f"SWEMWBS metric {values[0]:.2f} → {values[-1]:.2f} ({change:+.2f}; 3 points is a "
                 f"meaningful change: {'yes' if abs(change) >= 3 else 'no'})"
             )
+
+
+def declines(gp: SmartClient, referral_task: str) -> list[tuple[str, str]]:
+    """What the practice sees of a decline: the child Tasks of its referral, with their reasons."""
+    found = ok(gp.fhir("GET", f"Task?part-of={referral_task}&status=rejected"))
+    return [
+        (
+            _name(gp, e["resource"]["owner"]["reference"].partition("/")[2]),
+            e["resource"].get("statusReason", {}).get("text", "no reason given"),
+        )
+        for e in found["entry"]
+    ]
+
+
+def reciprocity_in_words(ratio: float) -> str:
+    balance = (
+        "about balanced"
+        if 0.9 <= ratio <= 1.1
+        else "more given than received"
+        if ratio > 1
+        else "more received than given"
+    )
+    return (
+        f"(reciprocity {ratio:.2f} = minutes given ÷ minutes received: Alex gave {ratio:.2f} "
+        f"minutes for every minute received; 1.00 is an even exchange, so {balance})"
+    )
+
+
+def describe(resource: dict[str, Any]) -> str:
+    """One line for a Procedure or Observation the GP got back."""
+    what = _text(resource.get("code", {}))
+    if resource["resourceType"] == "Procedure":
+        day = resource.get("performedPeriod", {}).get("start", "")
+        note = (resource.get("note") or [{}])[0].get("text", "")
+        return f"{resource['resourceType']} {what}, {day}: {note}"
+    parts = [f"{_text(c['code'])}: {_value(c)}" for c in resource.get("component", [])]
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return f"{resource['resourceType']} {what}: {_value(resource)}{detail}"
+
+
+def _text(concept: dict[str, Any]) -> str:
+    return str(concept.get("text") or (concept.get("coding") or [{}])[0].get("display", "?"))
+
+
+def _value(element: dict[str, Any]) -> str:
+    if "valueQuantity" in element:
+        quantity = element["valueQuantity"]
+        unit = str(quantity.get("unit", ""))
+        return f"{quantity['value']:g} {'' if unit.startswith('{') else unit}".rstrip()
+    if "valueCodeableConcept" in element:
+        return _text(element["valueCodeableConcept"])
+    return next((str(v) for k, v in element.items() if k.startswith("value")), "(no value)")
 
 
 def _name(client: SmartClient, org_id: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery
 
 from referral_service.config import Settings
+from referral_service.jobs import disk_broker
 
 log = logging.getLogger("spis.jobs")
 
@@ -27,9 +28,10 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 
 
 def celery_app(settings: Settings, name: str) -> Celery:
+    app = Celery(name, broker=settings.broker_url)
     if settings.broker_url.startswith("filesystem://"):
         (settings.var_dir / "broker").mkdir(parents=True, exist_ok=True)
-    app = Celery(name, broker=settings.broker_url)
+        app.conf.broker_transport = disk_broker.TRANSPORT  # atomic hand-offs (see disk_broker)
     app.conf.update(
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,

@@ -240,7 +240,10 @@ def test_unreachable_database_is_one_line(spis: Any, monkeypatch: pytest.MonkeyP
     get_settings.cache_clear()
     code, _, err = spis("org", "list")
     assert code == 1
-    assert err.startswith("spis: error: database error (OperationalError)")
+    assert err.startswith(
+        'spis: error: cannot connect to PostgreSQL database "none" on 127.0.0.1:1 as user '
+        '"postgres": the connection was refused'
+    )
     assert err.count("\n") == 1
 
 

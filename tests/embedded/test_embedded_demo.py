@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -45,9 +46,19 @@ def test_demo_runs_the_whole_loop_and_is_repeatable(tmp_path: Path) -> None:
     assert "is in Catford Time Bank's inbox" in out
     assert "is in Lewisham Time Bank's inbox" in out
     assert "Alex: gave 180 min, received 135 min, 2 partners, reciprocity 1.33" in out
+    assert "Alex gave 1.33 minutes for every minute received; 1.00 is an even exchange" in out
+    assert (
+        'Catford Time Bank declined: "No befriending volunteers free until the spring"' in out
+    )  # what the GP sees, found by the GP's own search
+    assert "Lewisham Time Bank (broker): enrols" in out  # which broker acts
     assert "referral Task: completed with 11 outputs" in out
+    listed = re.findall(r"^ +\d+\. (resulting-activity|additional-content) ", out, re.MULTILINE)
+    assert listed.count("resulting-activity") == 4  # one Procedure per exchange
+    assert len(listed) == 11  # every output counted is listed
+    assert "Time credit hours exchanged: 120 min (Direction of time: Time given)" in out
     assert "SWEMWBS metric 16.36 → 24.11 (+7.75" in out
-    assert "SPIS is listening at http://127.0.0.1:" in out
+    assert "listening" not in out  # --no-serve
+    assert "SPIS has stopped (--no-serve)" in out
     assert second.returncode == 0, second.stderr
     assert "200 OK       Patient/" in second.stdout  # the same patient, referred again
     assert (tmp_path / "var" / "spis.sqlite3").exists()
