@@ -534,9 +534,9 @@ def _writable_dir(path: Path, setting: str) -> Path:
 
 def _health_api_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--url", default="http://127.0.0.1:8000/readyz", help="default: %(default)s"
+        "--url", default="http://127.0.0.1:8000/readyz", help="the readiness URL to call"
     )
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default: 5)")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
 
 
 @command(
@@ -552,7 +552,7 @@ def health_api(args: argparse.Namespace, settings: Settings) -> object:
 
 
 def _health_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default: 5)")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
 
 
 @command(
@@ -569,7 +569,10 @@ def health_worker(args: argparse.Namespace, settings: Settings) -> object:
 
 def _health_beat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--max-age", type=float, default=120.0, help="seconds of heartbeat age (default: 120)"
+        "--max-age",
+        type=float,
+        default=120.0,
+        help="the oldest heartbeat, in seconds, that still counts as healthy",
     )
 
 
