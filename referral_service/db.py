@@ -11,6 +11,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
+# A PostgreSQL host that drops packets would otherwise hold a request (or `/readyz`, or a CLI
+# command) for the kernel's TCP timeout, minutes; a `connect_timeout` in the URL wins.
+CONNECT_TIMEOUT_S = 10
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     # Errors never quote bound values: they can be patient data.
@@ -35,6 +39,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # whole pool is refreshed; during an outage the request answers 503 (see fhir/errors.py).
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
+    if "connect_timeout" not in parsed.query:
+        kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_S})
     return create_engine(parsed, **kwargs)
 
 
