@@ -56,3 +56,25 @@ def test_the_keys_volume_is_created_in_the_image_for_the_user_spis_runs_as() -> 
     assert after_user, "the image runs as spis"
     assert "install -d -o spis -g spis -m 0700 /app/var/keys" in before_user
     assert "install -d -o spis -g spis -m 0750 /app/var" in before_user
+
+
+def test_the_image_installs_the_wheel_built_from_what_the_wheel_test_ships() -> None:
+    """The wheel acceptance test (tests/install) builds from the files the image's build stage
+    copies, and the image's final stage holds the installed wheel only: no source tree in /app
+    that `python -m celery -A workers.app` would import instead."""
+    from tests.install.test_install_wheel import SHIPPED
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    build, _, final = dockerfile.partition("\nFROM python:3.11-slim\n")
+    assert final, "a build stage and a final stage"
+    copied = [
+        source
+        for line in build.splitlines()
+        if line.startswith("COPY ")
+        for source in line.split()[1:-1]  # the last word is the destination
+    ]
+    assert sorted(copied) == sorted(SHIPPED)
+    assert [line for line in final.splitlines() if line.startswith("COPY ")] == [
+        "COPY --from=build /wheels /wheels"
+    ]
+    assert "pip install --no-cache-dir /wheels/*.whl" in final
