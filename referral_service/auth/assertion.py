@@ -18,6 +18,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from sqlalchemy.orm import Session
 
+from fhir_adapters.parse import DuplicateKeyError, loads_unique
 from referral_service.auth import repository
 from referral_service.auth.jwks import JwkDict, JwksCache, JwksUnavailable, PublicKey, select_key
 from referral_service.auth.models import Client
@@ -97,7 +98,10 @@ def _parse(assertion: str) -> _Parsed:
         raise _refuse("too large", None, "The client assertion is too large")
     try:
         token = jws.extract_compact(assertion.encode("ascii"))
-        claims = json.loads(token.payload)
+        # A repeated claim name means what the parser picks (RFC 7519 §4: reject it).
+        claims = loads_unique(token.payload)
+    except DuplicateKeyError:
+        raise _refuse("repeated claim", None, "The client assertion repeats a claim") from None
     except (JoseError, ValueError, UnicodeError):
         raise _refuse("malformed", None, "The client assertion is not a signed JWT") from None
     if not isinstance(claims, dict):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -369,3 +369,18 @@ def test_repeated_parameter_refused(client: TestClient, practice: TestSystem) ->
         "error": "invalid_request",
         "error_description": "Parameter 'scope' was sent more than once",
     }
+
+
+def test_a_repeated_claim_is_refused(client: TestClient, practice: TestSystem) -> None:
+    """Signed, but `sub` twice: which one counts depends on the parser, so neither does."""
+    claims = practice.claims(TOKEN_URL)
+    payload = json.dumps(claims)[:-1] + ', "sub": "someone-else"}'
+    assert json.loads(payload)["sub"] == "someone-else"  # what a last-wins parser would read
+    header = {"alg": practice.alg, "kid": practice.kid, "typ": "JWT"}
+    signed = jws.serialize_compact(
+        header, payload.encode(), practice.key, algorithms=[practice.alg]
+    )
+    body = assert_invalid_client(post_token(client, signed))
+    assert body["error_description"] == "The client assertion repeats a claim"
+    # the same claims without the repeat are fine: only the repeat was refused
+    assert post_token(client, practice.sign(claims)).status_code == 200
