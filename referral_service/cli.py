@@ -651,7 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args, get_settings())
-    except (ServiceError, CommandError, ValidationError, SQLAlchemyError) as exc:
+    except (ServiceError, CommandError, ValidationError, SQLAlchemyError, OSError) as exc:
         print(f"spis: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     if result is not None:
@@ -668,6 +668,8 @@ def _one_line(exc: Exception) -> str:
         return settings_problem(exc)
     if isinstance(exc, SQLAlchemyError):  # settings were read, or there would be no database
         return database_problem(exc, get_settings().database_url)
+    if isinstance(exc, OSError) and exc.filename:  # a file or folder of the operator's
+        return f"{exc.filename}: {exc.strerror}"
     return str(exc)
 
 

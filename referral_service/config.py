@@ -111,7 +111,15 @@ def _development_secret(var_dir: Path, name: str) -> str:
     path = var_dir / "secrets" / name
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:  # the operator's folder: name it and the setting that chose it
+        raise OSError(
+            exc.errno,
+            f"cannot create the folder for local secrets: {exc.strerror} (SPIS_VAR_DIR is "
+            f"{var_dir}: set it to a folder SPIS can write)",
+            str(path.parent),
+        ) from None
     tmp = path.with_name(f".{name}.{secrets.token_hex(8)}")
     tmp.write_text(secrets.token_urlsafe(48))
     tmp.chmod(0o600)

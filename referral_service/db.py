@@ -22,9 +22,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
-            from pathlib import Path
-
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _make_folder_of(parsed.database)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
@@ -42,6 +40,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "connect_timeout" not in parsed.query:
         kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_S})
     return create_engine(parsed, **kwargs)
+
+
+def _make_folder_of(database: str) -> None:
+    from pathlib import Path
+
+    folder = Path(database).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # an operator's path, not patient data: name it and say what to do
+        raise OSError(
+            exc.errno,
+            f"cannot create the SQLite database's folder: {exc.strerror}",
+            str(folder),
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

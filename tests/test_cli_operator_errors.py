@@ -25,7 +25,7 @@ PASSWORD = "s3cret-Pa55word"
 
 def spis(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SPIS_")}
-    environment.update(SPIS_VAR_DIR=str(tmp_path / "var"), **env)
+    environment.update({"SPIS_VAR_DIR": str(tmp_path / "var"), **env})
     return subprocess.run(
         [sys.executable, "-m", "referral_service.cli", *argv],
         env=environment,
@@ -159,3 +159,26 @@ def test_serve_help_shows_defaults(tmp_path: Path) -> None:
     assert "--port PORT port to listen on" in flat
     assert "(default: 8000)" in flat
     assert "(default: 127.0.0.1)" in flat
+
+
+def test_a_var_dir_that_cannot_be_made_is_one_line_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    in_the_way = tmp_path / "not-a-folder"
+    in_the_way.write_text("a file where SPIS_VAR_DIR should be")
+    var_dir = in_the_way / "var"
+    line = one_error_line(spis(tmp_path, "migrate", SPIS_VAR_DIR=str(var_dir)))
+    assert line == (
+        f"spis: error: {var_dir / 'secrets'}: cannot create the folder for local secrets: "
+        f"Not a directory (SPIS_VAR_DIR is {var_dir}: set it to a folder SPIS can write)"
+    )
+
+
+def test_a_sqlite_database_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "not-a-folder"
+    in_the_way.write_text("a file where the database's folder should be")
+    url = f"sqlite:///{in_the_way}/spis.sqlite3"
+    line = one_error_line(spis(tmp_path, "migrate", SPIS_DATABASE_URL=url))
+    assert line == (
+        f"spis: error: {in_the_way}: cannot create the SQLite database's folder: File exists"
+    )
