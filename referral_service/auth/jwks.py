@@ -17,7 +17,7 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-from referral_service.transit.recipients import (
+from referral_service.kit.jwe_keys import (
     UnusableKey,
     checked_encryption_key,
     is_encryption_jwk,

@@ -12,7 +12,7 @@ from referral_service.auth import repository
 from referral_service.auth.jwks import JwksCache, JwksUnavailable
 from referral_service.auth.models import Client
 from referral_service.errors import ServiceError, Unauthenticated
-from referral_service.transit.recipients import JwkDict, select_encryption_key
+from referral_service.kit.jwe_keys import JwkDict, select_encryption_key
 
 
 class NoEncryptionKey(ServiceError):

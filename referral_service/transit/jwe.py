@@ -19,14 +19,14 @@ from joserfc.errors import JoseError
 
 from fhir_adapters.parse import DuplicateKeyError, loads_unique
 from referral_service.errors import ServiceError
-from referral_service.transit.keys import KeyStore, TransitKey
-from referral_service.transit.recipients import (
+from referral_service.kit.jwe_keys import (
     KEY_ALGORITHMS,
     JwkDict,
     UnusableKey,
     checked_encryption_key,
     import_encryption_key,
 )
+from referral_service.transit.keys import KeyStore, TransitKey
 
 JOSE = "application/jose"
 CONTENT_ENCRYPTION = "A256GCM"

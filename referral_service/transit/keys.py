@@ -29,7 +29,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from referral_service.config import Settings
-from referral_service.transit.recipients import ECDH_ES_A256KW, PUBLIC_MEMBERS, RSA_OAEP_256
+from referral_service.kit.jwe_keys import ECDH_ES_A256KW, PUBLIC_MEMBERS, RSA_OAEP_256
 
 log = logging.getLogger("spis.transit.keys")
 

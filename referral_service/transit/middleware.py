@@ -36,6 +36,7 @@ from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.errors import ServiceError, Unauthenticated
 from referral_service.fhir.errors import outcome_response
+from referral_service.kit.jwe_keys import JwkDict
 from referral_service.transit.client_keys import encryption_key_for
 from referral_service.transit.jwe import (
     FHIR_JSON,
@@ -47,7 +48,6 @@ from referral_service.transit.jwe import (
     open_request,
 )
 from referral_service.transit.keys import KeyStore, app_key_store
-from referral_service.transit.recipients import JwkDict
 
 log = logging.getLogger("spis.transit")
 

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 from joserfc import jws
 
+from referral_service.kit.jwe_keys import JwkDict
 from referral_service.transit.jwe import FHIR_JSON, encrypt_response
 from referral_service.transit.keys import SIGNING_ALG, KeyStore
-from referral_service.transit.recipients import JwkDict
 
 NESTED_JWT = "JWT"
 

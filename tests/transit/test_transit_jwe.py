@@ -14,6 +14,11 @@ from joserfc import jwe
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
+from referral_service.kit.jwe_keys import (
+    UnusableKey,
+    checked_encryption_key,
+    select_encryption_key,
+)
 from referral_service.transit.jwe import (
     JweTooLarge,
     TransitError,
@@ -24,11 +29,6 @@ from referral_service.transit.jwe import (
     open_request,
 )
 from referral_service.transit.keys import KeyStore
-from referral_service.transit.recipients import (
-    UnusableKey,
-    checked_encryption_key,
-    select_encryption_key,
-)
 
 BODY = json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": []}).encode()
 ALGS = ["ECDH-ES+A256KW", "RSA-OAEP-256"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from referral_service.config import Settings
+from referral_service.kit.jwe_keys import PRIVATE_MEMBERS
 from referral_service.transit import keys as transit_keys
 from referral_service.transit.jwe import decrypt_request, encrypt_response
 from referral_service.transit.keys import (
@@ -22,7 +23,6 @@ from referral_service.transit.keys import (
     keys_dir,
     load_ring,
 )
-from referral_service.transit.recipients import PRIVATE_MEMBERS
 
 EXPECTED_FILES = {"sig.ES384.1.jwk", "enc.ECDH-ES+A256KW.1.jwk", "enc.RSA-OAEP-256.1.jwk"}
 

@@ -1,7 +1,8 @@
-"""Client encryption keys: which registered public JWK may SPIS encrypt to, and in what shape.
+"""JWE encryption keys: which public JWK may SPIS encrypt to, and in what shape.
 
-Deliberately free of `referral_service.auth` imports, so that `auth.jwks` can call
-`checked_encryption_key` while validating a registered JWK Set without an import cycle.
+Pure JOSE rules with no domain imports: `auth.jwks` checks the encryption keys of a JWK Set a
+client registers with them, and `transit` picks the key it encrypts to and names its own keys'
+algorithms with the same constants.
 """
 
 from __future__ import annotations
