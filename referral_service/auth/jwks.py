@@ -3,8 +3,6 @@ client's JWKS URL with a cache that honours Cache-Control and fails closed."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import threading
@@ -18,9 +16,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from referral_service.kit.jwe_keys import (
+    MIN_RSA_BITS,
+    PRIVATE_MEMBERS,
     UnusableKey,
     checked_encryption_key,
     is_encryption_jwk,
+    rsa_bits,
 )
 
 log = logging.getLogger("spis.auth.jwks")
@@ -30,13 +31,10 @@ PublicKey = ECKey | RSAKey
 
 MAX_JWKS_BYTES = 65_536
 MAX_KEYS = 20
-MIN_RSA_BITS = 2048
 DEFAULT_MAX_AGE_S = 300
 LONGEST_MAX_AGE_S = 86_400
 FETCH_TIMEOUT_S = 5.0
 
-# Members that only a private key has; a set containing any of them has leaked a private key.
-PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # Only these members are kept: what verifying a signature needs, nothing a client may smuggle in.
 KEPT_MEMBERS = {
     "RSA": ("kty", "kid", "use", "alg", "n", "e"),
@@ -98,18 +96,8 @@ def _check_strength(key: JwkDict) -> None:
     # Checked before importing: joserfc only warns about short RSA keys.
     if key["kty"] == "EC" and key.get("crv") != "P-384":
         raise InvalidJwks("EC keys must use the P-384 curve")
-    if key["kty"] == "RSA" and _rsa_bits(key.get("n")) < MIN_RSA_BITS:
+    if key["kty"] == "RSA" and rsa_bits(key.get("n"), InvalidJwks) < MIN_RSA_BITS:
         raise InvalidJwks(f"RSA keys must be at least {MIN_RSA_BITS} bits")
-
-
-def _rsa_bits(modulus: object) -> int:
-    if not isinstance(modulus, str):
-        raise InvalidJwks("RSA keys need a modulus 'n'")
-    try:
-        raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidJwks("RSA key modulus is not base64url") from None
-    return int.from_bytes(raw, "big").bit_length()
 
 
 def import_public_key(key: JwkDict) -> PublicKey:

@@ -65,17 +65,19 @@ def checked_encryption_key(key: Mapping[str, Any]) -> JwkDict:
 def _check_strength(key: JwkDict) -> None:
     if key["kty"] == "EC" and key.get("crv") not in EC_CURVES:
         raise UnusableKey("EC encryption keys must use the P-256 or P-384 curve")
-    if key["kty"] == "RSA" and _rsa_bits(key.get("n")) < MIN_RSA_BITS:
+    if key["kty"] == "RSA" and rsa_bits(key.get("n"), UnusableKey) < MIN_RSA_BITS:
         raise UnusableKey(f"RSA encryption keys must be at least {MIN_RSA_BITS} bits")
 
 
-def _rsa_bits(modulus: object) -> int:
+def rsa_bits(modulus: object, error: type[Exception]) -> int:
+    """The size of an RSA public key from its JWK `n`; `error` when `n` is missing or garbled.
+    Checked before importing: joserfc only warns about short RSA keys."""
     if not isinstance(modulus, str):
-        raise UnusableKey("RSA keys need a modulus 'n'")
+        raise error("RSA keys need a modulus 'n'")
     try:
         raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
     except (binascii.Error, ValueError):
-        raise UnusableKey("RSA key modulus is not base64url") from None
+        raise error("RSA key modulus is not base64url") from None
     return int.from_bytes(raw, "big").bit_length()
 
 
