@@ -16,7 +16,6 @@ import orjson
 from fhir_adapters import codes
 from fhir_adapters import rules as fhir_rules
 from referral_service.audit import service as audit
-from referral_service.consent import enforcement
 from referral_service.consent.rules import Purpose, permits
 from referral_service.consent.service import governing_consent, share_back_to
 from referral_service.context import Context
@@ -25,11 +24,10 @@ from referral_service.kit.clock import fhir_instant, utcnow
 from referral_service.kit.crypto import blind_index
 from referral_service.kit.ids import new_id
 from referral_service.organisations import repository as organisations
-from referral_service.referrals import repository
+from referral_service.referrals import enforcement, propagation, repository
 from referral_service.referrals import rules as referral_rules
 from referral_service.referrals.digest import content_digest
 from referral_service.referrals.models import Submission
-from referral_service.routing import propagation
 from referral_service.routing import service as routing
 from referral_service.store import query as store_query
 from referral_service.store import repository as store

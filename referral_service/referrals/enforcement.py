@@ -9,6 +9,9 @@ no longer permits stop at once, in the same transaction:
   waiting for an answer goes to the next time bank, one already taken up is cancelled;
 - share-back withdrawn: the practice loses its grants on what time banks recorded about the
   patient (activities, hours, scores); given again if a later Consent permits it.
+
+It lives with the referral Task lifecycle, not in `consent`: consent only decides (`decide`), and
+the package that owns the Tasks acts on the answer, so `consent` imports neither side.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from fhir_adapters.rules import reference
 from referral_service.consent.rules import Purpose
 from referral_service.consent.service import decide
 from referral_service.context import Context
-from referral_service.routing import propagation
+from referral_service.referrals import propagation
 from referral_service.routing import service as routing
 from referral_service.routing.rules import OPEN_STATUSES
 from referral_service.store import repository as store
