@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,21 +20,11 @@ from sqlalchemy.orm.attributes import flag_modified
 from referral_service.config import Settings
 from referral_service.jobs.models import Job, JobStatus
 from referral_service.jobs.service import JobName, enqueue, handles
-from referral_service.keys import ring
+from referral_service.keys import ring, sealed
 from referral_service.keys.models import DataKey
 from referral_service.kit import envelope
-from referral_service.ledger.models import Member, Offer, Request
-from referral_service.store.models import ResourceVersion, StoredResource
 
 log = logging.getLogger("spis.keys")
-# Every sealed column: (model, attribute).
-SEALED: tuple[tuple[Any, str], ...] = (
-    (StoredResource, "body"),
-    (ResourceVersion, "body"),
-    (Member, "alias"),
-    (Offer, "description"),
-    (Request, "description"),
-)
 
 
 @dataclass(frozen=True)
@@ -80,7 +69,7 @@ def rotate(session: Session) -> int:
 def status(session: Session) -> KeyStatus:
     """Counted from the values themselves, so it is true whichever process wrote them."""
     counts: dict[tuple[int, int], int] = {}
-    for model, attribute in SEALED:
+    for model, attribute in sealed.columns():
         prefix = func.substr(getattr(model, attribute), 1, envelope.HEADER.size)
         for head, n in session.execute(select(prefix, func.count()).group_by(prefix)):
             version, key_id = envelope.HEADER.unpack(bytes(head))
@@ -104,7 +93,7 @@ def reencrypt_batch(session: Session, batch_size: int) -> int:
     so re-sealing never overwrites a newer version."""
     head = envelope.header(ring.current_id(session.connection()))
     done = 0
-    for model, attribute in SEALED:
+    for model, attribute in sealed.columns():
         column = getattr(model, attribute)
         stale = (
             select(model)

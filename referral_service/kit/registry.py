@@ -8,6 +8,7 @@ MODEL_MODULES = (
     "referral_service.organisations.models",
     "referral_service.auth.models",
     "referral_service.store.models",
+    "referral_service.store.sealing",  # seals the store's bodies (and registers them with keys)
     "referral_service.keys.models",
     "referral_service.audit.models",
     "referral_service.referrals.models",

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.orm import Mapper, QueryContext
 from sqlalchemy.orm.attributes import set_committed_value
 
-from referral_service.keys import ring
+from referral_service.keys import ring, sealed
 from referral_service.store.models import ResourceVersion, StoredResource
 from referral_service.store.unreadable import tolerant
 
@@ -83,6 +83,7 @@ for model in (StoredResource, ResourceVersion):
     event.listen(model, "after_update", _restore)
     event.listen(model, "load", tolerant(_open, "body"))
     event.listen(model, "refresh", tolerant(_open, "body"))
+    sealed.register(model, "body")
 
 
 def seal_text(model: type[Any], attribute: str, *owners: str) -> None:
@@ -122,3 +123,4 @@ def seal_text(model: type[Any], attribute: str, *owners: str) -> None:
         ("refresh", tolerant(opened, attribute)),
     ):
         event.listen(model, name, handler)
+    sealed.register(model, attribute)
