@@ -37,8 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    from referral_service.audit.endpoints import router as audit_router
     from referral_service.auth.endpoints import router as auth_router
+    from referral_service.fhir.audit_events import router as audit_router
     from referral_service.fhir.endpoints import router as fhir_router
     from referral_service.fhir.errors import LastResort, install_error_handlers
     from referral_service.health.endpoints import router as health_router

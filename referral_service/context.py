@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
+from referral_service.principal import Principal
 
 
 @dataclass(frozen=True, slots=True)

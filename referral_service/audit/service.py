@@ -18,12 +18,12 @@ from fhir_adapters.audit import patient_id_of
 from referral_service.audit import chain, pending, repository
 from referral_service.audit.models import Action, Kind, Outcome
 from referral_service.audit.repository import ChainHead
-from referral_service.auth.principal import Principal
 from referral_service.context import Context
 from referral_service.errors import Forbidden, Invalid, NotFound
 from referral_service.kit.clock import utcnow
 from referral_service.kit.ids import new_id
 from referral_service.organisations.models import OrgKind
+from referral_service.principal import Principal
 from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version

@@ -12,10 +12,10 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.kit.ids import new_id
 from referral_service.organisations.models import OrgKind
+from referral_service.principal import Principal
 
 ALGORITHM = "HS256"
 # RFC 9068 type: an access token can never be mistaken for (or replayed as) any other JWT we sign.

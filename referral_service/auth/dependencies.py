@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from referral_service.auth import access
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.errors import Forbidden, Unauthenticated
+from referral_service.principal import Principal
 
 INTERACTION_NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 

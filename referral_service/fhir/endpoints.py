@@ -17,7 +17,6 @@ from fhir_adapters.questionnaires import QUESTIONNAIRES
 from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.auth.dependencies import current_principal, require
-from referral_service.auth.principal import Principal
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Invalid, NotFound, ServiceError
@@ -35,6 +34,7 @@ from referral_service.fhir.search import history_bundle, searchset, small_search
 from referral_service.kit.clock import as_utc, fhir_instant
 from referral_service.kit.numbers import whole_number
 from referral_service.organisations import service as organisations
+from referral_service.principal import Principal
 from referral_service.referrals import service as referrals
 from referral_service.referrals.service import STORED_TYPES, Entry
 from referral_service.store import query as store_query

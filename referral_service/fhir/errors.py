@@ -24,8 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_adapters.outcome import FhirError, operation_outcome
-from referral_service.audit.failures import audit_request_failure
 from referral_service.errors import ServiceError
+from referral_service.fhir.audit_failures import audit_request_failure
 
 log = logging.getLogger("spis.errors")
 FHIR_JSON = "application/fhir+json"

@@ -13,7 +13,6 @@ from fastapi import Request as HttpRequest
 from sqlalchemy.orm import Session
 
 from referral_service.auth.dependencies import current_principal
-from referral_service.auth.principal import Principal
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Forbidden, NotFound
@@ -36,6 +35,7 @@ from referral_service.ledger.schemas import (
     MemberSummary,
 )
 from referral_service.organisations.models import OrgKind
+from referral_service.principal import Principal
 
 Responses = dict[int | str, dict[str, Any]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from referral_service.auth.principal import Principal
+from referral_service.principal import Principal
 from referral_service.referrals.models import Submission
 
 

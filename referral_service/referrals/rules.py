@@ -10,9 +10,9 @@ from typing import Any
 
 from fhir_adapters import codes
 from fhir_adapters import rules as fhir_rules
-from referral_service.auth.principal import Principal
 from referral_service.errors import BusinessRuleViolation, Forbidden, Invalid
 from referral_service.organisations.models import OrgKind
+from referral_service.principal import Principal
 from referral_service.referrals.status import INITIAL, TaskStatus, check_transition
 
 SPIS_ORG_REFERENCE = "Organization/spis"

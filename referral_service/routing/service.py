@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from fhir_adapters import referral as fhir_referral
 from fhir_adapters.rules import reference
 from referral_service.audit import service as audit
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.consent.rules import Purpose
 from referral_service.consent.service import decide
@@ -21,6 +20,7 @@ from referral_service.context import Context
 from referral_service.jobs.service import JobName, enqueue, handles
 from referral_service.kit.clock import fhir_instant, utcnow
 from referral_service.organisations import repository as organisations
+from referral_service.principal import Principal
 from referral_service.routing.rules import ENDED_STATUSES, OPEN_STATUSES, Candidate, rank
 from referral_service.store import repository as store
 from referral_service.store import service as resources

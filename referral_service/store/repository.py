@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from referral_service.auth.principal import Principal
+from referral_service.principal import Principal
 from referral_service.store import sealing, unreadable
 from referral_service.store.models import (
     ResourceGrant,

@@ -32,11 +32,11 @@ from referral_service.auth import access
 from referral_service.auth.dependencies import bearer_token
 from referral_service.auth.endpoints import jwks_cache
 from referral_service.auth.jwks import JwksCache
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.errors import ServiceError, Unauthenticated
 from referral_service.fhir.errors import outcome_response
 from referral_service.kit.jwe_keys import JwkDict
+from referral_service.principal import Principal
 from referral_service.transit.client_keys import encryption_key_for
 from referral_service.transit.jwe import (
     FHIR_JSON,

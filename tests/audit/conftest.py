@@ -13,9 +13,9 @@ from sqlalchemy import Engine, text
 
 import referral_service.audit.models  # noqa: F401 - registers audit_event with Base.metadata
 from referral_service.auth import access
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.organisations.models import OrgKind
+from referral_service.principal import Principal
 from tests.fixtures.systems import TestSystem
 
 # The practice ceiling has no AuditEvent scope yet (TODO(lead) in scopes.py): tokens for these

@@ -13,11 +13,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.audit import service as audit
-from referral_service.audit.failures import request_kind
 from referral_service.audit.models import Action, AuditEvent, Kind
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.context import Context
+from referral_service.fhir.audit_failures import request_kind
+from referral_service.principal import Principal
 from referral_service.store import repository as store
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral_service.app import create_app
 from referral_service.auth import access
 from referral_service.auth.dependencies import current_principal, require, requires
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.organisations.models import OrgKind
+from referral_service.principal import Principal
 from tests.fixtures.systems import TestSystem, bearer
 
 

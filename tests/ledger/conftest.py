@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters import referral as fhir_referral
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.organisations.models import OrgKind
+from referral_service.principal import Principal
 from referral_service.store import repository as store_repository
 from referral_service.store import service as store
 from tests.api.conftest import Referral, make_referral

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.outcome import FhirError
 from fhir_adapters.parse import validate_resource
-from referral_service.auth.principal import Principal
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.errors import ServiceError
+from referral_service.principal import Principal
 from referral_service.store import service as resources
 from referral_service.wellbeing.service import check_response, observations_for, referral_owner
 from tests.api.conftest import Referral, make_referral

@@ -1,4 +1,7 @@
-"""Auditing refused and failed /fhir requests, for the error handlers in fhir/errors.py.
+"""Auditing refused and failed /fhir and ledger requests, for the error handlers in errors.py.
+
+An edge concern (it reads the caller from the request), so it lives with the handlers; the
+audit package below only records the event.
 
 By the time an error handler runs, the request's transaction has rolled back (and with it any
 successful event it recorded), so the refusal is written in a short transaction of its own.
