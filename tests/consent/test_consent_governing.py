@@ -13,24 +13,11 @@ from referral_service.config import Settings
 from referral_service.consent.rules import Purpose, consent_time
 from referral_service.consent.service import decide, governing_consent
 from referral_service.routing.service import system_context
-from tests.api.conftest import Referral, make_referral
+from tests.api.conftest import Referral
+from tests.consent.conftest import WITHDRAWN
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
-from tests.fixtures.routing import add_timebank, route_now
+from tests.fixtures.routing import route_now
 from tests.fixtures.systems import TestSystem, bearer
-
-WITHDRAWN = "The patient's consent to share this referral was withdrawn"
-
-
-@pytest.fixture
-def referral(
-    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
-) -> Referral:
-    return make_referral(client, practice_headers, practice.org_id)
-
-
-@pytest.fixture
-def timebank_a(session_factory: sessionmaker[Session]) -> TestSystem:
-    return add_timebank(session_factory, "Catford Time Bank", ["SE6"], ["befriending"], 2)
 
 
 def newer_consent(

@@ -10,24 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
-from tests.api.conftest import Referral, make_referral
+from tests.api.conftest import Referral
+from tests.consent.conftest import WITHDRAWN
 from tests.fixtures.fhir import FHIR_JSON
-from tests.fixtures.routing import add_timebank, route_now, swemwbs
+from tests.fixtures.routing import route_now, swemwbs
 from tests.fixtures.systems import TestSystem, bearer
-
-WITHDRAWN = "The patient's consent to share this referral was withdrawn"
-
-
-@pytest.fixture
-def referral(
-    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
-) -> Referral:
-    return make_referral(client, practice_headers, practice.org_id)
-
-
-@pytest.fixture
-def timebank_a(session_factory: sessionmaker[Session]) -> TestSystem:
-    return add_timebank(session_factory, "Catford Time Bank", ["SE6"], ["befriending"], 2)
 
 
 @pytest.fixture
