@@ -86,9 +86,13 @@ async def _request_validation(request: Request, exc: RequestValidationError) -> 
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # SQLite (the embedded default) is never down, only busy: another process held its one write
+    # lock for longer than the busy timeout. Say which, so nobody goes looking for an outage.
+    busy = "database is locked" in str(getattr(exc, "orig", ""))
+    what = "busy" if busy else "unavailable"
     response = server_error(
-        request, exc, 503, "transient", "The database is unavailable; nothing was changed. "
-        "Retry shortly.", event="database unavailable", level=logging.WARNING
+        request, exc, 503, "transient", f"The database is {what}; nothing was changed. "
+        "Retry shortly.", event=f"database {what}", level=logging.WARNING
     )  # fmt: skip
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response

@@ -65,7 +65,9 @@ class SearchIndex(Base):
     resource: Mapped[StoredResource] = relationship(lazy="raise")  # flush order only
 
     __table_args__ = (
-        Index("ix_search_index_lookup", "resource_type", "name", "value"),
+        # resource_id last: each search parameter is a correlated EXISTS on this table, so one
+        # index seek per candidate resource (without it SQLite scans every row with the value).
+        Index("ix_search_index_lookup", "resource_type", "name", "value", "resource_id"),
         Index("ix_search_index_resource", "resource_id"),
     )
 
