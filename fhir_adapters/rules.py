@@ -32,6 +32,13 @@ _REFERENCE = re.compile(
 # --- NHS number -----------------------------------------------------------------------------------
 
 
+def nhs_number_problem(value: str) -> str | None:
+    """What is wrong with an NHS number, in words that never quote it; None when it is valid."""
+    if not _NHS_NUMBER.match(value):
+        return "is not 10 digits"
+    return None if nhs_number_is_valid(value) else "fails the Modulus 11 check"
+
+
 def nhs_number_is_valid(value: str) -> bool:
     """10 digits whose last is the Modulus 11 check digit of the first nine (standards §2.4)."""
     if not _NHS_NUMBER.match(value):
@@ -74,9 +81,8 @@ def check_patient(patient: dict[str, Any]) -> None:
     value = identifier.get("value")
     if not isinstance(value, str) or not value:
         _fail(_missing(where, "the NHS number identifier has no value"))
-    if not nhs_number_is_valid(value):
-        msg = "Patient.identifier: NHS number fails the Modulus 11 check"
-        _fail(Issue("value", msg, (where,)))
+    if problem := nhs_number_problem(value):
+        _fail(Issue("value", f"Patient.identifier: NHS number {problem}", (where,)))
 
 
 def check_consent(consent: dict[str, Any]) -> None:

@@ -83,8 +83,8 @@ def database_problem(exc: SQLAlchemyError, database_url: str) -> str:
         if any(word in text for word in words):
             return f"cannot connect to {where}: {meaning}"
     return (
-        f"database error ({type(exc).__name__}) on {where}; "
-        "check SPIS_DATABASE_URL and run `spis migrate`"
+        f"database error ({type(exc).__name__}) on {where}; check that SPIS_DATABASE_URL names a "
+        "PostgreSQL server that is running (then `spis migrate` if it is new)"
     )
 
 

@@ -315,7 +315,9 @@ def verify(
         if progress is not None:
             progress(checked, total)
     if anchor is not None and checked < anchor.seq:
-        return VerifyResult(False, checked, checked + 1, "rows after this seq were removed")
+        return VerifyResult(
+            False, checked, checked + 1, f"rows from this seq to {anchor.seq} were removed"
+        )
     return VerifyResult(True, checked)
 
 

@@ -184,7 +184,11 @@ def _check_claims(
             "iss/sub", client_id, "The assertion's iss and sub must both be the client_id"
         )
     if not _audience_matches(claims.get("aud"), settings.token_url):
-        raise _refuse("aud", client_id, "The assertion's aud must be the token endpoint URL")
+        raise _refuse(
+            "aud",
+            client_id,
+            f"The assertion's aud must be the token endpoint URL, {settings.token_url}",
+        )
     exp = _check_lifetime(claims, client_id, settings, now)
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:

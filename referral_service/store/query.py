@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fhir_adapters.codes import NHS_NUMBER_SYSTEM
-from fhir_adapters.rules import nhs_number_is_valid, split_reference
+from fhir_adapters.rules import nhs_number_problem, split_reference
 from fhir_adapters.search_params import PARAMS, parse_search_date, parse_token
 from referral_service.context import Context
 from referral_service.errors import Invalid, ServiceError
@@ -117,10 +117,10 @@ def _match(ctx: Context, rtype: str, name: str, value: str) -> Match:
 
 
 def _check_nhs_number(value: str) -> None:
-    """As intake: a number that fails Modulus 11 can match nobody, so say so (never echo it)."""
-    if not nhs_number_is_valid(value):
+    """As intake: a number that is not one can match nobody, so say why (never echo it)."""
+    if problem := nhs_number_problem(value):
         raise Invalid(
-            "identifier: the NHS number fails the Modulus 11 check",
+            f"identifier: the NHS number {problem}",
             issue_code="value",
             expression=["identifier"],
         )

@@ -92,9 +92,17 @@ def test_a_conditional_reference_by_nhs_number_tells_a_time_bank_nothing(
     assert "matches no resource" in answers[0][1]
 
 
-@pytest.mark.parametrize("number", ["9434765918", "1234567890", "943476591"])
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        ("9434765918", "fails the Modulus 11 check"),
+        ("1234567890", "fails the Modulus 11 check"),
+        ("943476591", "is not 10 digits"),
+        ("94347", "is not 10 digits"),
+    ],
+)
 def test_an_nhs_number_failing_modulus_11_is_refused(
-    client: TestClient, practice_headers: dict[str, str], referral: Referral, number: str
+    client: TestClient, practice_headers: dict[str, str], referral: Referral, number: str, why: str
 ) -> None:
     response = client.get(f"/fhir/Patient?identifier={NHS}|{number}", headers=practice_headers)
 
@@ -103,7 +111,7 @@ def test_an_nhs_number_failing_modulus_11_is_refused(
     assert outcome["resourceType"] == "OperationOutcome"
     [issue] = outcome["issue"]
     assert (issue["severity"], issue["code"]) == ("error", "value")
-    assert "Modulus 11" in issue["diagnostics"]
+    assert issue["diagnostics"] == f"identifier: the NHS number {why}"
     assert number not in response.text  # never echoed
     # a valid number nobody has is simply not found
     assert found(client, f"/fhir/Patient?identifier={NHS}|{WRONG}", practice_headers) == []

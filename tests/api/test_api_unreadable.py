@@ -24,6 +24,8 @@ INTEGRITY = "Stored data failed its integrity check; it was not returned"
 def integrity(answer: httpx.Response) -> str:
     """The diagnostics of a 500: the message and the correlation id the log carries too."""
     return f"{INTEGRITY}. Correlation id: {answer.headers['X-Correlation-ID']}"
+
+
 Spoil = Callable[[Session, str, str], None]
 
 

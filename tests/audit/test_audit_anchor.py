@@ -103,7 +103,7 @@ def test_an_anchor_catches_rows_cut_off_the_end(
     assert verify_command(settings)["ok"] is True
     result = verify_command(settings, anchor_file=anchor_file)
     assert (result["ok"], result["first_bad_seq"]) == (False, EVENTS - 2)
-    assert result["reason"] == "rows after this seq were removed"
+    assert result["reason"] == f"rows from this seq to {EVENTS} were removed"
 
 
 @pytest.mark.usefixtures("trail")

@@ -111,6 +111,14 @@ def test_failing_modulus_11_is_value_and_not_echoed() -> None:
     assert "9434765918" not in json.dumps(err.to_outcome())
 
 
+@pytest.mark.parametrize("value", ["94347", "94347659180", "943476591X", "943 476 5919"])
+def test_an_nhs_number_of_the_wrong_shape_says_so(value: str) -> None:
+    patient = load("patient.json")
+    patient["identifier"][0]["value"] = value
+    err = failure(rules.check_patient, patient)
+    assert (err.code, str(err)) == ("value", "Patient.identifier: NHS number is not 10 digits")
+
+
 # --- check_consent --------------------------------------------------------------------------------
 
 
