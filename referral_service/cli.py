@@ -428,6 +428,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace, settings: Settings) -> object:
     import uvicorn
 
+    from referral_service.cli_errors import public_url_warning
     from referral_service.embedded import embedded_worker, is_embedded
     from referral_service.logs import LOG_CONFIG
 
@@ -442,6 +443,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> object:
         )
 
     ensure_port_free(args.host, args.port, "spis serve --port {port}")
+    if warning := public_url_warning(settings, args.port):
+        print(f"spis: warning: {warning}", file=sys.stderr)
     if is_embedded(settings):  # no broker server: run the background worker here too
         with embedded_worker(settings):
             run()

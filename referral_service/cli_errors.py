@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import errno
 import socket
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from referral_service.config import ENV_PREFIX
+from referral_service.config import ENV_PREFIX, Settings
 
 # (words in the driver's message, what it means). First match wins.
 _CONNECTION_PROBLEMS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -98,6 +99,21 @@ def _where(database_url: str) -> str:
         return f"SQLite file {url.database}"
     user = f' as user "{url.username}"' if url.username else ""
     return f'PostgreSQL database "{url.database}" on {url.host or "localhost"}:{url.port or 5432}{user}'
+
+
+def public_url_warning(settings: Settings, port: int) -> str | None:
+    """`spis serve --port 18480` with SPIS_PUBLIC_BASE_URL left at its default: every client's
+    token request would name the default's port in `aud` and be refused. Set explicitly, the
+    public URL may differ on purpose (a proxy in front), so it is left alone."""
+    if "public_base_url" in settings.model_fields_set:
+        return None
+    default_port = urlsplit(settings.public_base_url).port
+    if default_port == port:
+        return None
+    return (
+        f"SPIS_PUBLIC_BASE_URL is not set, so clients must name {settings.token_url} as their "
+        f"token audience; serving on port {port}, set SPIS_PUBLIC_BASE_URL=http://<this host>:{port}"
+    )
 
 
 def listen_problem(host: str, port: int, how: str) -> str | None:

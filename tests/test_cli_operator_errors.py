@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from referral_service.cli import build_parser
+from referral_service.cli_errors import public_url_warning
+from referral_service.config import Settings
 from tests.conftest import ADMIN_URL
 from tests.embedded.test_embedded_demo import free_port
 
@@ -181,4 +183,26 @@ def test_a_sqlite_database_folder_that_cannot_be_made_is_named(tmp_path: Path) -
     line = one_error_line(spis(tmp_path, "migrate", SPIS_DATABASE_URL=url))
     assert line == (
         f"spis: error: {in_the_way}: cannot create the SQLite database's folder: File exists"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "port", "warns"),
+    [
+        ({}, 8000, False),
+        ({}, 18480, True),
+        ({"public_base_url": "https://spis.example.net"}, 18480, False),  # a proxy in front
+    ],
+)
+def test_serving_on_another_port_than_the_public_url_warns(
+    environment: dict[str, str], port: int, warns: bool
+) -> None:
+    warning = public_url_warning(Settings(**environment), port)
+    if not warns:
+        assert warning is None
+        return
+    assert warning == (
+        "SPIS_PUBLIC_BASE_URL is not set, so clients must name http://127.0.0.1:8000/auth/token "
+        f"as their token audience; serving on port {port}, set "
+        f"SPIS_PUBLIC_BASE_URL=http://<this host>:{port}"
     )
