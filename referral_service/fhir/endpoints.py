@@ -267,7 +267,11 @@ def patch(
     require(ctx.principal, rtype, "u")
     current = resources.load(ctx, rtype, rid)
     resources.check_version(current, request.headers.get("if-match"))  # stale: 412 before anything
-    changed = apply_patch(resources.as_dict(current), operations)
+    original = resources.as_dict(current)
+    changed = apply_patch(original, operations)
+    if changed == original:  # `[]`, or only `test`s: nothing to write, so no new version
+        audit.record_read(ctx, [current])
+        return version_response(resources.current_version(current))
     validate_resource(changed, expected_type=rtype)
     if changed.get("id") != rid:
         raise Invalid(

@@ -100,6 +100,10 @@ def update(ctx: Context, row: StoredResource, data: dict[str, Any]) -> Version:
     return Version(row.type, row.id, version_id, now, body)
 
 
+def current_version(row: StoredResource) -> Version:
+    return Version(row.type, row.id, row.version_id, as_utc(row.last_updated), row.body)
+
+
 def load(ctx: Context, rtype: str, rid: str, *, for_update: bool = False) -> StoredResource:
     finder = repository.get_for_update if for_update else repository.get
     row = finder(ctx.session, ctx.principal, rtype, rid)
