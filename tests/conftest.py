@@ -28,7 +28,7 @@ ADMIN_URL = os.environ.get(
     "SPIS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 
-pytest_plugins = ["tests.fixtures.systems"]
+pytest_plugins = ["tests.fixtures.systems", "tests.fixtures.referrals"]
 
 
 def _admin_engine() -> Engine:

@@ -9,15 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
-from tests.api.conftest import Referral
 from tests.fixtures.fhir import FHIR_JSON
-from tests.fixtures.routing import add_timebank, route_now, swemwbs
+from tests.fixtures.referrals import Referral
+from tests.fixtures.routing import route_now, swemwbs
 from tests.fixtures.systems import TestSystem, bearer
-
-
-@pytest.fixture
-def timebank_a(session_factory: sessionmaker[Session]) -> TestSystem:
-    return add_timebank(session_factory, "Catford Time Bank", ["SE6"], ["befriending"], 2)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from tests.api.conftest import Referral
 from tests.fixtures.fhir import FHIR_JSON, entry_of, load, referral_bundle
+from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import TestSystem
 
 NHS_REF = "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919"

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from referral_service.kit.numbers import MAX_SQL_INT, whole_number
-from tests.api.conftest import Referral
+from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import HttpResponse, TestSystem
 
 TOO_BIG = [str(MAX_SQL_INT + 1), "9223372036854775808", "9" * 5000, "²", "١٢"]

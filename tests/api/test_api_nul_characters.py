@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Referral
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
+from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import HttpResponse, TestSystem
 
 NUL_MESSAGE = "Text must not contain the NUL character (U+0000)"

@@ -14,7 +14,7 @@ from fhir_adapters.ledger import ACTIVITIES
 from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.ledger.models import MAX_EXCHANGE_MINUTES
 from referral_service.ledger.rules import MAX_ALIAS, MAX_DESCRIPTION
-from tests.api.conftest import Referral
+from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import HttpResponse, TestSystem
 
 # (method, path template) for each CapabilityStatement interaction of a type T.

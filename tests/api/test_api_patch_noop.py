@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Referral
+from tests.fixtures.referrals import Referral
 
 PATCH_JSON = "application/json-patch+json"
 

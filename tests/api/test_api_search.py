@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.api.conftest import Referral, make_referral
+from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.systems import TestSystem
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"

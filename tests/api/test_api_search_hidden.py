@@ -13,19 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
-from tests.api.conftest import Referral
 from tests.fixtures.fhir import FHIR_JSON
-from tests.fixtures.routing import add_timebank, route_now, swemwbs
+from tests.fixtures.referrals import Referral
+from tests.fixtures.routing import route_now, swemwbs
 from tests.fixtures.systems import TestSystem, bearer
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 RIGHT = "9434765919"  # the referred patient's
 WRONG = "9434765870"  # valid, nobody's
-
-
-@pytest.fixture
-def timebank_a(session_factory: sessionmaker[Session]) -> TestSystem:
-    return add_timebank(session_factory, "Catford Time Bank", ["SE6"], ["befriending"], 2)
 
 
 @pytest.fixture

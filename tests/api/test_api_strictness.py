@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.jobs.models import Job
-from tests.api.conftest import Referral
 from tests.fixtures.fhir import FHIR_JSON, entry_of, referral_bundle
+from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import TestSystem
 
 MODIFIER = [{"url": "https://example.org/fhir/StructureDefinition/do-not", "valueBoolean": True}]

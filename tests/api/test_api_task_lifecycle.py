@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Referral
 from tests.fixtures.fhir import FHIR_JSON
+from tests.fixtures.referrals import Referral
 
 
 def get_task(client: TestClient, headers: dict[str, str], referral: Referral) -> Any:

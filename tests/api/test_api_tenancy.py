@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Referral
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
+from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import TestSystem
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.audit.models import AuditEvent
-from tests.api.conftest import Referral, make_referral
+from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.systems import TestSystem
 from tests.ledger.conftest import add_member, ledger_url
 

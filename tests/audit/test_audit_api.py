@@ -21,16 +21,9 @@ from referral_service.principal import Principal
 from referral_service.store import repository as store
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version
-from tests.api.conftest import Referral, make_referral
 from tests.audit.conftest import audit_headers, principal_of
+from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.systems import TestSystem
-
-
-@pytest.fixture
-def referral(
-    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
-) -> Referral:
-    return make_referral(client, practice_headers, practice.org_id)
 
 
 def stored(factory: sessionmaker[Session], ref: str) -> StoredResource:

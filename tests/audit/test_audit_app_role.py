@@ -22,8 +22,8 @@ from referral_service.app import create_app
 from referral_service.audit.cli import verify_command
 from referral_service.config import Settings
 from referral_service.migrate import AppRoleError, grant_app_role
-from tests.api.conftest import make_referral
 from tests.conftest import TEST_KEK
+from tests.fixtures.referrals import make_referral
 from tests.fixtures.systems import TestSystem, bearer
 from tests.ledger.conftest import add_member, ledger_url
 

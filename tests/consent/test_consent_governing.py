@@ -13,11 +13,13 @@ from referral_service.config import Settings
 from referral_service.consent.rules import Purpose, consent_time
 from referral_service.consent.service import decide, governing_consent
 from referral_service.routing.service import system_context
-from tests.api.conftest import Referral
-from tests.consent.conftest import WITHDRAWN
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
+from tests.fixtures.referrals import Referral
 from tests.fixtures.routing import route_now
 from tests.fixtures.systems import TestSystem, bearer
+
+# What the time bank reads on its cancelled Task (referrals/enforcement.py says it once).
+WITHDRAWN = "The patient's consent to share this referral was withdrawn"
 
 
 def newer_consent(

@@ -12,8 +12,8 @@ from referral_service.config import Settings
 from referral_service.consent.rules import NATIONAL_OPT_OUT, Purpose
 from referral_service.consent.service import decide
 from referral_service.routing.service import system_context
-from tests.api.conftest import Referral, make_referral
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
+from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.routing import add_timebank, route_now
 from tests.fixtures.systems import TestSystem, bearer
 

@@ -10,11 +10,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
-from tests.api.conftest import Referral
-from tests.consent.conftest import WITHDRAWN
 from tests.fixtures.fhir import FHIR_JSON
+from tests.fixtures.referrals import Referral
 from tests.fixtures.routing import route_now, swemwbs
 from tests.fixtures.systems import TestSystem, bearer
+
+# What the time bank reads on its cancelled Task (referrals/enforcement.py says it once).
+WITHDRAWN = "The patient's consent to share this referral was withdrawn"
 
 
 @pytest.fixture

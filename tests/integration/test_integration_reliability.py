@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral_service.app import create_app
 from referral_service.config import Settings
 from referral_service.jobs.producer import Producer
-from tests.api.conftest import make_referral
+from tests.fixtures.referrals import make_referral
 from tests.fixtures.systems import TestSystem, bearer
 from tests.integration.conftest import Worker, add_timebank, wait_for
 

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.api.conftest import Referral, make_referral
 from tests.fixtures.fhir import FHIR_JSON
+from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.systems import TestSystem, bearer
 from tests.integration.conftest import Worker, add_timebank, wait_for
 

@@ -11,16 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.keys.service import reencrypt_batch, rotate, status
 from referral_service.store.models import StoredResource
-from tests.api.conftest import Referral, make_referral
+from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.systems import TestSystem
-
-
-@pytest.fixture
-def referral(
-    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
-) -> Referral:
-    return make_referral(client, practice_headers, practice.org_id)
-
 
 IN_CLEAR = [
     "9434765919",

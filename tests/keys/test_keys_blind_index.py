@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.codes import NHS_NUMBER_SYSTEM
 from referral_service.config import Settings
-from tests.api.conftest import make_referral
+from tests.fixtures.referrals import make_referral
 from tests.fixtures.routing import add_timebank, route_now
 from tests.fixtures.systems import TestSystem, bearer
 

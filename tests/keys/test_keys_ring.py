@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral_service.keys import ring
 from referral_service.keys.service import rotate
 from referral_service.store.models import StoredResource
-from tests.api.conftest import make_referral
+from tests.fixtures.referrals import make_referral
 from tests.fixtures.systems import TestSystem
 
 

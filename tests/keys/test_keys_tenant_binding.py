@@ -20,17 +20,10 @@ from referral_service.ledger.models import Member
 from referral_service.organisations.models import OrgKind
 from referral_service.store import sealing
 from referral_service.store.models import StoredResource
-from tests.api.conftest import Referral, make_referral
+from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import TestSystem, bearer, register_system
 
 INTEGRITY = "Stored data failed its integrity check; it was not returned"
-
-
-@pytest.fixture
-def referral(
-    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
-) -> Referral:
-    return make_referral(client, practice_headers, practice.org_id)
 
 
 def move(session_factory: sessionmaker[Session], resource_id: str, org_id: str) -> None:

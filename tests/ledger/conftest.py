@@ -18,7 +18,7 @@ from referral_service.organisations.models import OrgKind
 from referral_service.principal import Principal
 from referral_service.store import repository as store_repository
 from referral_service.store import service as store
-from tests.api.conftest import Referral, make_referral
+from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.systems import TestSystem, bearer, register_system
 
 

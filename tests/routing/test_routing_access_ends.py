@@ -6,28 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
 from referral_service.routing import sla
-from tests.api.conftest import Referral, make_referral
 from tests.fixtures.fhir import FHIR_JSON
-from tests.fixtures.routing import add_timebank, route_now
+from tests.fixtures.referrals import Referral, make_referral
+from tests.fixtures.routing import route_now
 from tests.fixtures.systems import TestSystem, bearer
-
-
-@pytest.fixture
-def timebank_a(session_factory: sessionmaker[Session]) -> TestSystem:
-    return add_timebank(session_factory, "Catford Time Bank", ["SE6"], ["befriending"], 2)
-
-
-@pytest.fixture
-def referral(
-    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
-) -> Referral:
-    return make_referral(client, practice_headers, practice.org_id)
 
 
 def routed_child(

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.outcome import FhirError
@@ -17,17 +16,10 @@ from referral_service.errors import ServiceError
 from referral_service.principal import Principal
 from referral_service.store import service as resources
 from referral_service.wellbeing.service import check_response, observations_for, referral_owner
-from tests.api.conftest import Referral, make_referral
+from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import TestSystem
 
 SWEMWBS = "https://spis.example.org/fhir/Questionnaire/swemwbs|1"
-
-
-@pytest.fixture
-def referral(
-    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
-) -> Referral:
-    return make_referral(client, practice_headers, practice.org_id)
 
 
 @pytest.fixture
