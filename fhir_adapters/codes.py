@@ -6,6 +6,7 @@ narrows them. fhir.resources does not check bindings, so ``rules.py`` checks aga
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final
 
 # Identifier systems (UK Core).
@@ -43,23 +44,40 @@ CONSENT_FLOW_REFERRAL: Final = "referral"
 CONSENT_FLOW_SHARE_BACK: Final = "share-back"
 CONSENT_FLOW_SECONDARY_USE: Final = "secondary-use"
 
+
 # SDOHCC-ValueSetReferralTaskStatus: R4 task-status minus `ready` and `received` (standards §1.5).
-REFERRAL_TASK_STATUSES: Final = frozenset(
-    {
-        "draft",
-        "requested",
-        "accepted",
-        "rejected",
-        "cancelled",
-        "in-progress",
-        "on-hold",
-        "failed",
-        "completed",
-        "entered-in-error",
-    }
+class TaskStatus(StrEnum):
+    DRAFT = "draft"
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    IN_PROGRESS = "in-progress"
+    ON_HOLD = "on-hold"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ENTERED_IN_ERROR = "entered-in-error"
+
+
+REFERRAL_TASK_STATUSES: Final = frozenset(TaskStatus)
+# A Task in one of these is still open: someone may yet act on it. The one list SPIS uses.
+OPEN_TASK_STATUSES: Final = (
+    TaskStatus.REQUESTED,
+    TaskStatus.ACCEPTED,
+    TaskStatus.IN_PROGRESS,
+    TaskStatus.ON_HOLD,
+)
+# A time bank Task in one of these never got, or no longer has, the person: the time bank's part
+# in the referral is over, and so is its access to the Patient and the filler order.
+ENDED_TASK_STATUSES: Final = (
+    TaskStatus.REJECTED,
+    TaskStatus.CANCELLED,
+    TaskStatus.ENTERED_IN_ERROR,
 )
 # The IG asks for statusReason.text whenever the referral stops or pauses.
-STATUS_REASON_REQUIRED: Final = frozenset({"rejected", "cancelled", "on-hold", "failed"})
+STATUS_REASON_REQUIRED: Final = frozenset(
+    {TaskStatus.REJECTED, TaskStatus.CANCELLED, TaskStatus.ON_HOLD, TaskStatus.FAILED}
+)
 
 # R4 request-status.
 SERVICE_REQUEST_STATUSES: Final = frozenset(

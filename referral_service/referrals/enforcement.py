@@ -16,13 +16,13 @@ the package that owns the Tasks acts on the answer, so `consent` imports neither
 
 from __future__ import annotations
 
+from fhir_adapters.codes import OPEN_TASK_STATUSES
 from fhir_adapters.rules import reference
 from referral_service.consent.rules import Purpose
 from referral_service.consent.service import decide
 from referral_service.context import Context
 from referral_service.referrals import propagation
 from referral_service.routing import service as routing
-from referral_service.routing.rules import OPEN_STATUSES
 from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
@@ -66,7 +66,7 @@ def _stop_referrals(system: Context, tenant: str, patient_ref: str) -> None:
             owner = str(task.get("owner", {}).get("reference", "")).partition("/")[2]
             store.revoke(system.session, focus, owner)
             store.revoke(system.session, patient_ref.partition("/")[2], owner)
-        elif task["status"] in OPEN_STATUSES:
+        elif task["status"] in OPEN_TASK_STATUSES:
             propagation.withdraw_referral(system, task, reason=WITHDRAWN)
             task.update(status="cancelled", statusReason={"text": WITHDRAWN})
             resources.update(system, row, task)
@@ -75,7 +75,11 @@ def _stop_referrals(system: Context, tenant: str, patient_ref: str) -> None:
 def _stop_denied_time_banks(system: Context, tenant: str, patient_ref: str) -> None:
     for row in _about(system, "Task", patient_ref):
         child = resources.as_dict(row)
-        if row.org_id != tenant or not child.get("partOf") or child["status"] not in OPEN_STATUSES:
+        if (
+            row.org_id != tenant
+            or not child.get("partOf")
+            or child["status"] not in OPEN_TASK_STATUSES
+        ):
             continue
         owner = reference(child.get("owner"))
         if decide(system, tenant, patient_ref, Purpose.REFERRAL, owner).permitted:
@@ -93,7 +97,7 @@ def _after_denied_child(system: Context, referral_id: str) -> None:
     referral = resources.as_dict(row)
     if referral["status"] == "requested":
         routing.request_routing(system.session, referral_id)
-    elif referral["status"] in OPEN_STATUSES:
+    elif referral["status"] in OPEN_TASK_STATUSES:
         propagation.withdraw_referral(system, referral, reason=RECIPIENT_DENIED)
         referral.update(status="cancelled", statusReason={"text": TAKEN_UP_BY_DENIED})
         resources.update(system, row, referral)

@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_adapters import referral as fhir_referral
+from fhir_adapters.codes import ENDED_TASK_STATUSES, OPEN_TASK_STATUSES, TaskStatus
 from fhir_adapters.rules import reference
 from referral_service.consent.rules import Purpose
 from referral_service.consent.service import decide
 from referral_service.context import Context
-from referral_service.referrals.status import TaskStatus, can_move
+from referral_service.referrals.status import can_move
 from referral_service.routing import service as routing
-from referral_service.routing.rules import ENDED_STATUSES, OPEN_STATUSES
 from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.store.repository import TokenMatch
@@ -50,7 +50,7 @@ def after_task_update(ctx: Context, old: dict[str, Any], new: dict[str, Any]) ->
 
 def _child_changed(system: Context, referral_id: str, child: dict[str, Any]) -> None:
     status = child["status"]
-    if status in ENDED_STATUSES:
+    if status in ENDED_TASK_STATUSES:
         routing.end_access(system, child)
     if status == "rejected" or (
         status == "cancelled" and _referral_status(system, referral_id) == "requested"
@@ -116,7 +116,7 @@ def withdraw_referral(
             resources.update(system, row, sr)
     cancelled = []
     for kid_row, kid in routing.children(system, referral["id"]):
-        if kid["status"] in OPEN_STATUSES:
+        if kid["status"] in OPEN_TASK_STATUSES:
             kid["status"] = "cancelled"
             kid["statusReason"] = {"text": reason}
             resources.update(system, kid_row, kid)

@@ -10,10 +10,11 @@ from typing import Any
 
 from fhir_adapters import codes
 from fhir_adapters import rules as fhir_rules
+from fhir_adapters.codes import TaskStatus
 from referral_service.errors import BusinessRuleViolation, Forbidden, Invalid
 from referral_service.organisations.models import OrgKind
 from referral_service.principal import Principal
-from referral_service.referrals.status import INITIAL, TaskStatus, check_transition
+from referral_service.referrals.status import INITIAL, check_transition
 
 SPIS_ORG_REFERENCE = "Organization/spis"
 SPIS_OWNER = {

@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from fhir_adapters.codes import STATUS_REASON_REQUIRED, TaskStatus
 from referral_service.errors import BusinessRuleViolation
-
-
-class TaskStatus(StrEnum):
-    DRAFT = "draft"
-    REQUESTED = "requested"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    IN_PROGRESS = "in-progress"
-    ON_HOLD = "on-hold"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    ENTERED_IN_ERROR = "entered-in-error"
-
 
 S = TaskStatus
 ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
@@ -34,7 +19,7 @@ ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.ENTERED_IN_ERROR: frozenset(),
 }
 TERMINAL = frozenset(status for status, nexts in ALLOWED.items() if not nexts)
-NEEDS_REASON = frozenset({S.REJECTED, S.CANCELLED, S.ON_HOLD, S.FAILED})
+NEEDS_REASON = STATUS_REASON_REQUIRED
 # Statuses a new referral Task may be created in.
 INITIAL = frozenset({S.DRAFT, S.REQUESTED})
 

@@ -5,11 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-OPEN_STATUSES = ("requested", "accepted", "in-progress", "on-hold")
-# A time bank Task in one of these never got, or no longer has, the person: the time bank's part
-# in the referral is over, and so is its access to the Patient and the filler order.
-ENDED_STATUSES = ("rejected", "cancelled", "entered-in-error")
-
 
 @dataclass(frozen=True, slots=True)
 class Candidate:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from fhir_adapters import referral as fhir_referral
+from fhir_adapters.codes import ENDED_TASK_STATUSES, OPEN_TASK_STATUSES
 from fhir_adapters.rules import reference
 from referral_service.audit import service as audit
 from referral_service.config import Settings
@@ -21,7 +22,7 @@ from referral_service.jobs.service import JobName, enqueue, handles
 from referral_service.kit.clock import fhir_instant, utcnow
 from referral_service.organisations import repository as organisations
 from referral_service.principal import Principal
-from referral_service.routing.rules import ENDED_STATUSES, OPEN_STATUSES, Candidate, rank
+from referral_service.routing.rules import Candidate, rank
 from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
@@ -59,7 +60,7 @@ def route(ctx: Context, referral_task_id: str) -> str | None:
         return None
     kids = children(ctx, referral_task_id)
     for kid_row, kid in kids:
-        if kid["status"] in OPEN_STATUSES:
+        if kid["status"] in OPEN_TASK_STATUSES:
             return kid_row.id
     patient_ref = str(reference(task.get("for")))
     if not decide(ctx, row.org_id, patient_ref, Purpose.REFERRAL).permitted:
@@ -112,7 +113,7 @@ def _spare(ctx: Context, org_id: str, lock: bool = False) -> int:
         return 0
     query = [
         [TokenMatch("owner", f"Organization/{org_id}")],
-        [TokenMatch("status", status) for status in OPEN_STATUSES],
+        [TokenMatch("status", status) for status in OPEN_TASK_STATUSES],
     ]
     return profile.capacity - store.count(ctx.session, ctx.principal, "Task", query)
 
@@ -170,7 +171,7 @@ def _still_with(ctx: Context, owner: str, patient_ref: str, except_task: str) ->
     query = [[TokenMatch("owner", f"Organization/{owner}")], [TokenMatch("patient", patient_ref)]]
     rows = store.search(ctx.session, ctx.principal, "Task", query, limit=1000, offset=0)
     return any(
-        row.id != except_task and resources.as_dict(row)["status"] not in ENDED_STATUSES
+        row.id != except_task and resources.as_dict(row)["status"] not in ENDED_TASK_STATUSES
         for row in rows
     )
 
