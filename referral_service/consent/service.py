@@ -1,5 +1,6 @@
 """The one consent decision point (DESIGN §6): `decide(...)` answers for a patient and a purpose,
-and `apply_change(...)` turns a changed decision into grants and Task changes.
+for intake, routing, share-back and secondary use alike. What a changed decision does to grants and
+open Tasks is not decided here: `referrals.lifecycle.apply_consent_change` acts on the answers.
 
 The governing Consent is the practice's most recent one for the patient that is in force or was
 withdrawn (`active` or `inactive`): a new Consent replaces the old, and setting it inactive
@@ -10,7 +11,8 @@ the store's queries, so search, _include, history and paging can never show what
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fhir_adapters.rules import reference
@@ -23,6 +25,8 @@ from referral_service.consent.rules import (
     permits,
 )
 from referral_service.context import Context
+from referral_service.kit.refs import ResourceId, id_of
+from referral_service.principal import Principal
 from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.store.repository import TokenMatch
@@ -37,34 +41,52 @@ class Decision:
 
 
 def decide(
-    ctx: Context, tenant: str, patient_ref: str, purpose: Purpose, recipient: str | None = None
+    ctx: Context,
+    tenant: str,
+    patient_ref: str,
+    purpose: Purpose,
+    recipient: str | None = None,
+    *,
+    pending: Mapping[str, dict[str, Any]] | None = None,
+    deny_reason: str | None = None,
 ) -> Decision:
-    """As SPIS itself (`ctx` is a system context): may `purpose` happen for this patient (and
-    reach `recipient`, "Organization/<id>", when given)? Every decision is audited, with the
-    Consent that made it."""
-    decision = _decide(ctx, tenant, patient_ref, purpose, recipient)
+    """May `purpose` happen for this patient of practice `tenant` (and reach `recipient`,
+    "Organization/<id>", when given)? Every decision is audited, with the Consent that made it.
+
+    `ctx` is who asks: SPIS itself (a system context) when routing or enforcing, the practice at
+    intake; it is the audit agent. The Consents are read as SPIS whoever asks. At intake, `pending`
+    holds the Consents arriving in the same Bundle (`Consent/<id>` → resource), and `deny_reason`
+    the wording intake has always recorded for a refusal."""
+    system = ctx if ctx.principal.system else replace(ctx, principal=Principal.spis())
+    decision = _decide(system, tenant, patient_ref, purpose, recipient, pending)
     audit.record_consent_decision(
         ctx,
         permitted=decision.permitted,
         flow=purpose.value,
-        patient_id=patient_ref.partition("/")[2],
+        patient_id=_patient_id(patient_ref),
         consents=[f"Consent/{decision.consent_id}"] if decision.consent_id else [],
         tenant=tenant,
-        reason=decision.reason,
+        reason=decision.reason if decision.permitted or deny_reason is None else deny_reason,
     )
     return decision
 
 
 def _decide(
-    ctx: Context, tenant: str, patient_ref: str, purpose: Purpose, recipient: str | None
+    ctx: Context,
+    tenant: str,
+    patient_ref: str,
+    purpose: Purpose,
+    recipient: str | None,
+    pending: Mapping[str, dict[str, Any]] | None,
 ) -> Decision:
-    consent_id, consent = governing_consent(ctx, tenant, patient_ref)
+    consent_id, consent = governing_consent(ctx, tenant, patient_ref, pending)
     if consent is None:
         return Decision(False, purpose, None, "no active Consent")
     if consent.get("status") != "active":
         return Decision(False, purpose, consent_id, "the current Consent was withdrawn")
     if purpose is Purpose.SECONDARY_USE:
-        patient = resources.load_json(ctx, "Patient", patient_ref.partition("/")[2]) or {}
+        patient_id = _patient_id(patient_ref)
+        patient = (resources.load_json(ctx, "Patient", patient_id) if patient_id else None) or {}
         if opted_out(patient):
             return Decision(False, purpose, consent_id, "national data opt-out")
     if permits(consent, purpose, recipient):
@@ -72,12 +94,24 @@ def _decide(
     return Decision(False, purpose, consent_id, _for("not permitted by the Consent", recipient))
 
 
+def _patient_id(patient_ref: str) -> ResourceId | None:
+    """None for a reference that names no Patient locally: intake may be judging a versioned
+    `subject`, which no Consent matches; it is refused, and the refusal is still audited."""
+    try:
+        return id_of(patient_ref)
+    except ValueError:
+        return None
+
+
 def _for(reason: str, recipient: str | None) -> str:
     return f"{reason} for {recipient}" if recipient else reason
 
 
 def governing_consent(
-    ctx: Context, tenant: str, patient_ref: str, pending: dict[str, dict[str, Any]] | None = None
+    ctx: Context,
+    tenant: str,
+    patient_ref: str,
+    pending: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[str | None, dict[str, Any] | None]:
     """The newest Consent in force or withdrawn (by dateTime, then by when it was stored) among
     the practice's stored ones and, at intake, those arriving with the referral. It may be
@@ -91,7 +125,7 @@ def governing_consent(
         if row.org_id == tenant and (data := resources.as_dict(row))
     ]
     candidates += [
-        (consent_time(c), 1, "", ref.partition("/")[2], c)
+        (consent_time(c), 1, "", id_of(ref), c)
         for ref, c in (pending or {}).items()
         if c.get("status") in GOVERNING_STATUSES and reference(c.get("patient")) == patient_ref
     ]
