@@ -117,24 +117,6 @@ def check_new_referral_status(sr: dict[str, Any]) -> None:
         )
 
 
-def referral_task(
-    sr_ref: str, sr: dict[str, Any], requester: dict[str, Any], authored_on: str
-) -> dict[str, Any]:
-    """The referral Task SPIS creates when the practice did not send one (DESIGN §3 step 1)."""
-    return {
-        "resourceType": "Task",
-        "meta": {"profile": [codes.SDOH_TASK_PROFILE]},
-        "status": TaskStatus.REQUESTED.value,
-        "intent": "order",
-        "code": {"coding": [{"system": codes.TASK_CODE_SYSTEM, "code": codes.TASK_CODE_FULFILL}]},
-        "focus": {"reference": sr_ref},
-        "for": dict(sr["subject"]),
-        "requester": requester,
-        "authoredOn": authored_on,
-        "owner": dict(SPIS_OWNER),
-    }
-
-
 def check_new_task(principal: Principal, task: dict[str, Any], sr: dict[str, Any] | None) -> None:
     """A new Task starts the referral, for its ServiceRequest's patient and requester."""
     if TaskStatus(task["status"]) not in INITIAL:

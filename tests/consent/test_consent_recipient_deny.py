@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
 from referral_service.consent.rules import Purpose, permits
-from referral_service.referrals.enforcement import RECIPIENT_DENIED, TAKEN_UP_BY_DENIED
+from referral_service.referrals.lifecycle import RECIPIENT_DENIED, TAKEN_UP_BY_DENIED
 from tests.fixtures.fhir import FHIR_JSON, PLACEHOLDER_PRACTICE
 from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.routing import add_timebank, route_now

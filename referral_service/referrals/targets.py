@@ -1,0 +1,162 @@
+"""Intake phases 1 and 2: what each entry writes to (a new id, the conditional-create match, or the
+resource a PUT names), and what its references point at (urn:uuid fullUrls and conditional
+references resolved; every new reference checked to name something the caller may see).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_adapters import codes
+from fhir_adapters import rules as fhir_rules
+from referral_service.context import Context
+from referral_service.errors import Invalid, MultipleMatches
+from referral_service.kit.ids import new_id
+from referral_service.organisations import repository as organisations
+from referral_service.referrals.intake import (
+    CREATABLE,
+    STORED_TYPES,
+    UPDATABLE,
+    Entry,
+    Intake,
+    Target,
+)
+from referral_service.store import query as store_query
+from referral_service.store import repository as store
+from referral_service.store import service as resources
+from referral_service.store.models import StoredResource
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+def target(intake: Intake, index: int, entry: Entry) -> Target:
+    where = f"Bundle.entry[{index}]"
+    if entry.method == "PUT":
+        if entry.rtype not in UPDATABLE:
+            raise Invalid(
+                f"{where}: {entry.rtype} cannot be updated", status=405, issue_code="not-supported"
+            )
+        row = resources.load(intake.ctx, entry.rtype, entry.rid or "", for_update=True)
+        resources.check_version(row, entry.if_match)
+        found = Target(entry, f"{entry.rtype}/{row.id}", existing=row)
+    else:
+        if entry.rtype not in CREATABLE:
+            raise Invalid(
+                f"{where}: {entry.rtype} cannot be created here",
+                status=405,
+                issue_code="not-supported",
+            )
+        match = _conditional_match(intake.ctx, entry)
+        found = Target(
+            entry, f"{entry.rtype}/{match.id if match else new_id()}", match, match is None
+        )
+    if entry.full_url:
+        if entry.full_url in intake.aliases:
+            raise Invalid(
+                f"{where}: fullUrl is used by more than one entry", expression=[f"{where}.fullUrl"]
+            )
+        intake.aliases[entry.full_url] = found.ref
+    if found.write:
+        if found.ref in intake.pending:
+            raise Invalid(f"{where}: {found.ref} is written by more than one entry")
+        intake.pending[found.ref] = entry.resource
+    return found
+
+
+def _conditional_match(ctx: Context, entry: Entry) -> StoredResource | None:
+    """`If-None-Exist`, and for Patients the NHS number: one match means "already there"."""
+    condition = entry.if_none_exist
+    if condition is None and entry.rtype == "Patient":
+        fhir_rules.check_patient(entry.resource)
+        number = fhir_rules.nhs_number(entry.resource)
+        condition = f"identifier={codes.NHS_NUMBER_SYSTEM}|{number}" if number else None
+    if condition is None:
+        return None
+    query = store_query.parse_string(ctx, entry.rtype, condition)
+    found = store.search(ctx.session, ctx.principal, entry.rtype, query, limit=2, offset=0)
+    if len(found) > 1:
+        raise MultipleMatches(
+            f"The conditional create for {entry.rtype} matches more than one resource"
+        )
+    return found[0] if found else None
+
+
+# --- references ---------------------------------------------------------------------------------
+
+
+def resolve_references(intake: Intake, target: Target) -> None:
+    resource = target.entry.resource
+    mapping: dict[str, str] = {}
+    for _, ref in fhir_rules.references(resource):
+        if ref in intake.aliases:
+            mapping[ref] = intake.aliases[ref]
+        elif ref.startswith(("urn:uuid:", "urn:oid:")):
+            raise Invalid(
+                f"{target.entry.rtype} refers to {ref}, which is not a fullUrl in this Bundle"
+            )
+        elif "?" in ref:
+            mapping[ref] = _conditional_reference(intake.ctx, ref)
+    fhir_rules.rewrite_references(resource, mapping)
+
+
+def _conditional_reference(ctx: Context, ref: str) -> str:
+    rtype, _, condition = ref.partition("?")
+    if rtype not in STORED_TYPES:
+        raise Invalid(f"Conditional references to {rtype} are not supported")
+    query = store_query.parse_string(ctx, rtype, condition)
+    found = store.search(ctx.session, ctx.principal, rtype, query, limit=2, offset=0)
+    if len(found) > 1:
+        raise MultipleMatches(
+            f"The conditional reference to {rtype} matches more than one resource"
+        )
+    if not found:
+        raise Invalid(
+            f"The conditional reference to {rtype} matches no resource", issue_code="not-found"
+        )
+    return f"{rtype}/{found[0].id}"
+
+
+def lookup(intake: Intake, ref: str | None) -> dict[str, Any] | None:
+    """A resource this intake writes, or a stored one the caller may see."""
+    if ref is None:
+        return None
+    if ref in intake.pending:
+        return intake.pending[ref]
+    parts = fhir_rules.split_reference(ref)
+    if parts is None or parts[0] not in STORED_TYPES:
+        return None
+    return resources.load_json(intake.ctx, parts[0], parts[1])
+
+
+def check_reference_targets(intake: Intake, target: Target) -> None:
+    """New references must point at something the caller can see. References an update keeps
+    were checked when first written (a time bank's Task keeps pointing at the practice's Task)."""
+    base = intake.ctx.settings.fhir_base_url + "/"
+    kept = set()
+    if target.existing is not None:
+        kept = {ref for _, ref in fhir_rules.references(resources.as_dict(target.existing))}
+    for _, ref in fhir_rules.references(target.entry.resource):
+        if ref in kept:
+            continue
+        local = ref.removeprefix(base)
+        if ref.startswith("#") or (local == ref and ref.startswith(("http://", "https://"))):
+            continue  # contained, or held by another server
+        parts = fhir_rules.split_reference(local)
+        if parts is None:
+            raise Invalid(f"{target.entry.rtype} has a reference SPIS cannot resolve")
+        _check_reference_target(intake, target.entry.rtype, *parts)
+
+
+def _check_reference_target(intake: Intake, source: str, rtype: str, rid: str) -> None:
+    if rtype == "Organization":
+        if rid not in intake.known_orgs and organisations.get(intake.ctx.session, rid) is None:
+            raise Invalid(f"{source} refers to an unknown Organization", issue_code="not-found")
+        intake.known_orgs.add(rid)
+    elif rtype not in STORED_TYPES:
+        raise Invalid(
+            f"SPIS does not hold {rtype} resources: use a contained or absolute reference"
+        )
+    elif lookup(intake, f"{rtype}/{rid}") is None:
+        raise Invalid(
+            f"{source} refers to {rtype}/{rid}, which does not exist", issue_code="not-found"
+        )
