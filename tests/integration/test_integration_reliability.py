@@ -130,7 +130,7 @@ def test_silent_broker_gets_a_reminder_then_the_referral_moves_on(
         ),
         what="the reminder",
     )
-    assert task["businessStatus"]["coding"][0]["code"] == "reminder-sent"
+    assert task["businessStatus"]["coding"][0]["code"] == "reminder-due"
     assert task["status"] == "requested"
     sweep(days=12)  # and the grace period too: re-routed to the other time bank
     wait_for(lambda: len(child_tasks(session_factory, referral.task_id)) == 2, what="re-routing")
