@@ -1,6 +1,7 @@
 """FHIR shapes SPIS builds for routing (SDOH indirect referral: SPIS is the coordination platform).
 
-Pure builders on dicts; the domain decides what goes in.
+Pure builders on dicts, taking plain values; the domain decides what goes in. The Task changes
+return a new dict and leave the one passed in as it was.
 """
 
 from __future__ import annotations
@@ -79,8 +80,52 @@ def child_task(
     }
 
 
+# Task.businessStatus codes routing and the broker SLA set (BUSINESS_STATUS_SYSTEM).
+ROUTED = "routed"
+REMINDER_DUE = "reminder-due"
+# What versions before issue 8 stamped for REMINDER_DUE, though no reminder was ever sent. Tasks
+# stored then still carry it; it is read, never written.
+LEGACY_REMINDER_SENT = "reminder-sent"
+
+
 def business_status(code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": codes.BUSINESS_STATUS_SYSTEM, "code": code, "display": display}]}
+
+
+def business_status_codes(task: dict[str, Any]) -> frozenset[str]:
+    status = task.get("businessStatus")
+    codings = status.get("coding") if isinstance(status, dict) else None
+    return frozenset(
+        c["code"] for c in codings or [] if isinstance(c, dict) and isinstance(c.get("code"), str)
+    )
+
+
+def routed(task: dict[str, Any], timebank_name: str) -> dict[str, Any]:
+    """The referral Task once a time bank has been offered it."""
+    return {**task, "businessStatus": business_status(ROUTED, f"Routed to {timebank_name}")}
+
+
+def reminder_due(task: dict[str, Any], working_days: int) -> dict[str, Any]:
+    """A time bank's Task left unanswered for `working_days`: a reminder is due."""
+    display = f"No answer within {working_days} working days: a reminder is due"
+    return {**task, "businessStatus": business_status(REMINDER_DUE, display)}
+
+
+def cancelled(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Cancelled with a reason a person can read; any businessStatus stays as the last news."""
+    return {**task, "status": "cancelled", "statusReason": {"text": reason}}
+
+
+def rejected(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The referral Task no time bank could take: the routing businessStatus no longer holds."""
+    kept = {key: value for key, value in task.items() if key != "businessStatus"}
+    return {**kept, "status": "rejected", "statusReason": {"text": reason}}
+
+
+def status_reason(task: dict[str, Any]) -> str | None:
+    reason = task.get("statusReason")
+    text = reason.get("text") if isinstance(reason, dict) else None
+    return text if isinstance(text, str) and text else None
 
 
 def output(kind: str, reference: str) -> dict[str, Any]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from referral_service.kit.refs import OrgId
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    org_id: str
+    org_id: OrgId
     name: str
     fit: int  # how many of the referral's needs it offers
     spare: int  # open slots left

@@ -20,6 +20,7 @@ from referral_service.consent.service import decide
 from referral_service.context import Context
 from referral_service.jobs.service import JobName, enqueue, handles
 from referral_service.kit.clock import fhir_instant, utcnow
+from referral_service.kit.refs import OrgId, Ref, ResourceId, id_of
 from referral_service.organisations import repository as organisations
 from referral_service.principal import Principal
 from referral_service.routing.rules import Candidate, rank
@@ -39,20 +40,22 @@ def system_context(session: Session, settings: Settings) -> Context:
 
 @handles(JobName.ROUTE_REFERRAL)
 def route_job(session: Session, settings: Settings, args: dict[str, str]) -> None:
-    route(system_context(session, settings), args["referral_task"])
+    route(system_context(session, settings), ResourceId(args["referral_task"]))
 
 
 def request_routing(session: Session, referral_task_id: str) -> None:
     enqueue(session, JobName.ROUTE_REFERRAL, referral_task=referral_task_id)
 
 
-def children(ctx: Context, referral_task_id: str) -> list[tuple[StoredResource, dict[str, Any]]]:
-    query = [[TokenMatch("part-of", f"Task/{referral_task_id}")]]
+def children(
+    ctx: Context, referral_task_id: ResourceId
+) -> list[tuple[StoredResource, dict[str, Any]]]:
+    query = [[TokenMatch("part-of", str(Ref("Task", referral_task_id)))]]
     rows = store.search(ctx.session, ctx.principal, "Task", query, limit=1000, offset=0)
     return [(row, resources.as_dict(row)) for row in rows]
 
 
-def route(ctx: Context, referral_task_id: str) -> str | None:
+def route(ctx: Context, referral_task_id: ResourceId) -> ResourceId | None:
     """Route once; returns the open child Task id, or None when the referral is not waiting."""
     row = resources.load(ctx, "Task", referral_task_id, for_update=True)
     task = resources.as_dict(row)
@@ -61,21 +64,20 @@ def route(ctx: Context, referral_task_id: str) -> str | None:
     kids = children(ctx, referral_task_id)
     for kid_row, kid in kids:
         if kid["status"] in OPEN_TASK_STATUSES:
-            return kid_row.id
-    patient_ref = str(reference(task.get("for")))
-    if not decide(ctx, row.org_id, patient_ref, Purpose.REFERRAL).permitted:
-        task.update(status="cancelled", statusReason={"text": NO_CONSENT})
-        resources.update(ctx, row, task)
+            return ResourceId(kid_row.id)
+    patient_ref = Ref.parse(str(reference(task.get("for"))))
+    if not decide(ctx, row.org_id, str(patient_ref), Purpose.REFERRAL).permitted:
+        resources.update(ctx, row, fhir_referral.cancelled(task, NO_CONSENT))
         return None
-    tried = {str(reference(kid.get("owner"))).removeprefix("Organization/") for _, kid in kids}
-    sr_ref = str(reference(task.get("focus")))
-    sr = resources.load_json(ctx, "ServiceRequest", sr_ref.partition("/")[2]) or {}
-    patient = resources.load_json(ctx, "Patient", patient_ref.partition("/")[2]) or {}
+    tried = {owner for _, kid in kids if (owner := _owner(kid)) is not None}
+    sr_ref = Ref.parse(str(reference(task.get("focus"))))
+    sr = resources.load_json(ctx, "ServiceRequest", sr_ref.id) or {}
+    patient = resources.load_json(ctx, "Patient", patient_ref.id) or {}
     district = postcode_district(fhir_referral.home_postcode(patient) or "")
     refused = 0
     for candidate in rank(_candidates(ctx, district, fhir_referral.needs(sr), tried)):
-        recipient = f"Organization/{candidate.org_id}"
-        if not decide(ctx, row.org_id, patient_ref, Purpose.REFERRAL, recipient).permitted:
+        recipient = _organization(candidate.org_id)
+        if not decide(ctx, row.org_id, str(patient_ref), Purpose.REFERRAL, recipient).permitted:
             refused += 1  # the patient's Consent denies this time bank
             continue
         if _spare(ctx, candidate.org_id, lock=True) > 0:
@@ -84,25 +86,32 @@ def route(ctx: Context, referral_task_id: str) -> str | None:
     return None
 
 
+def _owner(task: dict[str, Any]) -> OrgId | None:
+    """The organisation a time bank's Task is with: `Organization/<id>` as routing set it."""
+    owner = Ref.of(task.get("owner"))
+    return OrgId(owner.id) if owner is not None and owner.rtype == "Organization" else None
+
+
 def _candidates(
-    ctx: Context, district: str | None, needs: frozenset[str], tried: set[str]
+    ctx: Context, district: str | None, needs: frozenset[str], tried: set[OrgId]
 ) -> list[Candidate]:
     if district is None:
         return []
     found = []
     for profile in timebanks.serving(ctx.session, district):
-        if profile.org_id in tried:
+        org_id = OrgId(profile.org_id)
+        if org_id in tried:
             continue
         if needs and not needs & profile.offer_set:
             continue
-        spare = _spare(ctx, profile.org_id)
-        org = organisations.get(ctx.session, profile.org_id)
+        spare = _spare(ctx, org_id)
+        org = organisations.get(ctx.session, org_id)
         if spare > 0 and org is not None:
-            found.append(Candidate(profile.org_id, org.name, len(needs & profile.offer_set), spare))
+            found.append(Candidate(org_id, org.name, len(needs & profile.offer_set), spare))
     return found
 
 
-def _spare(ctx: Context, org_id: str, lock: bool = False) -> int:
+def _spare(ctx: Context, org_id: OrgId, lock: bool = False) -> int:
     """Open slots left: capacity minus open child Tasks (capacity in use is derived, never stored)."""
     profile = (
         timebanks.get_for_update(ctx.session, org_id)
@@ -112,7 +121,7 @@ def _spare(ctx: Context, org_id: str, lock: bool = False) -> int:
     if profile is None:
         return 0
     query = [
-        [TokenMatch("owner", f"Organization/{org_id}")],
+        [TokenMatch("owner", _organization(org_id))],
         [TokenMatch("status", status) for status in OPEN_TASK_STATUSES],
     ]
     return profile.capacity - store.count(ctx.session, ctx.principal, "Task", query)
@@ -122,36 +131,39 @@ def _assign(
     ctx: Context,
     row: StoredResource,
     task: dict[str, Any],
-    sr_ref: str,
+    sr_ref: Ref,
     sr: dict[str, Any],
-    patient_ref: str,
+    patient_ref: Ref,
     chosen: Candidate,
-) -> str:
+) -> ResourceId:
     now = fhir_instant(utcnow())
-    timebank_ref = f"Organization/{chosen.org_id}"
+    timebank_ref = _organization(chosen.org_id)
     share = (chosen.org_id,)
     filler = resources.create(
         ctx,
         "ServiceRequest",
-        fhir_referral.filler_order(sr, sr_ref, timebank_ref, now),
+        fhir_referral.filler_order(sr, str(sr_ref), timebank_ref, now),
         tenant=row.org_id,
         share_with=share,
     )
-    child = fhir_referral.child_task(
-        f"Task/{row.id}", f"ServiceRequest/{filler.id}", patient_ref, timebank_ref, now
-    )
+    filler_ref = str(Ref("ServiceRequest", ResourceId(filler.id)))
+    referral_ref = str(Ref("Task", ResourceId(row.id)))
+    child = fhir_referral.child_task(referral_ref, filler_ref, str(patient_ref), timebank_ref, now)
     created = resources.create(ctx, "Task", child, tenant=row.org_id, share_with=share)
-    store.grant(ctx.session, patient_ref.partition("/")[2], [chosen.org_id])
+    store.grant(ctx.session, patient_ref.id, [chosen.org_id])
     audit.record_share(
         ctx,
-        [sr_ref, f"ServiceRequest/{filler.id}", f"Task/{created.id}", patient_ref],
+        [str(sr_ref), filler_ref, str(Ref("Task", ResourceId(created.id))), str(patient_ref)],
         recipient_org_id=chosen.org_id,
         tenant=row.org_id,
-        patient_id=patient_ref.partition("/")[2],
+        patient_id=patient_ref.id,
     )
-    task["businessStatus"] = fhir_referral.business_status("routed", f"Routed to {chosen.name}")
-    resources.update(ctx, row, task)
-    return created.id
+    resources.update(ctx, row, fhir_referral.routed(task, chosen.name))
+    return ResourceId(created.id)
+
+
+def _organization(org_id: OrgId) -> str:
+    return str(Ref("Organization", ResourceId(org_id)))
 
 
 def end_access(ctx: Context, child: dict[str, Any]) -> None:
@@ -159,16 +171,18 @@ def end_access(ctx: Context, child: dict[str, Any]) -> None:
     was cancelled) keeps its own Task, so it knows, but no longer reads the filler order, nor the
     Patient unless another referral of that patient is still with it. The audit trail keeps
     what was shared and when."""
-    owner = str(reference(child.get("owner"))).removeprefix("Organization/")
-    filler_id = str(reference(child.get("focus"))).partition("/")[2]
+    owner = _owner(child)
+    if owner is None:
+        return  # not a Task routing made: no time bank was given access through it
+    filler_id = id_of(str(reference(child.get("focus"))))
     patient_ref = str(reference(child.get("for")))
     store.revoke(ctx.session, filler_id, owner)
     if not _still_with(ctx, owner, patient_ref, except_task=str(child.get("id"))):
-        store.revoke(ctx.session, patient_ref.partition("/")[2], owner)
+        store.revoke(ctx.session, id_of(patient_ref), owner)
 
 
-def _still_with(ctx: Context, owner: str, patient_ref: str, except_task: str) -> bool:
-    query = [[TokenMatch("owner", f"Organization/{owner}")], [TokenMatch("patient", patient_ref)]]
+def _still_with(ctx: Context, owner: OrgId, patient_ref: str, except_task: str) -> bool:
+    query = [[TokenMatch("owner", _organization(owner))], [TokenMatch("patient", patient_ref)]]
     rows = store.search(ctx.session, ctx.principal, "Task", query, limit=1000, offset=0)
     return any(
         row.id != except_task and resources.as_dict(row)["status"] not in ENDED_TASK_STATUSES
@@ -177,10 +191,7 @@ def _still_with(ctx: Context, owner: str, patient_ref: str, except_task: str) ->
 
 
 def _reject(ctx: Context, row: StoredResource, task: dict[str, Any], reason: str) -> None:
-    task["status"] = "rejected"
-    task["statusReason"] = {"text": reason}
-    task.pop("businessStatus", None)
-    resources.update(ctx, row, task)
+    resources.update(ctx, row, fhir_referral.rejected(task, reason))
 
 
 def _no_one_reason(
@@ -192,7 +203,7 @@ def _no_one_reason(
             "Update the Patient's address and refer again."
         )
     declined = [
-        (kid.get("statusReason") or {}).get("text") or "no reason given"
+        fhir_referral.status_reason(kid) or "no reason given"
         for _, kid in kids
         if kid["status"] in ("rejected", "cancelled")
     ]

@@ -1,23 +1,29 @@
-"""The broker SLA (DESIGN §3 step 3): an unanswered child Task gets a reminder after
-`SPIS_BROKER_SLA` working days, then goes to the next time bank after the grace period."""
+"""The broker SLA (DESIGN §3 step 3): an unanswered child Task is marked `reminder-due` after
+`SPIS_BROKER_SLA` working days, then goes to the next time bank after the grace period. No
+reminder is sent yet (deliveries come later): the mark says one is due."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from fhir_adapters import referral as fhir_referral
-from fhir_adapters.rules import reference
 from referral_service.config import Settings
 from referral_service.kit.clock import as_utc, utcnow
+from referral_service.kit.refs import Ref
 from referral_service.routing import service as routing
 from referral_service.routing.rules import add_working_days
 from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.store.repository import TokenMatch
 
-REMINDED = "reminder-sent"
+# Marked already, by this version or one before the rename: a Task stamped `reminder-sent` is in
+# its grace period. Stamping it again would count a second reminder for the same silence and put
+# off its re-routing by one more sweep.
+REMINDED = frozenset({fhir_referral.REMINDER_DUE, fhir_referral.LEGACY_REMINDER_SENT})
+NO_ANSWER = "No answer within the time allowed; referred onwards"
 
 
 def sweep(session: Session, settings: Settings, as_of: str | None = None) -> dict[str, int]:
@@ -28,30 +34,23 @@ def sweep(session: Session, settings: Settings, as_of: str | None = None) -> dic
     counts = {"reminded": 0, "rerouted": 0}
     for row in store.search(session, ctx.principal, "Task", query, limit=10_000, offset=0):
         task = resources.as_dict(row)
-        parent = reference((task.get("partOf") or [{}])[0])
-        if not parent:
+        parent = Ref.of((task.get("partOf") or [{}])[0])
+        if parent is None:
             continue  # a referral Task, not a time bank's child Task
-        authored = as_utc(datetime.fromisoformat(task["authoredOn"].replace("Z", "+00:00")))
-        due = add_working_days(authored, settings.broker_sla)
+        due = add_working_days(_authored(task), settings.broker_sla)
         if now < due:
             continue
-        if not _reminded(task):
-            task["businessStatus"] = fhir_referral.business_status(
-                REMINDED, f"No answer within {settings.broker_sla} working days: reminder sent"
-            )
-            resources.update(ctx, row, task)
+        if not REMINDED & fhir_referral.business_status_codes(task):
+            resources.update(ctx, row, fhir_referral.reminder_due(task, settings.broker_sla))
             counts["reminded"] += 1
         elif now >= add_working_days(due, settings.broker_reminder_grace_working_days):
-            task["status"] = "cancelled"
-            task["statusReason"] = {"text": "No answer within the time allowed; referred onwards"}
+            task = fhir_referral.cancelled(task, NO_ANSWER)
             resources.update(ctx, row, task)
             routing.end_access(ctx, task)
-            routing.request_routing(session, parent.partition("/")[2])
+            routing.request_routing(session, parent.id)
             counts["rerouted"] += 1
     return counts
 
 
-def _reminded(task: dict[str, object]) -> bool:
-    status = task.get("businessStatus") or {}
-    codings = status.get("coding", []) if isinstance(status, dict) else []
-    return any(c.get("code") == REMINDED for c in codings)
+def _authored(task: dict[str, Any]) -> datetime:
+    return as_utc(datetime.fromisoformat(task["authoredOn"].replace("Z", "+00:00")))

@@ -24,6 +24,7 @@ from fhir_adapters.wellbeing import (
 )
 from referral_service.context import Context
 from referral_service.errors import BusinessRuleViolation, Invalid, NotFound
+from referral_service.kit.refs import Ref, ResourceId
 from referral_service.store import service as resources
 
 # "ServiceRequest/<id>" -> that resource as the caller may see it, or None. Intake passes its own,
@@ -34,8 +35,8 @@ Lookup = Callable[[str], dict[str, Any] | None]
 @dataclass(frozen=True, slots=True)
 class ScoredResponse:
     questionnaire: str  # our Questionnaire id: swemwbs, wemwbs, ons4, ucla3
-    referral: str  # "ServiceRequest/<id>" of the original referral
-    named: str  # the ServiceRequest basedOn named: the original, or a time bank's filler-order
+    referral: Ref  # the original referral ServiceRequest
+    named: Ref  # the ServiceRequest basedOn named: the original, or a time bank's filler-order
     scores: tuple[Score, ...]
     response: dict[str, Any]  # the QuestionnaireResponse that was checked
 
@@ -65,7 +66,7 @@ def check_response(
 
 def observations_for(scored: ScoredResponse, qr_ref: str) -> list[dict[str, Any]]:
     """The score Observations (no ids) for a checked response stored as ``qr_ref``."""
-    return score_observations(qr_ref, scored.response, scored.referral, list(scored.scores))
+    return score_observations(qr_ref, scored.response, str(scored.referral), list(scored.scores))
 
 
 def referral_owner(ctx: Context, scored: ScoredResponse) -> str:
@@ -76,7 +77,7 @@ def referral_owner(ctx: Context, scored: ScoredResponse) -> str:
     in the same intake is not stored yet: then the caller is the practice.
     """
     try:
-        return resources.load(ctx, "ServiceRequest", scored.named.partition("/")[2]).org_id
+        return resources.load(ctx, "ServiceRequest", scored.named.id).org_id
     except NotFound:
         return ctx.principal.org_id
 
@@ -95,12 +96,12 @@ def _questionnaire_id(qr: dict[str, Any]) -> str:
     return found
 
 
-def _referral(ctx: Context, qr: dict[str, Any], lookup: Lookup) -> tuple[str, str, dict[str, Any]]:
+def _referral(ctx: Context, qr: dict[str, Any], lookup: Lookup) -> tuple[Ref, Ref, dict[str, Any]]:
     """The original referral the response's basedOn leads to, and the ServiceRequest named."""
     named = [
         ref
         for ref in (_local(ctx, fhir_rules.reference(b)) for b in _list(qr.get("basedOn")))
-        if ref is not None and ref.startswith("ServiceRequest/")
+        if ref is not None and ref.rtype == "ServiceRequest"
     ]
     if not named:
         raise Invalid(
@@ -118,8 +119,8 @@ def _referral(ctx: Context, qr: dict[str, Any], lookup: Lookup) -> tuple[str, st
     return found[0][0], named[0], found[0][1]
 
 
-def _original(ctx: Context, ref: str, lookup: Lookup) -> tuple[str, dict[str, Any]]:
-    sr = lookup(ref)
+def _original(ctx: Context, ref: Ref, lookup: Lookup) -> tuple[Ref, dict[str, Any]]:
+    sr = lookup(str(ref))
     if sr is None:
         raise Invalid(
             "QuestionnaireResponse.basedOn refers to a ServiceRequest that does not exist",
@@ -131,7 +132,7 @@ def _original(ctx: Context, ref: str, lookup: Lookup) -> tuple[str, dict[str, An
     # Only SPIS's routing creates filler-orders (intake accepts intent=order only), so its basedOn
     # is trusted even where the time bank may not read the original itself.
     originals = [_local(ctx, fhir_rules.reference(b)) for b in _list(sr.get("basedOn"))]
-    original = next((o for o in originals if o and o.startswith("ServiceRequest/")), None)
+    original = next((o for o in originals if o and o.rtype == "ServiceRequest"), None)
     if original is None:
         raise Invalid(
             "QuestionnaireResponse.basedOn names a ServiceRequest without an original referral",
@@ -141,21 +142,21 @@ def _original(ctx: Context, ref: str, lookup: Lookup) -> tuple[str, dict[str, An
     return original, sr
 
 
-def _local(ctx: Context, ref: str | None) -> str | None:
-    """``Type/id`` for a reference to this server (relative or under our base URL), else None."""
+def _local(ctx: Context, ref: str | None) -> Ref | None:
+    """The Ref for a reference to this server (relative or under our base URL), else None."""
     if ref is None:
         return None
     local = ref.removeprefix(ctx.settings.fhir_base_url + "/")
     if local.startswith(("http://", "https://")):
         return None  # held by another server: not a referral SPIS knows
     parts = fhir_rules.split_reference(local)
-    return f"{parts[0]}/{parts[1]}" if parts else None
+    return Ref(parts[0], ResourceId(parts[1])) if parts else None
 
 
 def _store_lookup(ctx: Context) -> Lookup:
     def lookup(ref: str) -> dict[str, Any] | None:
-        rtype, _, rid = ref.partition("/")
-        return resources.load_json(ctx, rtype, rid)
+        parsed = Ref.parse(ref)
+        return resources.load_json(ctx, parsed.rtype, parsed.id)
 
     return lookup
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral_service.app import create_app
 from referral_service.config import Settings
 from referral_service.jobs.producer import Producer
+from referral_service.jobs.service import PRODUCER_KEY, JobName, enqueue
 from tests.fixtures.referrals import make_referral
 from tests.fixtures.systems import TestSystem, bearer
 from tests.integration.conftest import Worker, add_timebank, wait_for
@@ -71,6 +72,12 @@ def test_worker_killed_mid_routing_routes_once_after_restart(
         worker.stop()
 
 
+def job_status(session_factory: sessionmaker[Session], job_id: str) -> str | None:
+    with session_factory() as session:
+        status = session.execute(text("SELECT status FROM job WHERE id = :id"), {"id": job_id})
+        return status.scalar()
+
+
 def _waiting_on_lock(session_factory: sessionmaker[Session]) -> bool:
     with session_factory() as session:
         waiting = session.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar()
@@ -121,8 +128,23 @@ def test_silent_broker_gets_a_reminder_then_the_referral_moves_on(
         as_of = (datetime.now(UTC) + timedelta(days=days)).isoformat()
         producer.app.send_task("spis.sweep_broker_sla", kwargs={"as_of": as_of})
 
-    sweep(days=1)  # inside the SLA: nothing happens
-    sweep(days=8)  # 5 working days have passed whatever today is: reminder
+    def swept(days: int) -> None:
+        """sweep(), returning once the worker has run it: the worker takes one message at a time,
+        in order (solo pool), so a job sent after the sweep being done means the sweep is done.
+        The job routes the referral again, which changes nothing while its child Task is open."""
+        sweep(days)
+        with session_factory() as session, session.begin():
+            session.info[PRODUCER_KEY] = producer
+            job_id = enqueue(session, JobName.ROUTE_REFERRAL, referral_task=referral.task_id)
+        wait_for(lambda: job_status(session_factory, job_id) == "done", what="the sweep to run")
+
+    swept(days=1)  # inside the SLA: nothing happens
+    untouched = client.get(f"/fhir/Task/{first}", headers=slow_h).json()
+    assert (untouched["meta"]["versionId"], untouched["status"]) == ("1", "requested")
+    assert "businessStatus" not in untouched
+    assert child_tasks(session_factory, referral.task_id) == [first]
+
+    swept(days=8)  # 5 working days have passed whatever today is: marked, a reminder is due
     task = wait_for(
         lambda: (
             (t := client.get(f"/fhir/Task/{first}", headers=slow_h).json()).get("businessStatus")
@@ -130,8 +152,8 @@ def test_silent_broker_gets_a_reminder_then_the_referral_moves_on(
         ),
         what="the reminder",
     )
-    assert task["businessStatus"]["coding"][0]["code"] == "reminder-sent"
-    assert task["status"] == "requested"
+    assert task["businessStatus"]["coding"][0]["code"] == "reminder-due"
+    assert (task["meta"]["versionId"], task["status"]) == ("2", "requested")
     sweep(days=12)  # and the grace period too: re-routed to the other time bank
     wait_for(lambda: len(child_tasks(session_factory, referral.task_id)) == 2, what="re-routing")
     assert client.get(f"/fhir/Task/{first}", headers=slow_h).json()["status"] == "cancelled"
