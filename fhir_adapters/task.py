@@ -21,18 +21,54 @@ def referral_task(
 ) -> dict[str, Any]:
     """A new referral Task, `requested`, for the ServiceRequest `focus` ("ServiceRequest/<id>")
     and the Reference elements given (copied, so the Task never shares them with the caller)."""
+    return _requested_task(
+        focus={"reference": focus},
+        patient=dict(patient),
+        requester=dict(requester),
+        owner=dict(owner),
+        authored_on=authored_on,
+    )
+
+
+def child_task(
+    referral_task_ref: str, filler_ref: str, patient_ref: str, timebank_ref: str, now: str
+) -> dict[str, Any]:
+    """A time bank's Task: `partOf` the referral Task, focused on the filler order."""
+    task = _requested_task(
+        focus=_ref(filler_ref),
+        patient=_ref(patient_ref),
+        requester={"reference": "Organization/spis", "display": "SPIS"},
+        owner=_ref(timebank_ref),
+        authored_on=now,
+    )
+    task["partOf"] = [_ref(referral_task_ref)]
+    return task
+
+
+def _requested_task(
+    *,
+    focus: dict[str, Any],
+    patient: dict[str, Any],
+    requester: dict[str, Any],
+    owner: dict[str, Any],
+    authored_on: str,
+) -> dict[str, Any]:
     return {
         "resourceType": "Task",
         "meta": {"profile": [codes.SDOH_TASK_PROFILE]},
         "status": TaskStatus.REQUESTED.value,
         "intent": "order",
         "code": {"coding": [{"system": codes.TASK_CODE_SYSTEM, "code": codes.TASK_CODE_FULFILL}]},
-        "focus": {"reference": focus},
-        "for": dict(patient),
-        "requester": dict(requester),
+        "focus": focus,
+        "for": patient,
+        "requester": requester,
         "authoredOn": authored_on,
-        "owner": dict(owner),
+        "owner": owner,
     }
+
+
+def _ref(reference: str) -> dict[str, str]:
+    return {"reference": reference}
 
 
 def set_status(task: dict[str, Any], status: str, reason: str | None = None) -> None:
@@ -42,3 +78,62 @@ def set_status(task: dict[str, Any], status: str, reason: str | None = None) -> 
     task.pop("statusReason", None)
     if reason is not None:
         task["statusReason"] = {"text": reason}
+
+
+# Task.businessStatus codes routing and the broker SLA set (BUSINESS_STATUS_SYSTEM).
+ROUTED = "routed"
+REMINDER_DUE = "reminder-due"
+# What versions before issue 8 stamped for REMINDER_DUE, though no reminder was ever sent. Tasks
+# stored then still carry it; it is read, never written.
+LEGACY_REMINDER_SENT = "reminder-sent"
+
+
+def business_status(code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": codes.BUSINESS_STATUS_SYSTEM, "code": code, "display": display}]}
+
+
+def business_status_codes(task: dict[str, Any]) -> frozenset[str]:
+    status = task.get("businessStatus")
+    codings = status.get("coding") if isinstance(status, dict) else None
+    return frozenset(
+        c["code"] for c in codings or [] if isinstance(c, dict) and isinstance(c.get("code"), str)
+    )
+
+
+def routed(task: dict[str, Any], timebank_name: str) -> dict[str, Any]:
+    """The referral Task once a time bank has been offered it."""
+    return {**task, "businessStatus": business_status(ROUTED, f"Routed to {timebank_name}")}
+
+
+def reminder_due(task: dict[str, Any], working_days: int) -> dict[str, Any]:
+    """A time bank's Task left unanswered for `working_days`: a reminder is due."""
+    display = f"No answer within {working_days} working days: a reminder is due"
+    return {**task, "businessStatus": business_status(REMINDER_DUE, display)}
+
+
+def cancelled(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Cancelled with a reason a person can read; any businessStatus stays as the last news."""
+    ended = dict(task)
+    set_status(ended, TaskStatus.CANCELLED, reason)
+    return ended
+
+
+def rejected(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The referral Task no time bank could take: the routing businessStatus no longer holds."""
+    ended = {key: value for key, value in task.items() if key != "businessStatus"}
+    set_status(ended, TaskStatus.REJECTED, reason)
+    return ended
+
+
+def status_reason(task: dict[str, Any]) -> str | None:
+    reason = task.get("statusReason")
+    text = reason.get("text") if isinstance(reason, dict) else None
+    return text if isinstance(text, str) and text else None
+
+
+def output(kind: str, reference: str) -> dict[str, Any]:
+    """A Task.output entry: `resulting-activity` → Procedure, `additional-content` → Observation."""
+    return {
+        "type": {"coding": [{"system": codes.TASK_OUTPUT_TYPE_SYSTEM, "code": kind}]},
+        "valueReference": _ref(reference),
+    }

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_adapters import referral as fhir_referral
 from fhir_adapters import task as fhir_task
 from fhir_adapters.codes import ENDED_TASK_STATUSES, OPEN_TASK_STATUSES, TaskStatus
 from fhir_adapters.rules import reference
@@ -127,8 +126,8 @@ def _outputs(system: Context, sr_ref: str) -> list[dict[str, Any]]:
     observations = store.search(
         system.session, system.principal, "Observation", based_on, limit=1000, offset=0
     )
-    return [fhir_referral.output("resulting-activity", f"Procedure/{p.id}") for p in procedures] + [
-        fhir_referral.output("additional-content", f"Observation/{o.id}") for o in observations
+    return [fhir_task.output("resulting-activity", f"Procedure/{p.id}") for p in procedures] + [
+        fhir_task.output("additional-content", f"Observation/{o.id}") for o in observations
     ]
 
 

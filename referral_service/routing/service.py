@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from fhir_adapters import referral as fhir_referral
+from fhir_adapters import task as fhir_task
 from fhir_adapters.codes import ENDED_TASK_STATUSES, OPEN_TASK_STATUSES
 from fhir_adapters.rules import reference
 from referral_service.audit import service as audit
@@ -67,7 +68,7 @@ def route(ctx: Context, referral_task_id: ResourceId) -> ResourceId | None:
             return ResourceId(kid_row.id)
     patient_ref = Ref.parse(str(reference(task.get("for"))))
     if not decide(ctx, row.org_id, str(patient_ref), Purpose.REFERRAL).permitted:
-        resources.update(ctx, row, fhir_referral.cancelled(task, NO_CONSENT))
+        resources.update(ctx, row, fhir_task.cancelled(task, NO_CONSENT))
         return None
     tried = {owner for _, kid in kids if (owner := _owner(kid)) is not None}
     sr_ref = Ref.parse(str(reference(task.get("focus"))))
@@ -148,7 +149,7 @@ def _assign(
     )
     filler_ref = str(Ref("ServiceRequest", ResourceId(filler.id)))
     referral_ref = str(Ref("Task", ResourceId(row.id)))
-    child = fhir_referral.child_task(referral_ref, filler_ref, str(patient_ref), timebank_ref, now)
+    child = fhir_task.child_task(referral_ref, filler_ref, str(patient_ref), timebank_ref, now)
     created = resources.create(ctx, "Task", child, tenant=row.org_id, share_with=share)
     store.grant(ctx.session, patient_ref.id, [chosen.org_id])
     audit.record_share(
@@ -158,7 +159,7 @@ def _assign(
         tenant=row.org_id,
         patient_id=patient_ref.id,
     )
-    resources.update(ctx, row, fhir_referral.routed(task, chosen.name))
+    resources.update(ctx, row, fhir_task.routed(task, chosen.name))
     return ResourceId(created.id)
 
 
@@ -191,7 +192,7 @@ def _still_with(ctx: Context, owner: OrgId, patient_ref: str, except_task: str) 
 
 
 def _reject(ctx: Context, row: StoredResource, task: dict[str, Any], reason: str) -> None:
-    resources.update(ctx, row, fhir_referral.rejected(task, reason))
+    resources.update(ctx, row, fhir_task.rejected(task, reason))
 
 
 def _no_one_reason(
@@ -203,7 +204,7 @@ def _no_one_reason(
             "Update the Patient's address and refer again."
         )
     declined = [
-        fhir_referral.status_reason(kid) or "no reason given"
+        fhir_task.status_reason(kid) or "no reason given"
         for _, kid in kids
         if kid["status"] in ("rejected", "cancelled")
     ]

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from fhir_adapters import referral as fhir_referral
+from fhir_adapters import task as fhir_task
 from referral_service.config import Settings
 from referral_service.kit.clock import as_utc, utcnow
 from referral_service.kit.refs import Ref
@@ -22,7 +22,7 @@ from referral_service.store.repository import TokenMatch
 # Marked already, by this version or one before the rename: a Task stamped `reminder-sent` is in
 # its grace period. Stamping it again would count a second reminder for the same silence and put
 # off its re-routing by one more sweep.
-REMINDED = frozenset({fhir_referral.REMINDER_DUE, fhir_referral.LEGACY_REMINDER_SENT})
+REMINDED = frozenset({fhir_task.REMINDER_DUE, fhir_task.LEGACY_REMINDER_SENT})
 NO_ANSWER = "No answer within the time allowed; referred onwards"
 
 
@@ -40,11 +40,11 @@ def sweep(session: Session, settings: Settings, as_of: str | None = None) -> dic
         due = add_working_days(_authored(task), settings.broker_sla)
         if now < due:
             continue
-        if not REMINDED & fhir_referral.business_status_codes(task):
-            resources.update(ctx, row, fhir_referral.reminder_due(task, settings.broker_sla))
+        if not REMINDED & fhir_task.business_status_codes(task):
+            resources.update(ctx, row, fhir_task.reminder_due(task, settings.broker_sla))
             counts["reminded"] += 1
         elif now >= add_working_days(due, settings.broker_reminder_grace_working_days):
-            task = fhir_referral.cancelled(task, NO_ANSWER)
+            task = fhir_task.cancelled(task, NO_ANSWER)
             resources.update(ctx, row, task)
             routing.end_access(ctx, task)
             routing.request_routing(session, parent.id)

@@ -6,11 +6,11 @@ import copy
 from typing import Any
 
 from fhir_adapters import codes
-from fhir_adapters import referral as fhir_referral
+from fhir_adapters import task as fhir_task
 
 
 def child() -> dict[str, Any]:
-    return fhir_referral.child_task(
+    return fhir_task.child_task(
         "Task/ref-1",
         "ServiceRequest/fo-1",
         "Patient/p-1",
@@ -27,7 +27,7 @@ def coding(task: dict[str, Any]) -> dict[str, Any]:
 def test_routed_names_the_time_bank_in_the_business_status() -> None:
     task = {"resourceType": "Task", "status": "requested"}
 
-    routed = fhir_referral.routed(task, "Catford Time Bank")
+    routed = fhir_task.routed(task, "Catford Time Bank")
 
     assert coding(routed) == {
         "system": codes.BUSINESS_STATUS_SYSTEM,
@@ -41,7 +41,7 @@ def test_routed_names_the_time_bank_in_the_business_status() -> None:
 def test_reminder_due_says_a_reminder_is_due_not_that_one_was_sent() -> None:
     task = child()
 
-    marked = fhir_referral.reminder_due(task, 5)
+    marked = fhir_task.reminder_due(task, 5)
 
     assert coding(marked) == {
         "system": codes.BUSINESS_STATUS_SYSTEM,
@@ -53,10 +53,10 @@ def test_reminder_due_says_a_reminder_is_due_not_that_one_was_sent() -> None:
 
 
 def test_cancelled_keeps_the_business_status_as_the_last_news() -> None:
-    marked = fhir_referral.reminder_due(child(), 5)
+    marked = fhir_task.reminder_due(child(), 5)
     before = copy.deepcopy(marked)
 
-    ended = fhir_referral.cancelled(marked, "No answer within the time allowed")
+    ended = fhir_task.cancelled(marked, "No answer within the time allowed")
 
     assert ended["status"] == "cancelled"
     assert ended["statusReason"] == {"text": "No answer within the time allowed"}
@@ -65,10 +65,10 @@ def test_cancelled_keeps_the_business_status_as_the_last_news() -> None:
 
 
 def test_rejected_drops_the_routing_business_status() -> None:
-    task = fhir_referral.routed({"resourceType": "Task", "status": "requested"}, "Catford")
+    task = fhir_task.routed({"resourceType": "Task", "status": "requested"}, "Catford")
     before = copy.deepcopy(task)
 
-    ended = fhir_referral.rejected(task, "No time bank serving SE6 could take this referral")
+    ended = fhir_task.rejected(task, "No time bank serving SE6 could take this referral")
 
     assert ended == {
         "resourceType": "Task",
@@ -85,16 +85,16 @@ def test_business_status_codes_reads_every_coding_and_tolerates_none() -> None:
         }
     }
 
-    assert fhir_referral.business_status_codes(task) == {"reminder-sent", "routed"}
-    assert fhir_referral.business_status_codes(child()) == frozenset()
-    assert fhir_referral.business_status_codes({"businessStatus": {"text": "x"}}) == frozenset()
+    assert fhir_task.business_status_codes(task) == {"reminder-sent", "routed"}
+    assert fhir_task.business_status_codes(child()) == frozenset()
+    assert fhir_task.business_status_codes({"businessStatus": {"text": "x"}}) == frozenset()
 
 
 def test_status_reason_is_the_text_or_none() -> None:
-    assert fhir_referral.status_reason({"statusReason": {"text": "Full"}}) == "Full"
-    assert fhir_referral.status_reason({"statusReason": {"text": ""}}) is None
-    assert fhir_referral.status_reason({"statusReason": {"coding": []}}) is None
-    assert fhir_referral.status_reason(child()) is None
+    assert fhir_task.status_reason({"statusReason": {"text": "Full"}}) == "Full"
+    assert fhir_task.status_reason({"statusReason": {"text": ""}}) is None
+    assert fhir_task.status_reason({"statusReason": {"coding": []}}) is None
+    assert fhir_task.status_reason(child()) is None
 
 
 def test_child_task_is_a_time_banks_order_part_of_the_referral() -> None:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters import referral as fhir_referral
+from fhir_adapters import task as fhir_task
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.organisations.models import OrgKind
@@ -73,7 +74,7 @@ def route(
             tenant=practice.org_id,
             share_with=(timebank_org_id,),
         )
-        task_body = fhir_referral.child_task(
+        task_body = fhir_task.child_task(
             referral.task,
             f"ServiceRequest/{filler.id}",
             referral.patient,

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fhir_adapters import referral as fhir_referral
+from fhir_adapters import task as fhir_task
 from referral_service.config import Settings
 from referral_service.jobs.models import Job
 from referral_service.routing import service as routing
@@ -52,7 +52,7 @@ def route_jobs(session_factory: sessionmaker[Session], referral: Referral) -> in
 
 def legacy_mark() -> dict[str, Any]:
     """The businessStatus versions before the rename stamped."""
-    return fhir_referral.business_status("reminder-sent", "No answer: reminder sent")
+    return fhir_task.business_status("reminder-sent", "No answer: reminder sent")
 
 
 def test_the_sweep_marks_the_silent_re_routes_the_long_silent_and_leaves_the_rest(
@@ -77,7 +77,7 @@ def test_the_sweep_marks_the_silent_re_routes_the_long_silent_and_leaves_the_res
         "legacy-overdue": {"authoredOn": LONG_SILENT, "businessStatus": legacy_mark()},
         "overdue": {
             "authoredOn": LONG_SILENT,
-            "businessStatus": fhir_referral.business_status("reminder-due", "due"),
+            "businessStatus": fhir_task.business_status("reminder-due", "due"),
         },
     }
     for name, changes in setup.items():
