@@ -135,3 +135,7 @@ BUSINESS_STATUS_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/referral-business-statu
 TASK_OUTPUT_TYPE_SYSTEM: Final = (
     "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
 )
+
+# The media type of FHIR JSON (R4 http.html#mime-type): what /fhir answers, and what a JWE carries
+# unless its `cty` says otherwise.
+FHIR_JSON: Final = "application/fhir+json"

@@ -17,6 +17,7 @@ from typing import Any
 from joserfc import jwe
 from joserfc.errors import JoseError
 
+from fhir_adapters.codes import FHIR_JSON
 from fhir_adapters.parse import DuplicateKeyError, loads_unique
 from referral_service.errors import ServiceError
 from referral_service.kit.jwe_keys import (
@@ -30,7 +31,6 @@ from referral_service.transit.keys import KeyStore, TransitKey
 
 JOSE = "application/jose"
 CONTENT_ENCRYPTION = "A256GCM"
-FHIR_JSON = "application/fhir+json"
 # The bodies our endpoints take; anything else inside a JWE is refused before it reaches them.
 PLAINTEXT_TYPES = frozenset({FHIR_JSON, "application/json", "application/json-patch+json"})
 DEFAULT_MAX_BYTES = 1_048_576
