@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from fhir_adapters.outcome import operation_outcome_issue
+from fhir_adapters.outcome import operation_outcome_issue, outcome_of
 from referral_service.kit.clock import fhir_instant
 from referral_service.store.models import StoredResource
 from referral_service.store.query import ParsedSearch
@@ -93,7 +93,7 @@ def _left_out(rows: Sequence[StoredResource]) -> dict[str, Any]:
         for row in rows
     ]
     return {
-        "resource": {"resourceType": "OperationOutcome", "issue": issues},
+        "resource": outcome_of(issues),
         "search": {"mode": "outcome"},
     }
 
