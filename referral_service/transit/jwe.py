@@ -68,15 +68,11 @@ class Decrypted:
     content_type: str
 
 
-def decrypt_request(compact: bytes, keys: KeyStore, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The plaintext of a client's compact JWE; a TransitError for anything we refuse."""
-    return open_request(compact, keys, max_bytes=max_bytes).plaintext
-
-
 def open_request(
     compact: bytes, keys: KeyStore, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Decrypted:
-    """The plaintext and its media type (the JWE's `cty`, default FHIR JSON)."""
+    """The plaintext of a client's compact JWE and its media type (the JWE's `cty`, default FHIR
+    JSON); a TransitError for anything we refuse."""
     compact = compact.strip()
     header = protected_header(compact, max_bytes)
     check_header(header)
