@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -32,7 +33,6 @@ from referral_service.referrals import service as referrals
 from referral_service.referrals.service import STORED_TYPES, Entry
 from referral_service.store import patching, reads
 from referral_service.store import service as resources
-from referral_service.store.models import StoredResource
 from referral_service.store.service import Version, version_named
 
 # Not in FastAPI's OpenAPI: the document shows one path per type, from the CapabilityStatement.
@@ -186,10 +186,7 @@ def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: boo
     page = found.page
     audit.record_read(ctx, [*page.matches, *page.included], kind=Kind.SEARCH)
     audit.record_unreadable(ctx, page.unreadable, kind=Kind.SEARCH)
-
-    def present(row: StoredResource) -> bytes:
-        return reads.present(ctx, row)
-
+    present = partial(reads.present, ctx)
     return fhir_response(searchset(_base(ctx), rtype, found.parsed, page, present))
 
 
