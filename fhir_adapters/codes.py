@@ -135,3 +135,20 @@ BUSINESS_STATUS_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/referral-business-statu
 TASK_OUTPUT_TYPE_SYSTEM: Final = (
     "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
 )
+
+# The media type of FHIR JSON (R4 http.html#mime-type): what /fhir answers, and what a JWE carries
+# unless its `cty` says otherwise.
+FHIR_JSON: Final = "application/fhir+json"
+
+# The offer categories (OFFER_SYSTEM) with their displays: what a time bank's directory profile
+# offers, what a referral asks for, and how a ledger listing or exchange is coded (DESIGN §4).
+OFFER_CATEGORIES: Final[dict[str, str]] = {
+    "befriending": "Befriending",
+    "shopping-companion": "Shopping companion",
+    "gardening": "Gardening",
+    "music": "Music",
+    "walking-group": "Walking group",
+    "digital-skills": "Digital skills",
+    "cooking": "Cooking",
+    "transport": "Transport",
+}

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from fhir_adapters.codes import (
+    OFFER_CATEGORIES,
     OFFER_SYSTEM,
     SNOMED,
     SOCIAL_SERVICE_PROCEDURE,
@@ -43,18 +44,8 @@ LEDGER_CODE_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/time-credit-ledger"
 PROGRAM_ENROLLMENT_STATUS: Final = "program-enrollment-status"
 TIME_CREDIT_HOURS: Final = "time-credit-hours"
 TIME_CREDIT_DIRECTION: Final = "time-credit-direction"
-# An exchange is coded with the offer categories time banks and referrals use (DESIGN §4).
+# An exchange is coded with the offer categories time banks and referrals use (OFFER_CATEGORIES).
 ACTIVITY_SYSTEM: Final = OFFER_SYSTEM
-ACTIVITIES: Final[dict[str, str]] = {
-    "befriending": "Befriending",
-    "shopping-companion": "Shopping companion",
-    "gardening": "Gardening",
-    "music": "Music",
-    "walking-group": "Walking group",
-    "digital-skills": "Digital skills",
-    "cooking": "Cooking",
-    "transport": "Transport",
-}
 
 
 class Direction(StrEnum):
@@ -119,7 +110,7 @@ def exchange_procedure(
                 _coding(SDOHCC_TEMPORARY_CODES, SOCIAL_CONNECTION, "Social Connection"),
             ]
         },
-        "code": _concept(ACTIVITY_SYSTEM, activity, ACTIVITIES[activity]),
+        "code": _concept(ACTIVITY_SYSTEM, activity, OFFER_CATEGORIES[activity]),
         "subject": _patient(member),
         "performedPeriod": {"start": day, "end": day},
         "performer": [{"actor": _org(member.timebank_org_id)}],

@@ -61,7 +61,7 @@ class FhirError(Exception):
         return self.diagnostics
 
     def to_outcome(self) -> dict[str, Any]:
-        return {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in self.issues]}
+        return outcome_of(i.to_json() for i in self.issues)
 
 
 def operation_outcome_issue(
@@ -77,8 +77,13 @@ def operation_outcome(
     code: str, diagnostics: str, severity: str = "error", expression: list[str] | None = None
 ) -> dict[str, Any]:
     """A one-issue OperationOutcome as JSON."""
-    issue = operation_outcome_issue(code, diagnostics, severity, expression)
-    return {"resourceType": "OperationOutcome", "issue": [issue]}
+    return outcome_of([operation_outcome_issue(code, diagnostics, severity, expression)])
+
+
+def outcome_of(issues: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """An OperationOutcome of issues made by `operation_outcome_issue`: the one place the
+    resource is put together."""
+    return {"resourceType": "OperationOutcome", "issue": list(issues)}
 
 
 # --- pydantic ValidationError -> FhirError -------------------------------------------------------

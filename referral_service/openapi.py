@@ -19,11 +19,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from fhir_adapters.codes import FHIR_JSON
 from referral_service.auth.dependencies import current_principal
 from referral_service.auth.openapi import security_schemes
 from referral_service.db import get_session
 from referral_service.fhir.capability import capability_statement
-from referral_service.fhir.negotiation import FHIR_JSON
 from referral_service.fhir.openapi import fhir_openapi
 from referral_service.ledger.openapi import declare_limits
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -22,7 +21,9 @@ from referral_service.audit import chain, service
 from referral_service.auth.dependencies import require
 from referral_service.errors import Invalid
 from referral_service.fhir.endpoints import ContextDep, fhir_response
-from referral_service.fhir.negotiation import check_accept, refuse_nul_in_url
+from referral_service.fhir.negotiation import check_accept
+from referral_service.fhir.search import Paging, paged_searchset
+from referral_service.kit.http import refuse_nul_in_url
 from referral_service.kit.numbers import MAX_SQL_INT, whole_number
 
 # Documented with the other /fhir routes, from the CapabilityStatement (fhir/openapi.py).
@@ -93,30 +94,18 @@ class _Page:
 
 
 def _searchset(base: str, page: _Page, found: list[chain.Link]) -> bytes:
-    shown, has_next = found[: page.count], len(found) > page.count
-    links = [{"relation": "self", "url": page.url(base, page.offset)}]
-    if has_next:
-        links.append({"relation": "next", "url": page.url(base, page.offset + page.count)})
-    if page.offset > 0:
-        links.append(
-            {"relation": "previous", "url": page.url(base, max(page.offset - page.count, 0))}
-        )
-    bundle: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base}/AuditEvent/{link.event.id}",
-                "resource": audit_event(as_view(link)),
-                "search": {"mode": "match"},
-            }
-            for link in shown
-        ],
-    }
-    if not has_next and page.offset == 0:
-        bundle["total"] = len(shown)
-    return orjson.dumps(bundle)
+    shown = found[: page.count]
+    paging = Paging(page.count, page.offset, has_next=len(found) > page.count)
+    entries = [
+        {
+            "fullUrl": f"{base}/AuditEvent/{link.event.id}",
+            "resource": audit_event(as_view(link)),
+            "search": {"mode": "match"},
+        }
+        for link in shown
+    ]
+    total = len(shown) if paging.complete else None
+    return paged_searchset(paging, lambda offset: page.url(base, offset), entries, total)
 
 
 def as_view(link: chain.Link) -> AuditView:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from fhir_adapters.outcome import FhirError
+from fhir_adapters.outcome import FhirError, operation_outcome
 from referral_service.errors import Invalid, ServiceError
 from referral_service.referrals.service import Entry, Outcome
 from referral_service.store.service import Version
@@ -86,12 +86,9 @@ def response_entry(outcome: Outcome, base: str, with_resource: bool) -> dict[str
         "lastModified": version.last_updated.isoformat().replace("+00:00", "Z"),
     }
     if outcome.note:
-        response["outcome"] = {
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {"severity": "information", "code": "informational", "diagnostics": outcome.note}
-            ],
-        }
+        response["outcome"] = operation_outcome(
+            "informational", outcome.note, severity="information"
+        )
     entry: dict[str, Any] = {"fullUrl": f"{base}/{version.type}/{version.id}", "response": response}
     if with_resource:
         entry["resource"] = orjson.Fragment(version.body)
@@ -100,17 +97,10 @@ def response_entry(outcome: Outcome, base: str, with_resource: bool) -> dict[str
 
 def error_entry(exc: ServiceError | FhirError) -> dict[str, Any]:
     if isinstance(exc, FhirError):
-        status, outcome = exc.status, exc.to_outcome()
+        outcome = exc.to_outcome()
     else:
-        issue: dict[str, Any] = {
-            "severity": "error",
-            "code": exc.issue_code,
-            "diagnostics": exc.message,
-        }
-        if exc.expression:
-            issue["expression"] = exc.expression
-        status, outcome = exc.status, {"resourceType": "OperationOutcome", "issue": [issue]}
-    return {"response": {"status": str(status), "outcome": outcome}}
+        outcome = operation_outcome(exc.issue_code, exc.message, expression=exc.expression)
+    return {"response": {"status": str(exc.status), "outcome": outcome}}
 
 
 def response_bundle(kind: str, entries: Sequence[dict[str, Any]]) -> bytes:

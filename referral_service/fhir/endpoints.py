@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -11,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from fhir_adapters.codes import FHIR_JSON
 from fhir_adapters.outcome import FhirError
 from fhir_adapters.parse import validate_resource
 from fhir_adapters.questionnaires import QUESTIONNAIRES
@@ -22,26 +24,16 @@ from referral_service.db import get_session
 from referral_service.errors import Invalid, NotFound, ServiceError
 from referral_service.fhir import bundles
 from referral_service.fhir.capability import capability_statement
-from referral_service.fhir.negotiation import (
-    FHIR_JSON,
-    check_accept,
-    read_json_body,
-    read_json_patch,
-    refuse_nul_in_url,
-)
-from referral_service.fhir.patch import apply_patch
-from referral_service.fhir.search import history_bundle, searchset, small_searchset
-from referral_service.kit.clock import as_utc, fhir_instant
-from referral_service.kit.numbers import whole_number
+from referral_service.fhir.negotiation import check_accept, read_json_body, read_json_patch
+from referral_service.fhir.search import count_only, history_bundle, searchset, small_searchset
+from referral_service.kit.http import refuse_nul_in_url
 from referral_service.organisations import service as organisations
 from referral_service.principal import Principal
 from referral_service.referrals import service as referrals
 from referral_service.referrals.service import STORED_TYPES, Entry
-from referral_service.store import query as store_query
-from referral_service.store import repository as store
+from referral_service.store import patching, reads
 from referral_service.store import service as resources
-from referral_service.store.models import StoredResource
-from referral_service.store.service import Version
+from referral_service.store.service import Version, version_named
 
 # Not in FastAPI's OpenAPI: the document shows one path per type, from the CapabilityStatement.
 router = APIRouter(
@@ -74,11 +66,6 @@ def version_response(version: Version, status: int = 200, location: str | None =
     if location:
         headers["Location"] = location
     return fhir_response(version.body, status, headers)
-
-
-def _etag_value(header: str | None) -> str | None:
-    """`W/"3"`, `"3"` and `3` all name version 3 (clients differ)."""
-    return None if header is None else header.strip().removeprefix("W/").strip('"')
 
 
 def _base(ctx: Context) -> str:
@@ -192,29 +179,15 @@ def _strict(request: Request) -> bool:
 def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: bool) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "s")
-    parsed = store_query.parse(ctx, rtype, params, strict=strict)
-    if parsed.count == 0:  # _count=0: how many, no page (FHIR's _summary=count)
-        total = store.count(ctx.session, ctx.principal, rtype, parsed.query)
+    found = reads.search(ctx, rtype, params, strict=strict)
+    if found.page is None:  # _count=0: how many, no page
         audit.record_read(ctx, [], kind=Kind.SEARCH, detail="count only")
-        return fhir_response(
-            orjson.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
-        )
-    page = resources.search(
-        ctx,
-        rtype,
-        parsed.query,
-        count=parsed.count,
-        offset=parsed.offset,
-        newest_first=parsed.newest_first,
-        includes=parsed.includes,
-    )
+        return fhir_response(count_only(found.total))
+    page = found.page
     audit.record_read(ctx, [*page.matches, *page.included], kind=Kind.SEARCH)
     audit.record_unreadable(ctx, page.unreadable, kind=Kind.SEARCH)
-
-    def present(row: StoredResource) -> bytes:
-        return resources.presented(ctx, row.type, row.org_id, row.body)
-
-    return fhir_response(searchset(_base(ctx), rtype, parsed, page, present))
+    present = partial(reads.present, ctx)
+    return fhir_response(searchset(_base(ctx), rtype, found.parsed, page, present))
 
 
 @router.post("/{rtype}")
@@ -238,7 +211,7 @@ def read(rtype: str, rid: str, ctx: ContextDep, request: Request) -> Response:
     row = resources.load(ctx, rtype, rid)
     audit.record_read(ctx, [row])
     version = replace(Version.of(row), body=resources.presented(ctx, rtype, row.org_id, row.body))
-    if _etag_value(request.headers.get("if-none-match")) == str(version.version_id):
+    if version_named(request.headers.get("if-none-match")) == str(version.version_id):
         return Response(status_code=304, headers={"ETag": version.etag})
     return version_response(version)
 
@@ -265,20 +238,11 @@ def patch(
     """JSON Patch (RFC 6902) on the current version, then the same rules as a PUT."""
     _known_type(rtype)
     require(ctx.principal, rtype, "u")
-    current = resources.load(ctx, rtype, rid)
-    resources.check_version(current, request.headers.get("if-match"))  # stale: 412 before anything
-    original = resources.as_dict(current)
-    changed = apply_patch(original, operations)
-    if changed == original:  # `[]`, or only `test`s: nothing to write, so no new version
-        audit.record_read(ctx, [current])
-        return version_response(resources.current_version(current))
-    validate_resource(changed, expected_type=rtype)
-    if changed.get("id") != rid:
-        raise Invalid(
-            "A patch may not change the resource id", status=422, expression=[f"{rtype}.id"]
-        )
-    if_match = request.headers.get("if-match") or f'W/"{current.version_id}"'
-    entry = Entry("PUT", rtype, changed, rid=rid, if_match=if_match)
+    patched = patching.patch(ctx, rtype, rid, operations, request.headers.get("if-match"))
+    if patched.changed is None:  # nothing to write, so no new version
+        audit.record_read(ctx, [patched.current])
+        return version_response(Version.of(patched.current))
+    entry = Entry("PUT", rtype, patched.changed, rid=rid, if_match=patched.if_match)
     [outcome] = referrals.submit(ctx, [entry])
     audit.record_write(ctx, Kind.PATCH, [outcome.version])
     return version_response(outcome.version)
@@ -288,37 +252,15 @@ def patch(
 def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "r")
-    found = store.versions(ctx.session, ctx.principal, rtype, rid)
-    if not found:
-        raise NotFound(f"{rtype}/{rid} is not known")
-    current = resources.load(ctx, rtype, rid)
-    audit.record_read(ctx, [current], kind=Kind.HISTORY)
-    tenant = current.org_id
-    rows = [
-        (
-            v.version_id,
-            fhir_instant(v.last_updated),
-            resources.presented(ctx, rtype, tenant, v.body),
-        )
-        for v in found
-    ]
-    return fhir_response(history_bundle(_base(ctx), rtype, rid, rows))
+    found = reads.history(ctx, rtype, rid)
+    audit.record_read(ctx, [found.current], kind=Kind.HISTORY)
+    return fhir_response(history_bundle(_base(ctx), found.versions))
 
 
 @router.get("/{rtype}/{rid}/_history/{vid}")
 def vread(rtype: str, rid: str, vid: str, ctx: ContextDep) -> Response:
     _known_type(rtype)
     require(ctx.principal, rtype, "r")
-    version_id = whole_number(vid)  # beyond the column's range: no such version, not a 500
-    found = (
-        []
-        if version_id is None
-        else store.versions(ctx.session, ctx.principal, rtype, rid, version_id)
-    )
-    if not found:
-        raise NotFound(f"{rtype}/{rid} has no version {vid}")
-    v = found[0]
-    current = resources.load(ctx, rtype, rid)
-    audit.record_read(ctx, [current], kind=Kind.VREAD)
-    body = resources.presented(ctx, rtype, current.org_id, v.body)
-    return version_response(Version(rtype, rid, v.version_id, as_utc(v.last_updated), body))
+    found = reads.vread(ctx, rtype, rid, vid)
+    audit.record_read(ctx, [found.current], kind=Kind.VREAD)
+    return version_response(found.versions[0])

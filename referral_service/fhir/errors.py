@@ -23,23 +23,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fhir_adapters.outcome import FhirError, operation_outcome
+from fhir_adapters.codes import FHIR_JSON
+from fhir_adapters.outcome import FhirError
 from referral_service.errors import ServiceError
 from referral_service.fhir.audit_failures import audit_request_failure
+from referral_service.kit.http import NUL_MESSAGE, outcome_response
 
 log = logging.getLogger("spis.errors")
-FHIR_JSON = "application/fhir+json"
 CORRELATION_HEADER = "X-Correlation-ID"
 RETRY_AFTER_S = 5
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
-
-
-def outcome_response(
-    status: int, code: str, diagnostics: str, expression: list[str] | None = None
-) -> Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="spis"'} if status == 401 else None
-    body = operation_outcome(code, diagnostics, expression=expression)
-    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -126,7 +119,7 @@ async def _data_error(request: Request, exc: DataError) -> Response:
     if "NUL (0x00)" not in str(exc.orig):
         return await _unexpected(request, exc)
     await audit_request_failure(request, 400, "invalid")
-    return outcome_response(400, "invalid", "Text must not contain the NUL character (U+0000)")
+    return outcome_response(400, "invalid", NUL_MESSAGE)
 
 
 async def _integrity_failure(request: Request, exc: InvalidTag) -> Response:

@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import Request
 
+from fhir_adapters.codes import FHIR_JSON
 from fhir_adapters.parse import load_json, load_json_patch
 from referral_service.config import Settings
 from referral_service.errors import ServiceError
+from referral_service.kit.http import NUL, NUL_MESSAGE, NulCharacter
 
-FHIR_JSON = "application/fhir+json"
 ACCEPTED_BODY_TYPES = frozenset({FHIR_JSON, "application/json"})
 ACCEPTED_RESPONSE_TYPES = frozenset({FHIR_JSON, "application/json", "application/*", "*/*"})
 JSON_PATCH = "application/json-patch+json"
@@ -45,24 +46,6 @@ def check_accept(request: Request) -> None:
     types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
     if not types & ACCEPTED_RESPONSE_TYPES:
         raise NotAcceptable("Only application/fhir+json responses are supported")
-
-
-class NulCharacter(ServiceError):
-    status = 400
-    issue_code = "invalid"
-
-
-NUL = "\x00"
-NUL_MESSAGE = "Text must not contain the NUL character (U+0000)"
-
-
-def refuse_nul_in_url(request: Request) -> None:
-    """No id, code or search value holds a NUL, and PostgreSQL text cannot: refuse it (400) in
-    the path or the query before it reaches a query as a 500."""
-    if NUL in request.scope["path"] or any(
-        NUL in name or NUL in value for name, value in request.query_params.multi_items()
-    ):
-        raise NulCharacter(NUL_MESSAGE)
 
 
 async def read_json_body(request: Request) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from referral_service.fhir.negotiation import FHIR_JSON, JSON_FORMATS, JSON_PATCH
+from fhir_adapters.codes import FHIR_JSON
+from referral_service.fhir.negotiation import JSON_FORMATS, JSON_PATCH
 from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.referrals.service import STORED_TYPES
 from referral_service.store.query import SORTS

@@ -16,7 +16,7 @@ from referral_service.auth.dependencies import current_principal
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Forbidden, NotFound
-from referral_service.fhir.negotiation import refuse_nul_in_url
+from referral_service.kit.http import refuse_nul_in_url
 from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.kit.routes import UniqueKeysRoute
 from referral_service.ledger import service

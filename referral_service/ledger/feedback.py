@@ -1,8 +1,9 @@
 """What the ledger writes into the FHIR store about referred members (DESIGN §3 steps 4–5).
 
-Every resource is the practice's data (tenant = the practice that owns the referral) and is shared
-with the time bank, so the GP finds it under `based-on=ServiceRequest/<original>` and the broker
-can read back what it recorded.
+Every resource is the time bank's own record (tenant = the time bank that writes it), so the
+broker can read back what it recorded. It is shared with the practice that owns the referral while
+the patient permits share-back (`consent.service.share_back_to`; withdrawing it takes the grant
+away), so the GP finds it under `based-on=ServiceRequest/<original>`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from fhir_adapters import ledger as fhir
+from fhir_adapters.codes import TaskStatus
 from fhir_adapters.rules import reference, split_reference
 from referral_service.consent.service import share_back_to
 from referral_service.context import Context
@@ -21,12 +23,13 @@ from referral_service.routing.service import system_context
 from referral_service.store import service as store
 
 # A referred person can join while the time bank is working on the referral, not before or after.
-ENROLLABLE_TASK_STATUSES = frozenset({"accepted", "in-progress"})
+ENROLLABLE_TASK_STATUSES = frozenset({TaskStatus.ACCEPTED, TaskStatus.IN_PROGRESS})
 
 
 @dataclass(frozen=True, slots=True)
 class Referral:
-    """The ids behind one child Task: whose data it is, the person, the original request."""
+    """The ids behind one child Task: the practice that owns the referral, the person, and the
+    practice's original ServiceRequest."""
 
     practice_org_id: str
     patient_id: str
@@ -34,8 +37,10 @@ class Referral:
 
 
 def referral_of_task(ctx: Context, task_id: str) -> Referral:
-    """The child Task, checked for enrolment: readable (else 404), owned by the caller's time bank
-    and in an enrollable status (else 409). Locked until commit, so one Task enrols one member."""
+    """The child Task, checked for enrolment: readable (else 404); owned by the caller's time
+    bank, in an enrollable status, naming a Patient and a filler order based on the practice's
+    ServiceRequest (else 409). Locked until commit, so that two enrolments from one Task are
+    serialised and the second finds the first's member (`ledger.service.enrol`)."""
     row = store.load(ctx, "Task", task_id, for_update=True)
     task = store.as_dict(row)
     if reference(task.get("owner")) != f"Organization/{ctx.principal.org_id}":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_adapters.ledger import ACTIVITIES
+from fhir_adapters.codes import OFFER_CATEGORIES
 from referral_service.ledger.models import MAX_EXCHANGE_MINUTES
 from referral_service.ledger.rules import MAX_ALIAS, MAX_DESCRIPTION
 
@@ -17,7 +17,7 @@ Json = dict[str, Any]
 
 # Not blank: the rules collapse whitespace, and nothing left is refused.
 _NOT_BLANK = r"\S"
-_CATEGORY = {"enum": sorted(ACTIVITIES)}
+_CATEGORY = {"enum": sorted(OFFER_CATEGORIES)}
 _LIMITS: dict[str, dict[str, Json]] = {
     "MemberIn": {"alias": {"minLength": 1, "maxLength": MAX_ALIAS, "pattern": _NOT_BLANK}},
     "EnrolmentIn": {"alias": {"minLength": 1, "maxLength": MAX_ALIAS, "pattern": _NOT_BLANK}},

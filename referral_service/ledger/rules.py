@@ -7,7 +7,7 @@ import re
 import unicodedata
 from datetime import date, datetime, timedelta
 
-from fhir_adapters.ledger import ACTIVITIES
+from fhir_adapters.codes import OFFER_CATEGORIES
 from referral_service.errors import Invalid
 from referral_service.kit.clock import as_utc
 from referral_service.ledger.models import MAX_EXCHANGE_MINUTES
@@ -44,9 +44,9 @@ def text(value: str, field: str, limit: int) -> str:
 
 
 def category(value: str, field: str = "category") -> str:
-    if value not in ACTIVITIES:
+    if value not in OFFER_CATEGORIES:
         raise Invalid(
-            f"{field} must be one of: {', '.join(sorted(ACTIVITIES))}", expression=[field]
+            f"{field} must be one of: {', '.join(sorted(OFFER_CATEGORIES))}", expression=[field]
         )
     return value
 

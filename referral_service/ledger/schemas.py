@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictInt
 
+from fhir_adapters.codes import OFFER_CATEGORIES
 from referral_service.kit.clock import as_utc
 from referral_service.ledger import service
 from referral_service.ledger.models import Member, Offer, Request
@@ -18,10 +19,7 @@ from referral_service.ledger.models import Member, Offer, Request
 # Every timestamp leaves in UTC with its `Z`: SQLite hands them back naive, PostgreSQL aware.
 Instant = Annotated[dt.datetime, AfterValidator(as_utc)]
 
-CATEGORY_HELP = (
-    "One of befriending, shopping-companion, gardening, music, walking-group, digital-skills, "
-    "cooking, transport"
-)
+CATEGORY_HELP = f"One of {', '.join(OFFER_CATEGORIES)}"
 
 
 class MemberIn(BaseModel):

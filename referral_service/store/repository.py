@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from referral_service.kit.refs import Ref
 from referral_service.principal import Principal
 from referral_service.store import sealing, unreadable
 from referral_service.store.models import (
@@ -239,21 +240,27 @@ def find_by_token(
     return search(session, principal, rtype, [[match]], limit=limit, offset=0)
 
 
-def references_from(session: Session, resource_ids: Sequence[str], name: str) -> list[str]:
-    """The `Type/id` values of one reference parameter across some resources (for _include)."""
+def references_from(session: Session, resource_ids: Sequence[str], name: str) -> list[Ref]:
+    """The references of one reference parameter across some resources (for _include); a value
+    that is not a local `Type/id` names nothing that could be included."""
     if not resource_ids:
         return []
     stmt = select(SearchIndex.value).where(
         SearchIndex.resource_id.in_(resource_ids), SearchIndex.name == name
     )
-    return [value for value in session.scalars(stmt) if value]
+    return [ref for value in session.scalars(stmt) if value and (ref := _local_ref(value))]
 
 
-def get_many(
-    session: Session, principal: Principal, refs: Iterable[tuple[str, str]]
-) -> list[StoredResource]:
+def _local_ref(value: str) -> Ref | None:
+    try:
+        return Ref.parse(value)
+    except ValueError:
+        return None
+
+
+def get_many(session: Session, principal: Principal, refs: Iterable[Ref]) -> list[StoredResource]:
     """Rows whose body does not open come back marked, as with `search(skip_unreadable=True)`."""
-    wanted = {(rtype, rid) for rtype, rid in refs}
+    wanted = {(ref.rtype, ref.id) for ref in refs}
     if not wanted:
         return []
     ids = {rid for _, rid in wanted}

@@ -19,6 +19,7 @@ from referral_service.errors import NotFound, VersionConflict
 from referral_service.kit.clock import as_utc, fhir_instant, utcnow
 from referral_service.kit.crypto import tenant_blind_index
 from referral_service.kit.ids import new_id
+from referral_service.kit.refs import Ref
 from referral_service.organisations.models import OrgKind
 from referral_service.store import repository, unreadable
 from referral_service.store.models import SearchIndex, StoredResource
@@ -100,10 +101,6 @@ def update(ctx: Context, row: StoredResource, data: dict[str, Any]) -> Version:
     return Version(row.type, row.id, version_id, now, body)
 
 
-def current_version(row: StoredResource) -> Version:
-    return Version(row.type, row.id, row.version_id, as_utc(row.last_updated), row.body)
-
-
 def load(ctx: Context, rtype: str, rid: str, *, for_update: bool = False) -> StoredResource:
     finder = repository.get_for_update if for_update else repository.get
     row = finder(ctx.session, ctx.principal, rtype, rid)
@@ -122,11 +119,17 @@ def as_dict(row: StoredResource) -> dict[str, Any]:
     return data
 
 
+def version_named(etag: str | None) -> str | None:
+    """The version an `If-Match` or `If-None-Match` names: `W/"3"`, `"3"` and `3` all name
+    version 3 (clients differ). The inverse of `Version.etag`."""
+    return None if etag is None else etag.strip().removeprefix("W/").strip('"')
+
+
 def check_version(row: StoredResource, if_match: str | None) -> None:
     """`If-Match: W/"n"` must name the current version."""
-    if if_match is None:
+    wanted = version_named(if_match)
+    if wanted is None:
         return
-    wanted = if_match.strip().removeprefix("W/").strip('"')  # W/"n", "n" or n
     if wanted != str(row.version_id):
         raise VersionConflict(
             f"{row.type}/{row.id} is at version {row.version_id}, not {wanted}; read it again"
@@ -216,11 +219,9 @@ def search(
     )
     rows, bad = unreadable.split(ctx.session, found[:count])
     unreadable.split(ctx.session, found[count:])  # the look-ahead row only says "there is more"
-    targets: list[tuple[str, str]] = []
+    targets: list[Ref] = []
     for _, param in includes:
-        for ref in repository.references_from(ctx.session, [r.id for r in rows], param):
-            rtype_id = ref.partition("/")
-            targets.append((rtype_id[0], rtype_id[2]))
+        targets += repository.references_from(ctx.session, [r.id for r in rows], param)
     included, bad_included = unreadable.split(
         ctx.session, repository.get_many(ctx.session, ctx.principal, targets)
     )

@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy.orm import Session
 
+from fhir_adapters.codes import OFFER_CATEGORIES
 from referral_service.errors import Invalid
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import OrgKind
@@ -14,18 +15,7 @@ from referral_service.timebanks.models import TimeBankProfile
 
 # The outward code of a UK postcode: SE6, SE13, W1A, EC1V...
 DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][0-9A-Z]?$")
-OFFERS = frozenset(
-    {
-        "befriending",
-        "shopping-companion",
-        "gardening",
-        "music",
-        "walking-group",
-        "digital-skills",
-        "cooking",
-        "transport",
-    }
-)
+OFFERS = frozenset(OFFER_CATEGORIES)
 
 
 def postcode_district(postcode: str) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 from joserfc import jwe
 from joserfc.errors import JoseError
 
+from fhir_adapters.codes import FHIR_JSON
 from fhir_adapters.parse import DuplicateKeyError, loads_unique
 from referral_service.errors import ServiceError
 from referral_service.kit.jwe_keys import (
@@ -30,7 +31,6 @@ from referral_service.transit.keys import KeyStore, TransitKey
 
 JOSE = "application/jose"
 CONTENT_ENCRYPTION = "A256GCM"
-FHIR_JSON = "application/fhir+json"
 # The bodies our endpoints take; anything else inside a JWE is refused before it reaches them.
 PLAINTEXT_TYPES = frozenset({FHIR_JSON, "application/json", "application/json-patch+json"})
 DEFAULT_MAX_BYTES = 1_048_576
@@ -68,15 +68,11 @@ class Decrypted:
     content_type: str
 
 
-def decrypt_request(compact: bytes, keys: KeyStore, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The plaintext of a client's compact JWE; a TransitError for anything we refuse."""
-    return open_request(compact, keys, max_bytes=max_bytes).plaintext
-
-
 def open_request(
     compact: bytes, keys: KeyStore, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Decrypted:
-    """The plaintext and its media type (the JWE's `cty`, default FHIR JSON)."""
+    """The plaintext of a client's compact JWE and its media type (the JWE's `cty`, default FHIR
+    JSON); a TransitError for anything we refuse."""
     compact = compact.strip()
     header = protected_header(compact, max_bytes)
     check_header(header)

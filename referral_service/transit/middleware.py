@@ -28,18 +28,18 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fhir_adapters.codes import FHIR_JSON
 from referral_service.auth import access
 from referral_service.auth.dependencies import bearer_token
 from referral_service.auth.endpoints import jwks_cache
 from referral_service.auth.jwks import JwksCache
 from referral_service.config import Settings
 from referral_service.errors import ServiceError, Unauthenticated
-from referral_service.fhir.errors import outcome_response
+from referral_service.kit.http import outcome_response
 from referral_service.kit.jwe_keys import JwkDict
 from referral_service.principal import Principal
 from referral_service.transit.client_keys import encryption_key_for
 from referral_service.transit.jwe import (
-    FHIR_JSON,
     JOSE,
     Decrypted,
     JweTooLarge,

@@ -3,7 +3,7 @@
 Sign-then-encrypt (a nested JWT, RFC 7519 §5.2): the recipient can prove which system produced
 the message, and nobody on the way (broker, retry store, proxy) can read or alter it. The inner
 JWS is ES384 with SPIS's current signing kid, verifiable against /.well-known/jwks.json; the outer
-JWE says `cty: JWT`. `transit.receiver.open_sealed` is how a recipient opens one.
+JWE says `cty: JWT`. `tests/fixtures/receiver.py` (`open_sealed`) is how a recipient opens one.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 from joserfc import jws
 
+from fhir_adapters.codes import FHIR_JSON
 from referral_service.kit.jwe_keys import JwkDict
-from referral_service.transit.jwe import FHIR_JSON, encrypt_response
+from referral_service.transit.jwe import encrypt_response
 from referral_service.transit.keys import SIGNING_ALG, KeyStore
 
 NESTED_JWT = "JWT"

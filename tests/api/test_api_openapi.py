@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fhir_adapters.ledger import ACTIVITIES
+from fhir_adapters.codes import OFFER_CATEGORIES
 from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.ledger.models import MAX_EXCHANGE_MINUTES
 from referral_service.ledger.rules import MAX_ALIAS, MAX_DESCRIPTION
@@ -165,7 +165,7 @@ def test_the_ledger_declares_its_limits_and_its_400(spec: dict[str, Any]) -> Non
         assert (alias["minLength"], alias["maxLength"]) == (1, MAX_ALIAS)
     listing = schemas["ListingIn"]["properties"]
     assert listing["description"]["maxLength"] == MAX_DESCRIPTION
-    assert listing["category"]["enum"] == sorted(ACTIVITIES)
+    assert listing["category"]["enum"] == sorted(OFFER_CATEGORIES)
     minutes = schemas["ExchangeIn"]["properties"]["minutes"]
     assert (minutes["minimum"], minutes["maximum"]) == (1, MAX_EXCHANGE_MINUTES)
     listed = spec["paths"]["/api/timebanks/{timebank_id}/exchanges"]["get"]

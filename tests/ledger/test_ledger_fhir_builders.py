@@ -9,7 +9,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.procedure import Procedure
 
 from fhir_adapters import ledger
-from fhir_adapters.codes import SNOMED
+from fhir_adapters.codes import OFFER_CATEGORIES, SNOMED
 from fhir_adapters.parse import validate_resource
 
 MEMBER = ledger.ReferredMember("patient-1", "sr-1", "timebank-1")
@@ -79,11 +79,11 @@ def test_hours_observation(direction: ledger.Direction) -> None:
 
 
 def test_every_activity_validates() -> None:
-    for activity in ledger.ACTIVITIES:
+    for activity in OFFER_CATEGORIES:
         validate_resource(ledger.exchange_procedure(MEMBER, activity, ON, ledger.Direction.GIVEN))
 
 
 def test_activities_are_the_time_bank_directory_offers() -> None:
     from referral_service.timebanks.service import OFFERS
 
-    assert set(ledger.ACTIVITIES) == set(OFFERS)
+    assert set(OFFER_CATEGORIES) == set(OFFERS)

@@ -13,7 +13,7 @@ import pytest
 from referral_service.config import Settings
 from referral_service.kit.jwe_keys import PRIVATE_MEMBERS
 from referral_service.transit import keys as transit_keys
-from referral_service.transit.jwe import decrypt_request, encrypt_response
+from referral_service.transit.jwe import encrypt_response, open_request
 from referral_service.transit.keys import (
     KeyRing,
     KeyStore,
@@ -119,8 +119,8 @@ def test_rotation_makes_a_new_current_key_and_old_jwes_still_decrypt(keys_dir: P
     new_enc = enc_jwk(rotated, "ECDH-ES+A256KW")
     assert new_enc["kid"] != old_enc["kid"]
     assert rotated.ring().signing_key().kid != old_sig.kid
-    assert decrypt_request(sent_before.encode(), rotated) == b'{"before": true}'
-    assert decrypt_request(encrypt_response(b"{}", new_enc).encode(), rotated) == b"{}"
+    assert open_request(sent_before.encode(), rotated).plaintext == b'{"before": true}'
+    assert open_request(encrypt_response(b"{}", new_enc).encode(), rotated).plaintext == b"{}"
     published = {key["kid"] for key in rotated.public_jwks()["keys"]}
     assert old_sig.kid in published  # signatures made before the rotation still verify
     assert old_enc["kid"] not in published  # but nobody should encrypt to the old key
@@ -134,7 +134,7 @@ def test_unknown_kid_rereads_the_directory(keys_dir: Path) -> None:
     token = encrypt_response(b"{}", enc_jwk(newer, "ECDH-ES+A256KW"))
     clock[0] += transit_keys.UNKNOWN_KID_COOLDOWN_S
 
-    assert decrypt_request(token.encode(), store) == b"{}"
+    assert open_request(token.encode(), store).plaintext == b"{}"
 
 
 def test_unknown_kids_do_not_reread_more_than_once_per_cooldown(

@@ -14,7 +14,7 @@ from joserfc.jwk import ECKey, RSAKey
 from referral_service.transit.jwe import encrypt_response
 from referral_service.transit.keys import KeyStore, create_key_file
 from referral_service.transit.outbound import seal
-from referral_service.transit.receiver import RejectedMessage, open_sealed
+from tests.fixtures.receiver import RejectedMessage, open_sealed
 
 NOTIFICATION = {"resourceType": "Bundle", "type": "message", "entry": []}
 

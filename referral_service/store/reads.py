@@ -1,0 +1,93 @@
+"""The reads beyond a plain read: a resource's history, one of its versions (vread), and a
+search (a page, or only a count). Bodies come back as this caller may see them (`presented`).
+
+The caller records the read in the audit trail: `current` is the row it is recorded against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from referral_service.context import Context
+from referral_service.errors import NotFound
+from referral_service.kit.clock import as_utc
+from referral_service.kit.numbers import whole_number
+from referral_service.store import query, repository, service
+from referral_service.store.models import ResourceVersion, StoredResource
+from referral_service.store.query import ParsedSearch
+from referral_service.store.service import SearchPage, Version
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    current: StoredResource
+    versions: list[Version]  # newest first
+
+
+def history(ctx: Context, rtype: str, rid: str) -> Versions:
+    found = repository.versions(ctx.session, ctx.principal, rtype, rid)
+    if not found:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    return _presented(ctx, rtype, rid, found)
+
+
+def vread(ctx: Context, rtype: str, rid: str, vid: str) -> Versions:
+    """One version, as `versions[0]`."""
+    version_id = whole_number(vid)  # beyond the column's range: no such version, not a 500
+    found = (
+        []
+        if version_id is None
+        else repository.versions(ctx.session, ctx.principal, rtype, rid, version_id)
+    )
+    if not found:
+        raise NotFound(f"{rtype}/{rid} has no version {vid}")
+    return _presented(ctx, rtype, rid, found)
+
+
+def _presented(ctx: Context, rtype: str, rid: str, found: Sequence[ResourceVersion]) -> Versions:
+    current = service.load(ctx, rtype, rid)
+    versions = [
+        Version(
+            rtype,
+            rid,
+            v.version_id,
+            as_utc(v.last_updated),
+            service.presented(ctx, rtype, current.org_id, v.body),
+        )
+        for v in found
+    ]
+    return Versions(current, versions)
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """`page` is None for `_count=0`, which asks only how many match (`total`, set only then)."""
+
+    parsed: ParsedSearch
+    page: SearchPage | None
+    total: int = 0
+
+
+def search(
+    ctx: Context, rtype: str, params: Sequence[tuple[str, str]], *, strict: bool
+) -> Searched:
+    parsed = query.parse(ctx, rtype, params, strict=strict)
+    if parsed.count == 0:  # FHIR's _summary=count
+        return Searched(
+            parsed, None, repository.count(ctx.session, ctx.principal, rtype, parsed.query)
+        )
+    page = service.search(
+        ctx,
+        rtype,
+        parsed.query,
+        count=parsed.count,
+        offset=parsed.offset,
+        newest_first=parsed.newest_first,
+        includes=parsed.includes,
+    )
+    return Searched(parsed, page)
+
+
+def present(ctx: Context, row: StoredResource) -> bytes:
+    return service.presented(ctx, row.type, row.org_id, row.body)
