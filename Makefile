@@ -26,6 +26,7 @@ test: $(STAMP)
 	@$(BIN)/python scripts/check_services.py
 	$(BIN)/ruff check referral_service fhir_adapters workers tests scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -49,4 +50,4 @@ services:
 	@$(BIN)/python scripts/check_services.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .import_linter_cache
