@@ -19,7 +19,7 @@ from tests.fixtures.referrals import make_referral
 from tests.fixtures.systems import TestSystem
 from tests.integration.conftest import Worker, add_timebank, wait_for
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 # Longer than the first retry's countdown (2**0 s plus up to 1 s of jitter) and the relay's wait
 # (2 s, run every second): a job that was going to run again has run again by then.
