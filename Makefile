@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite bench lint typecheck serve migrate clean services
+.PHONY: demo test test-quick bench lint typecheck serve migrate clean services
 
 # `make demo PORT=8001` when port 8000 is taken.
 HOST ?= 127.0.0.1
@@ -26,15 +26,25 @@ test: $(STAMP)
 	@$(BIN)/python scripts/check_services.py
 	$(BIN)/ruff check referral_service fhir_adapters workers tests scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
+
+# The edit loop: the same checks, without the tests marked slow (worker and server processes).
+test-quick: $(STAMP)
+	@$(BIN)/python scripts/check_services.py
+	$(BIN)/ruff check referral_service fhir_adapters workers tests scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	@$(BIN)/python scripts/check_services.py --postgres-only
 	$(BIN)/python bench/intake.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check referral_service fhir_adapters workers tests
+	$(BIN)/ruff check referral_service fhir_adapters workers tests scripts
 	$(BIN)/ruff format --check referral_service fhir_adapters workers tests
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -49,4 +59,4 @@ services:
 	@$(BIN)/python scripts/check_services.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .import_linter_cache

@@ -81,7 +81,6 @@ def pg(database: str, *, host: str = "127.0.0.1", port: int = 5432, user: str = 
         (pg("spis", host="no-such-host.invalid"), "the host name is unknown"),
     ],
 )
-@pytest.mark.postgres
 def test_a_database_error_names_server_and_database_and_says_why(
     tmp_path: Path, url: str, says: str
 ) -> None:
@@ -92,7 +91,6 @@ def test_a_database_error_names_server_and_database_and_says_why(
     assert PASSWORD not in line
 
 
-@pytest.mark.postgres
 def test_an_unmigrated_database_says_run_migrate(tmp_path: Path) -> None:
     url = make_url(ADMIN_URL).render_as_string(hide_password=False)  # the server's own database
     line = one_error_line(spis(tmp_path, "org", "list", SPIS_DATABASE_URL=url))
@@ -105,7 +103,6 @@ def postgres_scheme_url(pg_url: str) -> str:
     return f"postgres://{url.username}@{url.host}:{url.port}/{url.database}"
 
 
-@pytest.mark.postgres
 def test_a_postgres_scheme_url_is_accepted(tmp_path: Path, postgres_scheme_url: str) -> None:
     done = spis(tmp_path, "org", "list", SPIS_DATABASE_URL=postgres_scheme_url)
     assert done.returncode == 0, done.stderr

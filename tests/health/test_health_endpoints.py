@@ -19,7 +19,6 @@ from referral_service.health.service import migration_heads
 from referral_service.migrate import upgrade
 from tests.conftest import ADMIN_URL, TEST_KEK, _admin_engine
 
-pytestmark = pytest.mark.postgres
 REFUSED_PORT = 1  # nothing listens on port 1 of 127.0.0.1: connections are refused at once
 
 

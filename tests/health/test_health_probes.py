@@ -19,7 +19,6 @@ from tests.integration.conftest import BROKER_URL
 REFUSED = "http://127.0.0.1:1/readyz"
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_health_api_passes_on_a_ready_server_and_names_what_failed(
     pg_url: str, tmp_path: Path
@@ -34,7 +33,6 @@ def test_health_api_passes_on_a_ready_server_and_names_what_failed(
     assert_one_line_error(refused, REFUSED, "did not answer (ConnectError)")
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_health_api_fails_when_the_broker_is_down(pg_url: str, tmp_path: Path) -> None:
     no_broker = {"SPIS_BROKER_URL": "redis://127.0.0.1:1/0"}
@@ -45,7 +43,6 @@ def test_health_api_fails_when_the_broker_is_down(pg_url: str, tmp_path: Path) -
     assert_one_line_error(result, "answered 503", "broker: unreachable (")
 
 
-@pytest.mark.broker
 @pytest.mark.slow
 def test_health_worker_pings_this_hosts_spis_worker(tmp_path: Path) -> None:
     env = spis_env(

@@ -39,7 +39,7 @@ from tests.fixtures.server import access_token, free_port
 from tests.fixtures.systems import TestSystem, new_key, public_jwks
 from tests.integration.conftest import BROKER_URL
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.broker]
+pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ("pyproject.toml", "README.md", "referral_service", "fhir_adapters", "workers")

@@ -20,7 +20,7 @@ from referral_service.config import Settings
 from referral_service.embedded import worker_command, worker_env
 from referral_service.jobs.producer import celery_app
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 MARKER = "Okafor-9434765919"
 

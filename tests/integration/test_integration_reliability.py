@@ -17,7 +17,7 @@ from tests.fixtures.referrals import make_referral
 from tests.fixtures.systems import TestSystem, bearer
 from tests.integration.conftest import Worker, add_timebank, wait_for
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def child_tasks(session_factory: sessionmaker[Session], referral_task_id: str) -> list[str]:

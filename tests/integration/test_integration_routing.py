@@ -13,7 +13,7 @@ from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.systems import TestSystem, bearer
 from tests.integration.conftest import Worker, add_timebank, wait_for
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def inbox(client: TestClient, headers: dict[str, str], tb: TestSystem) -> list[dict[str, Any]]:

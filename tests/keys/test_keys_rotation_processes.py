@@ -33,7 +33,7 @@ from tests.fixtures.server import REPO_ROOT, access_token, referral_bundles, run
 from tests.fixtures.systems import TestSystem, register_system
 from tests.integration.conftest import BROKER_URL, Worker, wait_for
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 SEALED_COLUMNS = (
     ("resource", "body"),
