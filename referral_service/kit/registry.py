@@ -1,23 +1,31 @@
-"""Imports every models module so that Base.metadata knows all tables (Alembic, tests)."""
+"""Imports every models module so that Base.metadata knows all tables (Alembic, tests, key status).
+
+Found by convention rather than listed, so kit names no domain: each package directly under
+`referral_service` may have a `models` module (its tables) and a `sealing` module (which attaches
+encryption at rest to models and registers the sealed columns with `keys.sealed`).
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 
-MODEL_MODULES = (
-    "referral_service.organisations.models",
-    "referral_service.auth.models",
-    "referral_service.store.models",
-    "referral_service.store.sealing",  # seals the store's bodies (and registers them with keys)
-    "referral_service.keys.models",
-    "referral_service.audit.models",
-    "referral_service.referrals.models",
-    "referral_service.ledger.models",
-    "referral_service.timebanks.models",
-    "referral_service.jobs.models",
-)
+_ROOT = __name__.rsplit(".", 2)[0]  # referral_service
+_CONVENTIONAL = ("models", "sealing")
 
 
 def load_all_models() -> None:
-    for name in MODEL_MODULES:
+    for name in model_modules():
         importlib.import_module(name)
+
+
+def model_modules() -> tuple[str, ...]:
+    root = importlib.import_module(_ROOT)
+    return tuple(
+        f"{_ROOT}.{package.name}.{leaf}"
+        for package in pkgutil.iter_modules(root.__path__)
+        if package.ispkg
+        for leaf in _CONVENTIONAL
+        if importlib.util.find_spec(f"{_ROOT}.{package.name}.{leaf}") is not None
+    )
