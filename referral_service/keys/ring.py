@@ -35,6 +35,10 @@ _LIVE = "spis_live_data_keys"
 @event.listens_for(Engine, "commit")
 @event.listens_for(Engine, "rollback")
 def _forget(connection: Connection, *_: Any) -> None:
+    if connection.invalidated:
+        # A dropped connection is discarded with what it knew; touching it would raise an error
+        # that hides the OperationalError the caller must see (503, or a job retried).
+        return
     connection.info.pop(_CURRENT, None)
     connection.info.pop(_LIVE, None)
 
