@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.audit import repository, service
 from referral_service.audit.models import Action, AuditEvent, Kind, Outcome
-from referral_service.audit.service import VerifyResult, record, verify
+from referral_service.audit.service import record
+from referral_service.audit.verify import VerifyResult, head, verify
 from referral_service.config import Settings
 from referral_service.context import Context
 from tests.audit.conftest import Tamper, a_principal
@@ -141,7 +142,7 @@ def test_cut_off_newest_rows_need_an_anchor(
 ) -> None:
     append(session_factory, 5)
     with session_factory() as session:
-        anchor = service.head(session)
+        anchor = head(session)
     assert anchor is not None
     assert anchor.seq == 5
     tamper("DELETE FROM audit_event WHERE seq >= 4")
@@ -155,7 +156,7 @@ def test_a_rewritten_chain_differs_from_its_anchor(
 ) -> None:
     append(session_factory, 3)
     with session_factory() as session:
-        anchor = service.head(session)
+        anchor = head(session)
     tamper("DELETE FROM audit_event")
     append(session_factory, 3)  # a whole new, self-consistent chain
     assert verified(session_factory).ok
