@@ -325,17 +325,3 @@ def test_a_consent_denial_is_kept_when_the_intake_is_refused(
         "Consent/c-1",
     )
     assert row.detail == "deny referral: no active Consent"
-
-
-def test_a_refused_token_keeps_only_an_id_shaped_client_id(
-    session_factory: sessionmaker[Session],
-) -> None:
-    with session_factory.begin() as session:
-        service.record_token_refused(session, client_id="7d1f-client", error="invalid_client")
-        service.record_token_refused(session, client_id="Grace Okafor", error="invalid_client")
-    with session_factory() as session:
-        rows = session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
-    assert [(r.actor_client_id, r.outcome, r.detail) for r in rows] == [
-        ("7d1f-client", 4, "invalid_client"),
-        ("unknown", 4, "invalid_client"),
-    ]
