@@ -79,16 +79,13 @@ def audit_anchor(args: argparse.Namespace, invocation: Invocation) -> object:
         raise CommandError(str(exc)) from None
 
 
-def verify_command(
-    settings: Settings, *, batch_size: int = 5000, anchor_file: Path | None = None
-) -> dict[str, object]:
+def verify_command(settings: Settings, *, anchor_file: Path | None = None) -> dict[str, object]:
     """Walk the whole chain; {"ok", "checked", "first_bad_seq", "reason"} and, with an anchor
     file, the anchor it was checked against."""
     anchored = _read_anchor(anchor_file, settings) if anchor_file is not None else None
     with opened(settings) as database, database.sessionmaker() as session:
         result = verify(
             session,
-            batch_size=batch_size,
             progress=_print_progress,
             anchor=anchored.head if anchored else None,
         )
