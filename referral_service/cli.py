@@ -52,9 +52,9 @@ def _unit_of_work(settings: Settings) -> Iterator[Session]:
     "also create that role and grant it only what the application needs",
 )
 def migrate(args: argparse.Namespace, invocation: Invocation) -> object:
-    settings = invocation.settings
     from referral_service.migrate import AppRoleError, grant_app_role, upgrade
 
+    settings = invocation.settings
     upgrade(settings.database_url)
     result: dict[str, object] = {"migrated": True}
     if settings.app_database_role:
@@ -86,12 +86,13 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 @commands("serve", help="run the API", configure=_serve_arguments)
 def serve(args: argparse.Namespace, invocation: Invocation) -> object:
-    settings = invocation.settings
     import uvicorn
 
     from referral_service.cli_errors import public_url_warning
     from referral_service.embedded import embedded_worker, is_embedded
     from referral_service.logs import LOG_CONFIG
+
+    settings = invocation.settings
 
     def run() -> None:
         uvicorn.run(
@@ -142,9 +143,9 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     configure=_demo_arguments,
 )
 def demo(args: argparse.Namespace, invocation: Invocation) -> object:
-    settings = invocation.settings
     from referral_service.demo.run import run
 
+    settings = invocation.settings
     ensure_port_free(args.host, args.port, "make demo PORT={port}` or `spis demo --port {port}")
     run(settings, args.host, args.port, serve_forever=not args.no_serve)
     return None
@@ -161,17 +162,15 @@ def ensure_port_free(host: str, port: int, how: str) -> None:
 
 def _celery(*argv: str) -> object:
     """Worker and beat run the Celery app from `workers` by name: this package never imports it."""
-    import os
-
     os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *argv])  # noqa: S606 - fixed argv, no shell
     return None  # pragma: no cover - exec does not return
 
 
 @commands("worker", help="run a Celery worker for background jobs")
 def worker(args: argparse.Namespace, invocation: Invocation) -> object:
-    settings = invocation.settings
     from referral_service.health.probes import worker_node_name
 
+    settings = invocation.settings
     node = f"--hostname={worker_node_name(settings)}"  # what `spis health worker` pings
     return _celery("worker", "--loglevel=INFO", "--without-gossip", "--without-mingle", node)
 
