@@ -1,4 +1,4 @@
-"""create_app(): the lifespan builds the engine and session factory; routers; error handlers."""
+"""create_app(): the lifespan opens the database (db.open_database); routers; error handlers."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_adapters.parse import warm_up
 from referral_service.config import Settings, get_settings
-from referral_service.db import make_engine, make_sessionmaker
-from referral_service.jobs.producer import Producer
-from referral_service.jobs.service import PRODUCER_KEY
-from referral_service.keys import ring as key_ring
+from referral_service.db import open_database
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,14 +19,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(warm_up)
-        engine = make_engine(settings.database_url)
-        key_ring.register(engine, settings.kek.get_secret_value())
-        app.state.engine = engine
-        producer = Producer(settings)
-        app.state.producer = producer  # /readyz checks its broker
-        app.state.sessionmaker = make_sessionmaker(engine, {PRODUCER_KEY: producer})
+        database = open_database(settings)
+        app.state.engine = database.engine
+        app.state.producer = database.producer  # /readyz checks its broker
+        app.state.sessionmaker = database.sessionmaker
         yield
-        engine.dispose()
+        database.dispose()
 
     app = FastAPI(
         title="SPIS — Social Prescribing Integration Service",

@@ -1,9 +1,11 @@
-"""Engine and session factories. The request (or the background task) is the unit of work."""
+"""Opening the database, and the unit of work. The request (or the background task, or the CLI
+command) is the unit of work."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -11,9 +13,43 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
+from referral_service.config import Settings
+from referral_service.jobs.producer import Producer
+from referral_service.jobs.service import PRODUCER_KEY
+from referral_service.keys import ring as key_ring
+
 # A PostgreSQL host that drops packets would otherwise hold a request (or `/readyz`, or a CLI
 # command) for the kernel's TCP timeout, minutes; a `connect_timeout` in the URL wins.
 CONNECT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: Engine
+    sessionmaker: sessionmaker[Session]  # each session carries the job producer (jobs/service.py)
+    producer: Producer  # `/readyz` checks its broker
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    """The one way the API, the workers and the CLI open SPIS's database: the engine, with the
+    KEK registered so sealed columns open (keys/ring.py), and sessions that send jobs after commit."""
+    engine = make_engine(settings.database_url)
+    key_ring.register(engine, settings.kek.get_secret_value())
+    producer = Producer(settings)
+    return Database(engine, make_sessionmaker(engine, {PRODUCER_KEY: producer}), producer)
+
+
+@contextmanager
+def opened(settings: Settings) -> Iterator[Database]:
+    """`open_database` for one command: the engine's connections are closed when it ends."""
+    database = open_database(settings)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

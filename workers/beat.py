@@ -8,8 +8,8 @@ from typing import Any
 
 from celery.beat import PersistentScheduler
 
-from referral_service.config import get_settings
 from referral_service.health.probes import beat_heartbeat
+from workers.app import settings
 
 log = logging.getLogger("spis.workers")
 
@@ -18,7 +18,7 @@ class HeartbeatScheduler(PersistentScheduler):  # type: ignore[misc]
     def tick(self, *args: Any, **kwargs: Any) -> Any:
         interval = super().tick(*args, **kwargs)
         try:
-            beat_heartbeat(get_settings()).touch()
+            beat_heartbeat(settings).touch()
         except OSError as exc:  # the health check reports the stale heartbeat
             log.warning("beat heartbeat not written", extra={"error": type(exc).__name__})
         return interval

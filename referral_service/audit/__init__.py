@@ -9,5 +9,5 @@ sets it up; an owner could disable the triggers).
 
 The chain shows that rows were edited, removed or reordered; it cannot show a chain rewritten from
 some row onward, or the newest rows cut off, unless the head is kept elsewhere: `anchor.py` signs
-it (`spis audit anchor`) and `service.verify(anchor=...)` checks against it.
+it (`spis audit anchor`) and `verify.verify(anchor=...)` checks against it.
 """

@@ -1,11 +1,11 @@
-"""`spis audit verify` and `spis audit anchor`: the handlers behind the commands (registered in
-referral_service/cli.py).
+"""`spis audit verify` and `spis audit anchor`.
 
 Progress goes to stderr so that stdout stays one JSON document.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -13,34 +13,82 @@ from pathlib import Path
 from typing import Any
 
 from referral_service.audit import anchor, repository
-from referral_service.audit.service import verify
+from referral_service.audit.verify import verify
+from referral_service.commands import CommandError, CommandGroup, Invocation
 from referral_service.config import Settings
-from referral_service.db import make_engine, make_sessionmaker
+from referral_service.db import opened
 from referral_service.kit.clock import utcnow
 from referral_service.transit.keys import KeyRing, TransitKeyError, keys_dir, load_ring
+
+commands = CommandGroup()
 
 
 class AuditCommandError(Exception):
     """An anchor file that cannot be read or trusted, or keys that cannot sign one."""
 
 
-def verify_command(
-    settings: Settings, *, batch_size: int = 5000, anchor_file: Path | None = None
-) -> dict[str, object]:
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--anchor",
+        type=Path,
+        metavar="FILE",
+        help="an anchor written by `spis audit anchor`: also fail if any row up to its seq "
+        "changed or rows after it were removed (default: the chain alone)",
+    )
+
+
+@commands(
+    "audit",
+    "verify",
+    help="check the audit trail's hash chain (exit status 1 when broken)",
+    configure=_verify_arguments,
+)
+def audit_verify(args: argparse.Namespace, invocation: Invocation) -> object:
+    try:
+        result = verify_command(invocation.settings, anchor_file=args.anchor)
+    except AuditCommandError as exc:
+        raise CommandError(str(exc)) from None
+    if not result["ok"]:
+        print(json.dumps(result, indent=2))
+        raise CommandError(
+            f"the audit chain is broken at seq {result['first_bad_seq']}: {result['reason']}"
+        )
+    return result
+
+
+def _anchor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="also write the signed anchor to FILE, for a second party to keep "
+        "(default: print it only)",
+    )
+
+
+@commands(
+    "audit",
+    "anchor",
+    help="print (and with --out write) the audit chain's head, signed with SPIS's signing key",
+    configure=_anchor_arguments,
+)
+def audit_anchor(args: argparse.Namespace, invocation: Invocation) -> object:
+    try:
+        return anchor_command(invocation.settings, args.out)
+    except AuditCommandError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def verify_command(settings: Settings, *, anchor_file: Path | None = None) -> dict[str, object]:
     """Walk the whole chain; {"ok", "checked", "first_bad_seq", "reason"} and, with an anchor
     file, the anchor it was checked against."""
     anchored = _read_anchor(anchor_file, settings) if anchor_file is not None else None
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            result = verify(
-                session,
-                batch_size=batch_size,
-                progress=_print_progress,
-                anchor=anchored.head if anchored else None,
-            )
-    finally:
-        engine.dispose()
+    with opened(settings) as database, database.sessionmaker() as session:
+        result = verify(
+            session,
+            progress=_print_progress,
+            anchor=anchored.head if anchored else None,
+        )
     found: dict[str, object] = {
         "ok": result.ok,
         "checked": result.checked,
@@ -58,12 +106,8 @@ def verify_command(
 
 def anchor_command(settings: Settings, out: Path | None = None) -> dict[str, Any]:
     """Sign the chain's current head; write it to `out` (atomically) when given."""
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            head = repository.head(session)
-    finally:
-        engine.dispose()
+    with opened(settings) as database, database.sessionmaker() as session:
+        head = repository.head(session)
     document = anchor.make(head, _ring(settings), utcnow())
     if out is not None:
         _write(out, document)

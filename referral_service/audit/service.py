@@ -1,15 +1,16 @@
-"""Recording audit events, and verifying the chain. Takes a session or a Context, never commits.
+"""Recording audit events. Takes a session or a Context, never commits.
 
 `record` queues the event on the caller's transaction; it joins the chain when that transaction
 commits (see pending.py). An event holds ids and codes only: the caller's `detail` must be SPIS's
 own short words (a status, an issue code, a count), never a value a client sent.
+
+Verifying the chain is verify.py; a practice reading its patients' trail is practice.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,14 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from fhir_adapters.audit import patient_id_of
 from referral_service.audit import chain, pending, repository
 from referral_service.audit.models import Action, Kind, Outcome
-from referral_service.audit.repository import ChainHead
 from referral_service.context import Context
-from referral_service.errors import Forbidden, Invalid, NotFound
 from referral_service.kit.clock import utcnow
 from referral_service.kit.ids import new_id
 from referral_service.organisations.models import OrgKind
 from referral_service.principal import Principal
-from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version
 
@@ -279,121 +277,3 @@ def record_token_refused(session: Session, *, client_id: str | None, error: str)
         outcome=Outcome.MINOR_FAILURE,
         detail=error,
     )
-
-
-# --- verification -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    ok: bool
-    checked: int
-    first_bad_seq: int | None = None
-    reason: str | None = None
-
-
-Progress = Callable[[int, int], None]  # (rows checked, rows in the table when the walk began)
-
-
-def verify(
-    session: Session,
-    *,
-    batch_size: int = 5000,
-    progress: Progress | None = None,
-    anchor: ChainHead | None = None,
-) -> VerifyResult:
-    """Walk the chain in seq order. A row that was edited fails its own hash; a row deleted leaves
-    a gap at its seq; a row moved breaks the prev_hash link. `anchor` (a head kept elsewhere)
-    also catches the newest rows being cut off, which the chain alone cannot show."""
-    total = repository.last_seq(session)
-    expected_seq, prev, checked = 1, chain.GENESIS, 0
-    while batch := repository.links_after(session, expected_seq - 1, batch_size):
-        for link in batch:
-            if problem := _check(link, expected_seq, prev, anchor):
-                return VerifyResult(False, checked, expected_seq, problem)
-            expected_seq, prev, checked = expected_seq + 1, link.hash, checked + 1
-        if progress is not None:
-            progress(checked, total)
-    if anchor is not None and checked < anchor.seq:
-        return VerifyResult(
-            False, checked, checked + 1, f"rows from this seq to {anchor.seq} were removed"
-        )
-    return VerifyResult(True, checked)
-
-
-def _check(link: chain.Link, seq: int, prev: str, anchor: ChainHead | None) -> str | None:
-    if link.seq != seq:
-        return "row missing (deleted)"
-    if link.prev_hash != prev:
-        return "prev_hash does not match the previous row (rows deleted, inserted or reordered)"
-    if chain.link_hash(prev, seq, link.event) != link.hash:
-        return "hash does not match the row (row edited)"
-    if anchor is not None and anchor.seq == seq and anchor.hash != link.hash:
-        return "hash differs from the anchored head (chain rewritten)"
-    return None
-
-
-def head(session: Session) -> ChainHead | None:
-    return repository.head(session)
-
-
-# --- the practice's view ------------------------------------------------------------------------
-
-
-def patient_events(
-    ctx: Context, patient_id: str, *, count: int, offset: int, until: str | None = None
-) -> list[chain.Link]:
-    """The caller's events about one of its patients, newest first (one more than `count`, to
-    tell whether there is a next page). Only a practice reads its audit trail; a patient it cannot
-    read is a 404, like any other resource. The reading is itself audited.
-
-    `until` is the id of the newest event of the first page: the trail grows while it is paged
-    (each page read adds an event), so later pages count their offset from that event."""
-    _practice_only(ctx.principal)
-    resources.load(ctx, "Patient", patient_id)
-    max_seq = None
-    if until is not None:
-        max_seq = repository.seq_of(ctx.session, ctx.principal.org_id, until)
-        if max_seq is None:
-            raise Invalid("_until does not name one of your AuditEvents", status=400)
-    found = repository.for_patient(
-        ctx.session,
-        ctx.principal.org_id,
-        patient_id,
-        limit=count + 1,
-        offset=offset,
-        max_seq=max_seq,
-    )
-    record(
-        ctx.session,
-        ctx.principal,
-        kind=Kind.SEARCH,
-        action=Action.EXECUTE,
-        entities=[f"Patient/{patient_id}"],
-        patient_id=patient_id,
-        tenant=ctx.principal.org_id,
-        detail=f"AuditEvent search: {len(found[:count])} returned",
-    )
-    return found
-
-
-def _practice_only(principal: Principal) -> None:
-    if principal.org_kind is not OrgKind.PRACTICE:
-        raise Forbidden("Only a GP practice may read the audit trail of its patients")
-
-
-def patient_event(ctx: Context, event_id: str) -> chain.Link:
-    _practice_only(ctx.principal)
-    found = repository.get(ctx.session, ctx.principal.org_id, event_id)
-    if found is None:
-        raise NotFound(f"AuditEvent/{event_id} is not known")
-    record(
-        ctx.session,
-        ctx.principal,
-        kind=Kind.READ,
-        action=Action.READ,
-        entities=[f"AuditEvent/{event_id}"],
-        patient_id=found.event.patient_id,
-        tenant=ctx.principal.org_id,
-    )
-    return found

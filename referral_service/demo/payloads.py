@@ -11,7 +11,6 @@ NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SCT = "http://snomed.info/sct"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 REFERRAL_IDS = "https://fhir.example-practice.nhs.uk/referral-id"
-OFFERS = "https://spis.example.org/fhir/CodeSystem/timebank-offer"
 SWEMWBS = "https://spis.example.org/fhir/Questionnaire/swemwbs"
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from referral_service.auth.service import register_client
 from referral_service.config import Settings
-from referral_service.db import make_engine, make_sessionmaker
+from referral_service.db import opened, unit_of_work
 from referral_service.demo.smart_client import load_or_create_key, public_jwks
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import OrgKind
@@ -55,24 +55,20 @@ def prepare(settings: Settings) -> Cast:
     state: dict[str, dict[str, str]] = (
         json.loads(state_file.read_text()) if state_file.exists() else {}
     )
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session, session.begin():
-            systems = {}
-            for key in ("practice", *TIMEBANKS):
-                known = state.get(key)
-                if known is None or organisations.get(session, known["org_id"]) is None:
-                    state[key] = _register(
-                        session, key, load_or_create_key(folder / f"{key}.private.jwk")
-                    )
-                systems[key] = System(
-                    state[key]["name"],
-                    state[key]["org_id"],
-                    state[key]["client_id"],
-                    load_or_create_key(folder / f"{key}.private.jwk"),
+    with opened(settings) as database, unit_of_work(database.sessionmaker) as session:
+        systems = {}
+        for key in ("practice", *TIMEBANKS):
+            known = state.get(key)
+            if known is None or organisations.get(session, known["org_id"]) is None:
+                state[key] = _register(
+                    session, key, load_or_create_key(folder / f"{key}.private.jwk")
                 )
-    finally:
-        engine.dispose()
+            systems[key] = System(
+                state[key]["name"],
+                state[key]["org_id"],
+                state[key]["client_id"],
+                load_or_create_key(folder / f"{key}.private.jwk"),
+            )
     state_file.write_text(json.dumps(state, indent=2))
     return Cast(systems["practice"], systems["catford"], systems["lewisham"])
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from referral_service.demo.payloads import referral_bundle, swemwbs
 from referral_service.demo.smart_client import SmartClient
+from referral_service.kit.refs import id_of
 
 DEMO_NHS_NUMBER = "9990000018"  # NHS England's reserved test range
 Say = Callable[[str], None]
@@ -230,7 +231,7 @@ def declines(gp: SmartClient, referral_task: str) -> list[tuple[str, str]]:
     found = ok(gp.fhir("GET", f"Task?part-of={referral_task}&status=rejected"))
     return [
         (
-            _name(gp, e["resource"]["owner"]["reference"].partition("/")[2]),
+            _name(gp, id_of(e["resource"]["owner"]["reference"])),
             e["resource"].get("statusReason", {}).get("text", "no reason given"),
         )
         for e in found["entry"]

@@ -17,7 +17,8 @@ from fastapi.responses import Response
 
 from fhir_adapters.audit import AuditView, audit_event
 from fhir_adapters.rules import split_reference
-from referral_service.audit import chain, service
+from referral_service.audit import chain
+from referral_service.audit import practice as service  # the practice's view of its trail
 from referral_service.auth.dependencies import require
 from referral_service.errors import Invalid
 from referral_service.fhir.endpoints import ContextDep, fhir_response

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral_service.audit import pending
 from referral_service.audit.models import Action, AuditEvent, Kind
 from referral_service.audit.repository import APPEND_LOCK_KEY
-from referral_service.audit.service import VerifyResult, record, verify
+from referral_service.audit.service import record
+from referral_service.audit.verify import VerifyResult, verify
 from tests.audit.conftest import a_principal
 
 WRITERS = 6

@@ -12,7 +12,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.audit.models import Action, Kind, Outcome
-from referral_service.audit.service import VerifyResult, record, verify
+from referral_service.audit.service import record
+from referral_service.audit.verify import VerifyResult, verify
 from referral_service.db import make_engine, make_sessionmaker
 from referral_service.migrate import upgrade
 from tests.audit.conftest import a_principal

@@ -53,6 +53,30 @@ def test_a_refused_token_request_is_audited_with_the_claimed_client_and_the_erro
     assert expired not in " ".join(str(e.detail) for e in refused)
 
 
+def test_a_refused_token_keeps_only_an_id_shaped_client_id(
+    client: TestClient, session_factory: sessionmaker[Session], practice: TestSystem
+) -> None:
+    expired = practice.assertion(TOKEN_URL, exp=int(time.time()) - 3600)
+    named = practice.assertion(TOKEN_URL, iss="Grace Okafor", sub="Grace Okafor")
+
+    assert token_request(client, expired, client_id="7d1f-client") == 401
+    assert token_request(client, expired, client_id="Grace Okafor") == 401
+    assert token_request(client, named) == 401  # the claimed client is the assertion's `iss`
+
+    refused = [e for e in events(session_factory) if e.kind == "token"]
+    assert [(e.kind, e.action, e.outcome, e.actor_client_id, e.detail) for e in refused] == [
+        ("token", "E", 4, "7d1f-client", "invalid_client"),
+        ("token", "E", 4, "unknown", "invalid_client"),
+        ("token", "E", 4, "unknown", "invalid_client"),
+    ]
+    stored = " ".join(
+        str(getattr(e, column.key)) for e in refused for column in AuditEvent.__table__.columns
+    )
+    assert "Grace Okafor" not in stored
+    for assertion in (expired, named):
+        assert not any(part in stored for part in assertion.split("."))
+
+
 def test_a_granted_token_is_still_audited_once(
     client: TestClient, session_factory: sessionmaker[Session], practice: TestSystem
 ) -> None:
