@@ -37,10 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from referral_service.fhir.endpoints import router as fhir_router
     from referral_service.fhir.errors import LastResort, install_error_handlers
     from referral_service.health.endpoints import router as health_router
+    from referral_service.keys.jose import key_store
     from referral_service.ledger.endpoints import router as ledger_router
     from referral_service.openapi import install_openapi
     from referral_service.transit.endpoints import router as transit_router
-    from referral_service.transit.keys import key_store
     from referral_service.transit.middleware import TransitMiddleware
 
     install_error_handlers(app)

@@ -24,8 +24,8 @@ from joserfc.errors import JoseError
 
 from referral_service.audit import chain
 from referral_service.audit.repository import ChainHead
+from referral_service.keys.jose import SIGNING_ALG, KeyRing
 from referral_service.kit.clock import fhir_instant
-from referral_service.transit.keys import SIGNING_ALG, KeyRing
 
 ANCHOR_TYPE = "spis-audit-anchor+jwt"
 _HASH = re.compile(r"^[0-9a-f]{64}$")

@@ -17,8 +17,8 @@ from referral_service.audit.verify import verify
 from referral_service.commands import CommandError, CommandGroup, Invocation
 from referral_service.config import Settings
 from referral_service.db import opened
+from referral_service.keys.jose import KeyRing, TransitKeyError, keys_dir, load_ring
 from referral_service.kit.clock import utcnow
-from referral_service.transit.keys import KeyRing, TransitKeyError, keys_dir, load_ring
 
 commands = CommandGroup()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from referral_service.commands import CommandError, CommandGroup, Invocation
-from referral_service.transit.keys import TransitKeyError, keys_dir, load_ring
+from referral_service.keys.jose import TransitKeyError, keys_dir, load_ring
 
 commands = CommandGroup()
 

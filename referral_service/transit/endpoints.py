@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from referral_service.config import Settings
-from referral_service.transit.keys import app_key_store
+from referral_service.keys.jose import app_key_store
 
 router = APIRouter(tags=["transit"])
 

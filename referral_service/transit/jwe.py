@@ -20,6 +20,7 @@ from joserfc.errors import JoseError
 from fhir_adapters.codes import FHIR_JSON
 from fhir_adapters.parse import DuplicateKeyError, loads_unique
 from referral_service.errors import ServiceError
+from referral_service.keys.jose import KeyStore, TransitKey
 from referral_service.kit.jwe_keys import (
     KEY_ALGORITHMS,
     JwkDict,
@@ -27,7 +28,6 @@ from referral_service.kit.jwe_keys import (
     checked_encryption_key,
     import_encryption_key,
 )
-from referral_service.transit.keys import KeyStore, TransitKey
 
 JOSE = "application/jose"
 CONTENT_ENCRYPTION = "A256GCM"

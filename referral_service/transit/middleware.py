@@ -35,6 +35,7 @@ from referral_service.auth.endpoints import jwks_cache
 from referral_service.auth.jwks import JwksCache
 from referral_service.config import Settings
 from referral_service.errors import ServiceError, Unauthenticated
+from referral_service.keys.jose import KeyStore, app_key_store
 from referral_service.kit.http import outcome_response
 from referral_service.kit.jwe_keys import JwkDict
 from referral_service.principal import Principal
@@ -47,7 +48,6 @@ from referral_service.transit.jwe import (
     encrypt_response,
     open_request,
 )
-from referral_service.transit.keys import KeyStore, app_key_store
 
 log = logging.getLogger("spis.transit")
 

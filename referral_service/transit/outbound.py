@@ -14,9 +14,9 @@ import orjson
 from joserfc import jws
 
 from fhir_adapters.codes import FHIR_JSON
+from referral_service.keys.jose import SIGNING_ALG, KeyStore
 from referral_service.kit.jwe_keys import JwkDict
 from referral_service.transit.jwe import encrypt_response
-from referral_service.transit.keys import SIGNING_ALG, KeyStore
 
 NESTED_JWT = "JWT"
 

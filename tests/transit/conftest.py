@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.auth.models import Client
 from referral_service.config import Settings
+from referral_service.keys.jose import KeyStore
 from referral_service.organisations.models import OrgKind
-from referral_service.transit.keys import KeyStore
 from tests.fixtures.systems import TestSystem, register_system
 
 

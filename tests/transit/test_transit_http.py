@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral_service.auth import access
 from referral_service.auth.jwks import FetchedJwks, JwksCache
 from referral_service.auth.service import register_client
+from referral_service.keys.jose import KeyStore
 from referral_service.organisations.models import OrgKind
 from referral_service.organisations.service import register
-from referral_service.transit.keys import KeyStore
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
 from tests.fixtures.systems import bearer, public_jwks, register_system
 from tests.transit.conftest import JoseSystem, encryption_jwk, register_jose_system

@@ -14,6 +14,7 @@ from joserfc import jwe
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
+from referral_service.keys.jose import KeyStore
 from referral_service.kit.jwe_keys import (
     UnusableKey,
     checked_encryption_key,
@@ -27,7 +28,6 @@ from referral_service.transit.jwe import (
     encrypt_response,
     open_request,
 )
-from referral_service.transit.keys import KeyStore
 
 BODY = json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": []}).encode()
 ALGS = ["ECDH-ES+A256KW", "RSA-OAEP-256"]

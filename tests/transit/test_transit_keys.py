@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from referral_service.config import Settings
-from referral_service.kit.jwe_keys import PRIVATE_MEMBERS
-from referral_service.transit import keys as transit_keys
-from referral_service.transit.jwe import encrypt_response, open_request
-from referral_service.transit.keys import (
+from referral_service.keys import jose as transit_keys
+from referral_service.keys.jose import (
     KeyRing,
     KeyStore,
     TransitKeyError,
@@ -23,6 +21,8 @@ from referral_service.transit.keys import (
     keys_dir,
     load_ring,
 )
+from referral_service.kit.jwe_keys import PRIVATE_MEMBERS
+from referral_service.transit.jwe import encrypt_response, open_request
 
 EXPECTED_FILES = {"sig.ES384.1.jwk", "enc.ECDH-ES+A256KW.1.jwk", "enc.RSA-OAEP-256.1.jwk"}
 

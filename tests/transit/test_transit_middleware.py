@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from referral_service.auth import access
 from referral_service.auth.jwks import JwksCache
 from referral_service.config import Settings
-from referral_service.transit.keys import KeyStore
+from referral_service.keys.jose import KeyStore
 from referral_service.transit.middleware import TransitMiddleware, accepts_jose
 from tests.transit.conftest import JoseSystem
 

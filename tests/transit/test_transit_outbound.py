@@ -11,8 +11,8 @@ import pytest
 from joserfc import jwe, jws
 from joserfc.jwk import ECKey, RSAKey
 
+from referral_service.keys.jose import KeyStore, create_key_file
 from referral_service.transit.jwe import encrypt_response
-from referral_service.transit.keys import KeyStore, create_key_file
 from referral_service.transit.outbound import seal
 from tests.fixtures.receiver import RejectedMessage, open_sealed
 

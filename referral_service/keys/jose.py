@@ -220,7 +220,7 @@ def _require_production_keys(directory: Path, keys: tuple[TransitKey, ...]) -> N
         names = ", ".join(spec.file_name(1) for spec in missing)
         raise TransitKeyError(
             f"Transit keys missing from {directory}: expected {names} (private JWKs, mode 0600). "
-            "Create them with referral_service.transit.keys.create_key_file before starting."
+            "Create them with referral_service.keys.jose.create_key_file before starting."
         )
 
 
