@@ -48,15 +48,13 @@ def decide(
     recipient: str | None = None,
     *,
     pending: Mapping[str, dict[str, Any]] | None = None,
-    deny_reason: str | None = None,
 ) -> Decision:
     """May `purpose` happen for this patient of practice `tenant` (and reach `recipient`,
     "Organization/<id>", when given)? Every decision is audited, with the Consent that made it.
 
     `ctx` is who asks: SPIS itself (a system context) when routing or enforcing, the practice at
     intake; it is the audit agent. The Consents are read as SPIS whoever asks. At intake, `pending`
-    holds the Consents arriving in the same Bundle (`Consent/<id>` → resource), and `deny_reason`
-    the wording intake has always recorded for a refusal."""
+    holds the Consents arriving in the same Bundle (`Consent/<id>` → resource)."""
     system = ctx if ctx.principal.system else replace(ctx, principal=Principal.spis())
     decision = _decide(system, tenant, patient_ref, purpose, recipient, pending)
     audit.record_consent_decision(
@@ -66,7 +64,7 @@ def decide(
         patient_id=_patient_id(patient_ref),
         consents=[f"Consent/{decision.consent_id}"] if decision.consent_id else [],
         tenant=tenant,
-        reason=decision.reason if decision.permitted or deny_reason is None else deny_reason,
+        reason=decision.reason,
     )
     return decision
 

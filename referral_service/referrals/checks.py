@@ -19,9 +19,6 @@ from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.wellbeing import service as wellbeing
 
-# What intake has always recorded when it refuses a referral for want of consent.
-NO_REFERRAL_CONSENT = "no active Consent permits the referral"
-
 
 def check(intake: Intake, target: Target) -> None:
     entry, principal = target.entry, intake.ctx.principal
@@ -94,7 +91,6 @@ def _check_referral_consent(intake: Intake, sr: dict[str, Any]) -> None:
         patient,
         Purpose.REFERRAL,
         pending=pending,
-        deny_reason=NO_REFERRAL_CONSENT,
     )
     if not decision.permitted:
         raise BusinessRuleViolation(
