@@ -54,12 +54,14 @@ def register(engine: Engine, kek_secret: str) -> None:
 
 
 def _kek(connection: Connection) -> bytes:
-    name = _name(connection.engine)
-    if name not in _keks:
-        from referral_service.config import get_settings  # the process's own configuration
-
-        register(connection.engine, get_settings().kek.get_secret_value())
-    return _keks[name]
+    try:
+        return _keks[_name(connection.engine)]
+    except KeyError:
+        # Never guessed from the environment: the process that opened the database says which
+        # KEK it runs with (db.open_database; the migration environment for `spis migrate`).
+        raise RuntimeError(
+            "no KEK is registered for this database engine: open it with db.open_database"
+        ) from None
 
 
 def _key(connection: Connection, key_id: int) -> bytes:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
+from referral_service.config import get_settings
 from referral_service.db import make_engine
+from referral_service.keys import ring
 from referral_service.kit.models import Base
 from referral_service.kit.registry import load_all_models
 
@@ -16,6 +18,8 @@ def run_migrations_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url is set by referral_service.migrate"
     engine = make_engine(url)
+    # Migrations that re-seal values need the KEK of the process running them (`spis migrate`).
+    ring.register(engine, get_settings().kek.get_secret_value())
     with engine.connect() as connection:
         context.configure(
             connection=connection,
