@@ -17,8 +17,7 @@ from fastapi.responses import Response
 
 from fhir_adapters.audit import AuditView, audit_event
 from fhir_adapters.rules import split_reference
-from referral_service.audit import chain
-from referral_service.audit import practice as service  # the practice's view of its trail
+from referral_service.audit import chain, practice
 from referral_service.auth.dependencies import require
 from referral_service.errors import Invalid
 from referral_service.fhir.endpoints import ContextDep, fhir_response
@@ -46,7 +45,7 @@ def search_audit_events(ctx: ContextDep, request: Request) -> Response:
     count = min(max(count, 1), ctx.settings.max_page_size)
     offset = _int_param(params.get("_offset"), 0, "_offset")
     until = params.get("_until")
-    found = service.patient_events(ctx, patient_id, count=count, offset=offset, until=until)
+    found = practice.patient_events(ctx, patient_id, count=count, offset=offset, until=until)
     if until is None and found:
         until = found[0].event.id
     page = _Page(patient_id, count, offset, until)
@@ -56,7 +55,7 @@ def search_audit_events(ctx: ContextDep, request: Request) -> Response:
 @router.get("/AuditEvent/{rid}")
 def read_audit_event(rid: str, ctx: ContextDep) -> Response:
     require(ctx.principal, "AuditEvent", "r")
-    return fhir_response(orjson.dumps(audit_event(as_view(service.patient_event(ctx, rid)))))
+    return fhir_response(orjson.dumps(audit_event(as_view(practice.patient_event(ctx, rid)))))
 
 
 def _patient_id(value: str | None) -> str:

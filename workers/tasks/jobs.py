@@ -28,38 +28,21 @@ TRANSIENT = (OperationalError, InterfaceError)
 MAX_BACKOFF_S = 300
 
 
-def _transient(exc: BaseException) -> BaseException | None:
-    """The transient fault behind `exc`, if any. Rolling back after a dropped connection can raise
-    an error of its own (PendingRollbackError, from a rollback listener touching the dead
-    connection) that hides the OperationalError it was raised while handling: look behind it."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, TRANSIENT):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def _run(task: Task, job_id: str) -> None:
     try:
         with session_scope() as session:
             jobs.run(session, settings, job_id)
-    except Exception as exc:
-        if (fault := _transient(exc)) is None:
-            _crashed(job_id, exc)
-            return
+    except TRANSIENT as exc:
         delay = min(MAX_BACKOFF_S, 2**task.request.retries) + random.uniform(0, 1)  # noqa: S311 - jitter
         with session_scope() as session:
-            jobs.record_transient_failure(session, job_id, type(fault).__name__, delay)
+            jobs.record_transient_failure(session, job_id, type(exc).__name__, delay)
         raise task.retry(countdown=delay, max_retries=jobs.MAX_ATTEMPTS) from None
-
-
-def _crashed(job_id: str, exc: Exception) -> None:
-    # A bug, not the weather: retrying would fail the same way. Keep the row for an operator.
-    with session_scope() as session:
-        jobs.record_failure(session, job_id, type(exc).__name__)
-    # No traceback or message in the log: driver messages can quote row values.
-    log.error("job crashed", extra={"job_id": job_id, "error_type": type(exc).__name__})
+    except Exception as exc:
+        # A bug, not the weather: retrying would fail the same way. Keep the row for an operator.
+        with session_scope() as session:
+            jobs.record_failure(session, job_id, type(exc).__name__)
+        # No traceback or message in the log: driver messages can quote row values.
+        log.error("job crashed", extra={"job_id": job_id, "error_type": type(exc).__name__})
 
 
 @app.task(name=JobName.ROUTE_REFERRAL.value, bind=True)
