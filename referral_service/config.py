@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     relay_interval_s: float = 30.0
     relay_after_s: float = 30.0
     sla_sweep_interval_s: float = 3600.0
+    # The web workspace (people, not SMART clients). Sessions end after this long without a
+    # request, and in any case this long after sign-in.
+    web_idle_timeout_s: int = 1800
+    web_absolute_timeout_s: int = 43200
+    setup_link_lifetime_s: int = 86400
+    # Lock-out: from this many failed sign-ins in a row, the account is locked for
+    # base * 2^(failures - threshold) seconds, at most max.
+    sign_in_lockout_threshold: int = 5
+    sign_in_lockout_base_s: int = 60
+    sign_in_lockout_max_s: int = 3600
+    # "required": roles that see person-level data (broker, practice) must use a TOTP second
+    # factor. "optional" is for development and the demo only; production refuses it.
+    web_second_factor: Literal["required", "optional"] = "required"
 
     @field_validator("database_url")
     @classmethod
@@ -80,6 +93,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.var_dir / 'spis.sqlite3'}"
         if not self.broker_url:
             self.broker_url = "filesystem://"
+        if self.environment == "production" and self.web_second_factor != "required":
+            raise ValueError("SPIS_WEB_SECOND_FACTOR must be 'required' in production")
         for name in ("token_secret", "blind_index_key", "kek"):
             value: SecretStr = getattr(self, name)
             if (
