@@ -102,7 +102,8 @@ def phone_page(chromium: Browser) -> Iterator[Page]:
 
 @pytest.fixture
 def page_errors(page: Page, request: pytest.FixtureRequest) -> list[str]:
-    return request.node.stash[ERRORS_KEY]
+    errors: list[str] = request.node.stash[ERRORS_KEY]
+    return errors
 
 
 @pytest.fixture

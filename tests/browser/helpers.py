@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import ConsoleMessage, Error, Page
+from playwright.sync_api import ConsoleMessage, Error, Page, ViewportSize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_SETTING = "SPIS_TEST_CHROMIUM"
@@ -29,8 +29,8 @@ DEBIAN_CHROMIUM = "/usr/bin/chromium"
 OUTPUT_ROOT = REPO_ROOT / "test-output" / "browser"
 AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1280, height=800)
+PHONE = ViewportSize(width=390, height=844)
 
 # WCAG 2.0, 2.1 and 2.2, levels A and AA: the rules axe runs (it has no wcag22a tag: WCAG 2.2 added
 # no level A rule that axe checks). Violations of lower impact (minor, moderate) are returned to
