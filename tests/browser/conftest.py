@@ -1,15 +1,14 @@
 """Browser tests: Playwright drives Debian's Chromium against a live SPIS (server + worker).
 
 Fixtures:
-- `chromium`: the browser, one per run (headless, `/usr/bin/chromium` or SPIS_TEST_CHROMIUM);
+- `chromium`: the browser, one per test module (headless, `/usr/bin/chromium` or SPIS_TEST_CHROMIUM);
 - `page` (desktop, 1280x800) and `phone_page` (390x844, touch): a fresh context each, so no
   cookie or session leaks between tests; `page_errors`: the console errors and uncaught
   exceptions `page` has seen (a CSP refusal shows here);
 - `shots`: numbered full-page screenshots in test-output/browser/<test name>/;
 - `live_stack`: `spis serve` and a Celery worker (with beat) on the test database and Redis,
-  started once per run; its `session_factory` empties the tables for each test (see
-  tests/fixtures/live_stack.py). A test that needs other settings starts its own with
-  `live_stack(...)` from there.
+  started for the test in a fresh var dir (tests/fixtures/live_stack.py); override
+  `live_stack_settings` in a module to run it with other settings.
 
 Every test in this folder is marked `slow`. On a failure the report names the screenshot folder
 (with a last `NN-failure.png` of each open page) and shows the ends of the stack's logs.
@@ -17,17 +16,17 @@ Every test in this folder is marked `slow`. On a failure the report names the sc
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_service.db import make_sessionmaker
+from referral_service.keys import ring as key_ring
 from tests.browser.helpers import (
     DESKTOP,
     PHONE,
@@ -37,6 +36,7 @@ from tests.browser.helpers import (
     output_folder,
     record_errors,
 )
+from tests.conftest import TEST_KEK
 from tests.fixtures.live_stack import LiveStack
 from tests.fixtures.live_stack import live_stack as start_live_stack
 
@@ -59,8 +59,10 @@ def _fresh_output_folder(request: pytest.FixtureRequest) -> None:
     shutil.rmtree(output_folder(request.node.name), ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    # Per module, not per run: Playwright's driver and event loop end with the browser tests
+    # instead of living on through the rest of the suite.
     path = chromium_path()
     problem = missing_chromium(path)
     if problem:
@@ -113,22 +115,28 @@ def shots(request: pytest.FixtureRequest) -> Shots:
     return taken
 
 
-@pytest.fixture(scope="session")
-def live_stack_processes(
-    pg_url: str, pg_engine: Engine, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveStack]:
-    var_dir = tmp_path_factory.mktemp("live-stack") / "var"
-    with start_live_stack(pg_url, var_dir, make_sessionmaker(pg_engine)) as stack:
-        yield stack
+@pytest.fixture
+def live_stack_settings() -> dict[str, Any]:
+    """Settings fields for the test's stack (e.g. `web_idle_timeout_s`): override this fixture in
+    a test module to change them."""
+    return {}
 
 
 @pytest.fixture(name="live_stack")
 def live_stack_for_test(
-    live_stack_processes: LiveStack, session_factory: sessionmaker[Session]
-) -> LiveStack:
-    live_stack_processes.assert_running()
-    # The test's own session_factory: the tables are emptied before each test, as everywhere.
-    return dataclasses.replace(live_stack_processes, session_factory=session_factory)
+    pg_url: str,
+    pg_engine: Engine,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    live_stack_settings: dict[str, Any],
+) -> Iterator[LiveStack]:
+    # A stack per test, not per run: its processes cache unwrapped data keys by id, and emptying
+    # the tables between tests gives the next key an id they may already hold other material
+    # for. For the same reason this process forgets its own cache now.
+    key_ring.register(pg_engine, TEST_KEK)
+    var_dir = tmp_path / "var"
+    with start_live_stack(pg_url, var_dir, session_factory, **live_stack_settings) as stack:
+        yield stack
 
 
 @pytest.hookimpl(wrapper=True)
