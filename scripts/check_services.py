@@ -1,4 +1,4 @@
-"""Before the tests: say plainly which servers they need and which are not answering."""
+"""Before the tests: say plainly which servers (and which browser) they need and what is missing."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ NEEDS = {
         'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
     ),
 }
+# The browser tests (tests/browser/) drive Debian's Chromium through Playwright, which is told
+# never to download a browser of its own.
+CHROMIUM = os.environ.get("SPIS_TEST_CHROMIUM") or "/usr/bin/chromium"
+CHROMIUM_INSTALL = "apt-get install chromium"
 
 
 def reachable(url: str) -> bool:
@@ -28,8 +32,13 @@ def reachable(url: str) -> bool:
         return False
 
 
+def executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
 def main() -> int:
-    wanted = ["PostgreSQL"] if "--postgres-only" in sys.argv else list(NEEDS)
+    postgres_only = "--postgres-only" in sys.argv
+    wanted = ["PostgreSQL"] if postgres_only else list(NEEDS)
     missing = [name for name in wanted if not reachable(NEEDS[name][0])]
     for name in missing:
         url, start = NEEDS[name]
@@ -38,6 +47,17 @@ def main() -> int:
             file=sys.stderr,
         )
         print(f"  start it with: {start}", file=sys.stderr)
+    if not postgres_only and not executable(CHROMIUM):
+        missing.append("Chromium")
+        print(
+            f"make test needs Chromium at {CHROMIUM} for the browser tests; it is not there.",
+            file=sys.stderr,
+        )
+        print(
+            f"  install Debian's with: {CHROMIUM_INSTALL} (it goes to /usr/bin/chromium;"
+            " SPIS_TEST_CHROMIUM names another). The tests never download a browser.",
+            file=sys.stderr,
+        )
     if missing:
         print("See DEVELOPERS.md. (make demo needs none of these.)", file=sys.stderr)
         return 2
