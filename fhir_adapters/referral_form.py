@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import quote
 
 from fhir_adapters import codes
 
@@ -92,9 +93,21 @@ def referral_bundle(form: ReferralForm, now: datetime) -> dict[str, Any]:
         _entry(urls[1], consent(form, urls[0], when), "Consent"),
         _entry(urls[2], service_request(form, urls[0], urls[1], when), "ServiceRequest"),
     ]
-    identifier = f"{form.referral_id_system}|{_text(form.referral_id)}"
-    entries[SERVICE_REQUEST_ENTRY]["request"]["ifNoneExist"] = f"identifier={identifier}"
+    if referral_id := _text(form.referral_id):
+        condition = if_none_exist(form.referral_id_system, referral_id)
+        entries[SERVICE_REQUEST_ENTRY]["request"]["ifNoneExist"] = condition
     return {"resourceType": "Bundle", "type": "transaction", "timestamp": when, "entry": entries}
+
+
+def if_none_exist(system: str, value: str) -> str:
+    """``identifier=<system>|<value>`` as a conditional create's query: FHIR search escaping
+    (``\\``, ``|``, ``,``, ``$``), then URL encoding, so any identifier round-trips."""
+    return "identifier=" + "|".join(
+        quote(_SEARCH_SPECIAL.sub(r"\\\g<0>", part), safe=":/") for part in (system, value)
+    )
+
+
+_SEARCH_SPECIAL: Final = re.compile(r"[\\|,$]")
 
 
 def _full_urls(form: ReferralForm) -> list[str]:

@@ -137,6 +137,17 @@ def test_a_referral_made_on_the_form_is_taken_like_a_gp_systems(
     assert sr.endswith(again[2].version.id)
 
 
+def test_an_identifier_with_search_syntax_in_it_is_taken(
+    session: Session, settings: Settings, practice: TestSystem
+) -> None:
+    ctx = as_system(session, settings, practice)
+    form = form_for(practice, referral_id="WEB/2026,03|7 & more")
+
+    outcomes = submit_bundle(ctx, referral_bundle(form, NOW))
+
+    assert [o.created for o in outcomes] == [True, True, True]
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "status"),
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -18,6 +19,7 @@ from fhir_adapters.referral_form import (
     form_problems,
     referral_bundle,
 )
+from fhir_adapters.search_params import parse_token
 from referral_service.consent.rules import NATIONAL_OPT_OUT, Purpose, opted_out, permits
 from tests.fixtures.fhir import entry_of, load
 
@@ -203,3 +205,22 @@ def test_form_field_of(expression: str, field: str | None) -> None:
 def test_now_must_say_its_time_zone() -> None:
     with pytest.raises(ValueError, match="timezone"):
         referral_bundle(FORM, datetime(2026, 3, 2, 9, 30))
+
+
+@pytest.mark.parametrize("referral_id", ["WEB-0001", "a|b,c$d\\e & f=g%/h"])
+def test_if_none_exist_round_trips_any_identifier(referral_id: str) -> None:
+    bundle = referral_bundle(replace(FORM, referral_id=referral_id), NOW)
+    condition = entry_of(bundle, "ServiceRequest")["request"]["ifNoneExist"]
+
+    [(name, value)] = parse_qsl(condition, keep_blank_values=True)
+
+    assert (name, parse_token(value)) == (
+        "identifier",
+        (codes.WEB_REFERRAL_ID_SYSTEM, referral_id, True),
+    )
+
+
+def test_no_condition_without_an_identifier() -> None:
+    bundle = referral_bundle(replace(FORM, referral_id=" "), NOW)
+    assert "ifNoneExist" not in entry_of(bundle, "ServiceRequest")["request"]
+    assert "value" not in entry_of(bundle, "ServiceRequest")["resource"]["identifier"][0]
