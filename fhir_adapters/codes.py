@@ -152,3 +152,50 @@ OFFER_CATEGORIES: Final[dict[str, str]] = {
     "cooking": "Cooking",
     "transport": "Transport",
 }
+
+# --- what the web workspace's forms write (issue 9) ----------------------------------------------
+
+# The referral Consent's other elements, as GP systems send them (tests/data/referral-bundle.json).
+LOINC: Final = "http://loinc.org"
+CONSENT_CATEGORY_PATIENT_CONSENT: Final = "59284-0"  # LOINC: Patient Consent
+ACT_CODE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+POLICY_OPT_IN: Final = "OPTIN"  # R4 ppc-1: a Consent names a policy or a policyRule
+CONSENT_ACTION_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/consentaction"
+CONSENT_ACTION_DISCLOSE: Final = "disclose"
+PARTICIPATION_TYPE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+PARTICIPATION_INFORMATION_RECIPIENT: Final = "IRCP"
+# The national data opt-out, recorded on the Patient as a boolean extension (consent/rules.py
+# reads it: an opted-out person is left out of every aggregate, whatever the Consent says).
+NATIONAL_OPT_OUT_EXTENSION: Final = (
+    f"{SPIS_CODESYSTEM_BASE.removesuffix('/CodeSystem')}/StructureDefinition/national-data-opt-out"
+)
+# ServiceRequest.identifier system of referrals made on SPIS's own web pages: idempotent intake is
+# keyed by system and value, so the page's identifiers never collide with a GP system's.
+WEB_REFERRAL_ID_SYSTEM: Final = (
+    f"{SPIS_CODESYSTEM_BASE.removesuffix('/CodeSystem')}/Id/web-referral"
+)
+
+# Why a GP refers (ServiceRequest.reasonCode): a short list for the referral form. 422650009 is in
+# standards.md §2.1 (the SDOH IG's social-connection example); the other two are SNOMED CT findings
+# used as such in public FHIR IGs, not on an NHS social prescribing refset (none is published yet).
+REASON_SOCIAL_ISOLATION: Final = "422650009"
+REASON_FEELING_LONELY: Final = "267076002"
+REASON_LOW_MOOD: Final = "366979004"
+REFERRAL_REASONS: Final[dict[str, str]] = {
+    REASON_FEELING_LONELY: "Feeling lonely",
+    REASON_LOW_MOOD: "Depressed mood",  # the finding GP systems show as "Low mood"
+    REASON_SOCIAL_ISOLATION: "Social isolation",
+}
+
+# Why a time bank declines a referral (Task.statusReason of a `rejected` time bank Task). The
+# displays are written for the GP, who reads them on the referral Task.
+DECLINE_REASON_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/decline-reason"
+DECLINE_OTHER: Final = "other"  # needs the broker's own words
+DECLINE_REASONS: Final[dict[str, str]] = {
+    "no-capacity": "The time bank has no room for new members at the moment",
+    "outside-catchment": "The person lives outside the area the time bank serves",
+    "needs-not-offered": "The time bank does not offer the support the person needs",
+    "cannot-contact": "The time bank could not reach the person",
+    "person-declined": "The person decided not to join the time bank",
+    DECLINE_OTHER: "Another reason (see the time bank's note)",
+}

@@ -137,3 +137,79 @@ def output(kind: str, reference: str) -> dict[str, Any]:
         "type": {"coding": [{"system": codes.TASK_OUTPUT_TYPE_SYSTEM, "code": kind}]},
         "valueReference": _ref(reference),
     }
+
+
+# --- a broker's moves on its time bank Task (issue 9) ---------------------------------------------
+# Each returns the Task to PUT, leaving the one passed in as it was. Whether the move is allowed
+# is the state machine's question (referral_service/referrals/status.py), asked by intake: these
+# only write it down. A reason that is needed but blank is left out, so intake refuses the move
+# with its own message on `Task.statusReason.text` (see `decision_field_of`).
+
+_ANSWERED_MARKS = frozenset({REMINDER_DUE, LEGACY_REMINDER_SENT})
+
+
+def accepted(task: dict[str, Any]) -> dict[str, Any]:
+    """The time bank takes the referral."""
+    return _moved(_answered(task), TaskStatus.ACCEPTED)
+
+
+def declined(task: dict[str, Any], reason_code: str, text: str | None = None) -> dict[str, Any]:
+    """The time bank declines: `rejected`, with a DECLINE_REASONS code and text the GP reads.
+
+    The text is the reason's display, followed by the broker's note when there is one; the
+    `other` reason has no words of its own, so without a note it has no text and intake refuses
+    it. ValueError for a code not in DECLINE_REASONS.
+    """
+    display = codes.DECLINE_REASONS.get(reason_code)
+    if display is None:
+        raise ValueError("not a decline reason code")
+    note = (text or "").strip()
+    if reason_code == codes.DECLINE_OTHER:
+        words = note or None
+    else:
+        words = f"{display}: {note}" if note else display
+    task = _moved(_answered(task), TaskStatus.REJECTED, words)
+    coding = {"system": codes.DECLINE_REASON_SYSTEM, "code": reason_code, "display": display}
+    task["statusReason"] = {"coding": [coding], **task.get("statusReason", {})}
+    return task
+
+
+def in_progress(task: dict[str, Any]) -> dict[str, Any]:
+    """Work with the person has started (or resumes after a hold)."""
+    return _moved(task, TaskStatus.IN_PROGRESS)
+
+
+def on_hold(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Paused, with the reason the GP reads."""
+    return _moved(task, TaskStatus.ON_HOLD, reason)
+
+
+def completed(task: dict[str, Any]) -> dict[str, Any]:
+    """The time bank's part is done; SPIS then completes the referral Task with its outputs."""
+    return _moved(task, TaskStatus.COMPLETED)
+
+
+def failed(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """It did not work out, with the reason the GP reads."""
+    return _moved(task, TaskStatus.FAILED, reason)
+
+
+def _moved(task: dict[str, Any], status: TaskStatus, reason: str | None = None) -> dict[str, Any]:
+    moved = dict(task)
+    set_status(moved, status, (reason or "").strip() or None)
+    return moved
+
+
+def _answered(task: dict[str, Any]) -> dict[str, Any]:
+    """An answered Task no longer waits for a reminder: the SLA's mark goes."""
+    if business_status_codes(task) & _ANSWERED_MARKS:
+        return {key: value for key, value in task.items() if key != "businessStatus"}
+    return task
+
+
+def decision_field_of(expression: str) -> str | None:
+    """ "reason" when an OperationOutcome issue is about the Task's status reason, "status" when
+    about the move itself, else None: where a page shows intake's message."""
+    if expression.startswith("Task.statusReason"):
+        return "reason"
+    return "status" if expression == "Task.status" else None
