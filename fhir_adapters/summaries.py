@@ -222,7 +222,8 @@ def _telecom(patient: Json, system: str) -> tuple[str, ...]:
 
 
 _FULL_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][0-9A-Z]?$")
+# The outward code of a UK postcode: SE6, SE13, W1A, EC1V...
+DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][0-9A-Z]?$")
 
 
 def age_on(birth_date: str, today: date) -> int | None:
@@ -239,10 +240,10 @@ def age_on(birth_date: str, today: date) -> int | None:
 
 def postcode_district(postcode: str) -> str | None:
     """``SE6 4RU`` -> ``SE6`` (the outward code time banks' catchments use); None if unreadable.
-    The same reading as routing's (timebanks.service.postcode_district)."""
+    Routing reads the patient's district with this too."""
     compact = postcode.upper().replace(" ", "")
     outward = compact[:-3] if len(compact) >= 5 else compact
-    return outward if _DISTRICT.match(outward) else None
+    return outward if DISTRICT.match(outward) else None
 
 
 # --- Observation (scores) -------------------------------------------------------------------------

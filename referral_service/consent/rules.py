@@ -35,7 +35,7 @@ PURPOSE_CODES: dict[Purpose, frozenset[str]] = {
 }
 # A Consent in force, or one withdrawn: either replaces every older Consent for the patient.
 GOVERNING_STATUSES = frozenset({"active", "inactive"})
-NATIONAL_OPT_OUT = f"{codes.SPIS_CODESYSTEM_BASE.removesuffix('/CodeSystem')}/StructureDefinition/national-data-opt-out"
+NATIONAL_OPT_OUT = codes.NATIONAL_OPT_OUT_EXTENSION
 
 
 def permits(consent: dict[str, Any], purpose: Purpose, recipient: str | None = None) -> bool:

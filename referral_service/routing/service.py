@@ -14,6 +14,7 @@ from fhir_adapters import referral as fhir_referral
 from fhir_adapters import task as fhir_task
 from fhir_adapters.codes import ENDED_TASK_STATUSES, OPEN_TASK_STATUSES
 from fhir_adapters.rules import reference
+from fhir_adapters.summaries import postcode_district
 from referral_service.audit import service as audit
 from referral_service.config import Settings
 from referral_service.consent.rules import Purpose
@@ -30,7 +31,6 @@ from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
 from referral_service.store.repository import TokenMatch
 from referral_service.timebanks import repository as timebanks
-from referral_service.timebanks.service import postcode_district
 
 NO_CONSENT = "Not routed: no active Consent permits sharing this referral with a time bank"
 

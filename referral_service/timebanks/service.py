@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy.orm import Session
 
 from fhir_adapters.codes import OFFER_CATEGORIES
+from fhir_adapters.summaries import DISTRICT
 from referral_service.errors import Invalid
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import OrgKind
 from referral_service.timebanks import repository
 from referral_service.timebanks.models import TimeBankProfile
 
-# The outward code of a UK postcode: SE6, SE13, W1A, EC1V...
-DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][0-9A-Z]?$")
 OFFERS = frozenset(OFFER_CATEGORIES)
-
-
-def postcode_district(postcode: str) -> str | None:
-    """`SE6 4RU` → `SE6`; None when the postcode cannot be read."""
-    compact = postcode.upper().replace(" ", "")
-    outward = compact[:-3] if len(compact) >= 5 else compact
-    return outward if DISTRICT.match(outward) else None
 
 
 def set_profile(
