@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -125,7 +126,7 @@ def _ledger_of(
     with session_factory() as session, session.begin():
         ctx = context_of(session, settings, tb)
         members = [service.add_member(ctx, f"Member {i}").id for i in range(n)]
-        for giver, receiver in zip(members, members[1:], strict=False):
+        for giver, receiver in pairwise(members):
             new = service.NewExchange(giver, receiver, 30, date(2026, 11, 20), "befriending")
             service.record_exchange(ctx, new)
     return n
