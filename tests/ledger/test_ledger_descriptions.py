@@ -162,3 +162,42 @@ def test_the_statement_lists_every_exchange_with_a_running_balance(
     )
     assert body["balance_minutes"] == 40
     assert (body["given_minutes"], body["received_minutes"], body["partners"]) == (60, 20, 2)
+
+
+def test_key_rotation_reseals_descriptions_and_reasons_and_skips_what_is_empty(
+    client: TestClient,
+    timebank: TestSystem,
+    timebank_headers: dict[str, str],
+    session_factory: sessionmaker[Session],
+) -> None:
+    sam = add_member(client, timebank_headers, timebank, "Sam")
+    ana = add_member(client, timebank_headers, timebank, "Ana")
+    described = exchange(client, timebank_headers, timebank, sam, ana, description="Tea").json()
+    wrong = exchange(client, timebank_headers, timebank, ana, sam).json()  # no description
+    reverse(client, timebank_headers, timebank, wrong["id"], "Wrong way round")
+    client.post(
+        ledger_url(timebank, f"/members/{ana}/end"),
+        json={"reason": "Left"},
+        headers=timebank_headers,
+    )
+    with session_factory() as session, session.begin():
+        sealed_before = sum(keys.status(session).rows_by_key.values())
+        new_key = keys.rotate(session)
+    assert sealed_before == 5  # two aliases, a description, a reason, an end reason
+
+    with session_factory() as session, session.begin():
+        # Re-sealing a member's alias re-seals their end reason in the same UPDATE: 4 rows.
+        assert keys.reencrypt_batch(session, batch_size=100) == 4
+    with session_factory() as session, session.begin():
+        assert keys.reencrypt_batch(session, batch_size=100) == 0
+        assert keys.finish(session) == 0
+        assert keys.status(session).rows_by_key == {new_key: 5}
+
+    listed = client.get(ledger_url(timebank, "/exchanges"), headers=timebank_headers).json()
+    assert {row["id"]: (row["description"], row["reason"]) for row in listed} == {
+        described["id"]: ("Tea", None),
+        wrong["id"]: (None, None),
+        next(r["id"] for r in listed if r["reverses"]): (None, "Wrong way round"),
+    }
+    member = client.get(ledger_url(timebank, f"/members/{ana}"), headers=timebank_headers).json()
+    assert member["end_reason"] == "Left"
