@@ -155,6 +155,24 @@ def hours_observation(
     }
 
 
+ENTERED_IN_ERROR: Final = "entered-in-error"
+_IN_ERROR_NOTE = (
+    "Recorded in error: the time bank reversed this exchange in its ledger, "
+    "so this activity and its time credits no longer count."
+)
+
+
+def entered_in_error(resource: dict[str, Any]) -> dict[str, Any] | None:
+    """The next version of an exchange's Procedure or hours Observation once the time bank has
+    reversed the exchange: `status` entered-in-error (both resources have the code), with a fixed
+    note saying why; the rest unchanged, so the GP's record shows what was withdrawn. None when it
+    is entered-in-error already (nothing to change)."""
+    if resource.get("status") == ENTERED_IN_ERROR:
+        return None
+    notes = [*resource.get("note", []), {"text": _IN_ERROR_NOTE}]
+    return {**resource, "status": ENTERED_IN_ERROR, "note": notes}
+
+
 def _about(member: ReferredMember) -> dict[str, Any]:
     return {**_based_on(member), "subject": _patient(member)}
 

@@ -16,10 +16,11 @@ from referral_service.auth.dependencies import current_principal
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Forbidden, NotFound
+from referral_service.kit.clock import utcnow
 from referral_service.kit.http import refuse_nul_in_url
 from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.kit.routes import UniqueKeysRoute
-from referral_service.ledger import service
+from referral_service.ledger import export, service
 from referral_service.ledger.models import Offer, Request
 from referral_service.ledger.schemas import (
     EnrolmentIn,
@@ -31,8 +32,10 @@ from referral_service.ledger.schemas import (
     ListingOut,
     MemberIn,
     MemberOut,
+    MembershipEndIn,
     MemberStatement,
     MemberSummary,
+    ReversalIn,
 )
 from referral_service.organisations.models import OrgKind
 from referral_service.principal import Principal
@@ -52,6 +55,18 @@ ERRORS: Responses = {
 INVALID: Responses = {422: _error("A rule was broken; the issue names the field")}
 CONFLICT: Responses = {
     409: _error("The child Task cannot be enrolled (owner, status, or already done)")
+}
+ENDED: Responses = {409: _error("A member named has ended their membership")}
+REVERSED: Responses = {
+    404: _error("Not this caller's time bank, or an unknown exchange"),
+    409: _error("The exchange is already reversed, or is itself a reversal"),
+}
+ENDED_ALREADY: Responses = {409: _error("The membership has already ended")}
+CSV: Responses = {
+    200: {
+        "description": "CSV (a header line, then one line per row), as an attachment",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
 }
 
 router = APIRouter(
@@ -109,18 +124,36 @@ def _left_out(response: Response, listed: service.Listed[Any]) -> None:
 
 @router.get("/members", responses=LEFT_OUT)
 def list_members(ctx: Ctx, response: Response) -> list[MemberSummary]:
-    listed = service.members(ctx)
+    """Every member, oldest first, ended ones included, with balance, minutes given and
+    received, partners and (referred members) reciprocity."""
+    listed = service.member_rows(ctx)
     _left_out(response, listed)
-    return [
-        MemberSummary(**MemberOut.of(member).model_dump(), balance_minutes=balance)
-        for member, balance in listed.items
-    ]
+    return [MemberSummary.of_row(row) for row in listed.items]
 
 
-@router.get("/members/{member_id}")
-def get_member(ctx: Ctx, member_id: str) -> MemberStatement:
-    """Balance, minutes given and received, partners; co-production indicators if referred."""
-    return MemberStatement.of_statement(service.statement(ctx, member_id))
+@router.get("/members.csv", response_class=Response, responses=CSV)
+def download_members(ctx: Ctx) -> Response:
+    """The members list as CSV (audited as an export). Members left out as in `GET /members`."""
+    listed = service.export_members(ctx)
+    response = _csv("members", "".join(export.members_csv(listed.items)))
+    _left_out(response, listed)
+    return response
+
+
+@router.get("/members/{member_id}", responses=LEFT_OUT)
+def get_member(ctx: Ctx, member_id: str, response: Response) -> MemberStatement:
+    """The member's statement: balance, minutes given and received, partners, co-production
+    indicators if referred, and every exchange they took part in."""
+    found = service.statement(ctx, member_id)
+    _left_out(response, service.Listed(found.lines, found.left_out))
+    return MemberStatement.of_statement(found)
+
+
+@router.post("/members/{member_id}/end", responses={**INVALID, **ENDED_ALREADY})
+def end_membership(ctx: Ctx, member_id: str, body: MembershipEndIn) -> MemberOut:
+    """End a membership. The member stays in every list, marked ended, with their history and
+    balance; no new exchange, offer or request may name them."""
+    return MemberOut.of(service.end_membership(ctx, member_id, body.reason))
 
 
 @router.post("/enrolments", status_code=201, responses={**INVALID, **CONFLICT})
@@ -133,13 +166,13 @@ def enrol(ctx: Ctx, body: EnrolmentIn) -> EnrolmentOut:
     )
 
 
-@router.post("/members/{member_id}/offers", status_code=201, responses=INVALID)
+@router.post("/members/{member_id}/offers", status_code=201, responses={**INVALID, **ENDED})
 def add_offer(ctx: Ctx, member_id: str, body: ListingIn) -> ListingOut:
     listing = service.add_listing(ctx, Offer, member_id, body.category, body.description)
     return ListingOut.of(listing)
 
 
-@router.post("/members/{member_id}/requests", status_code=201, responses=INVALID)
+@router.post("/members/{member_id}/requests", status_code=201, responses={**INVALID, **ENDED})
 def add_request(ctx: Ctx, member_id: str, body: ListingIn) -> ListingOut:
     listing = service.add_listing(ctx, Request, member_id, body.category, body.description)
     return ListingOut.of(listing)
@@ -159,20 +192,50 @@ def list_requests(ctx: Ctx, response: Response, category: Category = None) -> li
     return [ListingOut.of(listing) for listing in listed.items]
 
 
-@router.post("/exchanges", status_code=201, responses=INVALID)
+@router.post("/exchanges", status_code=201, responses={**INVALID, **ENDED})
 def record_exchange(ctx: Ctx, body: ExchangeIn) -> ExchangeOut:
     """Record time given by one member to another: a credit to the giver, a debit to the
     receiver; for a referred party also a Procedure and an hours Observation for the GP."""
     return ExchangeOut.of(service.record_exchange(ctx, body.as_new()))
 
 
-@router.get("/exchanges")
+@router.post(
+    "/exchanges/{exchange_id}/reversal", status_code=201, responses={**INVALID, **REVERSED}
+)
+def reverse_exchange(ctx: Ctx, exchange_id: str, body: ReversalIn) -> ExchangeOut:
+    """Correct a mistaken exchange: a new exchange with the opposite entries and the reason.
+    The original stays, marked `reversed_by`; for a referred party its Procedure and hours
+    Observation become entered-in-error."""
+    return ExchangeOut.of(service.reverse_exchange(ctx, exchange_id, body.reason))
+
+
+@router.get("/exchanges", responses=LEFT_OUT)
 def list_exchanges(
     ctx: Ctx,
+    response: Response,
     member_id: Annotated[str | None, Query(description="Only this member's exchanges")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> list[ExchangeOut]:
-    """Newest first."""
-    found = service.exchanges(ctx, member_id, limit=limit, offset=offset)
-    return [ExchangeOut.of(recorded) for recorded in found]
+    """Newest first; reversals are listed too, and what they undid is marked `reversed_by`."""
+    listed = service.exchanges(ctx, member_id, limit=limit, offset=offset)
+    _left_out(response, listed)
+    return [ExchangeOut.of(recorded) for recorded in listed.items]
+
+
+@router.get("/exchanges.csv", response_class=Response, responses=CSV)
+def download_exchanges(ctx: Ctx) -> Response:
+    """The whole ledger as CSV, by date then when recorded (audited as an export)."""
+    rows = service.exchange_rows(ctx)
+    return _csv("exchanges", "".join(export.exchanges_csv(rows)))
+
+
+def _csv(what: str, body: str) -> Response:
+    # Built whole while the request's session is open (the rows are read in batches as the CSV
+    # is written); a streamed body would outlive the unit of work.
+    name = export.filename(what, utcnow().date())
+    return Response(
+        body,
+        media_type=export.MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -105,6 +105,23 @@ def record_exchange(
     return Produced(procedure_id, _create(ctx, referral, "Observation", hours))
 
 
+def mark_entered_in_error(ctx: Context, produced: Produced) -> list[str]:
+    """A reversed exchange's Procedure and hours Observation become entered-in-error: a new
+    version of each through the store (the practice keeps its grant, so the GP sees the
+    correction under the same ServiceRequest). Returns the `Type/id`s changed."""
+    changed = []
+    for rtype, rid in (
+        ("Procedure", produced.procedure_id),
+        ("Observation", produced.observation_id),
+    ):
+        row = store.load(ctx, rtype, rid, for_update=True)
+        corrected = fhir.entered_in_error(store.as_dict(row))
+        if corrected is not None:
+            store.update(ctx, row, corrected)
+            changed.append(f"{rtype}/{rid}")
+    return changed
+
+
 def _fhir_view(ctx: Context, referral: Referral) -> fhir.ReferredMember:
     return fhir.ReferredMember(
         referral.patient_id, referral.service_request_id, ctx.principal.org_id

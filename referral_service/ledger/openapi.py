@@ -28,7 +28,11 @@ _LIMITS: dict[str, dict[str, Json]] = {
     "ExchangeIn": {
         "category": _CATEGORY,
         "minutes": {"minimum": 1, "maximum": MAX_EXCHANGE_MINUTES},
+        # Optional: blank is the same as none, so only the length is a limit.
+        "description": {"maxLength": MAX_DESCRIPTION},
     },
+    "ReversalIn": {"reason": {"minLength": 1, "maxLength": MAX_DESCRIPTION, "pattern": _NOT_BLANK}},
+    "MembershipEndIn": {"reason": {"maxLength": MAX_DESCRIPTION}},
 }
 
 

@@ -43,6 +43,13 @@ def text(value: str, field: str, limit: int) -> str:
     return cleaned
 
 
+def optional_text(value: str | None, field: str, limit: int) -> str | None:
+    """Free text that may be left out: absent or only whitespace is None."""
+    if value is None or not value.split():
+        return None
+    return text(value, field, limit)
+
+
 def category(value: str, field: str = "category") -> str:
     if value not in OFFER_CATEGORIES:
         raise Invalid(

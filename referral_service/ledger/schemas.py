@@ -44,6 +44,13 @@ class MemberOut(BaseModel):
     joined_at: Instant
     enrolled_at: Instant | None = None
     referral_task: str | None = Field(None, description="`Task/<id>` of the child Task.")
+    ended: bool = Field(
+        False,
+        description="True once the membership has ended: the member keeps their history and "
+        "balance, and takes part in no new exchange, offer or request.",
+    )
+    ended_at: Instant | None = None
+    end_reason: str | None = Field(None, description="Why it ended, if the broker said.")
 
     @classmethod
     def of(cls, member: Member) -> MemberOut:
@@ -55,11 +62,40 @@ class MemberOut(BaseModel):
             joined_at=member.joined_at,
             enrolled_at=member.enrolled_at,
             referral_task=task,
+            ended=member.ended,
+            ended_at=member.ended_at,
+            end_reason=member.end_reason,
         )
 
 
 class MemberSummary(MemberOut):
+    """A member in the members list, with every figure (all net of reversals)."""
+
     balance_minutes: int = Field(description="Minutes given minus minutes received.")
+    given_minutes: int
+    received_minutes: int
+    partners: int = Field(description="Distinct members exchanged with (network reach).")
+    reciprocity: float | None = Field(
+        description="Referred members only: minutes given ÷ minutes received; null until "
+        "something was received, and for members who joined on their own."
+    )
+
+    @classmethod
+    def of_row(cls, row: service.MemberRow) -> MemberSummary:
+        return cls(
+            **MemberOut.of(row.member).model_dump(),
+            balance_minutes=row.balance,
+            given_minutes=row.given,
+            received_minutes=row.received,
+            partners=row.partners,
+            reciprocity=row.reciprocity,
+        )
+
+
+class MembershipEndIn(BaseModel):
+    reason: str | None = Field(
+        None, description="Why the membership ends, at most 280 characters (optional)."
+    )
 
 
 class Indicators(BaseModel):
@@ -74,12 +110,54 @@ class Indicators(BaseModel):
     )
 
 
+class StatementLineOut(BaseModel):
+    """One exchange on a member's statement, seen from the member's side."""
+
+    exchange_id: str
+    date: dt.date
+    partner_id: str = Field(description="The other member of the exchange.")
+    partner_alias: str | None = Field(
+        description="Null when the stored alias failed its integrity check."
+    )
+    category: str
+    description: str | None
+    minutes: int = Field(
+        description="Positive: time the member gave; negative: time received. A reversal "
+        "has the opposite sign of the exchange it undoes."
+    )
+    balance_minutes: int = Field(description="The member's balance after this line.")
+    reverses: str | None = Field(description="For a reversal: the id of the exchange it undoes.")
+    reversed_by: str | None = Field(description="The id of the reversal that undid this one.")
+    reason: str | None = Field(description="For a reversal: why.")
+
+    @classmethod
+    def of(cls, line: service.StatementLine) -> StatementLineOut:
+        exchange = line.exchange
+        return cls(
+            exchange_id=exchange.id,
+            date=exchange.performed_on,
+            partner_id=line.partner_id,
+            partner_alias=line.partner_alias,
+            category=exchange.category,
+            description=exchange.description,
+            minutes=line.minutes,
+            balance_minutes=line.balance,
+            reverses=exchange.reverses_id,
+            reversed_by=line.reversed_by,
+            reason=exchange.reason,
+        )
+
+
 class MemberStatement(MemberOut):
     balance_minutes: int = Field(description="given_minutes − received_minutes.")
     given_minutes: int
     received_minutes: int
     partners: int = Field(description="Distinct members exchanged with (network reach).")
     indicators: Indicators | None = Field(description="Only for referred members.")
+    lines: list[StatementLineOut] = Field(
+        description="Every exchange the member took part in, oldest first (by date, then when "
+        "recorded), reversals included."
+    )
 
     @classmethod
     def of_statement(cls, found: service.Statement) -> MemberStatement:
@@ -95,6 +173,7 @@ class MemberStatement(MemberOut):
             received_minutes=found.received,
             partners=found.partners,
             indicators=indicators,
+            lines=[StatementLineOut.of(line) for line in found.lines],
         )
 
 
@@ -134,23 +213,47 @@ class ExchangeIn(BaseModel):
         description="The day the exchange took place; not in the future, not before 1980."
     )
     category: str = Field(description=CATEGORY_HELP)
+    description: str | None = Field(
+        None, description="What was done, at most 280 characters (optional)."
+    )
 
     def as_new(self) -> service.NewExchange:
         return service.NewExchange(
-            self.giver_id, self.receiver_id, self.minutes, self.date, self.category
+            self.giver_id,
+            self.receiver_id,
+            self.minutes,
+            self.date,
+            self.category,
+            self.description,
         )
+
+
+class ReversalIn(BaseModel):
+    reason: str = Field(description="Why the exchange is being reversed, 1–280 characters.")
 
 
 class ExchangeOut(BaseModel):
     id: str
     giver_id: str
     receiver_id: str
-    minutes: int
+    minutes: int = Field(
+        description="Always positive; for a reversal, the minutes taken back from the giver "
+        "and given back to the receiver."
+    )
     date: dt.date
     category: str
+    description: str | None = None
     created_at: Instant
+    reverses: str | None = Field(
+        None, description="For a reversal: the id of the exchange it undoes."
+    )
+    reason: str | None = Field(None, description="For a reversal: why.")
+    reversed_by: str | None = Field(
+        None, description="The id of the reversal that undid this exchange, if one did."
+    )
     fhir: list[str] = Field(
-        description="`Procedure/<id>` and `Observation/<id>` written for referred parties."
+        description="`Procedure/<id>` and `Observation/<id>` written for referred parties "
+        "(none for a reversal: it marks the original's entered-in-error)."
     )
 
     @classmethod
@@ -172,7 +275,11 @@ class ExchangeOut(BaseModel):
             minutes=exchange.minutes,
             date=exchange.performed_on,
             category=exchange.category,
+            description=exchange.description,
             created_at=exchange.created_at,
+            reverses=exchange.reverses_id,
+            reason=exchange.reason,
+            reversed_by=recorded.reversed_by,
             fhir=refs,
         )
 

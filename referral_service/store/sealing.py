@@ -89,7 +89,7 @@ for model in (StoredResource, ResourceVersion):
 def seal_text(model: type[Any], attribute: str, *owners: str) -> None:
     """Seal one text attribute of another model the same way (a name, a free-text description):
     the ORM sees the string, the database a value bound to its table, attribute and id and to the
-    `owners` columns (the tenant's `org_id`, a listing's member)."""
+    `owners` columns (the tenant's `org_id`, a listing's member). None stays NULL."""
     table = model.__tablename__
 
     def aad(target: Any) -> bytes:
@@ -101,11 +101,15 @@ def seal_text(model: type[Any], attribute: str, *owners: str) -> None:
 
     def before(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
         plain = getattr(target, attribute)
+        if plain is None:  # an optional text left empty: NULL, nothing to seal
+            return
         target.__dict__[f"_spis_plain_{attribute}"] = plain
         setattr(target, attribute, ring.seal(connection, aad(target), plain.encode()))
 
     def after(_mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
-        set_committed_value(target, attribute, target.__dict__.pop(f"_spis_plain_{attribute}"))
+        key = f"_spis_plain_{attribute}"
+        if key in target.__dict__:
+            set_committed_value(target, attribute, target.__dict__.pop(key))
 
     def opened(target: Any, context: QueryContext, *_: Any) -> None:
         sealed = target.__dict__.get(attribute)

@@ -15,6 +15,9 @@ EVERY_SEALED_COLUMN = [
     ["resource", "body"],
     ["resource_version", "body"],
     ["ledger_member", "alias"],
+    ["ledger_member", "end_reason"],
+    ["ledger_exchange", "description"],
+    ["ledger_exchange", "reason"],
     ["ledger_offer", "description"],
     ["ledger_request", "description"],
 ]

@@ -23,7 +23,10 @@ def test_a_fresh_process_loads_every_table_and_sealed_column() -> None:
     tables, columns = json.loads(out)
     assert {"resource", "audit_event", "job", "ledger_member", "timebank_profile"} <= set(tables)
     assert columns == [
+        "ledger_exchange.description",
+        "ledger_exchange.reason",
         "ledger_member.alias",
+        "ledger_member.end_reason",
         "ledger_offer.description",
         "ledger_request.description",
         "resource.body",

@@ -155,3 +155,33 @@ def exchange(
         **fields,
     }
     return client.post(ledger_url(timebank, "/exchanges"), json=body, headers=headers)
+
+
+def reverse(
+    client: TestClient,
+    headers: dict[str, str],
+    timebank: TestSystem,
+    exchange_id: str,
+    reason: str = "Entered twice by mistake",
+) -> Any:
+    url = ledger_url(timebank, f"/exchanges/{exchange_id}/reversal")
+    return client.post(url, json={"reason": reason}, headers=headers)
+
+
+def end_membership(
+    client: TestClient,
+    headers: dict[str, str],
+    timebank: TestSystem,
+    member_id: str,
+    reason: str | None = None,
+) -> Any:
+    body = {} if reason is None else {"reason": reason}
+    return client.post(
+        ledger_url(timebank, f"/members/{member_id}/end"), json=body, headers=headers
+    )
+
+
+def context_of(session: Session, settings: Settings, system: TestSystem) -> Context:
+    """The Context a web page would build for a signed-in person of `system`'s organisation."""
+    principal = Principal(system.client_id, system.org_id, system.kind, frozenset())
+    return Context(session, principal, settings)

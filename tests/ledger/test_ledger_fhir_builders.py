@@ -87,3 +87,20 @@ def test_activities_are_the_time_bank_directory_offers() -> None:
     from referral_service.timebanks.service import OFFERS
 
     assert set(OFFER_CATEGORIES) == set(OFFERS)
+
+
+def test_a_reversed_exchange_is_entered_in_error_and_otherwise_unchanged() -> None:
+    procedure = ledger.exchange_procedure(MEMBER, "gardening", ON, ledger.Direction.GIVEN)
+    hours = ledger.hours_observation(MEMBER, "proc-1", 45, ON, ledger.Direction.GIVEN)
+
+    for original in (procedure, hours):
+        corrected = ledger.entered_in_error(original)
+        assert corrected is not None
+        validate_resource(corrected)
+        assert corrected["status"] == "entered-in-error"
+        assert corrected["note"][-1]["text"].startswith("Recorded in error")
+        unchanged = {k: v for k, v in corrected.items() if k not in ("status", "note")}
+        assert unchanged == {k: v for k, v in original.items() if k not in ("status", "note")}
+        assert original["status"] != "entered-in-error"  # the input is not changed
+        assert ledger.entered_in_error(corrected) is None  # nothing to do twice
+    assert len(ledger.entered_in_error(procedure)["note"]) == 2  # type: ignore[index]

@@ -183,3 +183,31 @@ def test_ids_with_control_characters_are_not_found_not_a_server_error(
     assert [a.status_code for a in answers] == [404] * 4, [a.text for a in answers]
     assert all(a.json()["issue"][0]["code"] == "not-found" for a in answers)
     assert client.get(ledger_url(timebank, "/exchanges"), headers=headers).json() == []
+
+
+def test_reversals_endings_figures_and_downloads_work_on_both_databases(
+    ledger: tuple[TestClient, TestSystem, dict[str, str]],
+) -> None:
+    client, timebank, headers = ledger
+    sam, kim = add_member(client, headers, timebank), add_member(client, headers, timebank, "Kim")
+    kept = exchange(client, headers, timebank, sam, kim, minutes=40, description="Tea").json()
+    wrong = exchange(client, headers, timebank, kim, sam, minutes=15, date="2026-11-19").json()
+    url = ledger_url(timebank, f"/exchanges/{wrong['id']}/reversal")
+    reversal = client.post(url, json={"reason": "Never happened"}, headers=headers)
+    ended = client.post(ledger_url(timebank, f"/members/{kim}/end"), json={}, headers=headers)
+    refused = exchange(client, headers, timebank, sam, kim)
+
+    assert reversal.status_code == 201, reversal.text
+    assert (ended.status_code, refused.status_code) == (200, 409)
+    assert UTC_INSTANT.match(ended.json()["ended_at"])
+    listed = client.get(ledger_url(timebank, "/members"), headers=headers).json()
+    assert [
+        (m["balance_minutes"], m["given_minutes"], m["partners"], m["ended"]) for m in listed
+    ] == [
+        (40, 40, 1, False),
+        (-40, 0, 1, True),
+    ]
+    download = client.get(ledger_url(timebank, "/exchanges.csv"), headers=headers)
+    ids = [line.split(",")[7] for line in download.text.splitlines()[1:]]
+    assert ids == [wrong["id"], reversal.json()["id"], kept["id"]]
+    assert "Tea" in download.text
