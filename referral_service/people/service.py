@@ -103,7 +103,7 @@ def add_person(
     needed = ROLE_ORG_KIND[role]
     if org.kind is not needed:
         raise Invalid(
-            f"A {role.value} belongs to {_ORG_WORDS[needed]}; this organisation is "
+            f"The {role.value} role belongs to {_ORG_WORDS[needed]}; this organisation is "
             f"{_ORG_WORDS[org.kind]}",
             expression=["role"],
         )
