@@ -3,7 +3,7 @@ run each service call in its own unit of work (committed, as a request would be)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -127,8 +127,8 @@ def token_of(setup_url: str) -> str:
 @pytest.fixture
 def people(
     session_factory: sessionmaker[Session], settings: Settings, orgs: Orgs, fake_clock: FakeClock
-) -> Iterator[People]:
-    yield People(session_factory, settings, orgs)
+) -> People:
+    return People(session_factory, settings, orgs)
 
 
 def audit_rows(factory: sessionmaker[Session], kind: str | None = None) -> list[AuditEvent]:

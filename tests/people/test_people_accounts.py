@@ -72,7 +72,8 @@ def test_a_new_person_gets_a_link_that_expires_in_a_day(
         Role.PRACTICE,
         people.orgs.practice,
     )
-    assert person.password_hash is None and person.totp_secret is None
+    assert person.password_hash is None
+    assert person.totp_secret is None
     assert "ann" not in repr(person).lower()
     with people.factory() as session:
         link = session.scalars(select(SetupLink)).one()
@@ -105,8 +106,9 @@ def test_an_unknown_organisation_is_refused(people: People) -> None:
         people.add("ann@example.org", Role.BROKER, "no-such-org")
 
 
-def test_people_are_listed_by_organisation(people: People) -> None:
+def test_people_are_listed_by_organisation(people: People, fake_clock: FakeClock) -> None:
     people.add("ann@example.org", Role.BROKER)
+    fake_clock.advance(1)  # listed in the order they were added
     people.add("bob@example.org", Role.PRACTICE)
     everyone = people.run(lambda s: [p.email for p in service.people(s)])
     brokers = people.run(lambda s: [p.email for p in service.people(s, people.orgs.timebank)])
@@ -246,7 +248,8 @@ def test_disabling_ends_every_session_and_refuses_sign_in(people: People) -> Non
     assert people.current(other.token) is None
     with people.factory() as session:
         ended = session.scalars(select(WebSession.ended_at)).all()
-    assert len(ended) == 2 and all(ended)
+    assert len(ended) == 2
+    assert all(ended)
     with pytest.raises(service.SignInRefused):
         people.sign_in("ann@example.org")
     events = audit_rows(people.factory, "person-account")

@@ -70,7 +70,8 @@ def test_user_add_list_link_disable(
     assert spis("user", "list", "--org", orgs.practice)[1] == []
 
     code, relinked, _ = spis("user", "link", "--email", "ANN@example.org")
-    assert code == 0 and relinked["setup_url"] != added["setup_url"]
+    assert code == 0
+    assert relinked["setup_url"] != added["setup_url"]
     with unit_of_work(session_factory) as session:
         with pytest.raises(service.SetupLinkInvalid):
             service.setup_link_person(session, first_token)

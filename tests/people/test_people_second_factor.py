@@ -29,7 +29,8 @@ def test_enrolment_on_first_sign_in_then_sign_in_with_a_code(
     started = people.set_up("ann@example.org", Role.BROKER)
     assert started.next_step == "totp-setup"
     half = people.current(started.token)
-    assert half is not None and not half.signed_in  # no data until the second factor
+    assert half is not None
+    assert not half.signed_in
 
     secret, uri = people.run(
         lambda s: service.totp_provisioning(s, s.get_one(Person, started.person.id))
@@ -48,9 +49,11 @@ def test_enrolment_on_first_sign_in_then_sign_in_with_a_code(
     assert service.qr_svg(uri).startswith("<svg")
 
     done = confirm(people, started, pyotp.TOTP(secret).at(fake_clock.now))
-    assert done.next_step == "done" and done.web_session.second_factor_done
+    assert done.next_step == "done"
+    assert done.web_session.second_factor_done
     person = people.person("ann@example.org")
-    assert person.totp_secret == secret and person.totp_pending_secret is None
+    assert person.totp_secret == secret
+    assert person.totp_pending_secret is None
     assert person.totp_confirmed_at == fake_clock.now
 
     fake_clock.advance(60)
@@ -58,7 +61,8 @@ def test_enrolment_on_first_sign_in_then_sign_in_with_a_code(
     assert next_time.next_step == "totp"
     signed_in = confirm(people, next_time, pyotp.TOTP(secret).at(fake_clock.now))
     signed = people.current(signed_in.token)
-    assert signed is not None and signed.signed_in
+    assert signed is not None
+    assert signed.signed_in
 
     details = [e.detail for e in audit_rows(people.factory, "sign-in")]
     assert details == [
@@ -180,4 +184,5 @@ def test_the_secret_is_sealed_at_rest_and_rotates_with_the_keys(
         pass
     assert people.run(keys.finish) == 0
     secret, done = people.enrol(started, fake_clock.now)
-    assert secret == pending and done.next_step == "done"
+    assert secret == pending
+    assert done.next_step == "done"

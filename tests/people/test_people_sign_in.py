@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from referral_service.db import unit_of_work
 from referral_service.people import service
@@ -25,12 +26,14 @@ def test_an_analyst_signs_in_with_a_password_alone(people: People, fake_clock: F
     assert started.next_step == "done"
     assert started.web_session.second_factor_done
     signed = people.current(started.token)
-    assert signed is not None and signed.signed_in
+    assert signed is not None
+    assert signed.signed_in
     assert signed.person.last_sign_in_at == fake_clock.now
     principal = service.principal_of(signed.person)
     assert principal.client_id == f"person/{signed.person.id}"
     assert (principal.org_id, principal.org_kind.value) == (people.orgs.healthboard, "healthboard")
-    assert principal.allows("MeasureReport", "r") and not principal.allows("Patient", "r")
+    assert principal.allows("MeasureReport", "r")
+    assert not principal.allows("Patient", "r")
 
 
 def test_unknown_email_and_wrong_password_are_refused_alike(people: People) -> None:
@@ -50,10 +53,12 @@ def test_unknown_email_and_wrong_password_are_refused_alike(people: People) -> N
         (4, "password refused"),
         (4, "password refused"),
     ]
-    assert events[1].actor_client_id == "unknown" and events[1].entities == ""
+    assert events[1].actor_client_id == "unknown"
+    assert events[1].entities == ""
     for event in events:
         text = f"{event.detail} {event.entities} {event.actor_client_id}"
-        assert "example.org" not in text and "password" + "!" not in text
+        assert "example.org" not in text
+        assert "password" + "!" not in text
         assert event.purpose is None
 
 
@@ -135,9 +140,8 @@ def test_a_failure_counts_even_when_the_caller_rolls_back(people: People) -> Non
 
 def test_a_failure_is_counted_once_when_the_caller_commits(people: People) -> None:
     people.set_up("ann@example.org", Role.ANALYST)
-    with unit_of_work(people.factory) as session:
-        with pytest.raises(service.SignInRefused):
-            service.sign_in(session, people.settings, "ann@example.org", "wrong password")
+    with unit_of_work(people.factory) as session, pytest.raises(service.SignInRefused):
+        service.sign_in(session, people.settings, "ann@example.org", "wrong password")
     assert people.person("ann@example.org").failed_sign_ins == 1
 
 
@@ -152,7 +156,8 @@ def test_every_sign_in_starts_a_new_session(people: People) -> None:
     with people.factory() as session:
         stored = set(session.scalars(select(WebSession.id)))
         csrf = set(session.scalars(select(WebSession.csrf_token)))
-    assert stored == rows and not tokens & stored  # only hashes are stored
+    assert stored == rows
+    assert not tokens & stored
     assert len(csrf) == 3
 
 
@@ -162,12 +167,14 @@ def test_a_weaker_stored_hash_is_upgraded_on_sign_in(people: People) -> None:
     people.set_up("ann@example.org", Role.ANALYST)
     weak = PasswordHasher(time_cost=1, memory_cost=8192).hash(PASSWORD)
 
-    def weaken(session: object) -> None:
-        person = people.person("ann@example.org")
-        row = session.get(Person, person.id)  # type: ignore[attr-defined]
-        row.password_hash = weak
+    person_id = people.person("ann@example.org").id
 
-    people.run(weaken)  # type: ignore[arg-type]
+    def weaken(session: Session) -> None:
+        session.get_one(Person, person_id).password_hash = weak
+
+    people.run(weaken)
     people.sign_in("ann@example.org")
     upgraded = people.person("ann@example.org").password_hash
-    assert upgraded != weak and upgraded is not None and "m=65536" in upgraded
+    assert upgraded != weak
+    assert upgraded is not None
+    assert "m=65536" in upgraded
