@@ -224,9 +224,21 @@ def complete_setup(session: Session, settings: Settings, token: str, password: s
 def _usable_link(
     session: Session, token: str, now: datetime, *, lock: bool
 ) -> tuple[SetupLink, Person]:
+    """With `lock`, the person's row is locked first, then the link's (the order every path that
+    locks both keeps), and the link is checked again once locked."""
     link = None
     if token and len(token) <= _MAX_TOKEN_LENGTH:
-        link = repository.setup_link(session, _digest(token), lock=lock)
+        link = repository.setup_link(session, _digest(token))
+    link = _usable(link, now)
+    person = repository.person(session, link.person_id, lock=lock)
+    if person is None or not person.active:
+        raise SetupLinkInvalid("is no longer valid")
+    if lock:
+        link = _usable(repository.setup_link(session, link.id, lock=True), now)
+    return link, person
+
+
+def _usable(link: SetupLink | None, now: datetime) -> SetupLink:
     if link is None:
         raise SetupLinkInvalid("is not known", status=404)
     if link.used_at is not None:
@@ -235,10 +247,7 @@ def _usable_link(
         raise SetupLinkInvalid("has been replaced by a newer one or withdrawn")
     if as_utc(link.expires_at) <= now:
         raise SetupLinkInvalid("has expired")
-    person = repository.person(session, link.person_id, lock=lock)
-    if person is None or not person.active:
-        raise SetupLinkInvalid("is no longer valid")
-    return link, person
+    return link
 
 
 # -- signing in --------------------------------------------------------------------------------
@@ -284,15 +293,17 @@ def confirm_second_factor(session: Session, settings: Settings, token: str, code
     """Check a TOTP code for a session past its password (confirming the enrolment when the
     secret is still pending); the session is then replaced by a new, signed-in one."""
     now = clock.utcnow()
-    old = _live_session(session, settings, token, now, lock=True)  # one code, one rotation
-    if old is None:
+    found = _live_session(session, settings, token, now)
+    if found is None:
+        raise SessionEnded
+    # The person's row first, then the session's, as every path that locks both: one code, one
+    # rotation, however many requests race with it.
+    person = repository.person(session, found.person_id, lock=True)
+    old = repository.web_session(session, found.id, lock=True)
+    if person is None or not person.active or old is None or old.ended_at is not None:
         raise SessionEnded
     if old.second_factor_done:
         raise BusinessRuleViolation("This session has already passed its second factor")
-    person = repository.person(session, old.person_id, lock=True)
-    if person is None or not person.active:
-        old.ended_at = now
-        raise SessionEnded
     _refuse_while_locked(session, person, now)
     enrolling = person.totp_confirmed_at is None
     secret = person.totp_pending_secret if enrolling else person.totp_secret
@@ -446,12 +457,12 @@ def _start(session: Session, person: Person, now: datetime, next_step: NextStep)
 
 
 def _live_session(
-    session: Session, settings: Settings, token: str, now: datetime, *, lock: bool = False
+    session: Session, settings: Settings, token: str, now: datetime
 ) -> WebSession | None:
     """The session row for a token, unless ended; one found expired is ended now."""
     if not token or len(token) > _MAX_TOKEN_LENGTH:
         return None
-    web_session = repository.web_session(session, _digest(token), lock=lock)
+    web_session = repository.web_session(session, _digest(token))
     if web_session is None or web_session.ended_at is not None:
         return None
     idle = now - as_utc(web_session.last_seen_at) > timedelta(seconds=settings.web_idle_timeout_s)

@@ -4,6 +4,8 @@ sealed at rest."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
@@ -186,3 +188,28 @@ def test_the_secret_is_sealed_at_rest_and_rotates_with_the_keys(
     secret, done = people.enrol(started, fake_clock.now)
     assert secret == pending
     assert done.next_step == "done"
+
+
+def test_one_code_signs_in_once_however_many_requests_race(
+    people: People, fake_clock: FakeClock
+) -> None:
+    """Two browsers past the password send the same code at once: the person's row is locked
+    while a code is checked, so the second sees it used."""
+    started = people.set_up("ann@example.org")
+    secret, _ = people.enrol(started, fake_clock.now)
+    fake_clock.advance(60)
+    halves = [people.sign_in("ann@example.org") for _ in range(2)]
+    code = pyotp.TOTP(secret).at(fake_clock.now)
+    barrier = threading.Barrier(2)
+
+    def send(half: service.Started) -> str:
+        barrier.wait()
+        try:
+            confirm(people, half, code)
+        except service.SecondFactorRefused:
+            return "refused"
+        return "signed in"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(send, halves))
+    assert outcomes == ["refused", "signed in"]

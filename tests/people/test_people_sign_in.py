@@ -3,6 +3,9 @@ event for every attempt."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -178,3 +181,27 @@ def test_a_weaker_stored_hash_is_upgraded_on_sign_in(people: People) -> None:
     assert upgraded != weak
     assert upgraded is not None
     assert "m=65536" in upgraded
+
+
+def test_guesses_sent_at_once_all_count(people: People) -> None:
+    """A page that shows the refusal (and so commits) sees every earlier guess: each is checked
+    with the person's row locked, so the guess that locks is seen by the next."""
+    people.set_up("ann@example.org", Role.ANALYST)
+    threshold = people.settings.sign_in_lockout_threshold
+    barrier = threading.Barrier(threshold + 1)
+
+    def guess(n: int) -> str:
+        barrier.wait()
+        with unit_of_work(people.factory) as session:
+            try:
+                service.sign_in(session, people.settings, "ann@example.org", f"guess {n:04d}!!")
+            except service.AccountLocked:
+                return "locked"
+            except service.SignInRefused:
+                return "refused"
+        return "signed in"
+
+    with ThreadPoolExecutor(threshold + 1) as pool:
+        outcomes = sorted(pool.map(guess, range(threshold + 1)))
+    assert outcomes == ["locked", "locked"] + ["refused"] * (threshold - 1)
+    assert people.person("ann@example.org").failed_sign_ins == threshold
