@@ -20,6 +20,8 @@ EVERY_SEALED_COLUMN = [
     ["ledger_exchange", "reason"],
     ["ledger_offer", "description"],
     ["ledger_request", "description"],
+    ["person", "totp_secret"],
+    ["person", "totp_pending_secret"],
 ]
 
 ONLY_THE_KEYS_SERVICE = """

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "20261128_0014"
-down_revision = "20261128_0012"
+down_revision = "20261128_0013"
 branch_labels = None
 depends_on = None
 
