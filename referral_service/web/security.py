@@ -1,0 +1,314 @@
+"""Who is signed in, and whether a form came from SPIS: the session cookie, the viewer, CSRF.
+
+The session cookie holds only the opaque token the people service issued; the session itself
+(person, second factor done, CSRF token, idle and absolute expiry) is a database row.
+
+Cookie attributes (decided here, see docs/security.md): always HttpOnly, SameSite=Lax, Path=/.
+In production, and whenever SPIS_PUBLIC_BASE_URL is https, also Secure with the `__Host-` name
+prefix, which makes the browser refuse a cookie set by another host or for a narrower path (a
+planted session cookie). In development and test over http a Secure cookie would never come back,
+so the cookie is plainly named and not Secure there.
+
+CSRF: every POST form carries a hidden `csrf_token`. Once signed in it is the session's own token;
+on the forms used before a session exists (sign-in, set-up) it is a signed double submit: a random
+nonce in a cookie and, in the form, an HMAC of that nonce keyed from SPIS_TOKEN_SECRET. The check
+runs as a dependency of the whole web router (web/router.py), so a new page's POST cannot forget
+it; a missing or wrong token is a 403 page and the request changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from referral_service.config import Settings
+from referral_service.context import Context
+from referral_service.db import get_session
+from referral_service.errors import NotFound
+from referral_service.organisations import repository as organisations
+from referral_service.organisations.models import Organisation
+from referral_service.people import service as people
+from referral_service.people.models import Person, Role
+from referral_service.people.service import Signed
+from referral_service.principal import Principal
+from referral_service.web.nav import START_PAGES
+
+SESSION_COOKIE = "spis_session"
+PRESESSION_COOKIE = "spis_presession"
+CSRF_FIELD = "csrf_token"
+SIGNIN_PATH = "/signin"
+SECOND_FACTOR_PATH = "/signin/second-factor"
+SECOND_FACTOR_SETUP_PATH = "/signin/second-factor/setup"
+# Forms posted before a session exists: they carry the pre-session token (route path formats).
+PRESESSION_FORMS = frozenset({SIGNIN_PATH, "/setup/{token}"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
+_MAX_NEXT = 2000
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+class Redirect(Exception):  # noqa: N818 (not an error: how a dependency sends the browser on)
+    """Raised by a dependency to send the browser elsewhere (303); web/errors.py answers it."""
+
+    def __init__(self, url: str, *, clear_session: bool = False) -> None:
+        super().__init__(url)
+        self.url = url
+        self.clear_session = clear_session
+
+
+class CsrfRefused(Exception):  # noqa: N818
+    """The form's token is missing or wrong: a 403 page, nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The signed-in person, as every page sees them. `context` is what the domain services take:
+    the request's unit of work and the person's organisation as the Principal."""
+
+    person: Person
+    organisation: Organisation
+    principal: Principal
+    context: Context
+    csrf_token: str
+
+    @property
+    def role(self) -> Role:
+        return self.person.role
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+# --- the cookies ---------------------------------------------------------------------------
+
+
+def secure_cookies(settings: Settings) -> bool:
+    return settings.environment == "production" or settings.public_base_url.startswith("https://")
+
+
+def cookie_name(settings: Settings, name: str) -> str:
+    return f"__Host-{name}" if secure_cookies(settings) else name
+
+
+def session_token(request: Request) -> str | None:
+    return request.cookies.get(cookie_name(settings_of(request), SESSION_COOKIE)) or None
+
+
+def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+    """No Max-Age: the browser forgets it when closed; the server enforces the idle and absolute
+    limits whatever the browser keeps."""
+    response.set_cookie(
+        cookie_name(settings, SESSION_COOKIE),
+        token,
+        path="/",
+        secure=secure_cookies(settings),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        cookie_name(settings, SESSION_COOKIE),
+        path="/",
+        secure=secure_cookies(settings),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+# --- who is signed in ----------------------------------------------------------------------
+
+
+def current_sign_in(request: Request, session: SessionDep) -> Signed | None:
+    """The live session named by the cookie (any step of signing in), or None. Cached per
+    request by FastAPI, so the CSRF check and the page share one lookup."""
+    signed = people.current(session, settings_of(request), session_token(request))
+    if signed is not None:
+        request.state.csrf_token = signed.web_session.csrf_token
+    return signed
+
+
+CurrentSignIn = Annotated[Signed | None, Depends(current_sign_in)]
+
+
+def fully_signed_in(settings: Settings, signed: Signed) -> bool:
+    return signed.web_session.second_factor_done or not people.needs_second_factor(
+        settings, signed.person
+    )
+
+
+def start_page(person: Person) -> str:
+    return START_PAGES[person.role]
+
+
+def signed_in_viewer(request: Request, session: SessionDep, signed: CurrentSignIn) -> Viewer:
+    """The viewer of a page that needs a signed-in person of any role. Not signed in: to the
+    sign-in page, coming back here afterwards; second factor not done yet: to that step."""
+    settings = settings_of(request)
+    if signed is None:
+        raise Redirect(with_next(SIGNIN_PATH, here(request)))
+    if not fully_signed_in(settings, signed):
+        raise Redirect(with_next(SECOND_FACTOR_PATH, here(request)))
+    organisation = organisations.get(session, signed.person.org_id)
+    if organisation is None:  # the row is referenced by the person; a broken database
+        raise RuntimeError("a signed-in person's organisation is missing")
+    principal = people.principal_of(signed.person)
+    viewer = Viewer(
+        person=signed.person,
+        organisation=organisation,
+        principal=principal,
+        context=Context(session, principal, settings),
+        csrf_token=signed.web_session.csrf_token,
+    )
+    request.state.viewer = viewer
+    return viewer
+
+
+SignedInViewer = Annotated[Viewer, Depends(signed_in_viewer)]
+
+
+def role_viewer(*roles: Role) -> Callable[[Viewer], Viewer]:
+    """`Depends(role_viewer(Role.BROKER))`: the viewer, if they have one of these roles. Anyone
+    else gets the same 404 page as a path that does not exist: a page of another role is not
+    theirs to know about."""
+
+    def dependency(viewer: SignedInViewer) -> Viewer:
+        if viewer.role not in roles:
+            raise NotFound("Not found")
+        return viewer
+
+    return dependency
+
+
+def pending_sign_in(request: Request, signed: CurrentSignIn) -> Signed:
+    """The session of a person part way through signing in (password done, second factor not)."""
+    next_path = request.query_params.get("next", "")
+    if signed is None:
+        raise Redirect(with_next(SIGNIN_PATH, safe_next(next_path)))
+    if fully_signed_in(settings_of(request), signed):
+        raise Redirect(safe_next(next_path) or start_page(signed.person))
+    return signed
+
+
+PendingSignIn = Annotated[Signed, Depends(pending_sign_in)]
+
+
+# --- where to go next ----------------------------------------------------------------------
+
+
+def safe_next(value: str | None) -> str | None:
+    """A local path to return to after signing in, or None. Refuses anything a browser could
+    read as another host: a scheme, `//host`, backslashes (`/\\host`), control characters."""
+    if not value or len(value) > _MAX_NEXT or not value.startswith("/"):
+        return None
+    if value.startswith("//") or "\\" in value or any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
+
+
+def here(request: Request) -> str:
+    """Where to come back to: the page itself for a GET; for a form, the page it was posted to."""
+    path = request.url.path
+    if request.method in SAFE_METHODS and request.url.query:
+        return f"{path}?{request.url.query}"
+    return path
+
+
+def with_next(path: str, next_path: str | None) -> str:
+    return f"{path}?next={quote(next_path, safe='/')}" if next_path else path
+
+
+# --- CSRF ----------------------------------------------------------------------------------
+
+
+async def check_csrf(request: Request, signed: CurrentSignIn) -> None:
+    """Every unsafe request on a web route: the form's `csrf_token` must match, compared in
+    constant time. A form posted after the session ended sends the browser to sign in again."""
+    if request.method in SAFE_METHODS:
+        return
+    given = await _form_token(request)
+    if _is_presession_form(request):
+        nonce = _presession_nonce(request)
+        expected = _presession_mac(settings_of(request), nonce) if nonce else None
+    elif signed is None:
+        raise Redirect(f"{SIGNIN_PATH}?notice=session-ended", clear_session=True)
+    else:
+        expected = signed.web_session.csrf_token
+    if not (expected and given and hmac.compare_digest(given.encode(), expected.encode())):
+        raise CsrfRefused
+
+
+def form_csrf_token(request: Request) -> str:
+    """The token a page rendered for this request puts in its forms: the session's, or on the
+    sign-in and set-up pages the pre-session one, minting a nonce (set as a cookie by
+    `finish_response`) when the browser has none yet. Empty on a page with no form to protect."""
+    if not _is_presession_form(request):
+        token: str = getattr(request.state, "csrf_token", "")
+        return token
+    nonce = _presession_nonce(request)
+    if nonce is None:
+        nonce = request.state.new_presession_nonce = secrets.token_urlsafe(32)
+    return _presession_mac(settings_of(request), nonce)
+
+
+def finish_response(request: Request, response: Response) -> None:
+    """Set the pre-session cookie if this response's forms use a freshly minted nonce."""
+    nonce = getattr(request.state, "new_presession_nonce", None)
+    if nonce is None:
+        return
+    settings = settings_of(request)
+    response.set_cookie(
+        cookie_name(settings, PRESESSION_COOKIE),
+        nonce,
+        path="/",
+        secure=secure_cookies(settings),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+async def _form_token(request: Request) -> str | None:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return None
+    value = (await request.form()).get(CSRF_FIELD)
+    return value if isinstance(value, str) else None
+
+
+def _is_presession_form(request: Request) -> bool:
+    route = request.scope.get("route")
+    return getattr(route, "path", None) in PRESESSION_FORMS
+
+
+def _presession_nonce(request: Request) -> str | None:
+    nonce = getattr(request.state, "new_presession_nonce", None) or request.cookies.get(
+        cookie_name(settings_of(request), PRESESSION_COOKIE)
+    )
+    return nonce if nonce and _NONCE.match(nonce) else None
+
+
+def _presession_mac(settings: Settings, nonce: str) -> str:
+    # A key of its own, derived from the token secret, so this MAC can never stand for another
+    # of the secret's uses (it also signs access tokens).
+    secret = settings.token_secret.get_secret_value().encode()
+    key = hmac.new(secret, b"spis.web.presession-csrf", hashlib.sha256).digest()
+    mac = hmac.new(key, nonce.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
