@@ -146,14 +146,19 @@ def current_sign_in(request: Request, session: SessionDep) -> Signed | None:
 CurrentSignIn = Annotated[Signed | None, Depends(current_sign_in)]
 
 
-def fully_signed_in(settings: Settings, signed: Signed) -> bool:
-    return signed.web_session.second_factor_done or not people.needs_second_factor(
-        settings, signed.person
-    )
+def fully_signed_in(signed: Signed) -> bool:
+    """Past the second factor: the people service marks a session done only then (or at once
+    for a person who needs none), and only such a session may see data."""
+    return signed.web_session.second_factor_done
 
 
 def start_page(person: Person) -> str:
     return START_PAGES[person.role]
+
+
+def second_factor_step(person: Person) -> str:
+    """Where a person part way through signing in goes: enrol an app, or type its code."""
+    return SECOND_FACTOR_PATH if person.totp_confirmed_at is not None else SECOND_FACTOR_SETUP_PATH
 
 
 def signed_in_viewer(request: Request, session: SessionDep, signed: CurrentSignIn) -> Viewer:
@@ -162,8 +167,8 @@ def signed_in_viewer(request: Request, session: SessionDep, signed: CurrentSignI
     settings = settings_of(request)
     if signed is None:
         raise Redirect(with_next(SIGNIN_PATH, here(request)))
-    if not fully_signed_in(settings, signed):
-        raise Redirect(with_next(SECOND_FACTOR_PATH, here(request)))
+    if not fully_signed_in(signed):
+        raise Redirect(with_next(second_factor_step(signed.person), here(request)))
     organisation = organisations.get(session, signed.person.org_id)
     if organisation is None:  # the row is referenced by the person; a broken database
         raise RuntimeError("a signed-in person's organisation is missing")
@@ -200,7 +205,7 @@ def pending_sign_in(request: Request, signed: CurrentSignIn) -> Signed:
     next_path = request.query_params.get("next", "")
     if signed is None:
         raise Redirect(with_next(SIGNIN_PATH, safe_next(next_path)))
-    if fully_signed_in(settings_of(request), signed):
+    if fully_signed_in(signed):
         raise Redirect(safe_next(next_path) or start_page(signed.person))
     return signed
 

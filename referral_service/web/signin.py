@@ -56,7 +56,7 @@ NEXT_STEP_PATHS = {"totp-setup": SECOND_FACTOR_SETUP_PATH, "totp": SECOND_FACTOR
 
 @router.get(SIGNIN_PATH)
 def signin_page(request: Request, signed: CurrentSignIn, next: str = "") -> Response:
-    if signed is not None and fully_signed_in(settings_of(request), signed):
+    if signed is not None and fully_signed_in(signed):
         return see_other(safe_next(next) or start_page(signed.person))
     return render(request, "signin.html", {"email": "", "next": safe_next(next) or ""})
 
@@ -131,6 +131,8 @@ def setup(
 def second_factor_setup_page(
     request: Request, session: SessionDep, signed: PendingSignIn, next: str = ""
 ) -> Response:
+    if signed.person.totp_confirmed_at is not None:  # enrolled already: the code is next
+        return see_other(with_next(SECOND_FACTOR_PATH, safe_next(next)))
     return render(request, "second_factor_setup.html", _setup_context(session, signed, next))
 
 
@@ -151,6 +153,8 @@ def second_factor_setup(
 
 @router.get(SECOND_FACTOR_PATH)
 def second_factor_page(request: Request, signed: PendingSignIn, next: str = "") -> Response:
+    if signed.person.totp_confirmed_at is None:  # no app yet: set one up first
+        return see_other(with_next(SECOND_FACTOR_SETUP_PATH, safe_next(next)))
     return render(request, "second_factor.html", {"next": safe_next(next) or ""})
 
 
@@ -217,6 +221,10 @@ def _confirm(
         return _locked(request, exc.retry_after_s)
     except people.SecondFactorRefused:
         return again(401, errors={"code": CODE_REFUSED})
+    except people.SessionEnded:  # it expired between showing the page and this code
+        response = see_other(SIGNIN_PATH, notice="session-ended")
+        clear_session_cookie(response, settings_of(request))
+        return response
     return _continue(request, started, next_path)
 
 

@@ -11,13 +11,12 @@ from starlette.responses import Response
 from referral_service.people.models import Role
 from referral_service.web.render import render, see_other
 from referral_service.web.security import (
-    SECOND_FACTOR_PATH,
     SIGNIN_PATH,
     CurrentSignIn,
     Viewer,
     fully_signed_in,
     role_viewer,
-    settings_of,
+    second_factor_step,
     start_page,
 )
 
@@ -32,8 +31,8 @@ Analyst = Annotated[Viewer, Depends(role_viewer(Role.ANALYST))]
 def home(request: Request, signed: CurrentSignIn) -> Response:
     if signed is None:
         return see_other(SIGNIN_PATH)
-    if not fully_signed_in(settings_of(request), signed):
-        return see_other(SECOND_FACTOR_PATH)
+    if not fully_signed_in(signed):
+        return see_other(second_factor_step(signed.person))
     return see_other(start_page(signed.person))
 
 
