@@ -35,14 +35,18 @@ def _coding(system: str, code: str, display: str) -> Coding:
 
 _REST = _coding(AUDIT_EVENT_TYPE_SYSTEM, "rest", "Restful Operation")
 _EXPORT = _coding(DCM_SYSTEM, "110106", "Export")
+_USER_AUTHENTICATION = _coding(DCM_SYSTEM, "110114", "User Authentication")
+_LOGIN = _coding(DCM_SYSTEM, "110122", "Login")
 
 
 def _interaction(code: str) -> Coding:
     return _coding(RESTFUL_INTERACTION_SYSTEM, code, code)
 
 
-# Event kind → (type, subtype). REST interactions per BALP; sharing as DICOM "Export"; a token as
-# DICOM "User Authentication"/"Login"; consent decisions have no standard code, so SPIS names one.
+# Event kind → (type, subtype). REST interactions per BALP; sharing as DICOM "Export"; a token and
+# a person's sign-in as DICOM "User Authentication"/"Login", a sign-out as ".../Logout"; changes
+# to a person's account as DICOM "User Security Attributes Changed"; consent decisions have no
+# standard code, so SPIS names one.
 EVENT_TYPES: Final[dict[str, tuple[Coding, Coding | None]]] = {
     "read": (_REST, _interaction("read")),
     "vread": (_REST, _interaction("vread")),
@@ -56,10 +60,10 @@ EVENT_TYPES: Final[dict[str, tuple[Coding, Coding | None]]] = {
     "batch": (_REST, _interaction("batch")),
     "share": (_EXPORT, _coding(SPIS_AUDIT_TYPE_SYSTEM, "share", "Shared with an organisation")),
     "export": (_EXPORT, None),
-    "token": (
-        _coding(DCM_SYSTEM, "110114", "User Authentication"),
-        _coding(DCM_SYSTEM, "110122", "Login"),
-    ),
+    "token": (_USER_AUTHENTICATION, _LOGIN),
+    "sign-in": (_USER_AUTHENTICATION, _LOGIN),
+    "sign-out": (_USER_AUTHENTICATION, _coding(DCM_SYSTEM, "110123", "Logout")),
+    "person-account": (_coding(DCM_SYSTEM, "110137", "User Security Attributes Changed"), None),
     "consent-decision": (
         _coding(SPIS_AUDIT_TYPE_SYSTEM, "consent-decision", "Consent decision"),
         None,
@@ -71,6 +75,7 @@ _ROLES: Final = {
     "Patient": _coding(OBJECT_ROLE_SYSTEM, "1", "Patient"),
     "Consent": _coding(OBJECT_ROLE_SYSTEM, "13", "Security Resource"),
     "Organization": _coding(OBJECT_ROLE_SYSTEM, "16", "Data Destination"),
+    "Person": _coding(OBJECT_ROLE_SYSTEM, "6", "User"),  # a person of the web workspace
 }
 _DOMAIN_RESOURCE = _coding(OBJECT_ROLE_SYSTEM, "4", "Domain Resource")
 _PERSON = _coding(AUDIT_ENTITY_TYPE_SYSTEM, "1", "Person")
@@ -148,7 +153,7 @@ def _entity(ref: str) -> dict[str, Any]:
     rtype = ref.partition("/")[0]
     return {
         "what": {"reference": ref},
-        "type": _PERSON if rtype == "Patient" else _SYSTEM_OBJECT,
+        "type": _PERSON if rtype in ("Patient", "Person") else _SYSTEM_OBJECT,
         "role": _ROLES.get(rtype, _DOMAIN_RESOURCE),
     }
 

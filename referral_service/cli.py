@@ -30,6 +30,7 @@ from referral_service.errors import ServiceError
 from referral_service.health.cli import commands as health_commands
 from referral_service.keys.cli import commands as keys_commands
 from referral_service.organisations.cli import commands as org_list_commands
+from referral_service.people.cli import commands as user_commands
 from referral_service.timebanks.cli import commands as timebank_commands
 from referral_service.timebanks.cli import org_commands as org_add_commands
 from referral_service.transit.cli import commands as transit_commands
@@ -235,6 +236,7 @@ def _all_commands() -> Iterator[Command]:
         org_add_commands,
         org_list_commands,
         client_commands,
+        user_commands,
         timebank_commands,
         audit_commands,
         transit_commands,

@@ -51,6 +51,12 @@ class Kind(enum.StrEnum):
     CONSENT_DECISION = "consent-decision"
     TOKEN = "token"  # noqa: S105 - an event kind, not a secret
     EXPORT = "export"
+    # People in the web workspace (people/service.py): each step of a sign-in, refused or not
+    # (a password, a second-factor code, a set-up link), a sign-out, and an operator adding,
+    # disabling or re-issuing a set-up link for a person.
+    SIGN_IN = "sign-in"
+    SIGN_OUT = "sign-out"
+    PERSON_ACCOUNT = "person-account"
 
 
 class AuditEvent(Base):

@@ -38,6 +38,8 @@ DEFAULT_PURPOSE = {
     OrgKind.HEALTHBOARD: "HOPERAT",
     OrgKind.PLATFORM: "COC",
 }
+# Authentication is no use of anyone's data: these events have no purpose of use.
+_NO_PURPOSE = frozenset({Kind.TOKEN, Kind.SIGN_IN, Kind.SIGN_OUT})
 
 
 def record(
@@ -72,7 +74,7 @@ def _event(
     outcome: Outcome,
     detail: str | None,
 ) -> chain.Event:
-    if purpose is None and kind is not Kind.TOKEN:
+    if purpose is None and kind not in _NO_PURPOSE:
         purpose = DEFAULT_PURPOSE.get(principal.org_kind)
     return chain.Event(
         id=new_id(),

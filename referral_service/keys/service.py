@@ -70,8 +70,10 @@ def status(session: Session) -> KeyStatus:
     """Counted from the values themselves, so it is true whichever process wrote them."""
     counts: dict[tuple[int, int], int] = {}
     for model, attribute in sealed.columns():
-        prefix = func.substr(getattr(model, attribute), 1, envelope.HEADER.size)
-        for head, n in session.execute(select(prefix, func.count()).group_by(prefix)):
+        column = getattr(model, attribute)
+        prefix = func.substr(column, 1, envelope.HEADER.size)
+        counted = select(prefix, func.count()).where(column.is_not(None)).group_by(prefix)
+        for head, n in session.execute(counted):  # NULL: nothing sealed (people/sealing.py)
             version, key_id = envelope.HEADER.unpack(bytes(head))
             counts[(version, key_id)] = counts.get((version, key_id), 0) + int(n)
     retired = session.scalars(
