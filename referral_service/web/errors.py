@@ -60,7 +60,9 @@ NOT_FOUND_MESSAGE = (
 )
 CSRF_MESSAGE = "The form expired or did not come from SPIS; go back and try again."
 SERVER_ERROR_MESSAGE = "Something went wrong on our side; nothing was changed. Try again later."
-UNAVAILABLE_MESSAGE = "SPIS cannot reach its database just now; nothing was changed. Try again in a minute."
+UNAVAILABLE_MESSAGE = (
+    "SPIS cannot reach its database just now; nothing was changed. Try again in a minute."
+)
 
 
 def install_web_error_handlers(app: FastAPI) -> None:
@@ -68,7 +70,7 @@ def install_web_error_handlers(app: FastAPI) -> None:
         app.exception_handlers[cls] = _web_or(handler)
     app.exception_handlers.setdefault(Exception, _web_or(_no_machine_handler))
     app.add_exception_handler(Redirect, _redirect)  # type: ignore[arg-type]
-    app.add_exception_handler(CsrfRefused, _csrf_refused)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)  # type: ignore[arg-type]
 
 
 def _web_or(machine: Handler) -> Handler:

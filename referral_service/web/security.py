@@ -59,7 +59,7 @@ _MAX_NEXT = 2000
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-class Redirect(Exception):  # noqa: N818 (not an error: how a dependency sends the browser on)
+class Redirect(Exception):
     """Raised by a dependency to send the browser elsewhere (303); web/errors.py answers it."""
 
     def __init__(self, url: str, *, clear_session: bool = False) -> None:
@@ -68,7 +68,7 @@ class Redirect(Exception):  # noqa: N818 (not an error: how a dependency sends t
         self.clear_session = clear_session
 
 
-class CsrfRefused(Exception):  # noqa: N818
+class CsrfRefused(Exception):
     """The form's token is missing or wrong: a 403 page, nothing changed."""
 
 

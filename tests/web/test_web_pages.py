@@ -123,9 +123,7 @@ def failing_pages(app: FastAPI) -> FastAPI:
     return app
 
 
-def test_a_service_refusal_shows_its_message(
-    failing_pages: FastAPI, client: TestClient
-) -> None:
+def test_a_service_refusal_shows_its_message(failing_pages: FastAPI, client: TestClient) -> None:
     page = client.get("/broker/conflict")
     assert page.status_code == 409
     assert "This referral has already been accepted" in page.text
@@ -155,3 +153,13 @@ def test_a_crash_is_a_page_without_detail(
     [record] = [r for r in caplog.records if r.name == "spis.web"]
     assert record.correlation_id == correlation_id  # type: ignore[attr-defined]
     assert record.route == "/broker/crash"  # type: ignore[attr-defined]
+
+
+def test_pages_are_not_in_the_api_document(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert paths, "the document lists the API"
+    assert not [
+        p
+        for p in paths
+        if not p.startswith(("/fhir", "/api", "/auth", "/.well-known", "/healthz", "/readyz"))
+    ]

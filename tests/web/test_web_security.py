@@ -26,6 +26,7 @@ from tests.fixtures.web import (
     WebPerson,
     add_person,
     csrf_token,
+    plant_session_cookie,
     session_cookie,
     set_up,
     sign_in,
@@ -37,9 +38,12 @@ CSRF_MESSAGE = "The form expired or did not come from SPIS; go back and try agai
 
 def _open_sessions(session_factory: sessionmaker[Session]) -> int:
     with session_factory() as session:
-        return session.scalar(
-            select(func.count()).select_from(WebSession).where(WebSession.ended_at.is_(None))
-        ) or 0
+        return (
+            session.scalar(
+                select(func.count()).select_from(WebSession).where(WebSession.ended_at.is_(None))
+            )
+            or 0
+        )
 
 
 def _person(session_factory: sessionmaker[Session]) -> Person:
@@ -70,7 +74,7 @@ def test_sign_in_without_the_forms_token_is_refused_and_changes_nothing(
     broker: WebPerson,
     token: str | None,
 ) -> None:
-    before = _person(session_factory)
+    before, sessions_before = _person(session_factory), _open_sessions(session_factory)
     client.get("/signin")  # the pre-session cookie is set; the form's token is what is missing
     data = {"email": broker.email, "password": PASSWORD}
     if token is not None:
@@ -80,7 +84,7 @@ def test_sign_in_without_the_forms_token_is_refused_and_changes_nothing(
     assert refused.headers["content-type"].startswith("text/html")
     assert CSRF_MESSAGE in refused.text
     assert session_cookie(client) is None
-    assert _open_sessions(session_factory) == 0
+    assert _open_sessions(session_factory) == sessions_before
     after = _person(session_factory)
     assert (after.last_sign_in_at, after.failed_sign_ins) == (
         before.last_sign_in_at,
@@ -125,18 +129,19 @@ def test_signed_in_forms_need_the_sessions_token(
 ) -> None:
     presession = csrf_token(client.get("/signin").text)
     sign_in(client, broker)
+    sessions_before = _open_sessions(session_factory)
     data = {} if token is None else {"csrf_token": presession if "sign-in" in token else token}
     refused = client.post("/signout", data=data, follow_redirects=False)
     assert refused.status_code == 403
     assert CSRF_MESSAGE in refused.text
     assert client.get("/broker").status_code == 200  # still signed in
-    assert _open_sessions(session_factory) == 1
+    assert _open_sessions(session_factory) == sessions_before
 
 
 def test_a_form_posted_after_the_session_ended_asks_to_sign_in_again(
     client: TestClient, broker: WebPerson
 ) -> None:
-    client.cookies.set("spis_session", "no-such-session")
+    plant_session_cookie(client, "no-such-session")
     response = client.post("/signout", data={"csrf_token": "x"}, follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (
         303,
@@ -151,7 +156,8 @@ def test_a_form_posted_after_the_session_ended_asks_to_sign_in_again(
 def test_each_sign_in_step_issues_a_new_token_and_the_old_ones_die(
     client: TestClient, session_factory: sessionmaker[Session], broker: WebPerson
 ) -> None:
-    client.cookies.set("spis_session", "planted-by-someone-else")
+    sessions_before = _open_sessions(session_factory)
+    plant_session_cookie(client, "planted-by-someone-else")
     page = client.get("/signin")
     first = client.post(
         "/signin",
@@ -173,26 +179,33 @@ def test_each_sign_in_step_issues_a_new_token_and_the_old_ones_die(
     assert client.get("/broker").status_code == 200
 
     # The token from before the second factor opens nothing now, not even the code step.
-    client.cookies.set("spis_session", after_password or "")
+    plant_session_cookie(client, after_password or "")
     assert client.get("/broker", follow_redirects=False).headers["location"] == (
         "/signin?next=/broker"
     )
     assert client.get("/signin/second-factor", follow_redirects=False).headers["location"] == (
         "/signin"
     )
-    assert _open_sessions(session_factory) == 1
+    assert _open_sessions(session_factory) == sessions_before + 1
 
 
 def test_signing_in_again_ends_the_browsers_earlier_session(
     client: TestClient, session_factory: sessionmaker[Session], broker: WebPerson
 ) -> None:
-    sign_in(client, broker, steps_ahead=0)
+    form = client.get("/signin")  # left open in another tab
+    sign_in(client, broker)
     earlier = session_cookie(client)
-    sign_in(client, broker, steps_ahead=1)
+    sessions_before = _open_sessions(session_factory)
+    again = client.post(
+        "/signin",
+        data={"csrf_token": csrf_token(form.text), "email": broker.email, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert again.headers["location"] == "/signin/second-factor"
     assert session_cookie(client) not in (None, earlier)
-    client.cookies.set("spis_session", earlier or "")
+    plant_session_cookie(client, earlier or "")
     assert client.get("/broker", follow_redirects=False).status_code == 303
-    assert _open_sessions(session_factory) == 1
+    assert _open_sessions(session_factory) == sessions_before  # one ended, one started
 
 
 # --- lock-out and set-up links ---------------------------------------------------------------
@@ -274,9 +287,7 @@ def test_another_roles_page_is_the_same_404_as_a_missing_one(
         "/broker\r\nSet-Cookie: x=1",
     ],
 )
-def test_next_never_leaves_spis(
-    client: TestClient, broker: WebPerson, next_path: str
-) -> None:
+def test_next_never_leaves_spis(client: TestClient, broker: WebPerson, next_path: str) -> None:
     assert safe_next(next_path) is None
     done = sign_in(client, broker, next_path=next_path)
     assert done.headers["location"] == "/broker"
@@ -309,7 +320,8 @@ def test_the_session_cookie_is_http_only_and_same_site(
     assert "HttpOnly" in cookie
     assert "SameSite=lax" in cookie
     assert "Path=/" in cookie
-    assert "Max-Age" not in cookie and "expires" not in cookie.lower()
+    assert "Max-Age" not in cookie
+    assert "expires" not in cookie.lower()
     assert "Secure" not in cookie  # http in test: a Secure cookie would never come back
 
 
@@ -319,7 +331,9 @@ def test_over_https_the_cookie_is_secure_and_host_only(settings: Settings) -> No
     set_session_cookie(response, https, "token")
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("__Host-spis_session=token")
-    assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+    assert "Path=/" in cookie
     assert "Domain" not in cookie
     cleared = Response()
     clear_session_cookie(cleared, https)
@@ -358,7 +372,8 @@ def test_signed_in_pages_are_not_stored(
     signed_in(client, settings, session_factory, timebank.org_id, Role.BROKER)
     page = client.get("/broker")
     assert page.headers["cache-control"] == "no-store"
-    assert "<script>" not in page.text and "style=" not in page.text  # nothing inline (CSP)
+    assert "<script>" not in page.text
+    assert "style=" not in page.text
 
 
 def test_the_access_log_never_shows_a_set_up_links_token() -> None:

@@ -18,9 +18,9 @@ from tests.fixtures.web import (
     add_person,
     confirm_enrolment,
     csrf_token,
+    plant_session_cookie,
     session_cookie,
     set_up,
-    sign_in,
     signed_in,
 )
 
@@ -41,7 +41,11 @@ def test_set_up_link_password_qr_code_and_code_lead_to_the_start_page(
 
     chosen = client.post(
         setup_path,
-        data={"csrf_token": csrf_token(page.text), "password": PASSWORD, "password_again": PASSWORD},
+        data={
+            "csrf_token": csrf_token(page.text),
+            "password": PASSWORD,
+            "password_again": PASSWORD,
+        },
         follow_redirects=False,
     )
     assert (chosen.status_code, chosen.headers["location"]) == (303, "/signin/second-factor/setup")
@@ -51,7 +55,8 @@ def test_set_up_link_password_qr_code_and_code_lead_to_the_start_page(
     qr = _QR.search(enrol.text)
     assert qr, "the QR code is an SVG data URI"
     svg = base64.b64decode(qr.group(1)).decode()
-    assert svg.startswith("<svg") and "<path" in svg
+    assert svg.startswith("<svg")
+    assert "<path" in svg
     # Set-up pages show no organisation data: the person has not finished signing in.
     assert "Rushey Green Time Bank" not in enrol.text
 
@@ -59,7 +64,10 @@ def test_set_up_link_password_qr_code_and_code_lead_to_the_start_page(
     assert (done.status_code, done.headers["location"]) == (303, "/broker")
     start = client.get("/broker")
     assert start.status_code == 200
-    assert "<h1><span class=\"caption\">Time bank broker</span> Rushey Green Time Bank</h1>" in start.text
+    assert (
+        '<h1><span class="caption">Time bank broker</span> Rushey Green Time Bank</h1>'
+        in start.text
+    )
     assert 'action="/signout"' in start.text
 
     # The link worked once.
@@ -83,7 +91,11 @@ def test_signing_in_later_takes_the_password_and_a_code(
     page = client.get("/signin")
     first = client.post(
         "/signin",
-        data={"csrf_token": csrf_token(page.text), "email": person.email.upper(), "password": PASSWORD},
+        data={
+            "csrf_token": csrf_token(page.text),
+            "email": person.email.upper(),
+            "password": PASSWORD,
+        },
         follow_redirects=False,
     )
     assert (first.status_code, first.headers["location"]) == (303, "/signin/second-factor")
@@ -207,7 +219,7 @@ def test_signing_out_ends_the_session(
     notice = client.get(out.headers["location"])
     assert '<p class="notice">You have signed out.</p>' in notice.text
     # The old cookie, sent again, opens nothing.
-    client.cookies.set("spis_session", cookie or "")
+    plant_session_cookie(client, cookie or "")
     assert client.get("/broker", follow_redirects=False).headers["location"] == (
         "/signin?next=/broker"
     )
