@@ -101,6 +101,7 @@ def setup_page(request: Request, session: SessionDep, token: str) -> Response:
 def setup(
     request: Request,
     session: SessionDep,
+    signed: CurrentSignIn,
     token: str,
     password: FormText = "",
     password_again: FormText = "",
@@ -121,6 +122,8 @@ def setup(
         return _link_invalid(request, exc.status)
     except Invalid as exc:  # too weak: the service says why
         return render(request, "setup.html", {**page, "errors": {"password": exc.message}}, status=422)  # fmt: skip
+    if signed is not None and signed.person.id != person.id:  # someone else on this browser
+        people.sign_out(session, signed_token(request))
     return _continue(request, started, "")
 
 
