@@ -10,8 +10,8 @@ Adding a page (say, a broker's referral list):
    `viewer: Annotated[Viewer, Depends(role_viewer(Role.BROKER))]` (web/security.py), call the
    domain service with `viewer.context`, and answer `render(request, "broker/referrals.html",
    {...})` or, after a form, `see_other(url, notice="...")` (web/render.py, web/notices.py);
-2. one `router.include_router(...)` line in web/router.py: that brings the CSRF check on every
-   form posted to it, the HTML error pages and the security headers;
+2. one `router.include_router(...)` line in web/router.py: that brings the CSRF check
+   (web/csrf.py) on every form posted to it, the HTML error pages and the security headers;
 3. a template under templates/ that extends "base.html" (fills `title` and `content`), with
    forms from "macros.html" (`ui.csrf_field(csrf_token)`, `ui.field(...)`,
    `ui.error_summary(errors)`); no inline script or style (the CSP refuses them);

@@ -28,14 +28,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from referral_service.errors import ServiceError
+from referral_service.web.csrf import CsrfRefused
 from referral_service.web.headers import is_web_path
 from referral_service.web.render import render
-from referral_service.web.security import (
-    CsrfRefused,
-    Redirect,
-    clear_session_cookie,
-    settings_of,
-)
+from referral_service.web.security import Redirect, clear_session_cookie, settings_of
 
 log = logging.getLogger("spis.web")
 CORRELATION_HEADER = "X-Correlation-ID"

@@ -6,7 +6,7 @@ error (StrictUndefined) rather than an empty string on screen.
 
 Every page gets, besides its own context:
 - `viewer`: the signed-in person (web.security.Viewer), or None;
-- `csrf_token`: for the hidden field of every POST form (see web/security.py);
+- `csrf_token`: for the hidden field of every POST form (see web/csrf.py);
 - `current_path`, `nav` (the viewer's links, web/nav.py) and `role_label`;
 - `notices`: one-line messages for the status region (the page's own, plus `?notice=` codes);
 - `errors` (field name → message) and `form_error`, empty unless the page passes them.
@@ -22,10 +22,11 @@ from fastapi import Request
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from referral_service.web.csrf import finish_response, form_csrf_token
 from referral_service.web.headers import headers_for
 from referral_service.web.nav import NAV, ROLE_LABELS
 from referral_service.web.notices import NOTICES
-from referral_service.web.security import Viewer, finish_response, form_csrf_token
+from referral_service.web.security import Viewer
 
 environment = Environment(
     loader=PackageLoader("referral_service.web", "templates"),

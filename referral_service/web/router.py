@@ -1,7 +1,7 @@
 """The web workspace's routes, and how the app takes them in (`install_web`).
 
 Every page router is included in `router` below, which checks the CSRF token of every form posted
-to any of them (web/security.check_csrf): a new page module adds one `include_router` line here
+to any of them (web/csrf.check_csrf): a new page module adds one `include_router` line here
 and gets the check with it. Pages are left out of the OpenAPI document: they are not an API.
 """
 
@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
 from referral_service.web import signin, start
+from referral_service.web.csrf import check_csrf
 from referral_service.web.errors import install_web_error_handlers
 from referral_service.web.headers import SecurityHeaders
-from referral_service.web.security import check_csrf
 
 # Beside this module in the installed package (package-data in pyproject.toml).
 STATIC_DIR = Path(__file__).parent / "static"

@@ -208,6 +208,21 @@ def test_signing_in_again_ends_the_browsers_earlier_session(
     assert _open_sessions(session_factory) == sessions_before  # one ended, one started
 
 
+def test_setting_up_where_someone_else_is_signed_in_ends_their_session(
+    client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    timebank: TestSystem,
+) -> None:
+    signed_in(client, settings, session_factory, timebank.org_id, Role.BROKER, "kim@example.org")
+    kims = session_cookie(client)
+    person, setup_path = add_person(settings, session_factory, timebank.org_id, Role.BROKER)
+    assert set_up(client, person, setup_path).headers["location"] == "/broker"
+    assert session_cookie(client) not in (None, kims)
+    plant_session_cookie(client, kims or "")
+    assert client.get("/broker", follow_redirects=False).status_code == 303
+
+
 # --- lock-out and set-up links ---------------------------------------------------------------
 
 
@@ -389,3 +404,13 @@ def test_the_access_log_never_shows_a_set_up_links_token() -> None:
     assert PathOnly().filter(record)
     assert "s3cr3t" not in record.getMessage()
     assert '"GET /setup/… HTTP/1.1" 200' in record.getMessage()
+
+
+def test_an_htmx_request_may_send_the_token_as_a_header(
+    client: TestClient, session_factory: sessionmaker[Session], broker: WebPerson
+) -> None:
+    sign_in(client, broker)
+    token = csrf_token(client.get("/broker").text)
+    out = client.post("/signout", headers={"X-CSRF-Token": token}, follow_redirects=False)
+    assert out.status_code == 303
+    assert session_cookie(client) is None
