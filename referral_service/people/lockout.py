@@ -6,6 +6,13 @@ that, or lock-out would depend on how each page handles a refusal. So, as audit 
 (audit/pending.py): the failure is counted in the caller's transaction and remembered on the
 session; if that transaction commits, nothing more happens; if it ends any other way, it is
 counted again in a short transaction of its own, after the rollback has released the row.
+
+Callers should still let the unit of work commit after a refusal (a page shows the form again
+with the message): attempts are checked one at a time with the person's row locked, and a
+committed count is what the next attempt sees at once. After a rollback, the next attempt may
+be checked between the rollback and the recount, so a burst of simultaneous guesses can have
+more than the threshold checked before the lock takes effect; the count, and so the back-off
+(doubling per failure), still come out right.
 """
 
 from __future__ import annotations

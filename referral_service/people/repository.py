@@ -2,16 +2,22 @@
 
 People are not tenant data read by SMART clients: only the CLI (an operator) and the sign-in
 flow read them, by email or by the hash of a token. Listing takes an organisation to filter on.
+
+`lock=True` reads with FOR UPDATE and refreshes a row the session already holds (what was read
+before the lock may be stale). Paths that lock several rows lock the person's first.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from referral_service.people.models import Person, SetupLink, WebSession
+
+T = TypeVar("T")
 
 
 def add(session: Session, row: Person | WebSession | SetupLink) -> None:
@@ -19,16 +25,20 @@ def add(session: Session, row: Person | WebSession | SetupLink) -> None:
     session.flush()
 
 
+def _locked(stmt: Select[T]) -> Select[T]:
+    return stmt.with_for_update().execution_options(populate_existing=True)
+
+
 def person(session: Session, person_id: str, *, lock: bool = False) -> Person | None:
     if lock:
-        return session.scalar(select(Person).where(Person.id == person_id).with_for_update())
+        return session.scalar(_locked(select(Person).where(Person.id == person_id)))
     return session.get(Person, person_id)
 
 
 def by_email(session: Session, email: str, *, lock: bool = False) -> Person | None:
     """`email` already normalised (people/rules.normalise_email)."""
     stmt = select(Person).where(Person.email == email)
-    return session.scalar(stmt.with_for_update() if lock else stmt)
+    return session.scalar(_locked(stmt) if lock else stmt)
 
 
 def people(session: Session, org_id: str | None = None) -> list[Person]:
@@ -63,7 +73,7 @@ def lock(session: Session, person_id: str, until: datetime) -> None:
 
 def web_session(session: Session, session_id: str, *, lock: bool = False) -> WebSession | None:
     stmt = select(WebSession).where(WebSession.id == session_id)
-    return session.scalar(stmt.with_for_update() if lock else stmt)
+    return session.scalar(_locked(stmt) if lock else stmt)
 
 
 def end_sessions(session: Session, person_id: str, now: datetime) -> None:
@@ -78,7 +88,7 @@ def end_sessions(session: Session, person_id: str, now: datetime) -> None:
 
 def setup_link(session: Session, link_id: str, *, lock: bool = False) -> SetupLink | None:
     stmt = select(SetupLink).where(SetupLink.id == link_id)
-    return session.scalar(stmt.with_for_update() if lock else stmt)
+    return session.scalar(_locked(stmt) if lock else stmt)
 
 
 def revoke_links(session: Session, person_id: str, now: datetime) -> None:

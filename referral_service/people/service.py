@@ -13,18 +13,13 @@ attempts (passwords and codes alike) count towards lock-out even when the caller
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Literal, NoReturn
 
 import pyotp
 import segno
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +31,7 @@ from referral_service.kit.clock import as_utc
 from referral_service.kit.ids import new_id
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import OrgKind
-from referral_service.people import events, lockout, repository, rules
+from referral_service.people import events, lockout, passwords, repository, rules, tokens
 from referral_service.people.models import ROLE_ORG_KIND, Person, Role, SetupLink, WebSession
 from referral_service.people.refusals import AccountLocked as AccountLocked
 from referral_service.people.refusals import SecondFactorRefused as SecondFactorRefused
@@ -47,14 +42,12 @@ from referral_service.principal import Principal
 
 NextStep = Literal["totp-setup", "totp", "done"]
 TOTP_ISSUER = "SPIS"
-_MAX_TOKEN_LENGTH = 128  # ours are 43 characters; anything far longer is not worth hashing
 _ORG_WORDS = {
     OrgKind.TIMEBANK: "a time bank",
     OrgKind.PRACTICE: "a GP practice",
     OrgKind.HEALTHBOARD: "a health board",
     OrgKind.PLATFORM: "SPIS itself",
 }
-_hasher = PasswordHasher()  # argon2id, with the library's (RFC 9106) parameters
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -103,7 +96,7 @@ def add_person(
     needed = ROLE_ORG_KIND[role]
     if org.kind is not needed:
         raise Invalid(
-            f"A {role.value} belongs to {_ORG_WORDS[needed]}; this organisation is "
+            f"The {role.value} role belongs to {_ORG_WORDS[needed]}; this organisation is "
             f"{_ORG_WORDS[org.kind]}",
             expression=["role"],
         )
@@ -190,7 +183,7 @@ def _issue_link(
     session: Session, settings: Settings, person: Person, now: datetime
 ) -> tuple[str, SetupLink]:
     repository.revoke_links(session, person.id, now)
-    token, digest = _new_token()
+    token, digest = tokens.new()
     lifetime = timedelta(seconds=settings.setup_link_lifetime_s)
     link = SetupLink(id=digest, person_id=person.id, created_at=now, expires_at=now + lifetime)
     repository.add(session, link)
@@ -211,7 +204,7 @@ def complete_setup(session: Session, settings: Settings, token: str, password: s
     now = clock.utcnow()
     link, person = _usable_link(session, token, now, lock=True)
     rules.check_password(password, person.email)
-    person.password_hash = _hasher.hash(password)
+    person.password_hash = passwords.hash_password(password)
     link.used_at = now
     person.failed_sign_ins = 0
     person.locked_until = None
@@ -224,9 +217,19 @@ def complete_setup(session: Session, settings: Settings, token: str, password: s
 def _usable_link(
     session: Session, token: str, now: datetime, *, lock: bool
 ) -> tuple[SetupLink, Person]:
-    link = None
-    if token and len(token) <= _MAX_TOKEN_LENGTH:
-        link = repository.setup_link(session, _digest(token), lock=lock)
+    """With `lock`, the person's row is locked first, then the link's (the order every path that
+    locks both keeps), and the link is checked again once locked."""
+    link_id = tokens.digest(token)
+    link = _usable(repository.setup_link(session, link_id) if link_id else None, now)
+    person = repository.person(session, link.person_id, lock=lock)
+    if person is None or not person.active:
+        raise SetupLinkInvalid("is no longer valid")
+    if lock:
+        link = _usable(repository.setup_link(session, link.id, lock=True), now)
+    return link, person
+
+
+def _usable(link: SetupLink | None, now: datetime) -> SetupLink:
     if link is None:
         raise SetupLinkInvalid("is not known", status=404)
     if link.used_at is not None:
@@ -235,10 +238,7 @@ def _usable_link(
         raise SetupLinkInvalid("has been replaced by a newer one or withdrawn")
     if as_utc(link.expires_at) <= now:
         raise SetupLinkInvalid("has expired")
-    person = repository.person(session, link.person_id, lock=lock)
-    if person is None or not person.active:
-        raise SetupLinkInvalid("is no longer valid")
-    return link, person
+    return link
 
 
 # -- signing in --------------------------------------------------------------------------------
@@ -246,17 +246,18 @@ def _usable_link(
 
 def sign_in(session: Session, settings: Settings, email: str, password: str) -> Started:
     now = clock.utcnow()
-    _dummy_hash()  # made on the first sign-in of the process, whoever it is for
+    passwords.warm()  # the first sign-in of a process is as slow whoever it is for
     person = repository.by_email(session, rules.normalise_email(email), lock=True)
     if person is None:
-        _verify_dummy(password)  # as long as a wrong password takes: timing tells nothing
+        passwords.refuse_in_time(password)  # as long as a wrong password takes
         events.sign_in(session, None, "password refused: no such account", refused=True)
         raise SignInRefused
     _refuse_while_locked(session, person, now)
-    if not _password_matches(person, password):
+    stored = person.password_hash if person.active else None  # disabled: as if none were set
+    if not passwords.matches(stored, password):  # None: checked against the dummy hash
         _fail(session, settings, person, now, "password", SignInRefused())
-    if _hasher.check_needs_rehash(person.password_hash or ""):
-        person.password_hash = _hasher.hash(password)
+    if stored is not None and passwords.needs_rehash(stored):
+        person.password_hash = passwords.hash_password(password)
     started = _start(session, person, now, _after_password(settings, person))
     events.sign_in(session, person, f"password accepted; {_step_words(started)}", refused=False)
     return started
@@ -284,15 +285,17 @@ def confirm_second_factor(session: Session, settings: Settings, token: str, code
     """Check a TOTP code for a session past its password (confirming the enrolment when the
     secret is still pending); the session is then replaced by a new, signed-in one."""
     now = clock.utcnow()
-    old = _live_session(session, settings, token, now, lock=True)  # one code, one rotation
-    if old is None:
+    found = _live_session(session, settings, token, now)
+    if found is None:
+        raise SessionEnded
+    # The person's row first, then the session's, as every path that locks both: one code, one
+    # rotation, however many requests race with it.
+    person = repository.person(session, found.person_id, lock=True)
+    old = repository.web_session(session, found.id, lock=True)
+    if person is None or not person.active or old is None or old.ended_at is not None:
         raise SessionEnded
     if old.second_factor_done:
         raise BusinessRuleViolation("This session has already passed its second factor")
-    person = repository.person(session, old.person_id, lock=True)
-    if person is None or not person.active:
-        old.ended_at = now
-        raise SessionEnded
     _refuse_while_locked(session, person, now)
     enrolling = person.totp_confirmed_at is None
     secret = person.totp_pending_secret if enrolling else person.totp_secret
@@ -330,26 +333,6 @@ def _after_password(settings: Settings, person: Person) -> NextStep:
     if person.totp_confirmed_at is not None:
         return "totp"
     return "totp-setup" if needs_second_factor(settings, person) else "done"
-
-
-def _password_matches(person: Person, password: str) -> bool:
-    if not person.active or person.password_hash is None:
-        _verify_dummy(password)
-        return False
-    try:
-        return _hasher.verify(person.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-@cache
-def _dummy_hash() -> str:
-    return _hasher.hash(secrets.token_urlsafe(16))
-
-
-def _verify_dummy(password: str) -> None:
-    with contextlib.suppress(VerificationError):
-        _hasher.verify(_dummy_hash(), password)
 
 
 def _refuse_while_locked(session: Session, person: Person, now: datetime) -> None:
@@ -407,9 +390,8 @@ def current(session: Session, settings: Settings, token: str | None) -> Signed |
 
 def sign_out(session: Session, token: str) -> None:
     """End the session (a no-op for one already ended or unknown)."""
-    if not token or len(token) > _MAX_TOKEN_LENGTH:
-        return
-    web_session = repository.web_session(session, _digest(token))
+    session_id = tokens.digest(token)
+    web_session = repository.web_session(session, session_id) if session_id else None
     if web_session is None or web_session.ended_at is not None:
         return
     web_session.ended_at = clock.utcnow()
@@ -428,7 +410,7 @@ def csrf_matches(web_session: WebSession, submitted: str | None) -> bool:
 def _start(session: Session, person: Person, now: datetime, next_step: NextStep) -> Started:
     """Always a new row and a new token: a session id known before sign-in is worth nothing
     after it (session fixation)."""
-    token, digest = _new_token()
+    token, digest = tokens.new()
     web_session = WebSession(
         id=digest,
         person_id=person.id,
@@ -446,12 +428,11 @@ def _start(session: Session, person: Person, now: datetime, next_step: NextStep)
 
 
 def _live_session(
-    session: Session, settings: Settings, token: str, now: datetime, *, lock: bool = False
+    session: Session, settings: Settings, token: str, now: datetime
 ) -> WebSession | None:
     """The session row for a token, unless ended; one found expired is ended now."""
-    if not token or len(token) > _MAX_TOKEN_LENGTH:
-        return None
-    web_session = repository.web_session(session, _digest(token), lock=lock)
+    session_id = tokens.digest(token)
+    web_session = repository.web_session(session, session_id) if session_id else None
     if web_session is None or web_session.ended_at is not None:
         return None
     idle = now - as_utc(web_session.last_seen_at) > timedelta(seconds=settings.web_idle_timeout_s)
@@ -460,12 +441,3 @@ def _live_session(
         web_session.ended_at = now
         return None
     return web_session
-
-
-def _new_token() -> tuple[str, str]:
-    token = secrets.token_urlsafe(32)
-    return token, _digest(token)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
