@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
+from referral_service.people import service as people
 from referral_service.people.models import Person, Role, WebSession
+from referral_service.web.signin import qr_data_uri
 from tests.fixtures.systems import TestSystem
 from tests.fixtures.web import (
     PASSWORD,
@@ -57,6 +59,12 @@ def test_set_up_link_password_qr_code_and_code_lead_to_the_start_page(
     svg = base64.b64decode(qr.group(1)).decode()
     assert svg.startswith("<svg")
     assert "<path" in svg
+    with session_factory() as session:  # it encodes the otpauth URI of the pending secret
+        row = session.scalars(select(Person)).one()
+        secret, uri = people.totp_provisioning(session, row)
+    assert uri.startswith("otpauth://totp/SPIS:")
+    assert f"secret={secret}" in uri
+    assert enrol.text.count(qr_data_uri(uri)) == 1
     # Set-up pages show no organisation data: the person has not finished signing in.
     assert "Rushey Green Time Bank" not in enrol.text
 
