@@ -136,7 +136,7 @@ def people(session: Session, org_id: str | None = None) -> list[Person]:
 
 def disable(session: Session, email: str) -> Person:
     """The person can no longer sign in; every session of theirs ends, every unused link too."""
-    person = _person_by_email(session, email)
+    person = _person_by_email(session, email, lock=True)
     now = clock.utcnow()
     if person.active:
         person.active = False

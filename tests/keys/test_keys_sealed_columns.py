@@ -17,6 +17,8 @@ EVERY_SEALED_COLUMN = [
     ["ledger_member", "alias"],
     ["ledger_offer", "description"],
     ["ledger_request", "description"],
+    ["person", "totp_secret"],
+    ["person", "totp_pending_secret"],
 ]
 
 ONLY_THE_KEYS_SERVICE = """

@@ -26,6 +26,8 @@ def test_a_fresh_process_loads_every_table_and_sealed_column() -> None:
         "ledger_member.alias",
         "ledger_offer.description",
         "ledger_request.description",
+        "person.totp_pending_secret",
+        "person.totp_secret",
         "resource.body",
         "resource_version.body",
     ]
