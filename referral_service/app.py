@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from referral_service.openapi import install_openapi
     from referral_service.transit.endpoints import router as transit_router
     from referral_service.transit.middleware import TransitMiddleware
+    from referral_service.web.router import install_web
 
     install_error_handlers(app)
     install_openapi(app)
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger_router)
     app.include_router(transit_router)
     app.include_router(health_router)
+    install_web(app)  # the pages and /static; after the handlers above, which it wraps
     app.add_middleware(TransitMiddleware)
     # Added last, so outermost: no exception escapes to Starlette and uvicorn, which would log it
     # with its message.

@@ -100,13 +100,21 @@ class TaskFailureWithoutValues(logging.Filter):
 
 
 class PathOnly(logging.Filter):
-    """uvicorn's access records carry the full path with its query string: keep the path."""
+    """uvicorn's access records carry the full path with its query string: keep the path, and
+    not even all of that for a web set-up link, whose token lets whoever has it choose a
+    person's password."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+            path = args[2].split("?", 1)[0]
+            if path.startswith(SETUP_LINK_PREFIX):
+                path = f"{SETUP_LINK_PREFIX}…"
+            record.args = (*args[:2], path, *args[3:])
         return True
+
+
+SETUP_LINK_PREFIX = "/setup/"
 
 
 LOG_CONFIG: dict[str, Any] = {

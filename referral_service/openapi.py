@@ -79,7 +79,11 @@ def _json_routes(app: FastAPI) -> Iterator[Any]:
     routes: list[Any] = list(contexts(app.routes) if contexts else app.routes)
     for route in routes:
         original = getattr(route, "original_route", route)
-        if isinstance(original, APIRoute) and original.include_in_schema:
+        # The wrapper's flag is the effective one: a router included with include_in_schema=False
+        # (the web pages) leaves its routes' own flags True.
+        if not isinstance(original, APIRoute):
+            continue
+        if original.include_in_schema and getattr(route, "include_in_schema", True):
             yield route
 
 

@@ -296,6 +296,7 @@ def check_the_deployment(deployment: Deployment, stack: ExitStack) -> None:
     ready = httpx.get(f"{base}/readyz", timeout=10)
     assert (ready.status_code, ready.json()["failed"]) == (200, []), ready.text
     assert deployment.spis("health", "api", "--url", f"{base}/readyz")["status"] == "ready"
+    check_the_web_files(base)
 
     referral_task = send_referral(base, practice)
     routed = wait_for("the worker to route the referral", lambda: inbox(base, timebank), everyone)
@@ -315,6 +316,17 @@ def check_the_deployment(deployment: Deployment, stack: ExitStack) -> None:
     assert "Finished server process" in server.log.read_text(), server.output()
     for process in everyone:
         assert "Traceback" not in process.log.read_text(), process.output()
+
+
+def check_the_web_files(base_url: str) -> None:
+    """The web workspace's templates and static files are package data: in the wheel too."""
+    signin = httpx.get(f"{base_url}/signin", timeout=10)
+    assert signin.status_code == 200, signin.text[-2000:]
+    assert 'name="csrf_token"' in signin.text
+    for path, media_type in (("spis.css", "text/css"), ("htmx.min.js", "text/javascript")):
+        static = httpx.get(f"{base_url}/static/{path}", timeout=10)
+        assert static.status_code == 200, path
+        assert static.headers["content-type"].startswith(media_type)
 
 
 def send_referral(base_url: str, practice: TestSystem) -> str:

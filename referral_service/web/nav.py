@@ -1,0 +1,37 @@
+"""Each role's start page, its name on screen, and the links in its navigation.
+
+A new page for a role adds its link to NAV here; base.html shows the viewer's links and marks the
+current one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from referral_service.people.models import Role
+
+# The first page after signing in; a role's pages live under it.
+START_PAGES: dict[Role, str] = {
+    Role.BROKER: "/broker",
+    Role.PRACTICE: "/practice",
+    Role.ANALYST: "/analyst",
+}
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.BROKER: "Time bank broker",
+    Role.PRACTICE: "Practice staff",
+    Role.ANALYST: "Health board analyst",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    label: str
+    href: str
+
+
+NAV: dict[Role, list[Link]] = {
+    Role.BROKER: [Link("Start", START_PAGES[Role.BROKER])],
+    Role.PRACTICE: [Link("Start", START_PAGES[Role.PRACTICE])],
+    Role.ANALYST: [Link("Start", START_PAGES[Role.ANALYST])],
+}

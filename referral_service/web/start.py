@@ -1,0 +1,51 @@
+"""`/` and each role's start page. The broker's and the practice's pages grow from here; a new
+page for a role takes `Depends(role_viewer(Role.X))` and adds its link to web/nav.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from referral_service.people.models import Role
+from referral_service.web.render import render, see_other
+from referral_service.web.security import (
+    SIGNIN_PATH,
+    CurrentSignIn,
+    Viewer,
+    fully_signed_in,
+    role_viewer,
+    second_factor_step,
+    start_page,
+)
+
+router = APIRouter()
+
+Broker = Annotated[Viewer, Depends(role_viewer(Role.BROKER))]
+PracticeStaff = Annotated[Viewer, Depends(role_viewer(Role.PRACTICE))]
+Analyst = Annotated[Viewer, Depends(role_viewer(Role.ANALYST))]
+
+
+@router.get("/")
+def home(request: Request, signed: CurrentSignIn) -> Response:
+    if signed is None:
+        return see_other(SIGNIN_PATH)
+    if not fully_signed_in(signed):
+        return see_other(second_factor_step(signed.person))
+    return see_other(start_page(signed.person))
+
+
+@router.get("/broker")
+def broker_start(request: Request, viewer: Broker) -> Response:
+    return render(request, "start/broker.html")
+
+
+@router.get("/practice")
+def practice_start(request: Request, viewer: PracticeStaff) -> Response:
+    return render(request, "start/practice.html")
+
+
+@router.get("/analyst")
+def analyst_start(request: Request, viewer: Analyst) -> Response:
+    return render(request, "start/analyst.html")
