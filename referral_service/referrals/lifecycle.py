@@ -118,17 +118,19 @@ def _referral_status(system: Context, referral_id: ResourceId) -> str:
 
 
 def _outputs(system: Context, sr_ref: str) -> list[dict[str, Any]]:
-    """Procedures as resulting activities; score and enrolment Observations as additional content."""
+    """Procedures as resulting activities; score and enrolment Observations as additional content.
+    A resource entered in error (a reversed exchange's) is no result of the referral."""
     based_on = [[TokenMatch("based-on", sr_ref)]]
-    procedures = store.search(
-        system.session, system.principal, "Procedure", based_on, limit=1000, offset=0
-    )
-    observations = store.search(
-        system.session, system.principal, "Observation", based_on, limit=1000, offset=0
-    )
+    procedures = _recorded(system, "Procedure", based_on)
+    observations = _recorded(system, "Observation", based_on)
     return [fhir_task.output("resulting-activity", f"Procedure/{p.id}") for p in procedures] + [
         fhir_task.output("additional-content", f"Observation/{o.id}") for o in observations
     ]
+
+
+def _recorded(system: Context, rtype: str, query: list[list[TokenMatch]]) -> list[StoredResource]:
+    found = store.search(system.session, system.principal, rtype, query, limit=1000, offset=0)
+    return [row for row in found if resources.as_dict(row)["status"] != "entered-in-error"]
 
 
 def withdraw_referral(

@@ -24,6 +24,7 @@ from tests.ledger.conftest import (
     exchange,
     ledger_url,
     reverse,
+    route,
 )
 
 
@@ -265,3 +266,49 @@ def test_a_reversal_is_audited_for_the_time_bank_and_the_patients_practice(
     )
     text = repr([(e.detail, e.entities) for e in events(session_factory)])
     assert "Sam was away" not in text
+
+
+def _move_child(
+    client: TestClient, headers: dict[str, str], task_id: str, status: str
+) -> dict[str, Any]:
+    task = client.get(f"/fhir/Task/{task_id}", headers=headers).json()
+    task["status"] = status
+    response = client.put(f"/fhir/Task/{task_id}", json=task, headers=headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_a_completed_referral_lists_no_reversed_activity_among_its_outputs(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+    timebank: TestSystem,
+    timebank_headers: dict[str, str],
+) -> None:
+    routed = route(
+        client,
+        session_factory,
+        settings,
+        practice,
+        practice_headers,
+        timebank.org_id,
+        status="requested",
+    )
+    child = routed.child_task_id
+    _move_child(client, timebank_headers, child, "accepted")
+    grace = enrol(client, timebank_headers, timebank, child).json()["member"]["id"]
+    sam = add_member(client, timebank_headers, timebank, "Sam")
+    kept = exchange(client, timebank_headers, timebank, grace, sam, minutes=30).json()
+    wrong = exchange(client, timebank_headers, timebank, sam, grace, minutes=90).json()
+    assert reverse(client, timebank_headers, timebank, wrong["id"]).status_code == 201
+
+    _move_child(client, timebank_headers, child, "completed")
+
+    referral_task = routed.referral.task
+    referral = client.get(f"/fhir/{referral_task}", headers=practice_headers).json()
+    assert referral["status"] == "completed"
+    outputs = {o["valueReference"]["reference"] for o in referral["output"]}
+    assert set(kept["fhir"]) <= outputs
+    assert not set(wrong["fhir"]) & outputs  # entered in error: not a result of the referral
