@@ -1,5 +1,6 @@
-"""current_principal and require over HTTP, on a probe route that exists only in these tests
-(security.md §8 item 8; 403 for missing scope)."""
+"""current_principal and require over HTTP, on probe routes that exist only in these tests
+(security.md §8 item 8; 403 for missing scope). They sit under /api, a machine path: any other
+path belongs to the web workspace, whose errors are pages, not OperationOutcomes."""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ def probe_client(
     settings: Settings, session_factory: sessionmaker[Session]
 ) -> Iterator[TestClient]:
     app: FastAPI = create_app(settings)
-    app.add_api_route("/probe", probe, methods=["POST"])
-    app.add_api_route("/probe-search", search_probe, methods=["GET"])
+    app.add_api_route("/api/probe", probe, methods=["POST"])
+    app.add_api_route("/api/probe-search", search_probe, methods=["GET"])
     with TestClient(app) as client:
         yield client
 
@@ -78,7 +79,9 @@ def assert_unauthenticated(response: object) -> str:
 def test_token_from_the_token_endpoint_identifies_the_caller(
     probe_client: TestClient, practice: TestSystem
 ) -> None:
-    response = probe_client.post("/probe", headers=bearer(probe_client, practice, "system/Task.c"))
+    response = probe_client.post(
+        "/api/probe", headers=bearer(probe_client, practice, "system/Task.c")
+    )
     assert response.status_code == 200
     assert response.json() == {
         "client_id": practice.client_id,
@@ -89,23 +92,25 @@ def test_token_from_the_token_endpoint_identifies_the_caller(
 
 def test_requires_dependency(probe_client: TestClient, practice: TestSystem) -> None:
     headers = bearer(probe_client, practice, "system/Task.s")
-    assert probe_client.get("/probe-search", headers=headers).status_code == 200
+    assert probe_client.get("/api/probe-search", headers=headers).status_code == 200
     headers = bearer(probe_client, practice, "system/Task.r")
-    assert_outcome(probe_client.get("/probe-search", headers=headers), 403, "forbidden")
+    assert_outcome(probe_client.get("/api/probe-search", headers=headers), 403, "forbidden")
 
 
 def test_missing_token(probe_client: TestClient) -> None:
-    assert "bearer access token is required" in assert_unauthenticated(probe_client.post("/probe"))
+    assert "bearer access token is required" in assert_unauthenticated(
+        probe_client.post("/api/probe")
+    )
 
 
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "token abc"])
 def test_not_a_bearer_token(probe_client: TestClient, header: str) -> None:
-    assert_unauthenticated(probe_client.post("/probe", headers={"Authorization": header}))
+    assert_unauthenticated(probe_client.post("/api/probe", headers={"Authorization": header}))
 
 
 def test_expired_token(probe_client: TestClient, settings: Settings, practice: TestSystem) -> None:
     token = token_for(settings, practice, "system/Task.c", now=int(time.time()) - 301)
-    response = probe_client.post("/probe", headers={"Authorization": f"Bearer {token}"})
+    response = probe_client.post("/api/probe", headers={"Authorization": f"Bearer {token}"})
     assert assert_unauthenticated(response) == "The access token has expired"
 
 
@@ -114,7 +119,7 @@ def test_token_signed_with_another_secret(
 ) -> None:
     other = settings.model_copy(update={"token_secret": SecretStr("x" * 64)})
     token = token_for(other, practice, "system/Task.c")
-    response = probe_client.post("/probe", headers={"Authorization": f"Bearer {token}"})
+    response = probe_client.post("/api/probe", headers={"Authorization": f"Bearer {token}"})
     assert assert_unauthenticated(response) == "The access token is invalid"
 
 
@@ -139,7 +144,7 @@ def test_token_with_our_secret_but_wrong_header(
     key = OctKey.import_key(settings.token_secret.get_secret_value())
     token = jwt.encode({"alg": alg, "typ": typ}, claims, key, algorithms=[alg])
     assert_unauthenticated(
-        probe_client.post("/probe", headers={"Authorization": f"Bearer {token}"})
+        probe_client.post("/api/probe", headers={"Authorization": f"Bearer {token}"})
     )
 
 
@@ -148,7 +153,7 @@ def test_token_from_another_issuer(
 ) -> None:
     other = settings.model_copy(update={"public_base_url": "http://elsewhere"})
     token = token_for(other, practice, "system/Task.c")
-    response = probe_client.post("/probe", headers={"Authorization": f"Bearer {token}"})
+    response = probe_client.post("/api/probe", headers={"Authorization": f"Bearer {token}"})
     assert assert_unauthenticated(response) == "The access token was not issued here"
 
 
@@ -157,7 +162,7 @@ def test_client_assertion_is_not_an_access_token(
 ) -> None:
     assertion = practice.assertion("http://testserver/auth/token")
     assert_unauthenticated(
-        probe_client.post("/probe", headers={"Authorization": f"Bearer {assertion}"})
+        probe_client.post("/api/probe", headers={"Authorization": f"Bearer {assertion}"})
     )
 
 
@@ -165,7 +170,7 @@ def test_scope_missing_is_403_outcome(
     probe_client: TestClient, practice: TestSystem, settings: Settings
 ) -> None:
     headers = bearer(probe_client, practice, "system/Task.rs")
-    response = probe_client.post("/probe", headers=headers)
+    response = probe_client.post("/api/probe", headers=headers)
     diagnostics = assert_outcome(response, 403, "forbidden")
     assert diagnostics == "This token's scopes do not allow create on Task"
     assert "www-authenticate" not in response.headers

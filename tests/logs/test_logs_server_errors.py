@@ -26,7 +26,7 @@ from tests.fixtures.server import REPO_ROOT, ServerProcess, server_process
 pytestmark = pytest.mark.slow
 
 MARKER = "Okafor-9434765919"  # stands for the patient data an exception message can carry
-FAULT_PATH = "/test-fault"
+FAULT_PATH = "/api/test-fault"  # a machine path: its errors are OperationOutcomes
 CORRELATION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 SITECUSTOMIZE = f'''
