@@ -414,6 +414,8 @@ def test_a_decline_with_its_reason_and_note_reaches_the_gp(
     reason = "The time bank has no room for new members at the moment: Full until March"
     assert task["statusReason"]["text"] == reason
     assert task["statusReason"]["coding"][0]["code"] == "no-capacity"
+    [update] = audit_events(session_factory, "update")
+    assert (update.entities, update.action, update.outcome) == (f"Task/{child}", "U", 0)
     page = client.get(f"/broker/referrals/{child}")  # the time bank keeps its Task, no more
     assert "Your time bank no longer sees this person's details" in page.text
     assert "The referral's details are no longer shared with your time bank." in page.text
