@@ -65,6 +65,14 @@ def enrol(ctx: Context, child_task_id: str, alias: str) -> Member:
     return member
 
 
+def member_for_task(ctx: Context, task_id: str) -> Member | None:
+    """The member enrolled from the time bank Task `task_id` in the caller's time bank, if any
+    (one per Task): how a referral's page finds the member's statement."""
+    if not rules.is_id(task_id):
+        return None
+    return repository.member_for_task(ctx.session, common.tenant(ctx), task_id)
+
+
 def get_member(
     ctx: Context, member_id: str, field: str = "member", *, lock: Lock | None = None
 ) -> Member:

@@ -7,8 +7,8 @@ ended membership keeps its history (`end_membership`). The broker's web pages an
 both call the functions named here, so every rule, the tenancy and the audit live below this
 line, never in an endpoint or a page:
 
-- `members.py`: joining (`add_member`, `enrol`), `get_member`, `end_membership`, offers and
-  requests (`add_listing`, `listings`);
+- `members.py`: joining (`add_member`, `enrol`), `get_member`, `member_for_task`,
+  `end_membership`, offers and requests (`add_listing`, `listings`);
 - `exchanges.py`: `record_exchange`, `reverse_exchange`, `exchanges` (newest first, paged);
 - `figures.py`: `member_rows` (every member with balance, given, received, partners and
   reciprocity), `statement` (one member's account and lines), and the whole ledger for a
@@ -44,6 +44,7 @@ from referral_service.ledger.members import (
     enrol,
     get_member,
     listings,
+    member_for_task,
 )
 
 # The ledger's vocabulary for its callers (the JSON API, the broker's web pages).
@@ -64,6 +65,7 @@ __all__ = [
     "export_members",
     "get_member",
     "listings",
+    "member_for_task",
     "member_rows",
     "members",
     "record_exchange",

@@ -31,7 +31,7 @@ class Link:
 
 
 NAV: dict[Role, list[Link]] = {
-    Role.BROKER: [Link("Start", START_PAGES[Role.BROKER])],
+    Role.BROKER: [Link("Referrals", START_PAGES[Role.BROKER])],
     Role.PRACTICE: [Link("Start", START_PAGES[Role.PRACTICE])],
     Role.ANALYST: [Link("Start", START_PAGES[Role.ANALYST])],
 }

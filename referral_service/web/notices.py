@@ -10,4 +10,12 @@ from __future__ import annotations
 NOTICES: dict[str, str] = {
     "signed-out": "You have signed out.",
     "session-ended": "Your session ended. Sign in again to carry on.",
+    # The broker's referral pages (web/broker.py)
+    "referral-accepted": "Referral accepted. The GP can see that your time bank has taken it.",
+    "referral-declined": "Referral declined. The GP can read your reason.",
+    "referral-on-hold": "Referral put on hold.",
+    "referral-started": "Referral started.",
+    "referral-completed": "Referral marked complete.",
+    "referral-failed": "Referral marked failed.",
+    "member-enrolled": "The person is now a member of your time bank.",
 }

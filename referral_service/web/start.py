@@ -1,5 +1,5 @@
-"""`/` and each role's start page. The broker's and the practice's pages grow from here; a new
-page for a role takes `Depends(role_viewer(Role.X))` and adds its link to web/nav.py."""
+"""`/` and each role's start page. The broker's start page is its referrals inbox (web/broker.py);
+a new page for a role takes `Depends(role_viewer(Role.X))` and adds its link to web/nav.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from referral_service.web.security import (
 
 router = APIRouter()
 
-Broker = Annotated[Viewer, Depends(role_viewer(Role.BROKER))]
 PracticeStaff = Annotated[Viewer, Depends(role_viewer(Role.PRACTICE))]
 Analyst = Annotated[Viewer, Depends(role_viewer(Role.ANALYST))]
 
@@ -34,11 +33,6 @@ def home(request: Request, signed: CurrentSignIn) -> Response:
     if not fully_signed_in(signed):
         return see_other(second_factor_step(signed.person))
     return see_other(start_page(signed.person))
-
-
-@router.get("/broker")
-def broker_start(request: Request, viewer: Broker) -> Response:
-    return render(request, "start/broker.html")
 
 
 @router.get("/practice")
