@@ -10,4 +10,10 @@ from __future__ import annotations
 NOTICES: dict[str, str] = {
     "signed-out": "You have signed out.",
     "session-ended": "Your session ended. Sign in again to carry on.",
+    # The broker's ledger pages (web/ledger.py, web/exchanges.py, web/questionnaires.py).
+    "member-added": "Member added.",
+    "membership-ended": "Membership ended. The member's history and balance are kept.",
+    "exchange-recorded": "Exchange recorded.",
+    "exchange-reversed": "Exchange reversed. The exchange and its reversal are both listed.",
+    "questionnaire-saved": "Questionnaire saved. The scores are under Wellbeing.",
 }
