@@ -20,7 +20,7 @@ from referral_service.errors import NotFound, ServiceError
 from referral_service.kit.clock import utcnow
 from referral_service.ledger import export, service
 from referral_service.people.models import Role
-from referral_service.web import questionnaires
+from referral_service.web import questionnaires, scores
 from referral_service.web.ledger_display import (
     EXCHANGE_TYPE,
     FORMATS,
@@ -155,7 +155,7 @@ def _statement_page(
         *refs(EXCHANGE_TYPE, (line.exchange.id for line in found.lines)),
     ]
     record_shown(ctx, shown, kind=Kind.READ, detail="ledger statement")
-    wellbeing = questionnaires.wellbeing_of(ctx, member) if member.referred else None
+    wellbeing = scores.wellbeing_of(ctx, member) if member.referred else None
     page: dict[str, Any] = {
         "statement": found,
         "member": member,

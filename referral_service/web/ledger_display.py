@@ -45,7 +45,7 @@ def reciprocity_text(value: float | None) -> str:
 
 
 def day(value: date) -> str:
-    """"20 November 2026": no ambiguity between day and month, whoever reads it."""
+    """ "20 November 2026": no ambiguity between day and month, whoever reads it."""
     return f"{value.day} {value:%B %Y}"
 
 

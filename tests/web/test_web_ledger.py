@@ -271,7 +271,12 @@ def future() -> str:
             422,
         ),
         ({"minutes": "0"}, ["minutes"], "Minutes must be a whole number greater than 0", 422),
-        ({"minutes": "1441"}, ["minutes"], "Minutes must be at most 1440 (one day) per exchange", 422),
+        (
+            {"minutes": "1441"},
+            ["minutes"],
+            "Minutes must be at most 1440 (one day) per exchange",
+            422,
+        ),
         ({"minutes": "1.5"}, ["minutes"], "Enter the minutes as a whole number, like 90", 422),
         ({"date": "future"}, ["date"], "Date must not be in the future", 422),
         ({"date": "2026-02-30"}, ["date"], "Enter a real date, like 2026-11-20", 422),
@@ -394,9 +399,7 @@ def test_a_reversal_needs_a_reason(
 
 
 @pytest.mark.usefixtures("broker")
-def test_the_exchanges_list_is_paged_newest_first(
-    client: TestClient, api: dict[str, Any]
-) -> None:
+def test_the_exchanges_list_is_paged_newest_first(client: TestClient, api: dict[str, Any]) -> None:
     sam, ana = member(api, "Sam"), member(api, "Ana")
     for day in range(1, 22):
         gave(api, sam, ana, day, f"2026-10-{day:02d}")
@@ -501,7 +504,16 @@ def test_the_exchanges_download_is_csv_for_spreadsheets(
     assert response.content.startswith("\ufeffdate,giver,".encode())
     rows = rows_of(response.content.decode("utf-8-sig"))
     assert rows[0] == list(export.EXCHANGE_HEADER)
-    assert rows[1][:8] == ["2026-11-20", "Sam", "Ana", "befriending", "90", "1.50", "'@SUM(A1)", first]
+    assert rows[1][:8] == [
+        "2026-11-20",
+        "Sam",
+        "Ana",
+        "befriending",
+        "90",
+        "1.50",
+        "'@SUM(A1)",
+        first,
+    ]
     [exported] = events(session_factory, kind="export")
     assert exported.detail == "ledger export: exchanges"
 
@@ -537,7 +549,9 @@ def test_a_member_whose_name_does_not_open_is_left_out_with_a_notice(
 @pytest.mark.usefixtures("broker")
 def test_the_broker_has_members_and_exchanges_in_the_navigation(client: TestClient) -> None:
     page = client.get(MEMBERS).text
-    assert '<a class="site-nav__link" href="/broker/members" aria-current="page">Members</a>' in page
+    assert (
+        '<a class="site-nav__link" href="/broker/members" aria-current="page">Members</a>' in page
+    )
     assert '<a class="site-nav__link" href="/broker/exchanges">Exchanges</a>' in page
 
 
@@ -570,7 +584,9 @@ def test_another_time_banks_records_are_not_found(
         assert answer.status_code == 404, path
     assert exchange_count(session_factory) == 1
     with session_factory() as session:
-        ended = session.scalar(text("SELECT count(*) FROM ledger_member WHERE ended_at IS NOT NULL"))
+        ended = session.scalar(
+            text("SELECT count(*) FROM ledger_member WHERE ended_at IS NOT NULL")
+        )
     assert ended == 0
 
 
