@@ -283,6 +283,12 @@ def future() -> str:
         ({"category": ""}, ["category"], "Choose a category", 422),
         ({"category": "knitting"}, ["category"], None, 422),
         ({"giver_id": "ended"}, ["giver_id"], "Member {ended}'s membership has ended", 409),
+        (
+            {"receiver_id": "no-such-member"},
+            ["receiver_id"],
+            "Member no-such-member is not a member of this time bank",
+            422,
+        ),
     ],
 )
 @pytest.mark.usefixtures("broker")
@@ -319,6 +325,10 @@ def test_a_refused_exchange_shows_the_message_next_to_its_field(
     assert ">Piano lesson</textarea>" in refused.text  # what was typed is kept
     assert f'value="{data["minutes"]}"' in refused.text
     assert exchange_count(session_factory) == 0
+    if message is not None and not message.startswith(("Enter", "Choose")):  # the ledger's
+        [failure] = events(session_factory, outcome=4)  # audited as the JSON API's refusal
+        assert failure.kind == "create"
+        assert failure.detail in ("422 invalid", "409 business-rule", "404 not-found")
 
 
 @pytest.mark.usefixtures("broker")
