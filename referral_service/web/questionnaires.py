@@ -104,7 +104,7 @@ def save_answers(
             raise
         code = exc.issue_code if isinstance(exc, ServiceError) else exc.code
         record_refused(ctx, exc.status, code, [], kind=Kind.CREATE)
-        errors, form_error = _refusal(exc, response, items, questionnaire_id)
+        errors, form_error = _refusal(exc, response, items)
         return _page(
             request, viewer, member, questionnaire_id, answers, errors, form_error, exc.status
         )
@@ -146,7 +146,6 @@ def _refusal(
     exc: ServiceError | FhirError,
     response: dict[str, Any],
     items: list[FormItem],
-    questionnaire_id: str,
 ) -> tuple[dict[str, str], str | None]:
     """Intake's issues by item (which item, and whether it was left out or answered out of
     range), in words for the person filling in the form; an issue about no one item is shown
