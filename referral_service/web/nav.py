@@ -31,7 +31,11 @@ class Link:
 
 
 NAV: dict[Role, list[Link]] = {
-    Role.BROKER: [Link("Referrals", START_PAGES[Role.BROKER])],
+    Role.BROKER: [
+        Link("Referrals", START_PAGES[Role.BROKER]),
+        Link("Members", "/broker/members"),
+        Link("Exchanges", "/broker/exchanges"),
+    ],
     Role.PRACTICE: [Link("Start", START_PAGES[Role.PRACTICE])],
     Role.ANALYST: [Link("Start", START_PAGES[Role.ANALYST])],
 }

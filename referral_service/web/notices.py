@@ -18,4 +18,10 @@ NOTICES: dict[str, str] = {
     "referral-completed": "Referral marked complete.",
     "referral-failed": "Referral marked failed.",
     "member-enrolled": "The person is now a member of your time bank.",
+    # The broker's ledger pages (web/ledger.py, web/exchanges.py, web/questionnaires.py).
+    "member-added": "Member added.",
+    "membership-ended": "Membership ended. The member's history and balance are kept.",
+    "exchange-recorded": "Exchange recorded.",
+    "exchange-reversed": "Exchange reversed. The exchange and its reversal are both listed.",
+    "questionnaire-saved": "Questionnaire saved. The scores are under Wellbeing.",
 }

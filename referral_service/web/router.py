@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from referral_service.web import broker, signin, start
+from referral_service.web import broker, exchanges, ledger, questionnaires, signin, start
 from referral_service.web.csrf import check_csrf
 from referral_service.web.errors import install_web_error_handlers
 from referral_service.web.headers import SecurityHeaders
@@ -24,6 +24,9 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 router.include_router(signin.router)
 router.include_router(start.router)
 router.include_router(broker.router)
+router.include_router(ledger.router)
+router.include_router(exchanges.router)
+router.include_router(questionnaires.router)
 
 
 def install_web(app: FastAPI) -> None:
