@@ -32,6 +32,9 @@ class Link:
 
 NAV: dict[Role, list[Link]] = {
     Role.BROKER: [Link("Start", START_PAGES[Role.BROKER])],
-    Role.PRACTICE: [Link("Start", START_PAGES[Role.PRACTICE])],
+    Role.PRACTICE: [
+        Link("Referrals", START_PAGES[Role.PRACTICE]),
+        Link("New referral", "/practice/referrals/new"),
+    ],
     Role.ANALYST: [Link("Start", START_PAGES[Role.ANALYST])],
 }

@@ -10,4 +10,7 @@ from __future__ import annotations
 NOTICES: dict[str, str] = {
     "signed-out": "You have signed out.",
     "session-ended": "Your session ended. Sign in again to carry on.",
+    # The practice's referrals (web/practice.py)
+    "referral-sent": "Referral sent",
+    "referral-cancelled": "Referral cancelled",
 }

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from referral_service.web import signin, start
+from referral_service.web import practice, signin, start
 from referral_service.web.csrf import check_csrf
 from referral_service.web.errors import install_web_error_handlers
 from referral_service.web.headers import SecurityHeaders
@@ -23,6 +23,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 router.include_router(signin.router)
 router.include_router(start.router)
+router.include_router(practice.router)
 
 
 def install_web(app: FastAPI) -> None:

@@ -1,5 +1,6 @@
-"""`/` and each role's start page. The broker's and the practice's pages grow from here; a new
-page for a role takes `Depends(role_viewer(Role.X))` and adds its link to web/nav.py."""
+"""`/` and each role's start page. The practice's start page is its referrals list
+(web/practice.py); the broker's pages grow from here. A new page for a role takes
+`Depends(role_viewer(Role.X))` and adds its link to web/nav.py."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from referral_service.web.security import (
 router = APIRouter()
 
 Broker = Annotated[Viewer, Depends(role_viewer(Role.BROKER))]
-PracticeStaff = Annotated[Viewer, Depends(role_viewer(Role.PRACTICE))]
 Analyst = Annotated[Viewer, Depends(role_viewer(Role.ANALYST))]
 
 
@@ -39,11 +39,6 @@ def home(request: Request, signed: CurrentSignIn) -> Response:
 @router.get("/broker")
 def broker_start(request: Request, viewer: Broker) -> Response:
     return render(request, "start/broker.html")
-
-
-@router.get("/practice")
-def practice_start(request: Request, viewer: PracticeStaff) -> Response:
-    return render(request, "start/practice.html")
 
 
 @router.get("/analyst")
