@@ -27,7 +27,7 @@ from referral_service.store import service as resources
 from referral_service.web import practice_form as forms
 from referral_service.web.practice_detail import referral_detail, referral_task
 from referral_service.web.practice_list import STATUS_FILTERS, referral_list
-from referral_service.web.practice_status import STATUS_LABELS
+from referral_service.web.practice_status import STATUS_LABELS, is_open
 from referral_service.web.render import render, see_other
 from referral_service.web.security import Viewer, role_viewer
 
@@ -39,6 +39,7 @@ FormFlag = Annotated[bool, Form()]
 LIST_PATH = "/practice"
 NEW_PATH = "/practice/referrals/new"
 REASON_REQUIRED = "Say why the referral is being cancelled: the time bank and the record keep it"
+CLOSED = "This referral has ended, so it cannot be cancelled. Nothing was changed."
 
 
 def detail_path(task_id: str) -> str:
@@ -162,8 +163,10 @@ def cancel_referral(
     version: FormText = "",
 ) -> Response:
     ctx = viewer.context
-    row, _ = referral_task(ctx, task_id)
+    row, task = referral_task(ctx, task_id)
     reason = reason.strip()
+    if not is_open(task.status):  # intake would take it as a new reason on a closed referral
+        return _detail_page(request, viewer, task_id, reason, form_error=CLOSED, status=409)
     if not reason:
         errors = {"reason": REASON_REQUIRED}
         return _detail_page(request, viewer, task_id, reason, errors, status=400)
