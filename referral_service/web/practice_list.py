@@ -25,6 +25,7 @@ from referral_service.web.practice_status import (
     current_timebank,
     day_of,
     display_date,
+    is_open,
     status_label,
     timebank_names,
 )
@@ -51,7 +52,7 @@ class Row:
     patient_name: str
     status: str
     status_label: str
-    timebank: str | None
+    timebank: str
     days: int | None
 
 
@@ -137,6 +138,7 @@ def _row(
         patient_name=name or "Name not given",
         status=task.status or "",
         status_label=status_label(task.status),
-        timebank=current_timebank(task.status, children, names),
+        timebank=current_timebank(task.status, children, names)
+        or ("Not yet" if is_open(task.status) else "None"),
         days=(today - referred).days if referred else None,
     )
