@@ -8,7 +8,6 @@ the refusal is audited and its messages are shown next to the fields they are ab
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -35,7 +34,6 @@ router = APIRouter()
 
 PracticeStaff = Annotated[Viewer, Depends(role_viewer(Role.PRACTICE))]
 FormText = Annotated[str, Form()]
-FormFlag = Annotated[bool, Form()]
 LIST_PATH = "/practice"
 NEW_PATH = "/practice/referrals/new"
 REASON_REQUIRED = "Say why the referral is being cancelled: the time bank and the record keep it"
@@ -73,33 +71,14 @@ def new_referral_page(request: Request, viewer: PracticeStaff) -> Response:
 def send_referral(
     request: Request,
     viewer: PracticeStaff,
-    referral_id: FormText = "",
-    sent_at: FormText = "",
-    nhs_number: FormText = "",
-    given_name: FormText = "",
-    family_name: FormText = "",
-    birth_date: FormText = "",
-    postcode: FormText = "",
-    phone: FormText = "",
-    email: FormText = "",
-    reason_code: FormText = "",
-    reason_text: FormText = "",
-    needs: Annotated[list[str] | None, Form()] = None,
-    share_referral: FormFlag = False,
-    share_back: FormFlag = False,
-    secondary_use: FormFlag = False,
-    national_opt_out: FormFlag = False,
+    typed: Annotated[forms.Typed, Form()],
 ) -> Response:
-    typed = forms.Typed(
-        referral_id.strip(), sent_at.strip(), nhs_number.strip(), given_name.strip(),
-        family_name.strip(), birth_date.strip(), postcode.strip(), phone.strip(), email.strip(),
-        reason_code.strip(), reason_text.strip(), tuple(needs or ()), share_referral, share_back,
-        secondary_use, national_opt_out,
-    )  # fmt: skip
     now = forms.sent_at(typed)
     if now is None or not typed.referral_id:
         fresh = forms.blank_form()  # keeps what was typed, under a new identifier and moment
-        reset = replace(typed, referral_id=fresh.referral_id, sent_at=fresh.sent_at)
+        reset = typed.model_copy(
+            update={"referral_id": fresh.referral_id, "sent_at": fresh.sent_at}
+        )
         return _form_page(request, reset, form_error=forms.EXPIRED, status=400)
     form = forms.referral_form(typed, viewer.organisation.id)
     if problems := form_problems(form):

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
+
 from fhir_adapters import codes
 from fhir_adapters.outcome import FhirError
 from fhir_adapters.referral_form import ReferralForm, form_field_of
@@ -24,9 +26,11 @@ EXPIRED = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Typed:
-    """The form as posted, every field as typed, for sending and for showing back."""
+class Typed(BaseModel):
+    """The form as posted (FastAPI reads it straight from the body: `Annotated[Typed, Form()]`),
+    trimmed, for sending and for showing back. An unticked checkbox is not sent: False."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True, extra="ignore")
 
     referral_id: str = ""
     sent_at: str = ""  # the instant the form was opened: the referral's `now` on every resend
@@ -39,7 +43,7 @@ class Typed:
     email: str = ""
     reason_code: str = ""
     reason_text: str = ""
-    needs: tuple[str, ...] = ()
+    needs: list[str] = []
     share_referral: bool = False
     share_back: bool = False
     secondary_use: bool = False
@@ -80,7 +84,7 @@ def referral_form(typed: Typed, practice_org_id: str) -> ReferralForm:
         phone=typed.phone or None,
         email=typed.email or None,
         reason_code=typed.reason_code or None,
-        needs=typed.needs,
+        needs=tuple(typed.needs),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters import task as fhir_task
@@ -412,6 +412,41 @@ def test_the_list_names_the_time_bank_once_routed_and_pages_by_twenty(
     assert referral.task_id in second.text  # the oldest change comes last
     assert "Previous page" in second.text
     assert "Next page" not in second.text
+
+
+def _statements(client: TestClient, path: str) -> int:
+    """How many SQL statements answering `path` took."""
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_the_list_costs_the_same_queries_however_many_rows_it_shows(
+    client: TestClient,
+    staff: WebPerson,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+    timebank_a: TestSystem,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+) -> None:
+    for n in range(2):
+        made = make_referral(client, practice_headers, practice.org_id, referral_id=f"R-{n}")
+        route_now(session_factory, settings, made.task_id)
+    few = _statements(client, "/practice")
+    for n in range(2, 6):
+        make_referral(client, practice_headers, practice.org_id, referral_id=f"R-{n}")
+    many = _statements(client, "/practice")
+    assert client.get("/practice").text.count('<td data-label="Referred">') == 6
+    assert many == few
 
 
 # --- one referral -----------------------------------------------------------------------------
