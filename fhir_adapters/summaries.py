@@ -16,8 +16,10 @@ from typing import Any, Final
 
 from fhir_adapters import codes
 from fhir_adapters.ledger import (
+    ENTERED_IN_ERROR,
     LEDGER_CODE_SYSTEM,
     TIME_CREDIT_DIRECTION,
+    TIME_CREDIT_HOURS,
     Direction,
 )
 from fhir_adapters.rules import split_reference
@@ -330,6 +332,20 @@ def _hours_direction(hours: Json) -> str | None:
             found = [c.code for c in value if c.system == LEDGER_CODE_SYSTEM]
             return found[0] if found and found[0] in _DIRECTIONS else None
     return None
+
+
+def hours_part_of(observation: Json) -> str | None:
+    """The ``Procedure/<id>`` an exchange's hours Observation (ledger.hours_observation) belongs
+    to; None for any other Observation (a score, an enrolment)."""
+    coded = _codings(observation.get("code"))
+    if not any(c.system == LEDGER_CODE_SYSTEM and c.code == TIME_CREDIT_HOURS for c in coded):
+        return None
+    return next((r for r in _refs(observation.get("partOf")) if r.startswith("Procedure/")), None)
+
+
+def in_error(resource: Json) -> bool:
+    """Recorded in error (e.g. a reversed exchange's Procedure and hours): no longer counts."""
+    return resource.get("status") == ENTERED_IN_ERROR
 
 
 def _note_direction(procedure: Json) -> str | None:

@@ -22,7 +22,7 @@ from referral_service.auth.dependencies import current_principal, require
 from referral_service.context import Context
 from referral_service.db import get_session
 from referral_service.errors import Invalid, NotFound, ServiceError
-from referral_service.fhir import bundles
+from referral_service.fhir import bundles, transactions
 from referral_service.fhir.capability import capability_statement
 from referral_service.fhir.negotiation import check_accept, read_json_body, read_json_patch
 from referral_service.fhir.search import count_only, history_bundle, searchset, small_searchset
@@ -100,19 +100,13 @@ def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
             expression=["Bundle.type"],
         )
     with_resource = "return=representation" in request.headers.get("prefer", "")
+    if kind == "transaction":
+        outcomes = transactions.submit_transaction(ctx, body)
+        rendered = [bundles.response_entry(o, _base(ctx), with_resource) for o in outcomes]
+        return fhir_response(bundles.response_bundle("transaction-response", rendered))
     entries = bundles.entries_of(body)
     for entry in entries:
         require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
-    if kind == "transaction":
-        outcomes = referrals.submit(ctx, entries)
-        written = [
-            o.version
-            for o, e in zip(outcomes, entries, strict=True)
-            if o.created or e.method == "PUT"
-        ]
-        audit.record_write(ctx, Kind.TRANSACTION, written)
-        rendered = [bundles.response_entry(o, _base(ctx), with_resource) for o in outcomes]
-        return fhir_response(bundles.response_bundle("transaction-response", rendered))
     return fhir_response(
         bundles.response_bundle(
             "batch-response", [_batch_entry(ctx, e, with_resource) for e in entries]
@@ -225,9 +219,7 @@ def update(rtype: str, rid: str, ctx: ContextDep, body: Body, request: Request) 
         raise Invalid(
             "The resource id must match the id in the URL", status=400, expression=[f"{rtype}.id"]
         )
-    entry = Entry("PUT", rtype, body, rid=rid, if_match=request.headers.get("if-match"))
-    [outcome] = referrals.submit(ctx, [entry])
-    audit.record_write(ctx, Kind.UPDATE, [outcome.version])
+    outcome = transactions.submit_update(ctx, rtype, rid, body, request.headers.get("if-match"))
     return version_response(outcome.version)
 
 

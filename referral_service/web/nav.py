@@ -36,6 +36,9 @@ NAV: dict[Role, list[Link]] = {
         Link("Members", "/broker/members"),
         Link("Exchanges", "/broker/exchanges"),
     ],
-    Role.PRACTICE: [Link("Start", START_PAGES[Role.PRACTICE])],
+    Role.PRACTICE: [
+        Link("Referrals", START_PAGES[Role.PRACTICE]),
+        Link("New referral", "/practice/referrals/new"),
+    ],
     Role.ANALYST: [Link("Start", START_PAGES[Role.ANALYST])],
 }

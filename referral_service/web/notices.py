@@ -24,4 +24,7 @@ NOTICES: dict[str, str] = {
     "exchange-recorded": "Exchange recorded.",
     "exchange-reversed": "Exchange reversed. The exchange and its reversal are both listed.",
     "questionnaire-saved": "Questionnaire saved. The scores are under Wellbeing.",
+    # The practice's referrals (web/practice.py)
+    "referral-sent": "Referral sent.",
+    "referral-cancelled": "Referral cancelled.",
 }

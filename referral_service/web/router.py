@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from referral_service.web import broker, exchanges, ledger, questionnaires, signin, start
+from referral_service.web import broker, exchanges, ledger, practice, questionnaires, signin, start
 from referral_service.web.csrf import check_csrf
 from referral_service.web.errors import install_web_error_handlers
 from referral_service.web.headers import SecurityHeaders
@@ -27,6 +27,7 @@ router.include_router(broker.router)
 router.include_router(ledger.router)
 router.include_router(exchanges.router)
 router.include_router(questionnaires.router)
+router.include_router(practice.router)
 
 
 def install_web(app: FastAPI) -> None:

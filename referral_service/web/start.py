@@ -1,5 +1,6 @@
-"""`/` and each role's start page. The broker's start page is its referrals inbox (web/broker.py);
-a new page for a role takes `Depends(role_viewer(Role.X))` and adds its link to web/nav.py."""
+"""`/` and the analyst's start page. The broker's start page is its referrals inbox
+(web/broker.py), the practice's its referrals list (web/practice.py). A new page for a role takes
+`Depends(role_viewer(Role.X))` and adds its link to web/nav.py."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from referral_service.web.security import (
 
 router = APIRouter()
 
-PracticeStaff = Annotated[Viewer, Depends(role_viewer(Role.PRACTICE))]
 Analyst = Annotated[Viewer, Depends(role_viewer(Role.ANALYST))]
 
 
@@ -33,11 +33,6 @@ def home(request: Request, signed: CurrentSignIn) -> Response:
     if not fully_signed_in(signed):
         return see_other(second_factor_step(signed.person))
     return see_other(start_page(signed.person))
-
-
-@router.get("/practice")
-def practice_start(request: Request, viewer: PracticeStaff) -> Response:
-    return render(request, "start/practice.html")
 
 
 @router.get("/analyst")

@@ -15,7 +15,9 @@ from fhir_adapters.summaries import (
     TaskOutput,
     activity_summary,
     age_on,
+    hours_part_of,
     id_of,
+    in_error,
     person_summary,
     postcode_district,
     request_summary,
@@ -245,3 +247,17 @@ def test_id_of() -> None:
     assert id_of("https://spis.example.org/fhir/Task/t-1/_history/2") == "t-1"
     assert id_of("urn:uuid:1234") is None
     assert id_of(None) is None
+
+
+def test_an_exchanges_hours_are_found_beside_its_procedure_and_a_reversal_is_in_error() -> None:
+    direction = ledger.Direction.GIVEN
+    procedure = ledger.exchange_procedure(MEMBER, "gardening", date(2026, 3, 5), direction)
+    hours = ledger.hours_observation(MEMBER, "pr-1", 30, date(2026, 3, 5), direction)
+    enrolled = ledger.enrolment_observation(MEMBER, datetime(2026, 3, 1, tzinfo=UTC))
+
+    assert hours_part_of(hours) == "Procedure/pr-1"
+    assert hours_part_of(enrolled) is None
+    assert not in_error(procedure)
+    reversed_procedure = ledger.entered_in_error(procedure)
+    assert reversed_procedure is not None
+    assert in_error(reversed_procedure)

@@ -1,0 +1,62 @@
+"""Submitting writes and auditing them: the one step `POST /fhir`, `PUT /fhir/<type>/<id>` and the
+web workspace's forms share, so a form goes through exactly what a FHIR client does.
+
+The caller has validated the resource (`fhir_adapters.parse.validate_resource`), as /fhir does
+before anything else. Scope checks come first, then intake (`referrals.service.submit`), then the
+audit events of what was written. Refusals are raised (ServiceError, FhirError) with nothing
+written; `record_refusal` audits one when the caller answers it itself rather than letting the
+error handlers do it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from referral_service.audit import service as audit
+from referral_service.audit.models import Action, Kind, Outcome
+from referral_service.auth.dependencies import require
+from referral_service.context import Context
+from referral_service.fhir import bundles
+from referral_service.referrals import service as referrals
+from referral_service.referrals.service import Entry
+from referral_service.referrals.service import Outcome as Written
+
+
+def submit_transaction(ctx: Context, bundle: dict[str, Any]) -> list[Written]:
+    """A validated transaction Bundle, all or nothing; audited as one transaction."""
+    entries = bundles.entries_of(bundle)
+    for entry in entries:
+        require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
+    outcomes = referrals.submit(ctx, entries)
+    written = [
+        o.version for o, e in zip(outcomes, entries, strict=True) if o.created or e.method == "PUT"
+    ]
+    audit.record_write(ctx, Kind.TRANSACTION, written)
+    return outcomes
+
+
+def submit_update(
+    ctx: Context, rtype: str, rid: str, body: dict[str, Any], if_match: str | None
+) -> Written:
+    """A validated resource PUT at `rtype/rid`, version-checked by `if_match` when given."""
+    require(ctx.principal, rtype, "u")
+    entry = Entry("PUT", rtype, body, rid=rid, if_match=if_match)
+    [outcome] = referrals.submit(ctx, [entry])
+    audit.record_write(ctx, Kind.UPDATE, [outcome.version])
+    return outcome
+
+
+def record_refusal(
+    ctx: Context, kind: Kind, status: int, issue_code: str, entities: tuple[str, ...] = ()
+) -> None:
+    """A write intake refused, as the /fhir error handlers record one (audit_failures.py): a
+    failure event, kept even though the refused work was rolled back."""
+    audit.record(
+        ctx.session,
+        ctx.principal,
+        kind=kind,
+        action=Action.EXECUTE if kind is Kind.TRANSACTION else Action.UPDATE,
+        entities=entities,
+        outcome=Outcome.MINOR_FAILURE,
+        detail=f"{status} {issue_code}",
+    )
