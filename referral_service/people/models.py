@@ -3,7 +3,7 @@ server-side sessions and their one-time set-up links.
 
 No raw secret is stored: sessions and set-up links are kept by the SHA-256 of their token (the
 token itself lives only in the cookie or the link), passwords as argon2id hashes, and the TOTP
-secrets sealed at rest like other secrets (people/sealing.py).
+secrets sealed at rest like other secrets (store/sealing.py `seal_text`, which leaves None as NULL).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from referral_service.kit.clock import utcnow
 from referral_service.kit.models import Base
 from referral_service.organisations.models import OrgKind
-from referral_service.people.sealing import seal_optional_text
+from referral_service.store.sealing import seal_text
 
 
 class Role(enum.StrEnum):
@@ -107,5 +107,5 @@ class SetupLink(Base):
         return f"SetupLink(person_id={self.person_id!r})"
 
 
-seal_optional_text(Person, "totp_secret", "org_id")
-seal_optional_text(Person, "totp_pending_secret", "org_id")
+seal_text(Person, "totp_secret", "org_id")
+seal_text(Person, "totp_pending_secret", "org_id")

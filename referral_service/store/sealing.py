@@ -6,6 +6,7 @@ Grants are not bound: see docs/security.md, "At rest"."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, event
@@ -111,9 +112,11 @@ def seal_text(model: type[Any], attribute: str, *owners: str) -> None:
         if key in target.__dict__:
             set_committed_value(target, attribute, target.__dict__.pop(key))
 
-    def opened(target: Any, context: QueryContext, *_: Any) -> None:
+    def opened(target: Any, context: QueryContext, attrs: Iterable[str] | None = None) -> None:
+        if attrs is not None and attribute not in attrs:
+            return  # a refresh of other columns: this one is already open
         sealed = target.__dict__.get(attribute)
-        if context.session is not None and sealed is not None:
+        if context.session is not None and isinstance(sealed, bytes):
             connection = context.session.connection()
             plain = ring.open_value(connection, aad(target), sealed, legacy_aad(target)).decode()
             set_committed_value(target, attribute, plain)

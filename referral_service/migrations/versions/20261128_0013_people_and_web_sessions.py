@@ -6,7 +6,7 @@ Create Date: 2026-11-28 22:02:40
 
 People who sign in to the web workspace (issue 9), their server-side sessions and their one-time
 set-up links. Sessions and links are kept by the SHA-256 of their token, never the token; the
-TOTP secrets are sealed at rest (people/sealing.py), so they are bytes here.
+TOTP secrets are sealed at rest (store/sealing.py), so they are bytes here.
 """
 
 from __future__ import annotations
