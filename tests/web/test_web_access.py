@@ -135,7 +135,7 @@ def page_routes(app: FastAPI, prefix: str, method: str = "GET") -> list[str]:
             route.path
             for route in app.routes
             if isinstance(route, APIRoute)
-            and method in route.methods
+            and method in (route.methods or ())
             and (route.path == prefix or route.path.startswith(f"{prefix}/"))
         }
     )
