@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
+import fastapi.routing
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -129,12 +131,15 @@ def scene(
 
 
 def page_routes(app: FastAPI, prefix: str, method: str = "GET") -> list[str]:
-    """Every route path under `prefix` answering `method`, as declared (with its {params})."""
+    """Every route path under `prefix` answering `method`, as declared (with its {params}).
+    FastAPI 0.13x+ wraps included routers: their routes are unwrapped as openapi.py does."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes: list[Any] = list(contexts(app.routes) if contexts else app.routes)
     return sorted(
         {
             route.path
-            for route in app.routes
-            if isinstance(route, APIRoute)
+            for route in routes
+            if isinstance(getattr(route, "original_route", route), APIRoute)
             and method in (route.methods or ())
             and (route.path == prefix or route.path.startswith(f"{prefix}/"))
         }
