@@ -13,6 +13,7 @@ here until it is given a real id below).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,9 @@ CONTRACT_PAGES = {
 }
 # What a person-level page may show, and must never show to anyone else.
 PERSON_WORDS = ("Grace", "Okafor")
+# The broker's moves on a referral (POST /broker/referrals/{task_id}/{action}).
+BROKER_MOVES = ("accept", "decline", "hold", "start", "complete", "fail", "enrol")
+Ids = dict[str, str | tuple[str, ...]]  # a path parameter's real value, or each of its values
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 
 
@@ -57,11 +61,12 @@ class Scene:
     """A referral from the practice, routed to time bank A, accepted, the person enrolled, one
     exchange recorded; the ids each kind of path parameter is filled with, per prefix."""
 
-    ids: dict[str, dict[str, str]]
+    ids: dict[str, Ids]  # per prefix
     practice: TestSystem
     timebank_a: TestSystem
     timebank_b: TestSystem
     child_task_id: str
+    member_id: str
     child_version: str  # after the scene was set: no refused form may move it on
 
 
@@ -109,13 +114,14 @@ def scene(
         headers=headers,
     )
     assert exchange.status_code == 201, exchange.text
-    broker_ids = {
+    broker_ids: Ids = {
         "task_id": child_id,
+        "action": BROKER_MOVES,
         "member_id": member_id,
         "questionnaire_id": "swemwbs",
         "exchange_id": exchange.json()["id"],
     }
-    practice_ids = {"task_id": referral.task_id}
+    practice_ids: Ids = {"task_id": referral.task_id}
     version = client.get(f"/fhir/Task/{child_id}", headers=headers).json()["meta"]["versionId"]
     return Scene(
         {"/broker": broker_ids, "/practice": practice_ids},
@@ -123,6 +129,7 @@ def scene(
         timebank_a,
         timebank_b,
         child_id,
+        member_id,
         version,
     )
 
@@ -146,23 +153,33 @@ def page_routes(app: FastAPI, prefix: str, method: str = "GET") -> list[str]:
     )
 
 
-def filled(path: str, ids: dict[str, str]) -> str:
-    """The path with each parameter replaced by a real id of the scene."""
+def filled(path: str, ids: Ids) -> list[str]:
+    """The path with each parameter replaced by a real id of the scene; a parameter with several
+    values (a form's action) gives one path for each."""
+    names = _PARAM.findall(path)
+    missing = [name for name in names if name not in ids]
+    if missing:
+        pytest.fail(
+            f"{path}: no real id for the path parameter(s) {missing}: add them to the scene in "
+            "tests/web/test_web_access.py, so that this page's access is tested"
+        )
+    choices = [_values(ids[name]) for name in names]
+    return [_substituted(path, chosen) for chosen in itertools.product(*choices)]
 
-    def real_id(found: re.Match[str]) -> str:
-        name = found.group(1)
-        if name not in ids:
-            pytest.fail(
-                f"{path}: no real id for the path parameter {{{name}}}: add one to the scene in "
-                "tests/web/test_web_access.py, so that this page's access is tested"
-            )
-        return quote(ids[name], safe="")
 
-    return _PARAM.sub(real_id, path)
+def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else value
+
+
+def _substituted(path: str, values: tuple[str, ...]) -> str:
+    each = iter(values)
+    return _PARAM.sub(lambda _: quote(next(each), safe=""), path)
 
 
 def urls(app: FastAPI, scene: Scene, prefix: str, method: str = "GET") -> list[str]:
-    return [filled(path, scene.ids[prefix]) for path in page_routes(app, prefix, method)]
+    return [
+        url for path in page_routes(app, prefix, method) for url in filled(path, scene.ids[prefix])
+    ]
 
 
 # -- people -----------------------------------------------------------------------------------
@@ -277,12 +294,14 @@ def test_a_broker_of_another_time_bank_gets_the_404_page_for_time_bank_as_record
 ) -> None:
     other = browsers.signed_in(scene.timebank_b.org_id, Role.BROKER, "broker@lewisham.example")
     routes = page_routes(browsers.app, "/broker")
-    records = [filled(path, scene.ids["/broker"]) for path in routes if "{" in path]
+    records = [url for path in routes if "{" in path for url in filled(path, scene.ids["/broker"])]
     assert f"/broker/referrals/{scene.child_task_id}" in records
     wrong = refusals(other, records)
-    forms = [filled(p, scene.ids["/broker"]) for p in page_routes(browsers.app, "/broker", "POST")]
-    wrong += refusals(other, [url for url in forms if scene.ids["/broker"]["task_id"] in url
-                              or scene.ids["/broker"]["member_id"] in url], "POST")  # fmt: skip
+    theirs = (scene.child_task_id, scene.member_id)
+    forms = [
+        url for url in urls(browsers.app, scene, "/broker", "POST") if any(i in url for i in theirs)
+    ]
+    wrong += refusals(other, forms, "POST")
     assert wrong == []
     for path in (p for p in routes if "{" not in p):  # their own lists: none of A's people
         listed = other.get(path)
@@ -296,7 +315,9 @@ def test_another_practice_gets_the_404_page_for_the_practices_referral(
 ) -> None:
     other = browsers.signed_in(practice_b.org_id, Role.PRACTICE, "gp@other.example")
     routes = page_routes(browsers.app, "/practice")
-    records = [filled(path, scene.ids["/practice"]) for path in routes if "{" in path]
+    records = [
+        url for path in routes if "{" in path for url in filled(path, scene.ids["/practice"])
+    ]
     assert refusals(other, records) == []
     listed = other.get("/practice")
     assert [word for word in PERSON_WORDS if word in listed.text] == []
