@@ -212,15 +212,15 @@ def set_scene(stack: LiveStack) -> Scene:
 
 def send_referral(base: str, practice: TestSystem) -> tuple[str, str]:
     """The practice's clinical system sends the referral as a FHIR transaction."""
-    gp = fhir_client(base, practice)
-    sent = gp.post("", json=referral_bundle(practice.org_id), headers=FHIR_JSON)
-    assert sent.status_code == 200, sent.text
-    [service_request] = [
-        "/".join(location.split("/")[:2])
-        for entry in sent.json()["entry"]
-        if (location := entry["response"]["location"]).startswith("ServiceRequest/")
-    ]
-    [task] = entries(gp.get("Task", params={"focus": service_request}))
+    with fhir_client(base, practice) as gp:
+        sent = gp.post("", json=referral_bundle(practice.org_id), headers=FHIR_JSON)
+        assert sent.status_code == 200, sent.text
+        [service_request] = [
+            "/".join(location.split("/")[:2])
+            for entry in sent.json()["entry"]
+            if (location := entry["response"]["location"]).startswith("ServiceRequest/")
+        ]
+        [task] = entries(gp.get("Task", params={"focus": service_request}))
     return service_request, f"Task/{task['id']}"
 
 
@@ -392,6 +392,8 @@ class Shown:
 
     outcome: str  # the text of "What came back"
     history: str
+    activities: dict[str, str]  # activity → the text of its row
+    score: str  # the text of the SWEMWBS row
 
 
 def practice_sees_the_outcome(page: Page, phone: Page, visit: Visit) -> Shown:
@@ -413,8 +415,13 @@ def practice_sees_the_outcome(page: Page, phone: Page, visit: Visit) -> Shown:
     expect(swemwbs).to_contain_text(f"{FIRST_SCORE:.2f}")
     expect(swemwbs).to_contain_text(f"{LATER_SCORE:.2f}")
     expect(swemwbs).to_contain_text(f"{LATER_SCORE - FIRST_SCORE:.2f}")
+    rows = {
+        category: page.get_by_role("row", name=re.compile(category)).inner_text()
+        for *_, category, _ in EXCHANGES
+    }
+    shown = Shown(outcome, history, rows, swemwbs.inner_text())
     on_phone(page, phone, visit, "Referral", "Practice referral")
-    return Shown(outcome, history)
+    return shown
 
 
 def duration(minutes: int) -> re.Pattern[str]:
@@ -428,16 +435,26 @@ def duration(minutes: int) -> re.Pattern[str]:
 def fhir_says_the_same(base: str, scene: Scene, shown: Shown) -> None:
     """The practice's FHIR client (SMART token): the referral Task completed, a Procedure per
     exchange and the two scores, with the values the page showed."""
-    gp = fhir_client(base, scene.practice)
+    with fhir_client(base, scene.practice) as gp:
+        read_back(gp, scene, shown)
+
+
+def read_back(gp: httpx.Client, scene: Scene, shown: Shown) -> None:
     task = gp.get(scene.referral_task).json()
     assert task["status"] == "completed"
     outputs = {o["valueReference"]["reference"] for o in task.get("output", [])}
     procedures = entries(gp.get("Procedure", params={"based-on": scene.service_request}))
-    activities = sorted(concept_text(p["code"]) for p in procedures)
-    assert activities == sorted(category for *_, category, _ in EXCHANGES)
     assert {f"Procedure/{p['id']}" for p in procedures} <= outputs
-    for activity in activities:
-        assert activity in shown.outcome
+    observations = entries(gp.get("Observation", params={"based-on": scene.service_request}))
+    hours = {o["partOf"][0]["reference"]: o for o in observations if o.get("partOf")}
+    assert sorted(concept_text(p["code"]) for p in procedures) == sorted(shown.activities)
+    for procedure in procedures:  # each row of the page says what FHIR says
+        row = shown.activities[concept_text(procedure["code"])]
+        time = hours[f"Procedure/{procedure['id']}"]
+        assert time["valueQuantity"]["code"] == "min"
+        assert duration(time["valueQuantity"]["value"]).search(row), row
+        direction = concept_text(time["component"][0]["valueCodeableConcept"])  # Time given
+        assert direction.split()[-1].capitalize() in row, (direction, row)
     scores = entries(
         gp.get(
             "Observation",
@@ -452,7 +469,7 @@ def fhir_says_the_same(base: str, scene: Scene, shown: Shown) -> None:
     assert values == pytest.approx([FIRST_SCORE, LATER_SCORE])
     assert {f"Observation/{s['id']}" for s in scores} <= outputs
     for value in values:
-        assert f"{value:.2f}" in shown.outcome
+        assert f"{value:.2f}" in shown.score
     [declined] = entries(
         gp.get("Task", params={"part-of": scene.referral_task, "status": "rejected"})
     )
