@@ -79,7 +79,8 @@ def test_every_page_names_its_icon_so_browsers_ask_for_no_favicon_ico(
     icon = client.get("/static/favicon.svg")
     assert icon.status_code == 200
     assert icon.headers["content-type"].startswith("image/svg+xml")
-    assert icon.text.startswith("<svg") and "<script" not in icon.text
+    assert icon.text.startswith("<svg")
+    assert "<script" not in icon.text
 
 
 def test_the_stylesheet_has_print_and_small_screen_rules(client: TestClient) -> None:
