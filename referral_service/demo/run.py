@@ -16,6 +16,7 @@ from referral_service.app import create_app
 from referral_service.config import Settings
 from referral_service.demo import story
 from referral_service.demo.setup import Cast, prepare
+from referral_service.demo.signins import describe, prepare_signins
 from referral_service.demo.smart_client import SmartClient
 from referral_service.embedded import embedded_worker
 from referral_service.migrate import upgrade
@@ -23,12 +24,14 @@ from referral_service.migrate import upgrade
 
 def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
     base = f"http://{host}:{port}"
-    settings = settings.model_copy(update={"public_base_url": base})
+    settings = settings.model_copy(update=_demo_settings(settings, base))
     narrator = story.Narrator(total=12)
     with narrator.step(f"Setting up the embedded store ({settings.database_url})") as say:
         upgrade(settings.database_url)
         cast = prepare(settings)
+        signins = prepare_signins(settings, cast)
         say(f"GP practice F84001, {cast.catford.name} and {cast.lewisham.name} are registered")
+        say(f"{len(signins)} people can sign in to the web workspace (listed at the end)")
     with embedded_worker(settings):
         with narrator.step(f"Starting SPIS on {base} with its background worker") as say:
             server, thread = _start_server(settings, host, port)
@@ -38,6 +41,7 @@ def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
             )
         try:
             _play(narrator, cast, base)
+            print("", *describe(signins, f"{base}/", settings.web_second_factor), sep="\n")
             if serve_forever:
                 print(
                     f"\nSPIS is listening at {base}/fhir "
@@ -58,6 +62,15 @@ def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
             server.should_exit = True
             thread.join(timeout=10)
     return 0
+
+
+def _demo_settings(settings: Settings, base: str) -> dict[str, object]:
+    """The demo serves on its own address; in development its sign-ins need no second factor
+    (production refuses that, and the demo's people are refused there too)."""
+    update: dict[str, object] = {"public_base_url": base}
+    if settings.environment == "development":
+        update["web_second_factor"] = "optional"
+    return update
 
 
 def _play(narrator: story.Narrator, cast: Cast, base: str) -> None:

@@ -172,6 +172,31 @@ def reissue_setup_link(session: Session, settings: Settings, email: str) -> NewP
     return NewPerson(person, url, as_utc(link.expires_at))
 
 
+def set_password_for_development(
+    session: Session, settings: Settings, email: str, password: str
+) -> Person:
+    """Development only (`spis demo` prints the sign-ins it makes with this): set a person's
+    password without a set-up link. Refused in production, where only the person chooses their
+    password. Unused set-up links stop working, a lock-out ends, and earlier sessions end."""
+    if settings.environment == "production":
+        raise BusinessRuleViolation(
+            "Passwords are only set directly in development: in production a person chooses "
+            "their own through a set-up link (`spis user link`)"
+        )
+    person = _person_by_email(session, email, lock=True)
+    if not person.active:
+        raise BusinessRuleViolation("This account is disabled: no password is set for it")
+    rules.check_password(password, person.email)
+    now = clock.utcnow()
+    person.password_hash = passwords.hash_password(password)
+    person.failed_sign_ins = 0
+    person.locked_until = None
+    repository.revoke_links(session, person.id, now)
+    repository.end_sessions(session, person.id, now)
+    events.account_changed(session, person, Action.UPDATE, "password set for development")
+    return person
+
+
 def _person_by_email(session: Session, email: str, *, lock: bool = False) -> Person:
     person = repository.by_email(session, rules.normalise_email(email), lock=lock)
     if person is None:

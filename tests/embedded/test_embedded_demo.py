@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -35,9 +39,9 @@ def test_demo_runs_the_whole_loop_and_is_repeatable(tmp_path: Path) -> None:
     first = subprocess.run(
         command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
-    second = subprocess.run(
-        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    # The second run serves, as `make demo` does: its printed sign-ins are tried while it does.
+    port = free_port()
+    second = serving_demo([*command[:-3], "--port", str(port)], env, tmp_path, check=try_signins)
 
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout
@@ -59,10 +63,82 @@ def test_demo_runs_the_whole_loop_and_is_repeatable(tmp_path: Path) -> None:
     assert "SWEMWBS metric 16.36 → 24.11 (+7.75" in out
     assert "listening" not in out  # --no-serve
     assert "SPIS has stopped (--no-serve)" in out
-    assert second.returncode == 0, second.stderr
+    assert printed_signins(out) == printed_signins(second.stdout)  # the same people, again
+    assert f"Web workspace: http://127.0.0.1:{port}/" in second.stdout
+    assert second.returncode == 0, second.stdout + second.stderr
     assert "200 OK       Patient/" in second.stdout  # the same patient, referred again
     assert (tmp_path / "var" / "spis.sqlite3").exists()
     assert (
         oct((tmp_path / "var" / "demo" / "practice.private.jwk").stat().st_mode & 0o777) == "0o600"
     )
     assert "referral Task: completed" in second.stdout
+
+
+SIGNIN = re.compile(
+    r"^  (Time bank broker|Practice staff) at (.+): email (\S+), password (\S+)$", re.MULTILINE
+)
+START_PAGES = {"Time bank broker": "/broker", "Practice staff": "/practice"}
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def printed_signins(out: str) -> list[tuple[str, str, str, str]]:
+    assert "Demo sign-ins, for development only (no second factor is asked for while" in out
+    found = SIGNIN.findall(out)
+    assert [(role, org) for role, org, *_ in found] == [
+        ("Time bank broker", "Catford Time Bank"),
+        ("Time bank broker", "Lewisham Time Bank"),
+        ("Practice staff", "Rushey Green Group Practice (demo)"),
+    ]
+    return found
+
+
+def try_signins(out: str, web_address: str) -> None:
+    """Each printed email and password signs in (no second factor: development) and reaches
+    that person's start page, showing their organisation."""
+    for role, organisation, email, password in printed_signins(out):
+        with httpx.Client(base_url=web_address, timeout=30) as browser:
+            form = browser.get("/signin")
+            csrf = _CSRF.search(form.text)
+            assert csrf, form.text
+            signed = browser.post(
+                "/signin",
+                data={"csrf_token": csrf.group(1), "email": email, "password": password},
+                follow_redirects=True,
+            )
+            assert signed.status_code == 200, signed.text
+            assert signed.url.path == START_PAGES[role]
+            assert organisation in signed.text  # the header names the person's organisation
+
+
+def serving_demo(
+    command: list[str], env: dict[str, str], cwd: Path, check: Callable[[str, str], None]
+) -> subprocess.CompletedProcess[str]:
+    """`spis demo` left serving: once it says so, `check(output so far, web address)` runs
+    against it; then Ctrl+C, as a person would stop it."""
+    out_path = cwd / "serving-demo.out"
+    with out_path.open("w") as out_file:
+        process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=out_file, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            out = wait_for_output(process, out_path, "Press Ctrl+C to stop.")
+            found = re.search(r"^Web workspace: (\S+)$", out, re.MULTILINE)
+            assert found, out
+            check(out, found.group(1))
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, process.returncode, out_path.read_text(), err)
+
+
+def wait_for_output(
+    process: subprocess.Popen[str], out_path: Path, line: str, timeout: float = 120
+) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = out_path.read_text()
+        if line in out:
+            return out
+        assert process.poll() is None, f"spis demo exited with {process.returncode}:\n{out}"
+        time.sleep(0.2)
+    raise AssertionError(f"spis demo did not print {line!r} within {timeout:.0f} s")

@@ -260,3 +260,66 @@ def test_disabling_an_unknown_person_is_not_found(people: People) -> None:
     with pytest.raises(NotFound) as refused:
         people.run(lambda s: service.disable(s, "nobody@example.org"))
     assert "nobody" not in refused.value.message
+
+
+# -- a password set directly, for development (the demo's sign-ins) ------------------------------
+
+
+def test_a_development_password_replaces_the_set_up_link_and_works_at_once(
+    people: People,
+) -> None:
+    token = people.add("ann@example.org", Role.PRACTICE)
+    earlier = people.set_up("bob@example.org")  # a session of someone else: untouched
+    new_password = "demo-0123456789abcdef"
+
+    person = people.run(
+        lambda s: service.set_password_for_development(
+            s, people.settings, "ANN@example.org", new_password
+        )
+    )
+
+    assert person.email == "ann@example.org"
+    started = people.sign_in("ann@example.org", new_password)
+    assert started.next_step == "totp-setup"  # the second factor is still required here
+    with pytest.raises(service.SetupLinkInvalid):  # the unused link stopped working
+        people.run(lambda s: service.setup_link_person(s, token))
+    assert people.current(earlier.token) is not None
+    events = audit_rows(people.factory, "person-account")
+    assert [e.detail for e in events][-1] == "password set for development"
+    assert new_password not in "".join(e.detail or "" for e in events)
+
+    # Again (a second `spis demo`): the same password still works, earlier sessions end.
+    people.run(
+        lambda s: service.set_password_for_development(
+            s, people.settings, "ann@example.org", new_password
+        )
+    )
+    assert people.current(started.token) is None
+    assert people.sign_in("ann@example.org", new_password).person.email == "ann@example.org"
+
+
+def test_a_development_password_is_refused_in_production(people: People) -> None:
+    people.add("ann@example.org")
+    production = people.settings.model_copy(update={"environment": "production"})
+
+    with pytest.raises(BusinessRuleViolation) as refused:
+        people.run(
+            lambda s: service.set_password_for_development(
+                s, production, "ann@example.org", "demo-0123456789abcdef"
+            )
+        )
+
+    assert "set-up link" in refused.value.message
+    assert people.person("ann@example.org").password_hash is None
+
+
+def test_a_development_password_follows_the_password_policy(people: People) -> None:
+    people.add("ann@example.org")
+    with pytest.raises(Invalid) as refused:
+        people.run(
+            lambda s: service.set_password_for_development(
+                s, people.settings, "ann@example.org", "short"
+            )
+        )
+    assert refused.value.expression == ["password"]
+    assert people.person("ann@example.org").password_hash is None

@@ -71,6 +71,18 @@ def test_static_files_are_served_with_their_types(
     assert len(response.content) > 1000
 
 
+def test_every_page_names_its_icon_so_browsers_ask_for_no_favicon_ico(
+    client: TestClient,
+) -> None:
+    page = client.get("/signin").text
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg")
+    assert "<script" not in icon.text
+
+
 def test_the_stylesheet_has_print_and_small_screen_rules(client: TestClient) -> None:
     css = client.get("/static/spis.css").text
     assert "@media print" in css
