@@ -72,7 +72,9 @@ def status(session: Session) -> KeyStatus:
     for model, attribute in sealed.columns():
         column = getattr(model, attribute)
         prefix = func.substr(column, 1, envelope.HEADER.size)
-        present = select(prefix, func.count()).where(column.is_not(None))  # NULL: nothing sealed (an optional text or secret)
+        present = select(prefix, func.count()).where(
+            column.is_not(None)
+        )  # NULL: nothing sealed (an optional text or secret)
         for head, n in session.execute(present.group_by(prefix)):
             version, key_id = envelope.HEADER.unpack(bytes(head))
             counts[(version, key_id)] = counts.get((version, key_id), 0) + int(n)
