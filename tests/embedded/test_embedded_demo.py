@@ -118,7 +118,17 @@ def serving_demo(
     out_path = cwd / "serving-demo.out"
     with out_path.open("w") as out_file:
         process = subprocess.Popen(
-            command, env=env, cwd=cwd, stdout=out_file, stderr=subprocess.PIPE, text=True
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=out_file,
+            stderr=subprocess.PIPE,
+            text=True,
+            # Its own group, so that a demo that does not stop is killed with its worker and beat.
+            start_new_session=True,
+            # A test run started in the background (`make test &`, some CI runners) ignores
+            # SIGINT, and a child inherits that: Ctrl+C must reach the demo as it would a person's.
+            preexec_fn=_default_sigint,
         )
         try:
             out = wait_for_output(process, out_path, "Press Ctrl+C to stop.")
@@ -127,8 +137,24 @@ def serving_demo(
             check(out, found.group(1))
         finally:
             process.send_signal(signal.SIGINT)
-            _, err = process.communicate(timeout=60)
+            err = _stopped(process)
     return subprocess.CompletedProcess(command, process.returncode, out_path.read_text(), err)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stopped(process: subprocess.Popen[str]) -> str:
+    """Its stderr once Ctrl+C has stopped it; a demo still running a minute later is killed (with
+    its worker and beat) and fails the test."""
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise AssertionError("spis demo did not stop within 60 s of Ctrl+C") from None
+    return err
 
 
 def wait_for_output(
