@@ -24,7 +24,8 @@ UNNAMED = "Name not shown"
 
 
 def hours_text(minutes: int) -> str:
-    """`90` → "1 h 30 min", `120` → "2 h", `45` → "45 min"; the size only, never a sign."""
+    """`90` → "1 h 30 min", `120` → "2 h", `45` → "45 min"; the size only, never a sign. Every page
+    writes time this way (the ledger pages and what came back on the practice's)."""
     whole, rest = divmod(abs(minutes), 60)
     if whole and rest:
         return f"{whole} h {rest} min"

@@ -26,6 +26,7 @@ from referral_service.context import Context
 from referral_service.store import reads
 from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
+from referral_service.web.ledger_display import hours_text
 from referral_service.web.practice_status import display_date
 
 
@@ -74,7 +75,7 @@ def came_back(
     scores = [row for row in observations if _is_score(row)]
     activities, given, received = _activities(procedures, hours)
     shown = [*procedures, *hours.values(), *scores]
-    back = CameBack(True, activities, time_text(given), time_text(received), _scores(scores))
+    back = CameBack(True, activities, hours_text(given), hours_text(received), _scores(scores))
     return back, shown
 
 
@@ -109,7 +110,7 @@ def _activities(
             date=display_date(summary.date),
             activity=summary.activity_label or summary.activity or "Activity",
             direction=(summary.direction or "").capitalize(),
-            time=time_text(summary.minutes) if summary.minutes is not None else "",
+            time=hours_text(summary.minutes) if summary.minutes is not None else "",
             withdrawn=withdrawn,
         )
         activities.append((summary.date or "", activity))
@@ -145,12 +146,3 @@ def _number(value: float, *, signed: bool = False) -> str:
     text = f"{value:+.2f}" if signed else f"{value:.2f}"
     text = text.rstrip("0").rstrip(".")
     return "0" if text in ("+0", "-0") else text
-
-
-def time_text(minutes: int) -> str:
-    """120 → "2 hours"; 90 → "1 hour 30 minutes"; 0 → "0 minutes"."""
-    hours, rest = divmod(minutes, 60)
-    parts = [f"{hours} hour{'s' if hours != 1 else ''}"] if hours else []
-    if rest or not hours:
-        parts.append(f"{rest} minute{'s' if rest != 1 else ''}")
-    return " ".join(parts)

@@ -524,9 +524,9 @@ def test_what_came_back_shows_activities_hours_and_score_change(
 
     page = client.get(f"/practice/referrals/{task_id}")
     text = text_of(page.text)
-    assert "Hours given: 45 minutes. Hours received: 2 hours." in text
-    assert "12 January 2026 Befriending Received 2 hours" in text
-    assert "20 January 2026 Befriending Given 45 minutes" in text
+    assert "Hours given: 45 min. Hours received: 2 h." in text
+    assert "12 January 2026 Befriending Received 2 h" in text
+    assert "20 January 2026 Befriending Given 45 min" in text
     assert "withdrawn: recorded in error, not counted" in text  # the reversed one, listed apart
     assert "16.36 (10 January 2026) 24.11 (10 April 2026) +7.75" in text
     assert "Status Accepted" in text
