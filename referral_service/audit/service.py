@@ -160,6 +160,41 @@ def record_unreadable(ctx: Context, rows: Sequence[StoredResource], *, kind: Kin
 UNREADABLE_DETAIL = "left out: stored data failed its integrity check"
 
 
+# The action a refused write was attempting, by its kind.
+_REFUSED_ACTION = {
+    Kind.TRANSACTION: Action.EXECUTE,
+    Kind.BATCH: Action.EXECUTE,
+    Kind.CREATE: Action.CREATE,
+}
+
+
+def record_refusal(
+    ctx: Context,
+    kind: Kind,
+    *,
+    status: int,
+    issue_code: str,
+    entities: Iterable[str] = (),
+    tenant: str | None = None,
+    patient_id: str | None = None,
+) -> None:
+    """A write a service refused, when the caller answers the refusal itself (a web form shown
+    again with its message) instead of letting the error handlers audit it (fhir/audit_failures):
+    a minor failure with the status and issue code, never what was sent. Queued on the session
+    like any event; a failure is kept even if the request's work rolls back (pending.py)."""
+    record(
+        ctx.session,
+        ctx.principal,
+        kind=kind,
+        action=_REFUSED_ACTION.get(kind, Action.UPDATE),
+        entities=entities,
+        tenant=tenant,
+        patient_id=patient_id,
+        outcome=Outcome.MINOR_FAILURE,
+        detail=f"{status} {issue_code}",
+    )
+
+
 def record_write(ctx: Context, kind: Kind, versions: Sequence[Version]) -> None:
     """Resources created or updated by one request (a transaction: every entry's version)."""
     by_action: dict[Action, dict[_GroupKey, list[str]]] = {}

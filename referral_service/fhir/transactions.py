@@ -4,8 +4,8 @@ web workspace's forms share, so a form goes through exactly what a FHIR client d
 The caller has validated the resource (`fhir_adapters.parse.validate_resource`), as /fhir does
 before anything else. Scope checks come first, then intake (`referrals.service.submit`), then the
 audit events of what was written. Refusals are raised (ServiceError, FhirError) with nothing
-written; `record_refusal` audits one when the caller answers it itself rather than letting the
-error handlers do it.
+written; `audit.service.record_refusal` audits one when the caller answers it itself rather than
+letting the error handlers do it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from referral_service.audit import service as audit
-from referral_service.audit.models import Action, Kind, Outcome
+from referral_service.audit.models import Kind
 from referral_service.auth.dependencies import require
 from referral_service.context import Context
 from referral_service.fhir import bundles
@@ -44,19 +44,3 @@ def submit_update(
     [outcome] = referrals.submit(ctx, [entry])
     audit.record_write(ctx, Kind.UPDATE, [outcome.version])
     return outcome
-
-
-def record_refusal(
-    ctx: Context, kind: Kind, status: int, issue_code: str, entities: tuple[str, ...] = ()
-) -> None:
-    """A write intake refused, as the /fhir error handlers record one (audit_failures.py): a
-    failure event, kept even though the refused work was rolled back."""
-    audit.record(
-        ctx.session,
-        ctx.principal,
-        kind=kind,
-        action=Action.EXECUTE if kind is Kind.TRANSACTION else Action.UPDATE,
-        entities=entities,
-        outcome=Outcome.MINOR_FAILURE,
-        detail=f"{status} {issue_code}",
-    )

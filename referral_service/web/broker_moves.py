@@ -21,7 +21,7 @@ from fhir_adapters.outcome import FhirError
 from fhir_adapters.parse import validate_resource
 from fhir_adapters.summaries import task_summary
 from referral_service.audit import service as audit
-from referral_service.audit.models import Action, Kind, Outcome
+from referral_service.audit.models import Kind
 from referral_service.context import Context
 from referral_service.errors import NotFound, ServiceError
 from referral_service.ledger import service as ledger
@@ -176,7 +176,15 @@ def _refused(
         raise exc
     status = exc.status
     code = exc.issue_code if isinstance(exc, ServiceError) else exc.code
-    _audit_refusal(ctx, row, kind, f"{status} {code}")
+    audit.record_refusal(
+        ctx,
+        kind,
+        status=status,
+        issue_code=code,
+        entities=[f"Task/{row.id}"],
+        tenant=row.org_id,
+        patient_id=patient_id_of("Task", row.id, resources.as_dict(row)),
+    )
     if status == 412:
         return Refused(412, CHANGED)
     message = exc.message if isinstance(exc, ServiceError) else exc.diagnostics
@@ -192,18 +200,3 @@ def _field_of(exc: ServiceError | FhirError, reason_field: str | None) -> str | 
         if fhir_task.decision_field_of(expression) == "reason":
             return reason_field
     return None
-
-
-def _audit_refusal(ctx: Context, row: StoredResource, kind: Kind, detail: str) -> None:
-    """A failure: kept whatever happens to the request (audit/pending.py)."""
-    audit.record(
-        ctx.session,
-        ctx.principal,
-        kind=kind,
-        action=Action.UPDATE if kind is Kind.UPDATE else Action.CREATE,
-        entities=[f"Task/{row.id}"],
-        patient_id=patient_id_of("Task", row.id, resources.as_dict(row)),
-        tenant=row.org_id,
-        outcome=Outcome.MINOR_FAILURE,
-        detail=detail,
-    )

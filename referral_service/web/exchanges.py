@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
+from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.context import Context
 from referral_service.errors import NotFound, ServiceError
@@ -30,7 +31,6 @@ from referral_service.web.ledger_display import (
     category_choices,
     is_about_a_field,
     left_out_notice,
-    record_refused,
     record_shown,
     refs,
     refusal,
@@ -144,7 +144,14 @@ def record_exchange(
     except ServiceError as exc:
         if isinstance(exc, NotFound) and not is_about_a_field(exc, EXCHANGE_FIELDS):
             raise
-        record_refused(ctx, exc.status, exc.issue_code, [], kind=Kind.CREATE)
+        audit.record_refusal(
+            ctx,
+            Kind.CREATE,
+            status=exc.status,
+            issue_code=exc.issue_code,
+            entities=[],
+            tenant=ctx.principal.org_id,
+        )
         refused = refusal(exc, EXCHANGE_FIELDS)
         form.errors = refused.errors
         return _exchanges_page(
@@ -171,8 +178,13 @@ def reverse_exchange(
     except ServiceError as exc:
         if isinstance(exc, NotFound):
             raise  # another time bank's exchange, or none: the 404 page
-        record_refused(
-            ctx, exc.status, exc.issue_code, refs(EXCHANGE_TYPE, [exchange_id]), kind=Kind.CREATE
+        audit.record_refusal(
+            ctx,
+            Kind.CREATE,
+            status=exc.status,
+            issue_code=exc.issue_code,
+            entities=refs(EXCHANGE_TYPE, [exchange_id]),
+            tenant=ctx.principal.org_id,
         )
         refused = refusal(exc, {"reason": field_name})
         return _exchanges_page(

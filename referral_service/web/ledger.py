@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
+from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.errors import NotFound, ServiceError
 from referral_service.kit.clock import utcnow
@@ -27,7 +28,6 @@ from referral_service.web.ledger_display import (
     MEMBER_TYPE,
     is_about_a_field,
     left_out_notice,
-    record_refused,
     record_shown,
     refs,
     refusal,
@@ -72,7 +72,14 @@ def add_member(request: Request, viewer: Broker, alias: FormText = "") -> Respon
     except ServiceError as exc:
         if not is_about_a_field(exc, fields):
             raise
-        record_refused(ctx, exc.status, exc.issue_code, [], kind=Kind.CREATE)
+        audit.record_refusal(
+            ctx,
+            Kind.CREATE,
+            status=exc.status,
+            issue_code=exc.issue_code,
+            entities=[],
+            tenant=ctx.principal.org_id,
+        )
         refused = refusal(exc, fields)
         return _members_page(
             request, viewer, alias=alias, errors=refused.errors, status=refused.status
@@ -123,7 +130,14 @@ def end_membership(
     except ServiceError as exc:
         if isinstance(exc, NotFound) and not is_about_a_field(exc, fields):
             raise  # another time bank's member, or none: the 404 page
-        record_refused(ctx, exc.status, exc.issue_code, [], kind=Kind.UPDATE)
+        audit.record_refusal(
+            ctx,
+            Kind.UPDATE,
+            status=exc.status,
+            issue_code=exc.issue_code,
+            entities=[],
+            tenant=ctx.principal.org_id,
+        )
         refused = refusal(exc, fields)
         return _statement_page(
             request,

@@ -13,7 +13,7 @@ from datetime import date
 
 from fhir_adapters.codes import OFFER_CATEGORIES
 from referral_service.audit import service as audit
-from referral_service.audit.models import Action, Kind, Outcome
+from referral_service.audit.models import Action, Kind
 from referral_service.context import Context
 from referral_service.errors import NotFound, ServiceError
 
@@ -124,24 +124,6 @@ def record_shown(ctx: Context, entities: list[str], *, kind: Kind, detail: str) 
             tenant=ctx.principal.org_id,
             detail=detail,
         )
-
-
-def record_refused(
-    ctx: Context, status: int, issue_code: str, entities: list[str], *, kind: Kind
-) -> None:
-    """A form a service refused, audited as the same refusal over /fhir or the JSON API is: a
-    minor failure with the status and issue code, never what was typed. Recorded after the
-    write's savepoint rolled back; a failure is kept whatever happens to the request."""
-    audit.record(
-        ctx.session,
-        ctx.principal,
-        kind=kind,
-        action=Action.CREATE if kind is Kind.CREATE else Action.UPDATE,
-        entities=entities,
-        tenant=ctx.principal.org_id,
-        outcome=Outcome.MINOR_FAILURE,
-        detail=f"{status} {issue_code}",
-    )
 
 
 # What templates call to show the ledger's numbers and codes: `{{ fmt.signed(row.balance) }}`.

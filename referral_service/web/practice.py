@@ -17,6 +17,7 @@ from fhir_adapters import task as fhir_task
 from fhir_adapters.outcome import FhirError
 from fhir_adapters.parse import validate_resource
 from fhir_adapters.referral_form import form_problems, referral_bundle
+from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.errors import ServiceError
 from referral_service.fhir import transactions
@@ -91,7 +92,7 @@ def send_referral(
             outcomes = transactions.submit_transaction(ctx, bundle)
     except (ServiceError, FhirError) as refusal:
         status, code = forms.status_of(refusal)
-        transactions.record_refusal(ctx, Kind.TRANSACTION, status, code)
+        audit.record_refusal(ctx, Kind.TRANSACTION, status=status, issue_code=code)
         found = forms.refusal_problems(refusal)
         return _form_page(request, typed, found.fields, found.form_error, status)
     request_id = next(o.version.id for o in outcomes if o.version.type == "ServiceRequest")
@@ -157,7 +158,9 @@ def cancel_referral(
             transactions.submit_update(ctx, "Task", task_id, body, if_match)
     except (ServiceError, FhirError) as refusal:
         status, code = forms.status_of(refusal)
-        transactions.record_refusal(ctx, Kind.UPDATE, status, code, (f"Task/{task_id}",))
+        audit.record_refusal(
+            ctx, Kind.UPDATE, status=status, issue_code=code, entities=[f"Task/{task_id}"]
+        )
         found = forms.refusal_problems(refusal, _reason_field)
         return _detail_page(
             request, viewer, task_id, reason, found.fields, found.form_error, status

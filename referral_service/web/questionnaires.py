@@ -40,7 +40,6 @@ from referral_service.referrals.service import Entry
 from referral_service.store import service as resources
 from referral_service.web.ledger_display import (
     MEMBER_TYPE,
-    record_refused,
     record_shown,
     refs,
     sentence,
@@ -103,7 +102,14 @@ def save_answers(
         if isinstance(exc, NotFound):
             raise
         code = exc.issue_code if isinstance(exc, ServiceError) else exc.code
-        record_refused(ctx, exc.status, code, [], kind=Kind.CREATE)
+        audit.record_refusal(
+            ctx,
+            Kind.CREATE,
+            status=exc.status,
+            issue_code=code,
+            entities=[],
+            tenant=ctx.principal.org_id,
+        )
         errors, form_error = _refusal(exc, response, items)
         return _page(
             request, viewer, member, questionnaire_id, answers, errors, form_error, exc.status
