@@ -6,8 +6,8 @@ person's Principal, so consent, tenancy and audit apply exactly as they do over 
 
 Adding a page (say, a broker's referral list):
 
-1. a module here with `router = APIRouter()` and routes that take
-   `viewer: Annotated[Viewer, Depends(role_viewer(Role.BROKER))]` (web/security.py), call the
+1. a module here with `router = APIRouter()` and routes that take `viewer: Broker` (or
+   `PracticeStaff`, `Analyst`; form fields as `FormText`: all in web/security.py), call the
    domain service with `viewer.context`, and answer `render(request, "broker/referrals.html",
    {...})` or, after a form, `see_other(url, notice="...")` (web/render.py, web/notices.py);
 2. one `router.include_router(...)` line in web/router.py: that brings the CSRF check

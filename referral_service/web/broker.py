@@ -9,27 +9,23 @@ call the same services as /fhir with the broker's Context; render, or 303 after 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from fhir_adapters.codes import DECLINE_REASONS
 from referral_service.errors import NotFound
 from referral_service.kit.clock import utcnow
 from referral_service.kit.numbers import MAX_SQL_INT
-from referral_service.people.models import Role
 from referral_service.web import broker_moves as moves
 from referral_service.web import broker_views as views
 from referral_service.web.broker_moves import MOVES, MoveForm, Refused
 from referral_service.web.render import render, see_other
-from referral_service.web.security import Viewer, role_viewer
+from referral_service.web.security import Broker, FormText, Viewer
 
 router = APIRouter()
 
-Broker = Annotated[Viewer, Depends(role_viewer(Role.BROKER))]
-FormText = Annotated[str, Form()]
 
 INBOX = "/broker"
 # The inbox's filters: `?show=` value (None: the default, open referrals) and label.

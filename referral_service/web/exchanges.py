@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from referral_service.audit import service as audit
@@ -22,7 +22,6 @@ from referral_service.errors import NotFound, ServiceError
 from referral_service.kit.clock import utcnow
 from referral_service.ledger import service
 from referral_service.ledger.service import MemberRow, NewExchange
-from referral_service.people.models import Role
 from referral_service.web.ledger_display import (
     EXCHANGE_TYPE,
     FORMATS,
@@ -36,12 +35,10 @@ from referral_service.web.ledger_display import (
     refusal,
 )
 from referral_service.web.render import render, see_other
-from referral_service.web.security import Viewer, role_viewer
+from referral_service.web.security import Broker, FormText
 
 router = APIRouter(prefix="/broker")
 
-Broker = Annotated[Viewer, Depends(role_viewer(Role.BROKER))]
-FormText = Annotated[str, Form()]
 EXCHANGES_PATH = "/broker/exchanges"
 PAGE_SIZE = 20
 MAX_PAGE = 100_000  # far beyond any ledger; keeps the offset a small number

@@ -10,9 +10,9 @@ changes nothing while the page, with the message next to its field, still commit
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from referral_service.audit import service as audit
@@ -20,7 +20,6 @@ from referral_service.audit.models import Kind
 from referral_service.errors import NotFound, ServiceError
 from referral_service.kit.clock import utcnow
 from referral_service.ledger import export, service
-from referral_service.people.models import Role
 from referral_service.web import questionnaires, scores
 from referral_service.web.ledger_display import (
     EXCHANGE_TYPE,
@@ -33,12 +32,10 @@ from referral_service.web.ledger_display import (
     refusal,
 )
 from referral_service.web.render import render, see_other
-from referral_service.web.security import Viewer, role_viewer
+from referral_service.web.security import Broker, FormText
 
 router = APIRouter(prefix="/broker")
 
-Broker = Annotated[Viewer, Depends(role_viewer(Role.BROKER))]
-FormText = Annotated[str, Form()]
 MEMBERS_PATH = "/broker/members"
 # Excel reads a CSV file as UTF-8 only when it starts with a byte order mark; without one, names
 # such as "Zoë" or "Łukasz" come out garbled. Only the pages add it: the JSON API's downloads are

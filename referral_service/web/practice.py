@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from fhir_adapters import task as fhir_task
@@ -21,7 +21,6 @@ from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.errors import ServiceError
 from referral_service.fhir import transactions
-from referral_service.people.models import Role
 from referral_service.store import reads
 from referral_service.store import service as resources
 from referral_service.web import practice_form as forms
@@ -29,12 +28,10 @@ from referral_service.web.practice_detail import referral_detail, referral_task
 from referral_service.web.practice_list import STATUS_FILTERS, referral_list
 from referral_service.web.practice_status import STATUS_LABELS, is_open
 from referral_service.web.render import render, see_other
-from referral_service.web.security import Viewer, role_viewer
+from referral_service.web.security import FormText, PracticeStaff, Viewer
 
 router = APIRouter()
 
-PracticeStaff = Annotated[Viewer, Depends(role_viewer(Role.PRACTICE))]
-FormText = Annotated[str, Form()]
 LIST_PATH = "/practice"
 NEW_PATH = "/practice/referrals/new"
 REASON_REQUIRED = "Say why the referral is being cancelled: the time bank and the record keep it"

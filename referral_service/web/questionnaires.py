@@ -34,7 +34,6 @@ from referral_service.errors import NotFound, ServiceError
 from referral_service.kit.clock import fhir_instant, utcnow
 from referral_service.ledger import service as ledger
 from referral_service.ledger.models import Member
-from referral_service.people.models import Role
 from referral_service.referrals import service as referrals
 from referral_service.referrals.service import Entry
 from referral_service.store import service as resources
@@ -45,11 +44,10 @@ from referral_service.web.ledger_display import (
     sentence,
 )
 from referral_service.web.render import render, see_other
-from referral_service.web.security import Viewer, role_viewer
+from referral_service.web.security import Broker
 
 router = APIRouter(prefix="/broker")
 
-Broker = Annotated[Viewer, Depends(role_viewer(Role.BROKER))]
 ITEM_FIELD = "item-{}"  # a radio group's name (and its first radio's id), by linkId
 
 

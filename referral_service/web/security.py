@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -180,6 +180,13 @@ def role_viewer(*roles: Role) -> Callable[[Viewer], Viewer]:
         return viewer
 
     return dependency
+
+
+# What a page's handler takes: the viewer of its role, and each text field of its form.
+Broker = Annotated[Viewer, Depends(role_viewer(Role.BROKER))]
+PracticeStaff = Annotated[Viewer, Depends(role_viewer(Role.PRACTICE))]
+Analyst = Annotated[Viewer, Depends(role_viewer(Role.ANALYST))]
+FormText = Annotated[str, Form()]
 
 
 def pending_sign_in(request: Request, signed: CurrentSignIn) -> Signed:

@@ -15,10 +15,10 @@ import base64
 import io
 import math
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import segno
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -31,6 +31,7 @@ from referral_service.web.security import (
     SECOND_FACTOR_SETUP_PATH,
     SIGNIN_PATH,
     CurrentSignIn,
+    FormText,
     PendingSignIn,
     SessionDep,
     clear_session_cookie,
@@ -45,7 +46,6 @@ from referral_service.web.security import (
 
 router = APIRouter()
 
-FormText = Annotated[str, Form()]
 REFUSED = "The email address or password is not right."
 CODE_REFUSED = "That code is not right. Enter the 6-digit code your app shows now."
 NEXT_STEP_PATHS = {"totp-setup": SECOND_FACTOR_SETUP_PATH, "totp": SECOND_FACTOR_PATH}

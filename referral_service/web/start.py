@@ -1,29 +1,24 @@
 """`/` and the analyst's start page. The broker's start page is its referrals inbox
 (web/broker.py), the practice's its referrals list (web/practice.py). A new page for a role takes
-`Depends(role_viewer(Role.X))` and adds its link to web/nav.py."""
+its viewer (`Broker`, `PracticeStaff`, `Analyst` in web/security.py) and adds its link to
+web/nav.py."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from referral_service.people.models import Role
 from referral_service.web.render import render, see_other
 from referral_service.web.security import (
     SIGNIN_PATH,
+    Analyst,
     CurrentSignIn,
-    Viewer,
     fully_signed_in,
-    role_viewer,
     second_factor_step,
     start_page,
 )
 
 router = APIRouter()
-
-Analyst = Annotated[Viewer, Depends(role_viewer(Role.ANALYST))]
 
 
 @router.get("/")
