@@ -30,6 +30,7 @@ from referral_service.errors import ServiceError
 from referral_service.health.cli import commands as health_commands
 from referral_service.keys.cli import commands as keys_commands
 from referral_service.organisations.cli import commands as org_list_commands
+from referral_service.outcomes.cli import commands as outcomes_commands
 from referral_service.people.cli import commands as user_commands
 from referral_service.timebanks.cli import commands as timebank_commands
 from referral_service.timebanks.cli import org_commands as org_add_commands
@@ -241,6 +242,7 @@ def _all_commands() -> Iterator[Command]:
         audit_commands,
         transit_commands,
         keys_commands,
+        outcomes_commands,
         commands,
         health_commands,
     ):

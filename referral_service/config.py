@@ -71,6 +71,31 @@ class Settings(BaseSettings):
     # "required": roles that see person-level data (broker, practice) must use a TOTP second
     # factor. "optional" is for development and the demo only; production refuses it.
     web_second_factor: Literal["required", "optional"] = "required"
+    # Outcomes for health boards (DESIGN §9, docs/outcomes.md). Cohort rules: the baseline is the
+    # first score within this many days of enrolment (either side); the follow-up the last score
+    # this many weeks after the baseline.
+    outcome_baseline_window_days: int = 30
+    outcome_follow_up_min_weeks: int = 8
+    outcome_follow_up_max_weeks: int = 26
+    # Meaningful individual change per scale, in the scale's own points. SWEMWBS (Shah et al.
+    # 2018) and WEMWBS (Maheswaran et al. 2012) are published reliable-change thresholds; the ONS4
+    # and UCLA-3 defaults are SPIS's assumption (no validated threshold is published).
+    outcome_meaningful_change: dict[str, float] = {
+        "swemwbs": 3.0,
+        "wemwbs": 9.0,
+        "ons4-life-satisfaction": 2.0,
+        "ons4-worthwhile": 2.0,
+        "ons4-happy": 2.0,
+        "ons4-anxiety": 2.0,
+        "ucla3": 2.0,
+    }
+    # Social value estimate: an hour of time exchanged, and one WELLBY (a one-point change in
+    # life satisfaction on 0–10 for one person for a year: HM Treasury Green Book supplementary
+    # guidance on wellbeing, 2021, central value £13,000 in 2019 prices).
+    social_value_per_hour_pence: int = 1221  # the National Living Wage from April 2025, £12.21
+    social_value_per_hour_basis: str = "National Living Wage, April 2025"
+    wellby_value_pence: int = 1_300_000
+    wellby_price_year: int = 2019
 
     @field_validator("database_url")
     @classmethod

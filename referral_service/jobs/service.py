@@ -30,6 +30,7 @@ MAX_ATTEMPTS = 8
 class JobName(StrEnum):
     ROUTE_REFERRAL = "spis.route_referral"
     REENCRYPT = "spis.reencrypt"
+    REFRESH_OUTCOMES = "spis.refresh_outcomes"
 
 
 Handler = Callable[[Session, Settings, dict[str, str]], None]

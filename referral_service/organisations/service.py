@@ -17,7 +17,13 @@ from referral_service.organisations.models import Organisation, OrgKind
 ODS_CODE = re.compile(r"^[A-Z0-9]{3,6}$")
 
 
-def register(session: Session, kind: OrgKind, name: str, ods_code: str | None) -> Organisation:
+def register(
+    session: Session,
+    kind: OrgKind,
+    name: str,
+    ods_code: str | None,
+    board_id: str | None = None,
+) -> Organisation:
     name = name.strip()
     if kind is OrgKind.PLATFORM:
         raise Invalid("SPIS itself is not a registrable organisation")
@@ -32,7 +38,36 @@ def register(session: Session, kind: OrgKind, name: str, ods_code: str | None) -
     elif kind is OrgKind.PRACTICE:
         raise Invalid("A GP practice must be registered with its ODS code (--ods)")
     org = Organisation(id=new_id(), kind=kind, name=name, ods_code=ods_code)
+    if board_id is not None:
+        _check_board(session, kind, board_id)
+        org.board_id = board_id
     return repository.add(session, org)
+
+
+# Whose area an organisation is in: practices and time banks have a board, boards do not.
+IN_A_BOARD_AREA = frozenset({OrgKind.PRACTICE, OrgKind.TIMEBANK})
+
+
+def set_board(session: Session, org_id: str, board_id: str | None) -> Organisation:
+    """Place a practice or a time bank in a health board's area (None: in none). The board's
+    reports cover its practices' referrals from the next report on: reports read the area when
+    they run, so nothing needs rebuilding."""
+    org = repository.get_for_update(session, org_id)
+    if org is None:
+        raise NotFound("No organisation has this id")
+    if board_id is not None:
+        _check_board(session, org.kind, board_id)
+    org.board_id = board_id
+    session.flush()
+    return org
+
+
+def _check_board(session: Session, kind: OrgKind, board_id: str) -> None:
+    if kind not in IN_A_BOARD_AREA:
+        raise Invalid("Only a practice or a time bank is placed in a health board's area")
+    board = repository.get(session, board_id)
+    if board is None or board.kind is not OrgKind.HEALTHBOARD:
+        raise Invalid("--board must be the id of a registered health board (spis org list)")
 
 
 SPIS_ORG = ("spis", "SPIS social prescribing integration service", "platform", None)
@@ -45,7 +80,7 @@ def as_fhir(session: Session, org_id: str) -> dict[str, Any]:
     org = repository.get(session, org_id)
     if org is None:
         raise NotFound(f"Organization/{org_id} is not known")
-    return organization(org.id, org.name, org.kind.value, org.ods_code)
+    return organization(org.id, org.name, org.kind.value, org.ods_code, org.board_id)
 
 
 def search_fhir(session: Session, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -56,4 +91,4 @@ def search_fhir(session: Session, params: list[tuple[str, str]]) -> list[dict[st
         elif name == "identifier":
             code = value.rpartition("|")[2].upper()
             orgs = [o for o in orgs if o.ods_code == code]
-    return [organization(o.id, o.name, o.kind.value, o.ods_code) for o in orgs]
+    return [organization(o.id, o.name, o.kind.value, o.ods_code, o.board_id) for o in orgs]

@@ -23,6 +23,13 @@ def _org_add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", required=True, help="the organisation's name")
     parser.add_argument("--ods", help="ODS organisation code (required for a GP practice)")
+    parser.add_argument(
+        "--board",
+        help=(
+            "the health board whose area a practice or time bank is in, its organisation id "
+            "(default: none; `spis org set-board` changes it later)"
+        ),
+    )
     timebank = parser.add_argument_group("time banks (required with `timebank`)")
     timebank.add_argument(
         "--catchment", help="postcode districts, comma-separated: SE6,SE13 (required)"
@@ -42,7 +49,7 @@ def org_add(args: argparse.Namespace, invocation: Invocation) -> object:
     ):
         raise CommandError("a time bank needs --catchment, --offers and --capacity")
     with invocation.unit_of_work() as session:
-        org = register(session, kind, args.name, args.ods)
+        org = register(session, kind, args.name, args.ods, args.board)
         result = org_json(org)
         if kind is OrgKind.TIMEBANK:
             profile = set_profile(
