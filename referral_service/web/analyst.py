@@ -18,15 +18,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fhir_adapters.measure_report import report_csv
 from starlette.responses import Response
 
+from fhir_adapters.measure_report import report_csv
 from fhir_adapters.measures import MEASURES
 from referral_service.errors import Invalid, NotFound
 from referral_service.kit.clock import utcnow
+from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.outcomes import service as outcomes
 from referral_service.web import analyst_period as periods
 from referral_service.web.analyst_page import Choice, ReportPage, chooser, report_page, report_url
+from referral_service.web.ledger import EXCEL_BOM
 from referral_service.web.render import render, see_other
 from referral_service.web.security import Analyst, FormText
 
@@ -70,7 +72,8 @@ def report(
 def report_download(
     viewer: Analyst, measure: str = "", start: str = "", end: str = "", focus: str = ""
 ) -> Response:
-    """One measure's report as CSV, one row per cell (suppressed cells marked, never zero)."""
+    """One measure's report as CSV, one row per cell (suppressed cells marked, never zero), with
+    the byte order mark the pages' downloads carry for Excel (web/ledger.py)."""
     found, _ = periods.parse(start, end)
     if found is None or measure not in MEASURES:
         raise NotFound("Not found")
@@ -80,7 +83,7 @@ def report_download(
     )
     name = f"{measure}_{found.start:%Y-%m-%d}_{found.end:%Y-%m-%d}.csv"
     return Response(
-        report_csv(pulled),
+        EXCEL_BOM + report_csv(pulled),
         media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -121,8 +124,6 @@ def programme_cost(
 
 # -- the parts -----------------------------------------------------------------------------------
 
-MAX_POUNDS = 21_000_000  # the column holds up to 2^31 pence
-
 
 def pence_of(text: str) -> tuple[int | None, str | None]:
     """Pounds as typed ("12,500", "£12500.50") in pence, or why not."""
@@ -133,8 +134,8 @@ def pence_of(text: str) -> tuple[int | None, str | None]:
     if not whole.isdigit() or (pennies and not (pennies.isdigit() and len(pennies) <= 2)):
         return None, "Enter the programme cost in pounds, like 125000 or 125,000.50"
     pence = int(whole) * 100 + int(pennies.ljust(2, "0") or "0")
-    if pence <= 0 or pence > MAX_POUNDS * 100:
-        return None, f"Enter an amount more than £0 and up to £{MAX_POUNDS:,}"
+    if not 0 < pence <= MAX_SQL_INT:  # what the column holds
+        return None, f"Enter an amount more than £0 and at most £{MAX_SQL_INT / 100:,.2f}"
     return pence, None
 
 

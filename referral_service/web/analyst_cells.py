@@ -13,6 +13,7 @@ reader of the HTML (and the browser test) can match it with the same cell of the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -146,7 +147,7 @@ class Cells:
         return self._by_place.get((code, stratifier, key))
 
     def figure(self, code: str) -> Figure:
-        return self.cells.figure(code)
+        return self.report.measure.figure(code)
 
 
 def columns(cells: Cells, codes: Sequence[str]) -> list[tuple[Figure, str]]:
@@ -161,9 +162,12 @@ def columns(cells: Cells, codes: Sequence[str]) -> list[tuple[Figure, str]]:
 
 
 def column_title(figure: Figure, part: str) -> str:
+    """A column's heading: the figure's title without the scale's name (the caption says it);
+    a range names its figure, without what the title explains in brackets."""
+    short = _short(figure)
     if part == "range":
-        return f"{_RANGE_NAMES[figure.kind]} ({_short(figure)})"
-    return figure.title
+        return f"{_RANGE_NAMES[figure.kind]} ({_BRACKETED.sub('', short).lower()})"
+    return short[:1].upper() + short[1:]
 
 
 def strata_table(
@@ -195,7 +199,9 @@ def figures_table(cells: Cells, caption: str, codes: Sequence[str]) -> Table:
     if any(f.base is not None for f in figures):
         parts.append("n")
     rows = [Row(f.title, tuple(_figure_part(cells, f, part) for part in parts)) for f in figures]
-    head = ("Figure", *(_PART_TITLES[part] for part in parts))
+    ranges = {_RANGE_NAMES[f.kind] for f in figures if f.kind in _RANGE_NAMES}
+    titles = _PART_TITLES | ({"range": ranges.pop()} if len(ranges) == 1 else {})
+    head = ("Figure", *(titles[part] for part in parts))
     return Table(caption, head, tuple(rows))
 
 
@@ -239,15 +245,18 @@ def _strata_row(
     *,
     total: bool = False,
 ) -> Row:
-    cells = []
+    written = []
     for figure, part in cols:
         cell = cells.get(figure.code, stratifier, key)
-        cells.append(
+        written.append(
             shown(cell, figure, part) if cell else missing(figure.code, stratifier, key, part)
         )
-    return Row(label, tuple(cells), total)
+    return Row(label, tuple(written), total)
 
 
 def _short(figure: Figure) -> str:
     """A figure's title without the scale's name before the colon: "mean change"."""
     return figure.title.rsplit(": ", 1)[-1]
+
+
+_BRACKETED = re.compile(r"\s*\([^)]*\)")

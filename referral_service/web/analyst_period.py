@@ -132,7 +132,7 @@ def parse(start_text: str, end_text: str) -> tuple[Period | None, dict[str, str]
         return None, errors
     if end < start:
         return None, {"end": "The last day must be the same as or after the first day"}
-    if end > _years_after(start, MAX_YEARS):
+    if end >= _years_after(start, MAX_YEARS):
         return None, {"end": f"A report covers at most {MAX_YEARS} years"}
     return Period(start, end), {}
 
@@ -155,5 +155,5 @@ def _month_end(year: int, number: int) -> date:
 def _years_after(day: date, years: int) -> date:
     try:
         return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
+    except ValueError:  # 29 February: the day after the 28th
+        return day.replace(year=day.year + years, day=28) + timedelta(days=1)

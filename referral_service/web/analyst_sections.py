@@ -133,6 +133,7 @@ def coproduction(report: Report, scope: str) -> Section:
 
 
 _GIVEN_RECEIVED = ("hours-given", "hours-received")
+_SCALE_FIGURES = ("pairs", "change", "improved", "improved-count", "declined", "declined-count")
 
 
 def wellbeing(report: Report, scope: str, thresholds: Mapping[str, float]) -> Section:
@@ -209,7 +210,7 @@ def _reason_label(key: str, label: str) -> str:
 def _scale(
     cells: Cells, code: str, title: str, higher_is_better: bool, threshold: float | None, scope: str
 ) -> Block:
-    figures = (f"{code}-pairs", f"{code}-change", f"{code}-improved", f"{code}-declined")
+    figures = tuple(f"{code}-{part}" for part in _SCALE_FIGURES)
     direction = (
         "Higher scores are better: a rise is an improvement."
         if higher_is_better

@@ -25,6 +25,7 @@ BAR_H = 18
 PLOT = 64.0  # % of the width the longest bar takes; the rest holds its value's text
 MARKER_W = 26  # px: the hatched marker of a masked figure
 TEXT_GAP = 1.0  # % between a bar's end and its text
+TICK_ROOM = 12.0  # % of the width an axis figure needs clear of the next
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ def interval_chart(
     zero line (no change) marked. `note` (e.g. "lower is better") is said in the description."""
     lo, hi = _domain(rows)
     top = 28
-    axis = _axis(lo, hi, top, top + len(rows) * ROW)
+    axis = _axis(lo, hi, top, [top + i * ROW for i in range(len(rows))])
     drawn = [_interval_row(chart_id, top + i * ROW, row, lo, hi) for i, row in enumerate(rows)]
     desc = "; ".join(f"{r.label}: {r.text}" for r in rows) + (f". {note}" if note else "")
     return _svg(chart_id, title, desc, top + len(rows) * ROW, _hatch(chart_id), axis, *drawn)
@@ -182,14 +183,22 @@ def _x(value: float, lo: float, hi: float) -> float:
     return 2 + 96 * (value - lo) / (hi - lo)
 
 
-def _axis(lo: float, hi: float, y0: int, y1: int) -> str:
+def _axis(lo: float, hi: float, y0: int, rows: Sequence[int]) -> str:
+    """The ends of the axis and zero written above the rows; the zero line drawn through each
+    row's whisker, not across its label."""
     zero = _x(0.0, lo, hi)
-    return (
-        f'<line class="chart__zero" x1="{zero:.3f}%" y1="{y0 - 8}" x2="{zero:.3f}%" y2="{y1}"/>'
-        + _text(f"{zero:.3f}%", y0 - 12, "0 (no change)", "chart__tick", anchor="middle")
-        + _text("2%", y0 - 12, f"{lo:+.1f}", "chart__tick")
-        + _text("98%", y0 - 12, f"{hi:+.1f}", "chart__tick", anchor="end")
+    lines = "".join(
+        f'<line class="chart__zero" x1="{zero:.3f}%" y1="{y + BAR_Y - 4}" x2="{zero:.3f}%" '
+        f'y2="{y + BAR_Y + BAR_H + 4}"/>'
+        for y in rows
     )
+    ticks = [_text(f"{zero:.3f}%", y0 - 12, "0", "chart__tick", anchor="middle")]
+    # An end's figure only where it does not run into the zero's.
+    if zero - 2 > TICK_ROOM:
+        ticks.append(_text("2%", y0 - 12, f"{lo:+.1f}", "chart__tick"))
+    if 98 - zero > TICK_ROOM:
+        ticks.append(_text("98%", y0 - 12, f"{hi:+.1f}", "chart__tick", anchor="end"))
+    return lines + "".join(ticks)
 
 
 def _interval_row(chart_id: str, y: int, row: Interval, lo: float, hi: float) -> str:

@@ -4,6 +4,7 @@ each stratum, with values chosen here (not by the outcomes engine), some cells s
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from html.parser import HTMLParser
 
 from fhir_adapters.measures import (
     Assumption,
@@ -21,8 +22,24 @@ START, END = date(2026, 7, 1), date(2026, 9, 30)
 STRATA: dict[Stratifier, list[tuple[str, str]]] = {
     Stratifier.PRACTICE: [("F84001", "Rushey Green Group Practice"), ("F84002", "Other Practice")],
     Stratifier.TIMEBANK: [("tb-1", "Catford Time Bank")],
-    Stratifier.MONTH: [("2026-07", "July 2026"), ("2026-08", "August 2026"), ("2026-09", "September 2026")],
-    Stratifier.REASON: [("no-address", "SPIS could not read the patient's home postcode"), ("full", "Full")],
+    Stratifier.MONTH: [
+        ("2026-07", "July 2026"),
+        ("2026-08", "August 2026"),
+        ("2026-09", "September 2026"),
+    ],
+    Stratifier.REASON: [
+        ("no-address", "SPIS could not read the patient's home postcode"),
+        ("full", "Full"),
+    ],
+}
+DECIMALS = {
+    FigureKind.COUNT: 0,
+    FigureKind.HOURS: 1,
+    FigureKind.MEAN: 2,
+    FigureKind.MEDIAN: 1,
+    FigureKind.SHARE: 0,
+    FigureKind.RATIO: 2,
+    FigureKind.MONEY: 0,
 }
 # A value per kind, scaled per stratum so that the numbers differ.
 VALUES = {
@@ -37,12 +54,12 @@ VALUES = {
 
 
 def cell(figure: Figure, stratifier: Stratifier, key: str, label: str, scale: float) -> Cell:
-    value = VALUES[figure.kind] * scale
+    value = round(VALUES[figure.kind] * scale, DECIMALS[figure.kind])
     if figure.kind is FigureKind.COUNT:
         value = float(round(value / 5) * 5)
     low = high = None
     if figure.kind is FigureKind.MEAN:
-        low, high = value - 1.25, value + 1.25
+        low, high = round(value - 1.25, 2), round(value + 1.25, 2)
     if figure.kind is FigureKind.MEDIAN:
         low, high = value - 7, value + 7
     n = 40 if figure.base else None
@@ -56,7 +73,9 @@ def masked(figure: Figure, stratifier: Stratifier, key: str, label: str) -> Cell
     return Cell(figure.code, stratifier, key, label, None, suppressed=kind)
 
 
-def report(measure: MeasureDefinition, *, mask_key: str = "F84002", focus: str | None = None) -> Report:
+def report(
+    measure: MeasureDefinition, *, mask_key: str = "F84002", focus: str | None = None
+) -> Report:
     """Every figure in the total (scale 1) and in every stratum (scale 0.5, 0.25, ...); the
     stratum `mask_key` suppressed in every figure; the programme cost not entered (None, not
     suppressed)."""
@@ -81,5 +100,48 @@ def report(measure: MeasureDefinition, *, mask_key: str = "F84002", focus: str |
         generated_at=datetime(2026, 10, 2, 9, 30, tzinfo=UTC),
         cells=tuple(cells),
         focus=focus,
-        assumptions=(Assumption("value-per-hour", "Value of an hour", "£12.21 (National Living Wage)"),),
+        assumptions=(
+            Assumption("value-per-hour", "Value of an hour", "£12.21 (National Living Wage)"),
+        ),
     )
+
+
+# -- reading the page back -----------------------------------------------------------------------
+
+Place = tuple[str, str, str, str]  # figure, stratifier, stratum key, part (value, range, n)
+
+
+class _CellReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[Place, set[str]] = {}
+        self._open: Place | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "td" and "data-figure" in found:
+            self._open = (
+                found["data-figure"] or "",
+                found["data-stratifier"] or "",
+                found["data-key"] or "",
+                found["data-part"] or "",
+            )
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._open is not None:
+            self.cells.setdefault(self._open, set()).add("".join(self._text).strip())
+            self._open = None
+
+
+def page_cells(html: str) -> dict[Place, set[str]]:
+    """Every table cell of an analyst page by the figure, stratum and part it says it shows,
+    with the texts it is written as (a cell may be in more than one table)."""
+    reader = _CellReader()
+    reader.feed(html)
+    return reader.cells

@@ -45,9 +45,7 @@ def test_a_bar_chart_is_an_image_named_by_its_title_and_described_by_its_numbers
 
 def test_bars_are_in_proportion_to_their_values_the_largest_taking_the_plot_width() -> None:
     values = [200.0, 100.0, 50.0, 0.0]
-    svg = parsed(
-        charts.bar_chart("c", "t", [charts.Bar(f"b{v}", v, f"{v:g}") for v in values])
-    )
+    svg = parsed(charts.bar_chart("c", "t", [charts.Bar(f"b{v}", v, f"{v:g}") for v in values]))
     widths = [width(rect) for rect in bars_of(svg)]
     assert widths == pytest.approx([charts.PLOT, charts.PLOT / 2, charts.PLOT / 4, 0.0])
     assert [float(r.attrib["data-value"]) for r in bars_of(svg)] == values
@@ -102,13 +100,19 @@ def test_grouped_bars_share_one_scale_and_each_bar_names_its_series() -> None:
     ]
     svg = parsed(charts.grouped_bar_chart("h", "Hours", ("Given", "Received"), groups))
     widths = {float(r.attrib["data-value"]): width(r) for r in bars_of(svg)}
-    assert widths == pytest.approx({60.0: charts.PLOT, 30.0: charts.PLOT / 2, 15.0: charts.PLOT / 4})
+    assert widths == pytest.approx(
+        {60.0: charts.PLOT, 30.0: charts.PLOT / 2, 15.0: charts.PLOT / 4}
+    )
     shown = texts(svg)
     assert {"Given 30.0", "Received 60.0", "Given 15.0", "Received masked"} <= set(shown)
     assert {"Given", "Received"} <= set(shown)  # the legend
     assert (svg.find(f"{SVG}desc").text or "").startswith("July 2026: Given 30.0, Received 60.0")  # type: ignore[union-attr]
     # The bars of a series share its class (its colour), the legend's swatch too.
-    classes = [r.attrib["class"] for r in svg.iter(f"{SVG}rect") if "chart__bar--s1" in r.attrib.get("class", "")]
+    classes = [
+        r.attrib["class"]
+        for r in svg.iter(f"{SVG}rect")
+        if "chart__bar--s1" in r.attrib.get("class", "")
+    ]
     assert len(classes) == 2  # the legend's swatch and July's received bar (August's is masked)
 
 
@@ -120,7 +124,9 @@ def test_an_interval_chart_places_dot_whisker_and_zero_line_on_one_axis() -> Non
     rows = [
         charts.Interval("Whole board", 2.0, 1.0, 3.0, "+2.00 (95% CI 1.00 to 3.00)"),
         charts.Interval("July 2026", -1.0, -2.0, 0.5, "-1.00 (95% CI -2.00 to 0.50)"),
-        charts.Interval("August 2026", None, None, None, "masked — fewer than 8 people", masked=True),
+        charts.Interval(
+            "August 2026", None, None, None, "masked — fewer than 8 people", masked=True
+        ),
     ]
     svg = parsed(charts.interval_chart("w", "SWEMWBS", rows, note="Higher is better."))
     lo, hi = -2.0 - 0.4, 3.0 + 0.4  # the shown ends and zero, 8% room either side
