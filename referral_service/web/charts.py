@@ -100,7 +100,8 @@ def interval_chart(
     top = 28
     axis = _axis(lo, hi, top, [top + i * ROW for i in range(len(rows))])
     drawn = [_interval_row(chart_id, top + i * ROW, row, lo, hi) for i, row in enumerate(rows)]
-    desc = "; ".join(f"{r.label}: {r.text}" for r in rows) + (f". {note}" if note else "")
+    desc = "; ".join(f"{r.label}: {r.text}" for r in rows) + ". The dashed line marks 0, no change."
+    desc += f" {note}" if note else ""
     return _svg(chart_id, title, desc, top + len(rows) * ROW, _hatch(chart_id), axis, *drawn)
 
 
