@@ -28,6 +28,8 @@ MASKED: dict[Suppression, str] = {
 NO_DATA = "no data"
 NOT_ENTERED = "not entered"
 NOT_REPORTED = "not reported"
+NEEDS_COST = "needs the programme cost"
+_ABSENT = frozenset({NO_DATA, NOT_ENTERED, NOT_REPORTED, NEEDS_COST})
 STRATIFIER_TITLES: dict[Stratifier, str] = {
     Stratifier.TOTAL: "Total",
     Stratifier.PRACTICE: "Practice",
@@ -35,6 +37,8 @@ STRATIFIER_TITLES: dict[Stratifier, str] = {
     Stratifier.MONTH: "Month",
     Stratifier.REASON: "Reason",
 }
+# What a figure with nothing to report says, where "no data" would not be the reason.
+_NOTHING = {"programme-cost": NOT_ENTERED, "social-return": NEEDS_COST}
 # Statistics whose range gets a column of its own beside the value.
 _RANGE_NAMES = {FigureKind.MEAN: "95% CI", FigureKind.MEDIAN: "Interquartile range"}
 
@@ -50,7 +54,7 @@ class Shown:
     key: str
     part: str = "value"
     masked: bool = False
-    number: bool = True  # right-aligned; False for "no data" and the like
+    absent: bool = False  # no number to show: "no data", "not entered", "not reported"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,7 @@ def value_text(cell: Cell, figure: Figure) -> str:
     if cell.suppressed is not None:
         return MASKED[cell.suppressed]
     if cell.value is None:
-        return NOT_ENTERED if figure.code == "programme-cost" else NO_DATA
+        return _NOTHING.get(figure.code, NO_DATA)
     return number_text(cell.value, figure)
 
 
@@ -110,7 +114,6 @@ def shown(cell: Cell, figure: Figure, part: str = "value") -> Shown:
         text = MASKED[cell.suppressed] if cell.suppressed else _n_text(cell)
     else:
         text = value_text(cell, figure)
-    has_number = cell.suppressed is None and text not in (NO_DATA, NOT_ENTERED)
     return Shown(
         text,
         cell.figure,
@@ -118,13 +121,13 @@ def shown(cell: Cell, figure: Figure, part: str = "value") -> Shown:
         cell.key,
         part,
         masked=cell.suppressed is not None,
-        number=has_number,
+        absent=cell.suppressed is None and text in _ABSENT,
     )
 
 
 def missing(figure: str, stratifier: Stratifier, key: str, part: str = "value") -> Shown:
     """A stratum the report has no cell for (another figure of the same table has one)."""
-    return Shown(NOT_REPORTED, figure, stratifier.value, key, part, number=False)
+    return Shown(NOT_REPORTED, figure, stratifier.value, key, part, absent=True)
 
 
 def _n_text(cell: Cell) -> str:
@@ -219,7 +222,7 @@ def _figure_part(cells: Cells, figure: Figure, part: str) -> Shown:
     if (part == "range" and figure.kind not in _RANGE_NAMES) or (
         part == "n" and figure.base is None
     ):
-        return Shown("", figure.code, cell.stratifier.value, "", "blank", number=False)
+        return Shown("", figure.code, cell.stratifier.value, "", "blank")
     return shown(cell, figure, part)
 
 

@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from referral_service.errors import Invalid
+from referral_service.outcomes import service as outcomes
+
 CUSTOM = "custom"
-MAX_YEARS = 5  # the longest period a report covers (the outcomes service refuses longer)
 QUARTERS_SHOWN, MONTHS_SHOWN, YEARS_SHOWN = 8, 12, 3
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -132,8 +134,10 @@ def parse(start_text: str, end_text: str) -> tuple[Period | None, dict[str, str]
         return None, errors
     if end < start:
         return None, {"end": "The last day must be the same as or after the first day"}
-    if end >= _years_after(start, MAX_YEARS):
-        return None, {"end": f"A report covers at most {MAX_YEARS} years"}
+    try:
+        outcomes.check_period(start, end)  # the outcomes service's limit on a report's length
+    except Invalid as exc:
+        return None, {"end": str(exc)}
     return Period(start, end), {}
 
 
@@ -150,10 +154,3 @@ def _date(text: str, field: str, missing: str, errors: dict[str, str]) -> date |
 
 def _month_end(year: int, number: int) -> date:
     return date(year, number, calendar.monthrange(year, number)[1])
-
-
-def _years_after(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February: the day after the 28th
-        return day.replace(year=day.year + years, day=28) + timedelta(days=1)

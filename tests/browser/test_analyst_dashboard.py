@@ -42,7 +42,7 @@ MASKED = {
     "masked: small-n": "masked — fewer than 8 people",
     "masked: inputs-suppressed": "masked — rests on a masked figure",
 }
-NOT_APPLICABLE = ("no data", "not entered")
+NOT_APPLICABLE = ("no data", "not entered", "needs the programme cost")
 _CELLS = """() => [...document.querySelectorAll("td[data-figure]")].map((td) => [
     td.dataset.figure, td.dataset.stratifier, td.dataset.key, td.dataset.part, td.textContent.trim()
 ])"""

@@ -116,7 +116,7 @@ def _person(
     _declines(session, area, referral, i)
     if referral.first_exchange_on is not None:
         _activity(session, period, referral.referral_id, i)
-    _scores(session, period, referral.referral_id, i)
+    _scores(session, period, referral, i)
 
 
 def _status(i: int) -> str:
@@ -173,14 +173,16 @@ SCORED = {
 }
 
 
-def _scores(session: Session, period: Period, referral_id: str, i: int) -> None:
+def _scores(session: Session, period: Period, referral: ReferralOutcome, i: int) -> None:
+    """The small practice's people have SWEMWBS only (so ONS4 anxiety stays under 8 people)."""
+    small = referral.referral_id.startswith("task-small-")
     for scale, (people, baseline, change) in SCORED.items():
-        if i >= people:
+        if i >= people or (small and scale != "swemwbs"):
             continue
         follow_up_at = _at(period.start + timedelta(days=5 + 3 * i))
         session.add(
             OutcomeScore(
-                referral_id=referral_id,
+                referral_id=referral.referral_id,
                 scale=scale,
                 baseline=baseline,
                 baseline_at=follow_up_at - timedelta(weeks=10),
