@@ -219,17 +219,22 @@ def _scale(
     notes = [direction]
     if threshold is not None:
         notes.append(f"A meaningful change is one of at least {threshold:g} points.")
-    rows = [_interval(cells, f"{code}-change", Stratifier.TOTAL, "", scope)]
-    rows += [
-        _interval(cells, f"{code}-change", Stratifier.MONTH, key, label)
-        for key, label in strata(cells, (f"{code}-change",), Stratifier.MONTH)
-    ]
-    chart = charts.interval_chart(
-        f"chart-{code}",
-        f"{title}: mean change with its 95% confidence interval",
-        rows,
-        note=direction,
-    )
+    pairs = cells.get(f"{code}-pairs")
+    chart = None
+    if pairs is not None and pairs.suppressed is None and not pairs.value:
+        notes.append("No one had both a baseline and a follow-up score in this period.")
+    else:
+        rows = [_interval(cells, f"{code}-change", Stratifier.TOTAL, "", scope)]
+        rows += [
+            _interval(cells, f"{code}-change", Stratifier.MONTH, key, label)
+            for key, label in strata(cells, (f"{code}-change",), Stratifier.MONTH)
+        ]
+        chart = charts.interval_chart(
+            f"chart-{code}",
+            f"{title}: mean change with its 95% confidence interval",
+            rows,
+            note=direction,
+        )
     return Block(
         f"wellbeing-{code}",
         title,

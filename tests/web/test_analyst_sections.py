@@ -168,6 +168,26 @@ def test_each_scale_has_a_dot_and_whisker_chart_with_its_direction() -> None:
     ]
 
 
+def test_a_scale_no_one_has_scores_for_says_so_instead_of_an_empty_chart() -> None:
+    base = report(WELLBEING)
+    cells = tuple(
+        Cell(c.figure, c.stratifier, c.key, c.label, 0.0)
+        if c.figure == "wemwbs-pairs"
+        else Cell(c.figure, c.stratifier, c.key, c.label, None)
+        if c.figure.startswith("wemwbs-")
+        else c
+        for c in base.cells
+    )
+    empty = Report(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, "cells": cells})
+    blocks = {b.id: b for b in sections.wellbeing(empty, "Whole board", THRESHOLDS).blocks}
+    assert blocks["wellbeing-wemwbs"].chart is None
+    assert blocks["wellbeing-wemwbs"].notes[-1] == (
+        "No one had both a baseline and a follow-up score in this period."
+    )
+    assert blocks["wellbeing-wemwbs"].table.rows[0].cells[0].text == "0"
+    assert blocks["wellbeing-swemwbs"].chart is not None
+
+
 def test_hours_by_month_are_grouped_bars_beside_a_table_of_the_same_hours() -> None:
     hours = sections.coproduction(report(COPRODUCTION), "Whole board").blocks[0]
     chart = str(hours.chart)
