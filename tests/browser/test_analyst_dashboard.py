@@ -71,6 +71,7 @@ def test_an_analyst_reads_the_boards_figures(
 
     by_measure = pulled_over_fhir(base, area.board, quarter)
     api = {key: seen for cells in by_measure.values() for key, seen in cells.items()}
+    assert all(by_measure.values()), "every measure has cells"
     on_page = cells_on(page)
     assert_same_figures(on_page, api)
     assert any(text.startswith("masked — ") for texts in on_page.values() for text in texts)

@@ -9,6 +9,7 @@ board and ineligible referrals that must count nowhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -164,7 +165,7 @@ def _activity(session: Session, period: Period, referral_id: str, i: int) -> Non
 
 
 # scale: (people in the big practice with a pair, baseline, change for person i)
-SCORED = {
+SCORED: dict[str, tuple[int, float, Callable[[int], float]]] = {
     "swemwbs": (20, 18.5, lambda i: (i % 7) - 1.5),
     "wemwbs": (16, 40.0, lambda i: (i % 9) - 2.0),
     "ons4-life-satisfaction": (18, 5.0, lambda i: (i % 4) - 1.0),

@@ -144,9 +144,9 @@ def test_an_interval_chart_places_dot_whisker_and_zero_line_on_one_axis() -> Non
     assert ends == pytest.approx([at(1.0), at(3.0), at(-2.0), at(0.5)], abs=1e-3)
     assert len([r for r in svg.iter(f"{SVG}rect") if r.attrib.get("data-masked")]) == 1
     assert "August 2026: masked — fewer than 8 people" in texts(svg)
-    assert (svg.find(f"{SVG}desc").text or "").endswith(
-        ". The dashed line marks 0, no change. Higher is better."
-    )  # type: ignore[union-attr]
+    desc = svg.find(f"{SVG}desc")
+    assert desc is not None
+    assert (desc.text or "").endswith(". The dashed line marks 0, no change. Higher is better.")
 
 
 def test_charts_with_nothing_shown_draw_no_bars_and_divide_by_nothing() -> None:

@@ -8,9 +8,11 @@ from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.measures import MEASURES, Report
+from referral_service.audit.models import AuditEvent
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.kit.clock import utcnow
@@ -137,6 +139,10 @@ def test_the_report_writes_every_figure_the_outcomes_service_gives(
         "masked — fewer than 8 people"
     }
     assert "N81001" not in page.text
+    # Aggregates only: no person's, referral's or member's id anywhere on the page.
+    assert [
+        word for word in ("patient-", "task-", "member-", "partner-") if word in page.text
+    ] == []
     assert "2026 Q3 (1 July 2026 to 30 September 2026)" in page.text
 
 
@@ -226,3 +232,39 @@ def test_the_programme_cost_is_saved_for_exactly_the_period_and_shown(
     after = analyst.get(saved.headers["location"])
     assert "Programme cost saved." in after.text
     assert page_cells(after.text)[("programme-cost", "total", "", "value")] == {"£12,500"}
+
+
+def test_every_report_the_pages_pull_is_an_audit_event_of_the_analyst(
+    analyst: TestClient, area: Area, session_factory: sessionmaker[Session]
+) -> None:
+    analyst.get(f"{REPORT}&focus=Organization/{area.small}")
+    analyst.get("/analyst/report.csv?measure=spis-coproduction&start=2026-07-01&end=2026-09-30")
+    with session_factory() as session:
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.kind == "export").order_by(AuditEvent.seq)
+        ).all()
+        pulled = [
+            (e.actor_client_id.split("/")[0], e.tenant_org_id, e.entities, e.detail) for e in events
+        ]
+    board = f"Organization/{area.board.org_id}"
+    page = [
+        (
+            "person",
+            area.board.org_id,
+            f"{board} Measure/{m} Organization/{area.small}",
+            f"outcome report {m} 2026-07-01..2026-09-30",
+        )
+        for m in (
+            "spis-referral-funnel",
+            "spis-coproduction",
+            "spis-wellbeing-change",
+            "spis-social-value",
+        )
+    ]
+    csv = (
+        "person",
+        area.board.org_id,
+        f"{board} Measure/spis-coproduction",
+        "outcome report spis-coproduction 2026-07-01..2026-09-30",
+    )
+    assert pulled == [*page, csv]
