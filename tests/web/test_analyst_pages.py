@@ -20,6 +20,7 @@ from referral_service.outcomes import service as outcomes
 from referral_service.people.models import Role
 from referral_service.principal import Principal
 from referral_service.web import analyst_period as periods
+from referral_service.web.analyst import pence_of
 from referral_service.web.analyst_cells import range_text, value_text
 from referral_service.web.analyst_period import Period
 from tests.fixtures.measure_reports import expected, from_csv
@@ -268,3 +269,25 @@ def test_every_report_the_pages_pull_is_an_audit_event_of_the_analyst(
         "outcome report spis-coproduction 2026-07-01..2026-09-30",
     )
     assert pulled == [*page, csv]
+
+
+@pytest.mark.parametrize(
+    ("typed", "pence"),
+    [("12500", 1_250_000), ("£12,500.5", 1_250_050), (" 0.07 ", 7), ("21474836.47", 2**31 - 1)],
+)
+def test_a_programme_cost_is_read_as_pounds(typed: str, pence: int) -> None:
+    assert pence_of(typed) == (pence, None)
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("", "Enter the programme cost in pounds"),
+        ("12.505", "Enter the programme cost in pounds, like 125000 or 125,000.50"),
+        ("-5", "Enter the programme cost in pounds, like 125000 or 125,000.50"),
+        ("0", "Enter an amount more than £0 and at most £21,474,836.47"),
+        ("21474836.48", "Enter an amount more than £0 and at most £21,474,836.47"),
+    ],
+)
+def test_a_programme_cost_that_is_not_pounds_says_why(typed: str, error: str) -> None:
+    assert pence_of(typed) == (None, error)
