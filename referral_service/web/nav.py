@@ -40,5 +40,5 @@ NAV: dict[Role, list[Link]] = {
         Link("Referrals", START_PAGES[Role.PRACTICE]),
         Link("New referral", "/practice/referrals/new"),
     ],
-    Role.ANALYST: [Link("Start", START_PAGES[Role.ANALYST])],
+    Role.ANALYST: [Link("Outcome figures", START_PAGES[Role.ANALYST])],
 }

@@ -27,4 +27,6 @@ NOTICES: dict[str, str] = {
     # The practice's referrals (web/practice.py)
     "referral-sent": "Referral sent.",
     "referral-cancelled": "Referral cancelled.",
+    # The analyst's pages (web/analyst.py)
+    "programme-cost-saved": "Programme cost saved. The social value estimate below uses it.",
 }

@@ -12,7 +12,16 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from referral_service.web import broker, exchanges, ledger, practice, questionnaires, signin, start
+from referral_service.web import (
+    analyst,
+    broker,
+    exchanges,
+    ledger,
+    practice,
+    questionnaires,
+    signin,
+    start,
+)
 from referral_service.web.csrf import check_csrf
 from referral_service.web.errors import install_web_error_handlers
 from referral_service.web.headers import SecurityHeaders
@@ -28,6 +37,7 @@ router.include_router(ledger.router)
 router.include_router(exchanges.router)
 router.include_router(questionnaires.router)
 router.include_router(practice.router)
+router.include_router(analyst.router)
 
 
 def install_web(app: FastAPI) -> None:
