@@ -305,15 +305,22 @@ def test_practices_and_time_banks_may_not_ask(
     assert client.get(url).status_code == 401
 
 
-def test_a_board_without_the_measure_scopes_is_refused(
+def test_a_board_client_registered_before_measures_pulls_reports_but_reads_no_measure(
     client: TestClient, area: Area, session_factory: sessionmaker[Session]
 ) -> None:
+    """Registered when the board ceiling was MeasureReport.rs only: the operation answers (its
+    result is a MeasureReport), reading the definitions needs Measure.r."""
     older = register_system(
         session_factory, OrgKind.HEALTHBOARD, name="Older client", scopes="system/MeasureReport.rs"
     )
-    issue = _issue(
-        client.get(f"{EVALUATE.format(FUNNEL.id)}?{QUARTER}", headers=bearer(client, older)), 403
+    headers = bearer(client, older)
+    answer = client.get(
+        f"{EVALUATE.format(FUNNEL.id)}?{QUARTER}&subject=Organization/{older.org_id}",
+        headers=headers,
     )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resourceType"] == "MeasureReport"
+    issue = _issue(client.get(f"/fhir/Measure/{FUNNEL.id}", headers=headers), 403)
     assert "Measure" in issue["diagnostics"]
 
 
