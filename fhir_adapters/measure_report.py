@@ -15,7 +15,8 @@ documented in docs/api.md ("Outcome reports"):
 - The 95% confidence interval of a mean and the interquartile range of a median are SPIS
   extensions holding a Range, on the group (the total) and on each stratum.
 - A suppressed number is absent, with data-absent-reason `masked` and an SPIS extension naming
-  the rule (`small-count`, `secondary`, `small-n`, `inputs-suppressed`); a number there is nothing
+  the rule (`small-count`, `small-n`, `inputs-suppressed`; a count hidden to protect a small one
+  is `small-count` too, so the reason does not narrow it); a number there is nothing
   to report for (no one in the stratum, no programme cost entered) has `not-applicable`.
 - Never `subjectResults`: a report holds aggregates only.
 """

@@ -24,7 +24,7 @@ from fhir_adapters.measures import (
 
 _SPIS: Final = SPIS_CODESYSTEM_BASE.removesuffix("/CodeSystem")
 DATA_ABSENT_REASON: Final = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
-# Which disclosure rule hid a number: a `Suppression` code (small-count, secondary, ...).
+# Which disclosure rule hid a number: a `Suppression` code (small-count, small-n, ...).
 SUPPRESSION_URL: Final = f"{_SPIS}/StructureDefinition/disclosure-control"
 UCUM: Final = "http://unitsofmeasure.org"
 CURRENCY: Final = "urn:iso:std:iso:4217"
@@ -59,7 +59,8 @@ DISCLOSURE_RULES: Final = (
     f"to the nearest {ROUND_TO}.\n"
     "- Secondary suppression: where a stratifier has a suppressed stratum, at least two are "
     "suppressed and together they are more than their number, so no suppressed count can be "
-    "recovered from the total or the other strata.\n"
+    "recovered from the total or the other strata. Both are marked `small-count`, so the mark "
+    "does not tell a small count from one hidden to protect it.\n"
     f"- Means (with their 95% confidence interval), medians (with their interquartile range), "
     f"hours, shares and ratios are shown only when they rest on at least {MIN_N} people and "
     "their count is shown; a share also needs its numerator shown and its complement not small.\n"

@@ -49,8 +49,10 @@ class Stratifier(StrEnum):
 
 
 class Suppression(StrEnum):
-    SMALL_COUNT = "small-count"  # primary: a count of 1 to 7
-    SECONDARY = "secondary"  # hidden so that a small count cannot be recovered from totals
+    # A count of 1 to 7, or a count hidden with one so that it cannot be worked out from the
+    # totals. Both are published alike: telling them apart would itself narrow a hidden count
+    # (to 1–7, or to 8 and more) and, with a total, could give it away.
+    SMALL_COUNT = "small-count"
     SMALL_N = "small-n"  # a statistic resting on fewer than 8 people, or on a hidden count
     INPUTS = "inputs-suppressed"  # an estimate built on a figure that is itself suppressed
 

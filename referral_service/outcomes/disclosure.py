@@ -2,13 +2,17 @@
 
 The rules, applied to every cell of every report (thresholds: fhir_adapters.measures):
 
-1. Counts: 1 to 7 are suppressed (`SMALL_COUNT`); 0 is shown as 0; every other count is rounded
+1. Counts: 1 to 7 are suppressed (`Mark.SMALL`); 0 is shown as 0; every other count is rounded
    to the nearest 5 (8 → 10, 12 → 10, 13 → 15).
 2. Secondary suppression, per count figure and per stratifier "row" (the strata of one stratifier
    with the total): a row with a suppressed stratum must have at least two, summing to more than
    their number (so they cannot all be 1s); the smallest shown non-zero strata are added
-   (`SECONDARY`) until that holds. The total is never suppressed secondarily (when it is 1 to 7
+   (`Mark.PROTECTING`) until that holds. The total is never suppressed secondarily (when it is 1 to 7
    it is suppressed itself, and so is every non-zero stratum), and a zero never is.
+   Both kinds are published as one reason, `Suppression.SMALL_COUNT`: a reader who could tell
+   them apart would know a hidden count is 1–7 or 8 and more, and with a row's total could work
+   out a small one (1 hidden beside an 8 in a row of 9). The property test's attacker sees only
+   that a count is masked.
 3. A statistic (hours, mean, median, share, ratio) follows its base count in the same stratum:
    hidden (`SMALL_N`) when that count is suppressed or its exact value is below MIN_N. A share also
    needs its numerator count shown and its exact complement (base − numerator) not 1 to 7.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from fhir_adapters.measures import (
     MIN_COUNT,
@@ -61,6 +66,14 @@ class Raw:
         return (self.stratifier, self.key)
 
 
+class Mark(StrEnum):
+    """Why a count is hidden, inside this module and its tests only: both publish as
+    `Suppression.SMALL_COUNT`."""
+
+    SMALL = "small"  # rule 1: a count of 1 to 7
+    PROTECTING = "protecting"  # rule 2: hidden so that a small count cannot be worked out
+
+
 def small(count: int) -> bool:
     return 0 < count < MIN_COUNT
 
@@ -70,11 +83,10 @@ def rounded(count: int) -> int:
     return ROUND_TO * round(count / ROUND_TO)
 
 
-def suppress_counts(counts: Mapping[StratumKey, int]) -> dict[StratumKey, Suppression | None]:
-    """Rules 1 and 2 for one count figure: each stratum's suppression (None: shown)."""
-    marks: dict[StratumKey, Suppression | None] = {
-        stratum: Suppression.SMALL_COUNT if small(count) else None
-        for stratum, count in counts.items()
+def suppress_counts(counts: Mapping[StratumKey, int]) -> dict[StratumKey, Mark | None]:
+    """Rules 1 and 2 for one count figure: each stratum's mark (None: shown)."""
+    marks: dict[StratumKey, Mark | None] = {
+        stratum: Mark.SMALL if small(count) else None for stratum, count in counts.items()
     }
     rows: dict[Stratifier, list[StratumKey]] = {}
     for stratum in counts:
@@ -88,7 +100,7 @@ def suppress_counts(counts: Mapping[StratumKey, int]) -> dict[StratumKey, Suppre
 def _secondary(
     row: list[StratumKey],
     counts: Mapping[StratumKey, int],
-    marks: dict[StratumKey, Suppression | None],
+    marks: dict[StratumKey, Mark | None],
 ) -> None:
     hidden = [s for s in row if marks[s] is not None]
     if not hidden:
@@ -98,7 +110,7 @@ def _secondary(
     )
     while not _protected(hidden, counts) and shown:
         added = shown.pop(0)
-        marks[added] = Suppression.SECONDARY
+        marks[added] = Mark.PROTECTING
         hidden.append(added)
 
 
@@ -138,7 +150,7 @@ def _cell(
     figure: Figure,
     raw: Raw,
     by_figure: Mapping[str, Mapping[StratumKey, Raw]],
-    marks: Mapping[str, Mapping[StratumKey, Suppression | None]],
+    marks: Mapping[str, Mapping[StratumKey, Mark | None]],
 ) -> Cell:
     if figure.kind is FigureKind.COUNT:
         return _count_cell(raw, marks[figure.code][raw.stratum])
@@ -171,7 +183,7 @@ def _share_hidden(
     raw: Raw,
     base: int,
     by_figure: Mapping[str, Mapping[StratumKey, Raw]],
-    marks: Mapping[str, Mapping[StratumKey, Suppression | None]],
+    marks: Mapping[str, Mapping[StratumKey, Mark | None]],
 ) -> bool:
     if figure.numerator is None:
         raise ValueError(f"share {figure.code} names no numerator count")
@@ -181,9 +193,9 @@ def _share_hidden(
     return small(base - numerator)
 
 
-def _count_cell(raw: Raw, mark: Suppression | None) -> Cell:
+def _count_cell(raw: Raw, mark: Mark | None) -> Cell:
     if mark is not None:
-        return _empty(raw, mark)
+        return _empty(raw, Suppression.SMALL_COUNT)
     return Cell(raw.figure, raw.stratifier, raw.key, raw.label, float(rounded(_count(raw))))
 
 

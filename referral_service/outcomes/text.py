@@ -22,7 +22,6 @@ from fhir_adapters.measures import (
 
 MASKED: dict[Suppression, str] = {
     Suppression.SMALL_COUNT: "masked (small count)",
-    Suppression.SECONDARY: "masked (secondary)",
     Suppression.SMALL_N: "masked (small n)",
     Suppression.INPUTS: "masked (inputs masked)",
 }
@@ -38,8 +37,8 @@ STRATIFIER_NAMES = {
 LEGEND = (
     f"Counts of 1 to {MIN_COUNT - 1} are masked (small count); other counts are rounded to the "
     f"nearest {ROUND_TO}.",
-    "Where one stratum of a row is masked, others are masked too (secondary), so that no masked "
-    "count can be worked out from the total.",
+    "Where one stratum of a row is masked, others are masked too, and marked alike, so that no "
+    "masked count can be worked out from the total.",
     f"Hours, means, medians, shares and ratios are shown only when they rest on at least {MIN_N} "
     "people and their count is shown (small n); n is that count as published (rounded).",
     "A share also needs its count of people shown, and the people outside it not 1 to "

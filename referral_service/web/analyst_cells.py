@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from fhir_adapters.measures import Cell, Figure, FigureKind, Report, Stratifier, Suppression
 
 MASKED: dict[Suppression, str] = {
-    Suppression.SMALL_COUNT: "masked — fewer than 8",
-    Suppression.SECONDARY: "masked — would reveal a small count",
+    # A small count, or one hidden with it: shown alike, as they are published alike.
+    Suppression.SMALL_COUNT: "masked — small number",
     Suppression.SMALL_N: "masked — fewer than 8 people",
     Suppression.INPUTS: "masked — rests on a masked figure",
 }

@@ -37,8 +37,7 @@ from tests.web.analyst_data import add_area, add_outcomes
 
 HEADING = "Outcome figures"
 MASKED = {
-    "masked: small-count": "masked — fewer than 8",
-    "masked: secondary": "masked — would reveal a small count",
+    "masked: small-count": "masked — small number",
     "masked: small-n": "masked — fewer than 8 people",
     "masked: inputs-suppressed": "masked — rests on a masked figure",
 }

@@ -63,7 +63,7 @@ def funnel_cells() -> list[Cell]:
         Cell("received", Stratifier.TOTAL, "", "All", 45.0),
         Cell("received", P, "F84001", "Rushey Green Group Practice", 35.0),
         Cell("received", P, "F84002", "Other Practice", None, suppressed=Suppression.SMALL_COUNT),
-        Cell("received", P, "F84003", "Third Practice", None, suppressed=Suppression.SECONDARY),
+        Cell("received", P, "F84003", "Third Practice", None, suppressed=Suppression.SMALL_COUNT),
         Cell("received", T, "tb-1", "=HYPERLINK(\"http://x\")", 40.0),
         Cell("received", T, "none", "Not placed", 0.0),
         Cell("received", M, "2026-07", "July 2026", 20.0),

@@ -5,8 +5,10 @@ counts) go through `disclose`, and an attacker then tries to recover each suppre
 The attacker is written here, independently of the product: they know the rules, and see every
 published count exactly (conservatively: the protection rounding to 5 gives is ignored, as if
 each shown cell and the total were published unrounded). For each row they know that the
-suppressed strata are whole numbers of at least 1 summing to the total minus the shown strata;
-a suppressed cell is recovered when that leaves it a single possible value."""
+suppressed strata are whole numbers of at least 1 summing to the total minus the shown strata,
+and none above the larger of 7 and the smallest shown stratum (hidden ones are small, or were
+the smallest left shown); every masked count is marked alike, so they cannot tell which is
+which. A suppressed cell is recovered when that leaves it a single possible value."""
 
 from __future__ import annotations
 
@@ -110,12 +112,15 @@ def recovered(cells: list[Cell], exact: dict[tuple[Stratifier, str], int]) -> li
         hidden = [c for c in row if c.suppressed is not None]
         if not hidden:
             continue
-        known = sum(exact[(c.stratifier, c.key)] for c in row if c.suppressed is None)
-        remainder = exact[(Stratifier.TOTAL, "")] - known  # what the hidden cells add up to
+        shown = [exact[(c.stratifier, c.key)] for c in row if c.suppressed is None]
+        remainder = exact[(Stratifier.TOTAL, "")] - sum(shown)  # what the hidden cells add up to
+        # Knowing the rules, a hidden count is small (1 to 7) or was hidden as the smallest of
+        # the strata left shown: none is above the larger of 7 and the smallest shown non-zero.
+        ceiling = max([MIN_COUNT - 1, min((v for v in shown if v), default=remainder)])
+        others = len(hidden) - 1
         for cell in hidden:
-            others = len(hidden) - 1
-            lowest = remainder if others == 0 else 1  # the others can absorb any excess
-            highest = remainder - others  # the others at least 1 each
+            lowest = max(1, remainder - others * ceiling)  # the others at most the ceiling each
+            highest = min(ceiling, remainder - others)  # the others at least 1 each
             actual = exact[(cell.stratifier, cell.key)]
             assert lowest <= actual <= highest  # the attacker's reasoning is sound
             if lowest == highest:
@@ -153,7 +158,7 @@ def test_counts_are_rounded_small_ones_hidden_and_zeros_shown(
         if 0 < value < MIN_COUNT:
             assert cell.suppressed is Suppression.SMALL_COUNT
         elif cell.suppressed is not None:
-            assert cell.suppressed is Suppression.SECONDARY
+            assert cell.suppressed is Suppression.SMALL_COUNT  # published alike
             assert cell.stratifier is not Stratifier.TOTAL
             assert value >= MIN_COUNT  # only shown, non-zero strata are added
         else:

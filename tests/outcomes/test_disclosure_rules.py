@@ -16,7 +16,14 @@ from fhir_adapters.measures import (
     Stratifier,
     Suppression,
 )
-from referral_service.outcomes.disclosure import Raw, disclose, estimate, rounded, suppress_counts
+from referral_service.outcomes.disclosure import (
+    Mark,
+    Raw,
+    disclose,
+    estimate,
+    rounded,
+    suppress_counts,
+)
 from referral_service.outcomes.statistics import mean_ci, median_iqr, published
 
 P, M, R = Stratifier.PRACTICE, Stratifier.MONTH, Stratifier.REASON
@@ -47,7 +54,7 @@ def counts(total: int, **rows: dict[str, int]) -> dict[tuple[Stratifier, str], i
     return table
 
 
-def shown(marks: dict[tuple[Stratifier, str], Suppression | None]) -> set[str]:
+def shown(marks: dict[tuple[Stratifier, str], Mark | None]) -> set[str]:
     return {key for (_, key), mark in marks.items() if mark is None and key}
 
 
@@ -72,8 +79,8 @@ def test_counts_of_one_to_seven_are_suppressed(exact: int) -> None:
 def test_a_lone_small_stratum_takes_the_smallest_shown_non_zero_one_with_it() -> None:
     table = counts(40, practice={"A": 3, "B": 9, "C": 0, "D": 8, "E": 20})
     marks = suppress_counts(table)
-    assert marks[(P, "A")] is Suppression.SMALL_COUNT
-    assert marks[(P, "D")] is Suppression.SECONDARY  # 8 < 9, and the zero is never chosen
+    assert marks[(P, "A")] is Mark.SMALL
+    assert marks[(P, "D")] is Mark.PROTECTING  # 8 < 9, and the zero is never chosen
     assert shown(marks) == {"B", "C", "E"}
     assert marks[TOTAL] is None
 
@@ -81,21 +88,21 @@ def test_a_lone_small_stratum_takes_the_smallest_shown_non_zero_one_with_it() ->
 def test_two_small_strata_that_could_both_be_ones_need_a_third() -> None:
     table = counts(21, practice={"A": 1, "B": 1, "C": 9, "D": 10})
     marks = suppress_counts(table)
-    assert (marks[(P, "A")], marks[(P, "B")]) == (Suppression.SMALL_COUNT,) * 2
-    assert marks[(P, "C")] is Suppression.SECONDARY
+    assert (marks[(P, "A")], marks[(P, "B")]) == (Mark.SMALL,) * 2
+    assert marks[(P, "C")] is Mark.PROTECTING
     assert shown(marks) == {"D"}
 
 
 def test_two_small_strata_summing_to_more_than_two_protect_each_other() -> None:
     table = counts(25, practice={"A": 1, "B": 4, "C": 20})
     marks = suppress_counts(table)
-    assert (marks[(P, "A")], marks[(P, "B")]) == (Suppression.SMALL_COUNT,) * 2
+    assert (marks[(P, "A")], marks[(P, "B")]) == (Mark.SMALL,) * 2
     assert shown(marks) == {"C"}
 
 
 def test_ties_between_the_smallest_shown_strata_go_to_the_first_key() -> None:
     marks = suppress_counts(counts(30, practice={"Z": 2, "B": 14, "A": 14}))
-    assert marks[(P, "A")] is Suppression.SECONDARY
+    assert marks[(P, "A")] is Mark.PROTECTING
     assert marks[(P, "B")] is None
 
 
@@ -105,24 +112,22 @@ def test_each_stratifier_row_is_protected_on_its_own() -> None:
     )
     marks = suppress_counts(table)
     assert shown(marks) == {"A", "B", "2026-09"}
-    assert marks[(M, "2026-08")] is Suppression.SECONDARY
+    assert marks[(M, "2026-08")] is Mark.PROTECTING
 
 
 def test_a_small_total_is_suppressed_itself_and_never_secondarily() -> None:
     table = counts(5, practice={"A": 4, "B": 1}, month={"2026-07": 5})
     marks = suppress_counts(table)
-    assert marks[TOTAL] is Suppression.SMALL_COUNT
-    assert all(mark is Suppression.SMALL_COUNT for mark in marks.values())
+    assert marks[TOTAL] is Mark.SMALL
+    assert all(mark is Mark.SMALL for mark in marks.values())
     # Nothing shown to add: the row stays as it is (its total is hidden too).
-    assert suppress_counts(counts(2, practice={"A": 1, "B": 1}))[(P, "A")] is (
-        Suppression.SMALL_COUNT
-    )
+    assert suppress_counts(counts(2, practice={"A": 1, "B": 1}))[(P, "A")] is (Mark.SMALL)
 
 
 def test_the_total_is_never_added_as_a_secondary() -> None:
     marks = suppress_counts(counts(9, practice={"A": 1, "B": 8}))
     assert marks[TOTAL] is None
-    assert marks[(P, "B")] is Suppression.SECONDARY
+    assert marks[(P, "B")] is Mark.PROTECTING
 
 
 def raws(figure: str, **cells: tuple[float | None, float | None, float | None]) -> list[Raw]:
@@ -197,7 +202,7 @@ def test_a_statistic_over_a_secondarily_suppressed_count_is_hidden_too() -> None
         *raws("mean", total=(1, 0, 2), A=(1, 0, 2), B=(1, 0, 2), C=(1, 0, 2)),
     ]
     cells = {(c.figure, c.key): c for c in disclose(MEASURE, table)}
-    assert cells["people", "B"].suppressed is Suppression.SECONDARY
+    assert cells["people", "B"].suppressed is Suppression.SMALL_COUNT
     assert cells["mean", "B"].suppressed is Suppression.SMALL_N
     assert cells["mean", "C"].value == 1.0
 

@@ -137,7 +137,7 @@ def test_funnel_strata_by_practice_time_bank_month_and_reason(
                if c.figure == "received" and c.stratifier.value == "timebank"}  # fmt: skip
     assert by_bank == {
         a.t1: ("Catford Time Bank", 10.0, None),
-        a.t2: ("Lewisham Time Bank", None, "secondary"),
+        a.t2: ("Lewisham Time Bank", None, "small-count"),
         "none": ("Not placed with a time bank", None, "small-count"),
     }
     assert cells["accepted", "timebank", "none"] == (0.0, None)
@@ -151,7 +151,7 @@ def test_funnel_strata_by_practice_time_bank_month_and_reason(
         "September 2026"
     ]
     assert cells["received", "month", "2026-09"] == (None, "small-count")  # d2
-    assert cells["received", "month", "2026-07"] == (None, "secondary")  # 11, tied with August
+    assert cells["received", "month", "2026-07"] == (None, "small-count")  # 11, tied with August
     assert cells["received", "month", "2026-08"] == (10.0, None)  # 11
 
     # Reasons: only on the rejections and the declines, each its own.

@@ -119,7 +119,7 @@ def test_follow_ups_inside_the_period_only_and_each_scale_has_every_stratum(
     assert keys(report, "ons4-happy-pairs", "month") == ["2026-07", "2026-08", "2026-09"]
     assert cells["ons4-happy-pairs", "month", "2026-09"] == (None, "small-count")  # h-last
     # July (eight and h-first: 9) is hidden beside it; August has no one.
-    assert cells["ons4-happy-pairs", "month", "2026-07"] == (None, "secondary")
+    assert cells["ons4-happy-pairs", "month", "2026-07"] == (None, "small-count")
     assert cells["ons4-happy-pairs", "month", "2026-08"] == (0.0, None)
     assert cells["ons4-happy-pairs", "total", ""] == (10.0, None)  # 10
     # w0's later referral (to Lewisham) is not their first pair; the other board's is not ours.

@@ -132,9 +132,9 @@ def test_the_report_writes_every_figure_the_outcomes_service_gives(
     # Counted here, not by the service: 30 + 5 eligible people referred by the board's
     # practices; the other board's practice and the opted-out referrals count nowhere.
     assert on_page[("received", "total", "", "value")] == {"35"}
-    assert on_page[("received", "practice", "F84002", "value")] == {"masked — fewer than 8"}
+    assert on_page[("received", "practice", "F84002", "value")] == {"masked — small number"}
     assert on_page[("declined", "reason", "outside-catchment", "value")] == {
-        "masked — fewer than 8"
+        "masked — small number"
     }
     assert on_page[("ons4-anxiety-change", "total", "", "value")] == {
         "masked — fewer than 8 people"

@@ -59,8 +59,7 @@ def test_each_kind_is_written_at_its_published_precision() -> None:
 def test_a_suppressed_cell_says_why_and_an_empty_one_says_so() -> None:
     said = {rule: one(FigureKind.COUNT, None, suppressed=rule) for rule in Suppression}
     assert said == {
-        Suppression.SMALL_COUNT: "masked — fewer than 8",
-        Suppression.SECONDARY: "masked — would reveal a small count",
+        Suppression.SMALL_COUNT: "masked — small number",
         Suppression.SMALL_N: "masked — fewer than 8 people",
         Suppression.INPUTS: "masked — rests on a masked figure",
     }
@@ -92,7 +91,7 @@ def test_a_strata_table_has_the_total_first_then_its_strata_in_reading_order() -
     assert [c.text for c in table.rows[0].cells] == ["40", "14.0", "7.0 to 21.0"]
     masked = table.rows[1].cells
     assert [(c.text, c.masked) for c in masked] == [
-        ("masked — fewer than 8", True),
+        ("masked — small number", True),
         ("masked — fewer than 8 people", True),
         ("masked — fewer than 8 people", True),
     ]
@@ -270,7 +269,7 @@ def test_masked_cells_are_written_as_masked_and_never_as_a_number() -> None:
     assert masked
     for place, texts in masked.items():
         assert all(t.startswith("masked — ") for t in texts), place
-    assert on_page[("received", "practice", "F84002", "value")] == {"masked — fewer than 8"}
+    assert on_page[("received", "practice", "F84002", "value")] == {"masked — small number"}
     assert on_page[("swemwbs-change", "practice", "F84002", "range")] == {
         "masked — fewer than 8 people"
     }
