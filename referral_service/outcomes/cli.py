@@ -9,6 +9,7 @@ import sys
 from datetime import date
 from decimal import Decimal
 
+from fhir_adapters.measure_report import report_csv
 from fhir_adapters.measures import MEASURES
 from referral_service.commands import CommandGroup, Invocation
 from referral_service.context import Context
@@ -103,7 +104,10 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
         help="narrow to Organization/<id>: a practice or a time bank in the board's area",
     )
     parser.add_argument(
-        "--format", choices=("table", "json"), default="table", help="what to print"
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="what to print: a table for people, CSV (as $evaluate-measure gives it) or JSON",
     )
 
 
@@ -119,7 +123,7 @@ def outcomes_report(args: argparse.Namespace, invocation: Invocation) -> object:
         report = service.evaluate(ctx, args.measure, args.start, args.end, args.board, args.focus)
     if args.format == "json":
         return report_json(report)
-    sys.stdout.write(render_table(report))
+    sys.stdout.write(report_csv(report) if args.format == "csv" else render_table(report))
     return None
 
 

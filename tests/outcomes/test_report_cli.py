@@ -3,6 +3,8 @@ text table a terminal shows."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -280,3 +282,17 @@ def test_money_in_the_table() -> None:
         in text
     )
     assert text.endswith("Assumptions (this is an estimate)\n  An assumption: its value\n")
+
+
+def test_report_as_csv_is_the_apis_csv(spis: Spis, funnel_area: Area) -> None:
+    code, out, err = spis(
+        "outcomes", "report", "--board", funnel_area.board, "--measure", "spis-referral-funnel",
+        *Q3, "--format", "csv",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    total = next(r for r in rows if (r["figure"], r["stratifier"]) == ("received", "total"))
+    assert (total["value"], total["suppressed"]) == ("25", "")  # as the table shows
+    masked = [r for r in rows if r["suppressed"]]
+    assert masked
+    assert all(r["value"] == "" and r["suppressed"].startswith("masked: ") for r in masked)
