@@ -15,9 +15,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from fhir_adapters.questionnaire_form import questionnaire_response
 from referral_service.config import Settings
 from referral_service.db import unit_of_work
-from referral_service.demo.payloads import swemwbs
 from referral_service.organisations.models import OrgKind
 from referral_service.organisations.service import set_board
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
@@ -58,6 +58,7 @@ class Person:
     nhs_number: str
     child: dict[str, Any] | None = None  # the time bank Task as the time bank reads it
     member_id: str | None = None
+    received: date | None = None  # when the practice's own referral Task says it was written
 
     @property
     def timebank_id(self) -> str:
@@ -99,14 +100,25 @@ def refer(
     *,
     opted_out: bool = False,
     secondary_use: bool = True,
+    authored: str | None = None,
+    postcode: str | None = "SE6 4RU",
 ) -> Person:
+    """The practice's referral Bundle; with `authored`, the practice sends its own referral Task
+    written then (what SPIS counts as received); `postcode=None`: no home address."""
     number = next(area.numbers)
     bundle = referral_bundle(practice.org_id, nhs_number=number, referral_id=f"R-{number}")
+    patient = bundle["entry"][0]["resource"]
     if opted_out:
-        bundle["entry"][0]["resource"]["extension"] = [OPT_OUT]
+        patient["extension"] = [OPT_OUT]
+    if postcode is None:
+        del patient["address"]
+    else:
+        patient["address"][0]["postalCode"] = postcode
     if not secondary_use:
         consent = bundle["entry"][1]["resource"]
         consent["provision"]["provision"] = consent["provision"]["provision"][:1]
+    if authored is not None:
+        bundle["entry"].append(_task_entry(bundle, practice, authored))
     headers = {**area.headers[practice.org_id], **FHIR_JSON}
     response = client.post("/fhir", json=bundle, headers=headers)
     assert response.status_code == 200, response.text
@@ -116,20 +128,44 @@ def refer(
     return Person(practice, refs[0], refs[1], refs[2], task, number)
 
 
+def _task_entry(bundle: dict[str, Any], practice: TestSystem, authored: str) -> dict[str, Any]:
+    patient, _, request = (entry["fullUrl"] for entry in bundle["entry"][:3])
+    task = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "code": {
+            "coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]
+        },
+        "focus": {"reference": request},
+        "for": {"reference": patient},
+        "authoredOn": authored,
+        "requester": {"reference": f"Organization/{practice.org_id}"},
+        "owner": {"reference": "Organization/spis"},
+    }
+    return {"resource": task, "request": {"method": "POST", "url": "Task"}}
+
+
 def route(
     client: TestClient,
     session_factory: sessionmaker[Session],
     settings: Settings,
     area: Area,
     person: Person,
-) -> None:
+    *,
+    placed: bool = True,
+) -> bool:
+    """Route the referral now (as the worker would); False when no time bank could take it
+    (unless `placed`, which asserts it was). The time bank's Task is then `person.child`."""
     child_id = route_now(session_factory, settings, person.task.split("/")[1])
-    assert child_id is not None
+    assert child_id is not None or not placed
+    if child_id is None:
+        return False
     for bank in area.timebanks:
         found = client.get(f"/fhir/Task/{child_id}", headers=area.headers[bank.org_id])
         if found.status_code == 200:
             person.child = found.json()
-            return
+            return True
     raise AssertionError("no time bank of the area reads the routed Task")
 
 
@@ -208,12 +244,21 @@ def reverse(client: TestClient, area: Area, person: Person, exchange_id: str) ->
 
 
 def score(
-    client: TestClient, area: Area, person: Person, answers: list[int], authored: str
+    client: TestClient,
+    area: Area,
+    person: Person,
+    answers: list[int],
+    authored: str,
+    instrument: str = "swemwbs",
 ) -> None:
-    """A SWEMWBS questionnaire the time bank records, based on its filler order."""
+    """A questionnaire (swemwbs, wemwbs, ons4, ucla3) the time bank records, based on its filler
+    order, answered `answers` (item 1, 2, ...)."""
     assert person.child is not None
     filler = str(person.child["focus"]["reference"])
-    qr = swemwbs(person.patient, filler, answers, authored)
+    typed = {str(n): str(a) for n, a in enumerate(answers, 1)}
+    qr = questionnaire_response(
+        instrument, typed, patient_ref=person.patient, based_on_ref=filler, authored=authored
+    )
     headers = {**area.headers[person.timebank_id], **FHIR_JSON}
     response = client.post("/fhir/QuestionnaireResponse", json=qr, headers=headers)
     assert response.status_code == 201, response.text
