@@ -29,6 +29,7 @@ from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.ledger.models import Exchange, LedgerEntry, Member
 from referral_service.organisations.repository import all_orgs
+from referral_service.outcomes.models import ProgrammeCost
 from referral_service.principal import Principal
 from referral_service.store import reads
 
@@ -45,6 +46,12 @@ SCALE_OF_CODE = {
     (f"{codes.SPIS_CODESYSTEM_BASE}/wellbeing", "ons4-anxiety"): "ons4-anxiety",
     (f"{codes.SPIS_CODESYSTEM_BASE}/wellbeing", "ucla3-loneliness"): "ucla3",
 }
+COST_COLUMNS = (
+    ProgrammeCost.board_id,
+    ProgrammeCost.period_start,
+    ProgrammeCost.period_end,
+    ProgrammeCost.amount_pence,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Raw:
     members: pd.DataFrame  # id, org_id, referral_task_id, patient_id, enrolled_at
     exchanges: pd.DataFrame  # id, org_id, giver_id, receiver_id, minutes, performed_on, reverses_id
     entries: pd.DataFrame  # exchange_id, member_id, minutes
+    costs: pd.DataFrame  # board_id, period_start, period_end, amount_pence (what boards entered)
 
 
 def instant(value: object) -> pd.Timestamp | None:
@@ -113,6 +121,10 @@ def read_raw(session: Session, settings: Settings) -> Raw:
             ["id", "patient", "scale", "value", "at", "status", "based_on"],
         ),
         *_ledger(session),
+        _frame(
+            [tuple(c) for c in session.execute(select(*COST_COLUMNS)).all()],
+            ["board_id", "period_start", "period_end", "amount_pence"],
+        ),
     )
 
 

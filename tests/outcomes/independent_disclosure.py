@@ -22,9 +22,13 @@ import pandas as pd
 from scipy import stats
 
 from fhir_adapters.measures import (
+    COPRODUCTION,
+    FUNNEL,
     MIN_COUNT,
     MIN_N,
     ROUND_TO,
+    SOCIAL_VALUE,
+    WELLBEING,
     FigureKind,
     MeasureDefinition,
     Stratifier,
@@ -177,13 +181,32 @@ def social_value(
 def calculate(
     raw: Raw, settings: Settings, measure: MeasureDefinition, board_id: str, start: date, end: date
 ) -> tuple[Figures, dict[Key, Published]]:
-    """One Measure's exact figures and what the rules publish, from the raw data."""
+    """One Measure's exact figures and what the rules publish, from the raw data. The social
+    value has no exact figures of its own: its parts rest on the other two measures'."""
     derived = derive(raw, settings)
     refs = figures.board_referrals(raw, derived, board_id)
+    if measure.id == SOCIAL_VALUE.id:
+        hours = figures.coproduction(refs, derived, start, end)
+        change = figures.wellbeing(refs, derived, start, end, settings)
+        costs = raw.costs[
+            (raw.costs["board_id"] == board_id)
+            & (raw.costs["period_start"] == start)
+            & (raw.costs["period_end"] == end)
+        ]
+        parts = social_value(
+            publish(COPRODUCTION, hours),
+            hours,
+            publish(WELLBEING, change),
+            change,
+            settings.social_value_per_hour_pence,
+            settings.wellby_value_pence,
+            None if costs.empty else int(costs["amount_pence"].iloc[0]),
+        )
+        return {}, {(code, Stratifier.TOTAL, ""): cell for code, cell in parts.items()}
     family = {
-        "spis-referral-funnel": lambda: figures.funnel(refs, derived, start, end),
-        "spis-coproduction": lambda: figures.coproduction(refs, derived, start, end),
-        "spis-wellbeing-change": lambda: figures.wellbeing(refs, derived, start, end, settings),
+        FUNNEL.id: lambda: figures.funnel(refs, derived, start, end),
+        COPRODUCTION.id: lambda: figures.coproduction(refs, derived, start, end),
+        WELLBEING.id: lambda: figures.wellbeing(refs, derived, start, end, settings),
     }
     found = family[measure.id]()
     return found, publish(measure, found)
