@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fhir_adapters import codes
+from fhir_adapters.measures import REJECTED_REASON_SYSTEM
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.ledger.models import Exchange, LedgerEntry, Member
@@ -118,7 +119,7 @@ def read_raw(session: Session, settings: Settings) -> Raw:
         ),
         _frame(
             [o for i, _, b in every(ctx, "Observation") if (o := _score(i, b))],
-            ["id", "patient", "scale", "value", "at", "status", "based_on"],
+            ["id", "patient", "scale", "value", "at", "status", "based_on", "stored"],
         ),
         *_ledger(session),
         _frame(
@@ -138,11 +139,11 @@ def _task_versions(ctx: Context) -> pd.DataFrame:
         for version in reads.history(ctx, "Task", rid).versions:
             body = orjson.loads(version.body)
             reason = body.get("statusReason") or {}
-            decline = [
-                c["code"]
+            coded = {
+                c.get("system"): c.get("code")
                 for c in reason.get("coding") or []
-                if c.get("system") == codes.DECLINE_REASON_SYSTEM
-            ]
+                if isinstance(c, dict)
+            }
             business = {
                 c.get("code") for c in (body.get("businessStatus") or {}).get("coding") or []
             }
@@ -160,7 +161,8 @@ def _task_versions(ctx: Context) -> pd.DataFrame:
                     "owner": ref_id(body.get("owner"), "Organization"),
                     "authored_on": instant(body.get("authoredOn")),
                     "reason_text": reason.get("text"),
-                    "decline_code": decline[0] if decline else None,
+                    "decline_code": coded.get(codes.DECLINE_REASON_SYSTEM),
+                    "rejected_code": coded.get(REJECTED_REASON_SYSTEM),
                 }
             )
     return pd.DataFrame(rows)
@@ -248,6 +250,7 @@ def _score(rid: str, body: dict[str, Any]) -> tuple[Any, ...] | None:
         instant(body.get("effectiveDateTime")),
         body.get("status"),
         next((b for b in based_on if b), None),
+        instant(body["meta"]["lastUpdated"]),
     )
 
 

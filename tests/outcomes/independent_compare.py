@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import pandas as pd
 
 from fhir_adapters.measures import Cell, FigureKind, Report, Stratifier, Suppression
 from tests.outcomes.independent_disclosure import PRECISION, Published
@@ -110,3 +113,36 @@ def _close(theirs: float | None, ours: float | None, digits: int) -> bool:
         return theirs is None and ours is None
     published = round(theirs, digits) == theirs
     return published and abs(theirs - ours) <= 0.5 * 10**-digits + 1e-9
+
+
+def row_differences(
+    mine: dict[str, pd.DataFrame], theirs: dict[str, pd.DataFrame], keys: dict[str, list[str]]
+) -> list[str]:
+    """Every outcome row the product keeps against the one derived independently, column by
+    column (times compared as UTC instants, dates as dates): what differs, or is only on one
+    side. Columns the calculation does not derive (the product's own bookkeeping) are skipped."""
+    found = []
+    for table, key in keys.items():
+        ours = _normal(mine[table]).set_index(key)
+        product = _normal(theirs[table]).set_index(key)
+        for missing in sorted(set(product.index) ^ set(ours.index), key=str)[:20]:
+            side = "product" if missing in product.index else "calculation"
+            found.append(f"{table} {missing}: only in the {side}")
+        both = product.index.intersection(ours.index)
+        for column in [c for c in product.columns if c in ours.columns]:
+            a, b = ours.loc[both, column], product.loc[both, column]
+            differ = ~((a == b) | (a.isna() & b.isna()))
+            for index in list(a[differ].index)[:5]:
+                found.append(f"{table} {index} {column}: product {b[index]!r}, mine {a[index]!r}")
+    return found
+
+
+def _normal(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column].dropna()
+        if len(values) and isinstance(values.iloc[0], datetime):  # pd.Timestamp is one too
+            out[column] = pd.to_datetime(out[column], utc=True)
+        elif len(values) and isinstance(values.iloc[0], date):
+            out[column] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in out[column]]
+    return out

@@ -1,20 +1,25 @@
 """An independent calculation of the health board figures, for tests only: per referral.
 
 From the raw frames (`independent.read_raw`), what the contract's cohort rules need for each
-referral (the practice's referral Task), worked out with pandas:
+referral, worked out with pandas. Where the contract leaves a choice open, the rule is the one the
+product documents (refresh.py's docstring, docs/architecture.md "Outcome rows"), computed here
+from the raw data, not with the product's code:
 
-- received = the referral Task's authoredOn; routed = when its first time bank Task was written;
-  accepted / completed = the first version of the referral Task with that status (its
-  `meta.lastUpdated`); rejected = the referral Task `rejected` now, its reason read from the text
-  routing writes (no-address, consent-denies, else no-time-bank);
-- the time bank: the one whose Task was ever `accepted`, else the last one routed to;
-- declines: time bank Tasks `rejected` now, by their decline-reason code ("unknown" without one);
-- the member enrolled from it (ledger_member.referral_task_id is the time bank Task), their
-  exchanges net of reversals (a reversal and the exchange it reverses both left out): first
+- a referral is a practice's Task without `partOf`, at the Patient's own practice, neither draft
+  nor entered in error; received = its authoredOn (else when it was first stored);
+- routed = when its first time bank Task was stored; accepted = the first version of the referral
+  Task or of any of its time bank Tasks in a taken-up status (accepted, in-progress, on-hold,
+  completed, failed); completed = the first version of the referral Task that is `completed`;
+  rejected = `rejected` now, by its routing-rejection code ("no-time-bank" without one);
+- its time bank: the owner of the time bank Task taken up first, else of the last one stored;
+- declines: time bank Tasks `rejected` now, by their decline-reason code ("unknown" without one),
+  at the first version that was `rejected`;
+- the member enrolled from one of its time bank Tasks in that time bank's ledger (the earliest),
+  their exchanges net of reversals (a reversal and the exchange it reverses both left out): first
   exchange, first gift, per month minutes given and received and distinct partners;
-- scores: final score Observations of the patient `basedOn` the referral's ServiceRequest (or a
-  filler order of it); baseline = the first within the window of enrolment, follow-up = the last
-  8 to 26 weeks (settings) after the baseline;
+- scores: final/amended/corrected score Observations of the patient `basedOn` the referral's
+  ServiceRequest or a filler order of it; baseline = the first within the window of enrolment,
+  follow-up = the last 8 to 26 weeks (settings) after the baseline;
 - eligible = the governing Consent (the practice's newest active or inactive one for the patient,
   by dateTime, then by when it was stored) permits secondary use, and no national opt-out.
 """
@@ -26,10 +31,15 @@ from datetime import timedelta
 
 import pandas as pd
 
+from fhir_adapters.codes import DECLINE_REASONS
+from fhir_adapters.measures import REJECTED_REASONS
 from referral_service.config import Settings
 from tests.outcomes.independent import Raw
 
 SCORE_STATUSES = ("final", "amended", "corrected")
+TAKEN_UP = ("accepted", "in-progress", "on-hold", "completed", "failed")
+NOT_REFERRALS = ("draft", "entered-in-error")
+DECLINE_CODES = frozenset(DECLINE_REASONS)
 
 
 @dataclass(frozen=True)
@@ -42,98 +52,100 @@ class Derived:
 
 
 def derive(raw: Raw, settings: Settings) -> Derived:
-    tasks = raw.task_versions
-    current = tasks.sort_values("version").groupby("id").tail(1).set_index("id")
-    refs = current[current["part_of"].isna()].copy()
-    kids = current[current["part_of"].notna()].copy()
-    versions = tasks[tasks["part_of"].isna()]
-    refs["received_at"] = refs["authored_on"]
-    refs["routed_at"] = kids.groupby("part_of")["authored_on"].min()
-    for status in ("accepted", "completed"):
-        firsts = versions[versions["status"] == status].groupby("id")["last_updated"].min()
-        refs[f"{status}_at"] = firsts
+    refs, kids, versions = _tasks(raw)
+    refs["received_at"] = refs["authored_on"].fillna(refs["stored_at"])
+    refs["routed_at"] = kids.groupby("part_of")["stored_at"].min()
+    refs["accepted_at"] = pd.concat(
+        [refs["taken_up_at"], kids.groupby("part_of")["taken_up_at"].min()], axis=1
+    ).min(axis=1)
+    completed = versions[versions["status"] == "completed"].groupby("id")["last_updated"].min()
+    refs["completed_at"] = completed
     refs["rejected_reason"] = [
-        _rejected_reason(text) if status == "rejected" else None
-        for status, text in zip(refs["status"], refs["reason_text"], strict=True)
+        (code if code in REJECTED_REASONS else "no-time-bank") if status == "rejected" else None
+        for status, code in zip(refs["status"], refs["rejected_code"], strict=True)
     ]
-    refs["timebank_id"] = _timebanks(tasks, kids).reindex(refs.index)
+    refs["timebank_id"] = _timebanks(kids).reindex(refs.index)
     refs = refs.rename(columns={"tenant": "practice_id", "patient": "patient_id"})
     refs["sr_id"] = refs["focus"]
     refs["referral_id"] = refs.index
     members = _members(raw, kids)
-    valid = _net_exchanges(raw)
-    sides = _sides(valid, members)
+    sides = _sides(_net_exchanges(raw), members)
     refs = refs.join(members.set_index("referral_id")[["member_id", "enrolled_at"]])
     refs["first_exchange_on"] = sides.groupby("referral_id")["performed_on"].min()
     gifts = sides[sides["given"] > 0]
     refs["first_gift_on"] = gifts.groupby("referral_id")["performed_on"].min()
     refs["eligible"] = _eligible(raw, refs)
-    columns = [
-        "referral_id",
-        "practice_id",
-        "patient_id",
-        "sr_id",
-        "timebank_id",
-        "status",
-        "received_at",
-        "routed_at",
-        "accepted_at",
-        "first_exchange_on",
-        "completed_at",
-        "rejected_reason",
-        "member_id",
-        "enrolled_at",
-        "first_gift_on",
-        "eligible",
-    ]
-    referrals = refs[columns].reset_index(drop=True)
+    referrals = refs[COLUMNS].reset_index(drop=True)
     return Derived(
         referrals,
-        _declines(tasks, kids),
+        _declines(versions, kids),
         _activity(sides),
         sides[["referral_id", "month", "partner"]]
         .drop_duplicates()
         .rename(columns={"partner": "partner_member_id"})
         .reset_index(drop=True),
-        _scores(raw, referrals, settings),
+        _scores(raw, referrals, kids, settings),
     )
 
 
-def _rejected_reason(text: object) -> str:
-    words = str(text or "")
-    if words.startswith("SPIS could not read the patient's home postcode"):
-        return "no-address"
-    if "Consent does not permit" in words:
-        return "consent-denies"
-    return "no-time-bank"
+COLUMNS = ["referral_id", "practice_id", "patient_id", "sr_id", "timebank_id", "status",
+           "received_at", "routed_at", "accepted_at", "first_exchange_on", "completed_at",
+           "rejected_reason", "member_id", "enrolled_at", "first_gift_on", "eligible"]  # fmt: skip
 
 
-def _timebanks(tasks: pd.DataFrame, kids: pd.DataFrame) -> pd.Series:
-    """Per referral: the owner of a time bank Task ever accepted, else of the last one routed."""
-    ever = set(tasks[(tasks["status"] == "accepted") & tasks["part_of"].notna()]["id"])
-    ordered = kids.assign(took=kids.index.isin(ever)).sort_values(["took", "authored_on"])
-    return ordered.groupby("part_of")["owner"].last()
+def _tasks(raw: Raw) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The referral Tasks and their time bank Tasks as they are now (with when each was first
+    stored and first taken up), and every version of both."""
+    tasks = raw.task_versions.sort_values("version")
+    current = tasks.groupby("id").tail(1).set_index("id")
+    current["stored_at"] = tasks.groupby("id")["last_updated"].min()
+    current["taken_up_at"] = (
+        tasks[tasks["status"].isin(TAKEN_UP)].groupby("id")["last_updated"].min()
+    )
+    home = raw.patients.set_index("id")["tenant"]
+    refs = current[
+        current["part_of"].isna()
+        & ~current["status"].isin(NOT_REFERRALS)
+        & (current["tenant"] == current["patient"].map(home))
+    ].copy()
+    kids = current[current["part_of"].isin(refs.index)].copy()
+    versions = tasks[tasks["id"].isin(refs.index) | tasks["id"].isin(kids.index)]
+    return refs, kids, versions
 
 
-def _declines(tasks: pd.DataFrame, kids: pd.DataFrame) -> pd.DataFrame:
+def _timebanks(kids: pd.DataFrame) -> pd.Series:
+    """Per referral: the owner of the time bank Task taken up first, else of the last stored."""
+    kids = kids.assign(task_id=kids.index)
+    taken = kids[kids["taken_up_at"].notna()].sort_values(["taken_up_at", "task_id"])
+    last = kids.sort_values(["stored_at", "task_id"])
+    first_taken = taken.groupby("part_of")["owner"].first()
+    return first_taken.combine_first(last.groupby("part_of")["owner"].last())
+
+
+def _declines(versions: pd.DataFrame, kids: pd.DataFrame) -> pd.DataFrame:
     rejected = kids[kids["status"] == "rejected"]
-    when = tasks[tasks["status"] == "rejected"].groupby("id")["last_updated"].min()
+    when = versions[versions["status"] == "rejected"].groupby("id")["last_updated"].min()
+    reasons = [c if isinstance(c, str) and c in DECLINE_CODES else "unknown"
+               for c in rejected["decline_code"]]  # fmt: skip
     return pd.DataFrame(
         {
             "referral_id": rejected["part_of"],
             "task_id": rejected.index,
             "timebank_id": rejected["owner"],
-            "reason": rejected["decline_code"].fillna("unknown"),
+            "reason": reasons,
             "declined_at": when.reindex(rejected.index),
         }
     ).reset_index(drop=True)
 
 
 def _members(raw: Raw, kids: pd.DataFrame) -> pd.DataFrame:
-    """Referred members and the referral Task each was enrolled from (through its time bank Task)."""
-    referred = raw.members[raw.members["referral_task_id"].notna()].copy()
-    parent = kids["part_of"]
-    referred["referral_id"] = [parent.get(task, task) for task in referred["referral_task_id"]]
+    """Referred members and the referral each was enrolled from: through one of its time bank
+    Tasks, in that time bank's own ledger; the earliest enrolment should there be more."""
+    referred = raw.members[raw.members["referral_task_id"].isin(kids.index)].copy()
+    referred["referral_id"] = referred["referral_task_id"].map(kids["part_of"])
+    owner = referred["referral_task_id"].map(kids["owner"])
+    referred = referred[referred["org_id"] == owner].sort_values(["enrolled_at", "id"])
+    referred = referred.drop_duplicates("referral_id")
     return referred.rename(columns={"id": "member_id"})[
         ["member_id", "referral_id", "org_id", "enrolled_at"]
     ]
@@ -206,18 +218,30 @@ def _eligible(raw: Raw, refs: pd.DataFrame) -> pd.Series:
     )
 
 
-def _scores(raw: Raw, referrals: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+def _scores(
+    raw: Raw, referrals: pd.DataFrame, kids: pd.DataFrame, settings: Settings
+) -> pd.DataFrame:
     window = timedelta(days=settings.outcome_baseline_window_days)
     low = timedelta(weeks=settings.outcome_follow_up_min_weeks)
     high = timedelta(weeks=settings.outcome_follow_up_max_weeks)
-    srs = raw.service_requests
-    original = {i: b for i, b in zip(srs["id"], srs["based_on"], strict=True) if isinstance(b, str)}
-    obs = raw.observations[raw.observations["status"].isin(SCORE_STATUSES)].copy()
-    obs["sr_id"] = [original.get(b) or b for b in obs["based_on"]]
+    # The ServiceRequests a score may be based on: the referral's own, and its filler orders.
+    requests = pd.concat(
+        [
+            pd.DataFrame({"request": referrals["sr_id"], "referral_id": referrals["referral_id"]}),
+            pd.DataFrame({"request": kids["focus"], "referral_id": kids["part_of"]}),
+        ]
+    ).dropna()
+    obs = raw.observations[raw.observations["status"].isin(SCORE_STATUSES)]
+    obs = obs.merge(requests, left_on="based_on", right_on="request")
+    obs = obs.drop_duplicates(["id", "referral_id"])
     enrolled = referrals[referrals["enrolled_at"].notna()]
-    joined = obs.merge(enrolled, left_on=["sr_id", "patient"], right_on=["sr_id", "patient_id"])
+    joined = obs.merge(
+        enrolled, left_on=["referral_id", "patient"], right_on=["referral_id", "patient_id"]
+    )
     rows = []
-    for (referral_id, scale), group in joined.sort_values("at").groupby(["referral_id", "scale"]):
+    for (referral_id, scale), group in joined.sort_values(["at", "stored", "id"]).groupby(
+        ["referral_id", "scale"]
+    ):
         enrolled_at = group["enrolled_at"].iloc[0]
         near = group[(group["at"] - enrolled_at).abs() <= window]
         if near.empty:

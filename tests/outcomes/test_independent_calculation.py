@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
+import pandas as pd
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -18,6 +20,7 @@ from fhir_adapters import codes
 from fhir_adapters.measures import FUNNEL, Stratifier, Suppression
 from referral_service.consent.rules import Purpose, permits
 from tests.outcomes.independent import _permits_secondary_use
+from tests.outcomes.independent_compare import row_differences
 from tests.outcomes.independent_disclosure import publish, rounded
 from tests.outcomes.independent_figures import Exact
 
@@ -127,3 +130,22 @@ def test_a_statistic_follows_its_base_and_needs_eight_people() -> None:
     assert out[("accepted", S.PRACTICE, "A")].suppressed is Suppression.SECONDARY
     assert out[("days-to-acceptance", S.PRACTICE, "A")].suppressed is Suppression.SMALL_N
     assert out[("days-to-acceptance", S.PRACTICE, "B")].suppressed is Suppression.SMALL_N
+
+
+def test_row_comparison_finds_a_changed_time_a_changed_date_and_a_missing_row() -> None:
+    when = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    theirs = pd.DataFrame(
+        {"referral_id": ["a", "b"], "received_at": [when.replace(tzinfo=None), when],
+         "first_exchange_on": [date(2026, 3, 4), None], "eligible": [True, False]}
+    )  # fmt: skip
+    same = theirs.assign(received_at=pd.to_datetime([when, when], utc=True))
+    keys = {"referrals": ["referral_id"]}
+    assert row_differences({"referrals": same}, {"referrals": theirs}, keys) == []
+    moved = same.assign(received_at=same["received_at"] + pd.Timedelta(milliseconds=1))
+    later = same.assign(first_exchange_on=[date(2026, 3, 5), None])
+    for changed, column in ((moved, "received_at"), (later, "first_exchange_on")):
+        found = row_differences({"referrals": changed}, {"referrals": theirs}, keys)
+        assert len(found) >= 1
+        assert all(column in f for f in found)
+    short = row_differences({"referrals": same.iloc[:1]}, {"referrals": theirs}, keys)
+    assert short == ["referrals b: only in the product"]
