@@ -104,8 +104,8 @@ def _statistic(
     kind: FigureKind, exact: Exact, base: Published, numerator: Published | None, key: Key
 ) -> Published:
     n = exact.count
-    if n == 0:
-        return Published(None)
+    if n == 0:  # no one: nothing to report, n as its base count publishes it (0)
+        return Published(None, n=base.value)
     hidden = base.suppressed is not None or n < MIN_N
     if kind is K.SHARE:
         assert numerator is not None, key
@@ -143,32 +143,24 @@ def social_value(
     wellby_pence: int,
     cost_pence: int | None,
 ) -> dict[str, Published]:
-    """The estimate's parts in pounds, exact; hidden when a figure they rest on is hidden."""
+    """The estimate's parts in pounds, exact: hidden (inputs-suppressed) when a figure a part
+    rests on is hidden; nothing to report when there is nothing it rests on (no one took part,
+    no one has a life satisfaction pair), and then no total either; the ratio only with a cost."""
     total = (Stratifier.TOTAL, "")
-    inputs = Published(None, suppressed=Suppression.INPUTS)
-    hours_hidden = any(
-        coproduction[(code, *total)].suppressed for code in ("hours-given", "hours-received")
-    )
+    hours_cells = [coproduction[(code, *total)] for code in ("hours-given", "hours-received")]
+    change_cell = wellbeing[("ons4-life-satisfaction-change", *total)]
     minutes = coproduction_exact[("hours-given", *total)]
     change = wellbeing_exact[("ons4-life-satisfaction-change", *total)]
-    hours = (
-        inputs
-        if hours_hidden
-        else Published((minutes.given + minutes.received) / 60 * per_hour_pence / 100)
-    )
-    lifted = (
-        inputs
-        if wellbeing[("ons4-life-satisfaction-change", *total)].suppressed
-        else Published(sum(change.values) * wellby_pence / 100)
-    )
-    parts = (hours.value, lifted.value)
-    value = inputs if None in parts else Published(sum(p for p in parts if p is not None))
+    hours = _part(hours_cells, (minutes.given + minutes.received) / 60 * per_hour_pence / 100)
+    lifted = _part([change_cell], sum(change.values) * wellby_pence / 100)
+    value = _sum(hours, lifted)
     cost = Published(None if cost_pence is None else cost_pence / 100)
-    ratio = (
-        inputs
-        if value.value is None
-        else Published(None if not cost.value else value.value / cost.value)
-    )
+    if value.suppressed is not None:
+        ratio = Published(None, suppressed=Suppression.INPUTS)
+    else:
+        ratio = Published(
+            None if value.value is None or not cost.value else value.value / cost.value
+        )
     return {
         "value-of-hours": hours,
         "value-of-wellbeing": lifted,
@@ -176,6 +168,19 @@ def social_value(
         "programme-cost": cost,
         "social-return": ratio,
     }
+
+
+def _part(cells: list[Published], pounds: float) -> Published:
+    if any(c.suppressed is not None for c in cells):
+        return Published(None, suppressed=Suppression.INPUTS)
+    return Published(None if any(c.value is None for c in cells) else pounds)
+
+
+def _sum(*parts: Published) -> Published:
+    if any(p.suppressed is not None for p in parts):
+        return Published(None, suppressed=Suppression.INPUTS)
+    values = [p.value for p in parts]
+    return Published(None if None in values else sum(v for v in values if v is not None))
 
 
 def calculate(

@@ -12,9 +12,13 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fhir_adapters.measures import Report
 from referral_service.config import Settings
+from referral_service.context import Context
+from referral_service.db import unit_of_work
 from referral_service.jobs import service as jobs
 from referral_service.jobs.service import JobName
+from referral_service.organisations.models import OrgKind
 from referral_service.outcomes.models import (
     OutcomeActivity,
     OutcomeDecline,
@@ -23,6 +27,9 @@ from referral_service.outcomes.models import (
     ReferralOutcome,
 )
 from referral_service.outcomes.rebuild import rebuild as rebuild_rows
+from referral_service.outcomes.service import evaluate, set_programme_cost
+from referral_service.principal import Principal
+from tests.fixtures.systems import TestSystem
 
 
 def refresh(session_factory: sessionmaker[Session], settings: Settings) -> int:
@@ -69,3 +76,33 @@ def rows(session: Session) -> dict[str, pd.DataFrame]:
 
 def period(start: date, end: date) -> dict[str, str]:
     return {"periodStart": start.isoformat(), "periodEnd": end.isoformat()}
+
+
+def board_principal(board: TestSystem) -> Principal:
+    """The board's client as the API sees it once its token is checked."""
+    return Principal(board.client_id, board.org_id, OrgKind.HEALTHBOARD,
+                     frozenset(board.scopes.split()))  # fmt: skip
+
+
+def report(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    measure_id: str,
+    start: date,
+    end: date,
+    board: TestSystem,
+    focus: str | None = None,
+) -> Report:
+    """`outcomes.service.evaluate`, as the board, committed (it records an audit event)."""
+    with unit_of_work(sessions) as session:
+        ctx = Context(session, board_principal(board), settings)
+        return evaluate(ctx, measure_id, start, end, board.org_id, focus)
+
+
+def set_cost(
+    sessions: sessionmaker[Session], settings: Settings, board: TestSystem, start: date,
+    end: date, pence: int,
+) -> None:  # fmt: skip
+    with unit_of_work(sessions) as session:
+        ctx = Context(session, board_principal(board), settings)
+        set_programme_cost(ctx, board.org_id, start, end, pence, "test")

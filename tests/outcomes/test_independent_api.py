@@ -7,14 +7,17 @@ equal the ones derived independently, and every published cell equals the indepe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from fhir_adapters.measures import COPRODUCTION, FUNNEL, MEASURES, SOCIAL_VALUE, WELLBEING
 from tests.outcomes import independent_product as product
-from tests.outcomes.independent_compare import row_differences
+from tests.outcomes.independent_compare import compare, row_differences
 from tests.outcomes.independent_datasets import Dataset, api_dataset
+from tests.outcomes.independent_disclosure import calculate
 from tests.outcomes.independent_rows import derive
 
 
@@ -38,3 +41,31 @@ def test_the_rows_the_refresh_jobs_keep_equal_those_derived_from_the_raw_data(
     sizes = {name: len(frame) for name, frame in data.rows.items()}
     assert sizes["referrals"] == 60
     assert min(sizes.values()) > 5, sizes
+
+
+AUTUMN = (date(2026, 9, 1), date(2026, 11, 30))
+NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
+FOLLOW_UPS = (date(2027, 1, 1), date(2027, 6, 30))  # the follow-ups 8 to 26 weeks on
+REPORTS = [
+    (FUNNEL.id, AUTUMN),
+    (FUNNEL.id, NOVEMBER),
+    (COPRODUCTION.id, AUTUMN),
+    (COPRODUCTION.id, NOVEMBER),
+    (WELLBEING.id, FOLLOW_UPS),
+    (SOCIAL_VALUE.id, AUTUMN),
+]
+AT_LEAST = {FUNNEL.id: 8, COPRODUCTION.id: 6, WELLBEING.id: 4, SOCIAL_VALUE.id: 1}
+
+
+@pytest.mark.parametrize(("measure_id", "period"), REPORTS, ids=lambda v: str(v))
+def test_every_published_cell_equals_the_independent_figure(
+    data: Dataset, measure_id: str, period: tuple[date, date]
+) -> None:
+    start, end = period
+    report = product.report(data.sessions, data.settings, measure_id, start, end, data.board)
+    found, mine = calculate(
+        data.raw, data.settings, MEASURES[measure_id], data.board.org_id, start, end
+    )
+    checked = compare(report, found, mine)
+    assert checked.problems == []
+    assert checked.compared >= AT_LEAST[measure_id], (checked.compared, checked.hidden)
