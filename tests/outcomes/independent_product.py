@@ -5,14 +5,18 @@ evaluate` as the board, and `$evaluate-measure` over FHIR. Nothing here computes
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import date
 from typing import Any
 
 import pandas as pd
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fhir_adapters.measures import Report
+from fhir_adapters.measures import Cell, Report, Stratifier, Suppression
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.db import unit_of_work
@@ -29,7 +33,7 @@ from referral_service.outcomes.models import (
 from referral_service.outcomes.rebuild import rebuild as rebuild_rows
 from referral_service.outcomes.service import evaluate, set_programme_cost
 from referral_service.principal import Principal
-from tests.fixtures.systems import TestSystem
+from tests.fixtures.systems import TestSystem, bearer
 
 
 def refresh(session_factory: sessionmaker[Session], settings: Settings) -> int:
@@ -106,3 +110,57 @@ def set_cost(
     with unit_of_work(sessions) as session:
         ctx = Context(session, board_principal(board), settings)
         set_programme_cost(ctx, board.org_id, start, end, pence, "test")
+
+
+def fhir_report(
+    client: TestClient, headers: dict[str, str], measure_id: str, start: date, end: date,
+    *, csv: bool = False, subject: str | None = None,
+) -> str:  # fmt: skip
+    """`GET /fhir/Measure/<id>/$evaluate-measure` as the board: the MeasureReport JSON or CSV."""
+    params = period(start, end) | ({"subject": subject} if subject else {})
+    if csv:
+        params["_format"] = "csv"
+    answer = client.get(f"/fhir/Measure/{measure_id}/$evaluate-measure", params=params,
+                        headers=headers)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+def csv_cells(text: str) -> list[Cell]:
+    """The report's cells as the CSV gives them (assumption rows aside)."""
+    found = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["figure"].startswith("assumption:"):
+            continue
+        hidden = row["suppressed"].removeprefix("masked: ")
+        found.append(
+            Cell(
+                row["figure"],
+                Stratifier(row["stratifier"]),
+                row["stratum"],
+                row["stratum_label"],
+                _number(row["value"]),
+                _number(row["low"]),
+                _number(row["high"]),
+                int(row["n"]) if row["n"] else None,
+                Suppression(hidden) if hidden else None,
+            )
+        )
+    return found
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def fhir_totals(
+    client: TestClient, board: TestSystem, periods: dict[str, tuple[Any, date, date, str]]
+) -> dict[str, float | None]:
+    """Per named report, the total of one count figure, read off the MeasureReport's group."""
+    headers = bearer(client, board)
+    found: dict[str, float | None] = {}
+    for name, (measure, start, end, figure) in periods.items():
+        report = json.loads(fhir_report(client, headers, measure.id, start, end))
+        group = next(g for g in report["group"] if g["code"]["coding"][0]["code"] == figure)
+        found[name] = group["population"][0].get("count")
+    return found

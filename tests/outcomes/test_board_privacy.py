@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from fhir_adapters.measures import MEASURES
 from referral_service.auth.scopes import registrable
 from referral_service.config import Settings
 from referral_service.context import Context
@@ -37,11 +38,14 @@ from referral_service.errors import Invalid
 from referral_service.organisations.models import OrgKind
 from referral_service.people.models import Role
 from referral_service.principal import Principal
+from tests.fixtures.fhir import FHIR_JSON
 from tests.fixtures.systems import bearer, token_response
 from tests.fixtures.web import signed_in
 from tests.outcomes import independent_scenario as sc
 from tests.outcomes.independent import every, read_raw
 
+# What a board may read: the Measures, its reports, organisations; nothing about a person.
+AGGREGATES = {"Measure", "MeasureReport", "Organization"}
 PERSON_TYPES = (
     "Patient",
     "Task",
@@ -125,6 +129,9 @@ def urls(path: str, scene: Scene) -> Iterator[str]:
             yield from urls(path.replace("{rtype}", rtype, 1), scene)
         return
     rtype = path.split("/")[2] if path.startswith("/fhir/") else ""
+    if path.startswith("/fhir/Measure/{rid}"):
+        yield from _measure_urls(path)
+        return
     values = {
         "rid": scene.ids.get(rtype, ["1"])[:3],
         "vid": ["1"],
@@ -148,6 +155,17 @@ def urls(path: str, scene: Scene) -> Iterator[str]:
             yield from _searches(rtype, scene)
 
 
+def _measure_urls(path: str) -> Iterator[str]:
+    for measure in MEASURES:
+        url = path.replace("{rid}", measure)
+        if not url.endswith("$evaluate-measure"):
+            yield url
+            continue
+        for when in ("periodStart=2026-11-01&periodEnd=2026-11-30", "periodStart=2026"):
+            yield f"{url}?{when}"
+            yield f"{url}?{when}&_format=csv"
+
+
 def _searches(rtype: str, scene: Scene) -> Iterator[str]:
     patient = scene.ids["Patient"][0]
     yield f"/fhir/{rtype}?_id={scene.ids[rtype][0] if scene.ids[rtype] else 'x'}"
@@ -166,7 +184,7 @@ def test_a_board_is_registered_and_granted_only_aggregate_scopes(
     client: TestClient, session_factory: sessionmaker[Session], scene: Scene
 ) -> None:
     board = scene.area.board
-    assert board.scopes == "system/MeasureReport.rs system/Organization.rs"
+    assert {scope.split("/")[1].split(".")[0] for scope in board.scopes.split()} <= AGGREGATES
     for wanted in ("system/Patient.rs", "system/Task.cruds system/AuditEvent.rs"):
         with pytest.raises(Invalid, match="beyond what a healthboard may hold"):
             registrable(OrgKind.HEALTHBOARD, wanted)
@@ -174,7 +192,7 @@ def test_a_board_is_registered_and_granted_only_aggregate_scopes(
     asked = " ".join(f"system/{t}.cruds" for t in PERSON_TYPES) + " system/*.cruds"
     granted = token_response(client, board, asked)
     assert granted.status_code == 200, granted.text
-    assert granted.json()["scope"] == "system/MeasureReport.rs system/Organization.rs"
+    assert granted.json()["scope"] == board.scopes
     refused = token_response(client, board, "system/Patient.rs system/Observation.rs")
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_scope"
@@ -187,8 +205,7 @@ def test_the_boards_client_reads_nothing_about_a_person_on_any_route(
     headers = bearer(
         client,
         board,
-        " ".join(f"system/{t}.rs" for t in PERSON_TYPES)
-        + " system/MeasureReport.rs system/Organization.rs",
+        " ".join(f"system/{t}.rs" for t in PERSON_TYPES) + " " + board.scopes,
     )
     tried, wrong = 0, []
     for path in get_routes(app):
@@ -259,3 +276,45 @@ def _refused(status: int, text: str, statuses: tuple[int, ...]) -> bool:
     return status in (*statuses, 404) and '"resourceType":"OperationOutcome"' in text.replace(
         " ", ""
     )
+
+
+REFERENCE = re.compile(r"\b(Patient|Task|ServiceRequest|Observation|Procedure|Consent|"
+                       r"QuestionnaireResponse|Condition|Practitioner|RelatedPerson)/")  # fmt: skip
+NHS_LIKE = re.compile(r"\b\d{10}\b")
+
+
+def test_the_measure_reports_hold_aggregates_only(client: TestClient, scene: Scene) -> None:
+    """Every Measure's report for the board and for each of its practices and time banks, over
+    GET and POST, as JSON and as CSV: no subjectResults, no reference to a person-level
+    resource, nothing that looks like an NHS number, no id, name or alias of anyone."""
+    headers = bearer(client, scene.area.board)
+    subjects = [None] + [f"Organization/{o.org_id}"
+                         for o in (*scene.area.practices, *scene.area.timebanks)]  # fmt: skip
+    answers = []
+    for measure in MEASURES:
+        url = f"/fhir/Measure/{measure}/$evaluate-measure"
+        for subject in subjects:
+            params = {"periodStart": "2026-11-01", "periodEnd": "2026-11-30"}
+            params |= {"subject": subject} if subject else {}
+            for fmt in ({}, {"_format": "csv"}):
+                answers.append(client.get(url, params=params | fmt, headers=headers))
+            body = {"resourceType": "Parameters", "parameter": [
+                {"name": name, "valueString" if name == "subject" else "valueDate": value}
+                for name, value in params.items()]}  # fmt: skip
+            answers.append(client.post(url, json=body, headers={**headers, **FHIR_JSON}))
+    assert len(answers) == len(MEASURES) * len(subjects) * 3
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        text = answer.text
+        assert "subjectResults" not in text
+        assert REFERENCE.findall(text) == []
+        assert NHS_LIKE.findall(text) == []
+        assert leaks(text, "", scene) == []
+        if answer.headers["content-type"].startswith("application/fhir+json"):
+            report = answer.json()
+            assert report["resourceType"] == "MeasureReport"
+            assert report["type"] == "summary"
+            assert "contained" not in report
+            assert report["subject"]["reference"].startswith("Organization/")
+        else:
+            assert text.startswith("measure,figure,figure_title,stratifier,stratum")

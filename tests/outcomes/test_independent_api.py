@@ -6,14 +6,25 @@ equal the ones derived independently, and every published cell equals the indepe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from fhir_adapters.measures import COPRODUCTION, FUNNEL, MEASURES, SOCIAL_VALUE, WELLBEING
+from fhir_adapters.measures import (
+    COPRODUCTION,
+    FUNNEL,
+    MEASURES,
+    SOCIAL_VALUE,
+    WELLBEING,
+    FigureKind,
+    Stratifier,
+)
+from tests.fixtures.systems import bearer
 from tests.outcomes import independent_product as product
 from tests.outcomes.independent_compare import compare, row_differences
 from tests.outcomes.independent_datasets import Dataset, api_dataset
@@ -69,3 +80,31 @@ def test_every_published_cell_equals_the_independent_figure(
     checked = compare(report, found, mine)
     assert checked.problems == []
     assert checked.compared >= AT_LEAST[measure_id], (checked.compared, checked.hidden)
+
+
+@pytest.mark.parametrize(("measure_id", "period"), REPORTS, ids=lambda v: str(v))
+def test_the_fhir_report_and_its_csv_publish_the_independent_figures(
+    data: Dataset, measure_id: str, period: tuple[date, date]
+) -> None:
+    """Over the edge, as the board's SMART client: the CSV's cells are the independent figures,
+    and the MeasureReport's group totals are the CSV's."""
+    assert data.client is not None
+    start, end = period
+    headers = bearer(data.client, data.board)
+    text = product.fhir_report(data.client, headers, measure_id, start, end, csv=True)
+    cells = product.csv_cells(text)
+    domain = product.report(data.sessions, data.settings, measure_id, start, end, data.board)
+    found, mine = calculate(
+        data.raw, data.settings, MEASURES[measure_id], data.board.org_id, start, end
+    )
+    checked = compare(replace(domain, cells=tuple(cells)), found, mine)
+    assert checked.problems == []
+    assert checked.compared >= AT_LEAST[measure_id]
+    resource = json.loads(product.fhir_report(data.client, headers, measure_id, start, end))
+    totals = {c.figure: c for c in cells if c.stratifier is Stratifier.TOTAL}
+    for group in resource["group"]:
+        cell = totals[group["code"]["coding"][0]["code"]]
+        shown = group.get("measureScore", {}).get("value")
+        if MEASURES[measure_id].figure(cell.figure).kind is FigureKind.COUNT:
+            shown = group["population"][0].get("count")
+        assert shown == cell.value, (cell, group)
