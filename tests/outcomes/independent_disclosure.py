@@ -38,7 +38,7 @@ from referral_service.config import Settings
 from tests.outcomes import independent_figures as figures
 from tests.outcomes.independent import Raw
 from tests.outcomes.independent_figures import Exact, Figures, Key
-from tests.outcomes.independent_rows import derive
+from tests.outcomes.independent_rows import Derived, derive
 
 K = FigureKind
 PRECISION = {K.HOURS: 1, K.MEAN: 2, K.MEDIAN: 1, K.SHARE: 0, K.RATIO: 2, K.MONEY: 0}
@@ -184,15 +184,23 @@ def _sum(*parts: Published) -> Published:
 
 
 def calculate(
-    raw: Raw, settings: Settings, measure: MeasureDefinition, board_id: str, start: date, end: date
+    raw: Raw,
+    settings: Settings,
+    measure: MeasureDefinition,
+    board_id: str,
+    start: date,
+    end: date,
+    focus: str | None = None,
 ) -> tuple[Figures, dict[Key, Published]]:
-    """One Measure's exact figures and what the rules publish, from the raw data. The social
+    """One Measure's exact figures and what the rules publish, from the raw data; `focus`
+    ("Organization/<id>" of a practice or time bank) narrows it to that stratum. The social
     value has no exact figures of its own: its parts rest on the other two measures'."""
-    derived = derive(raw, settings)
+    derived = _derived(raw, settings)
     refs = figures.board_referrals(raw, derived, board_id)
+    narrow = _focus(raw, focus)
     if measure.id == SOCIAL_VALUE.id:
-        hours = figures.coproduction(refs, derived, start, end)
-        change = figures.wellbeing(refs, derived, start, end, settings)
+        hours = figures.coproduction(refs, derived, start, end, narrow)
+        change = figures.wellbeing(refs, derived, start, end, settings, narrow)
         costs = raw.costs[
             (raw.costs["board_id"] == board_id)
             & (raw.costs["period_start"] == start)
@@ -205,13 +213,35 @@ def calculate(
             change,
             settings.social_value_per_hour_pence,
             settings.wellby_value_pence,
-            None if costs.empty else int(costs["amount_pence"].iloc[0]),
+            None if costs.empty or narrow else int(costs["amount_pence"].iloc[0]),
         )
         return {}, {(code, Stratifier.TOTAL, ""): cell for code, cell in parts.items()}
     family = {
-        FUNNEL.id: lambda: figures.funnel(refs, derived, start, end),
-        COPRODUCTION.id: lambda: figures.coproduction(refs, derived, start, end),
-        WELLBEING.id: lambda: figures.wellbeing(refs, derived, start, end, settings),
+        FUNNEL.id: lambda: figures.funnel(refs, derived, start, end, narrow),
+        COPRODUCTION.id: lambda: figures.coproduction(refs, derived, start, end, narrow),
+        WELLBEING.id: lambda: figures.wellbeing(refs, derived, start, end, settings, narrow),
     }
     found = family[measure.id]()
     return found, publish(measure, found)
+
+
+_DERIVED: dict[int, tuple[Raw, Settings, Derived]] = {}
+
+
+def _derived(raw: Raw, settings: Settings) -> Derived:
+    """`derive`, once per raw data set and settings (a test module asks many reports of one)."""
+    kept = _DERIVED.get(id(raw))
+    if kept is None or kept[0] is not raw or kept[1] is not settings:
+        kept = (raw, settings, derive(raw, settings))
+        _DERIVED.clear()
+        _DERIVED[id(raw)] = kept
+    return kept[2]
+
+
+def _focus(raw: Raw, focus: str | None) -> figures.Focus:
+    if focus is None:
+        return None
+    org = raw.organisations.set_index("id").loc[focus.removeprefix("Organization/")]
+    if org["kind"] == "practice":
+        return ("practice", str(org["ods_code"]))
+    return ("timebank", focus.removeprefix("Organization/"))

@@ -42,6 +42,7 @@ class Exact:
 
 
 Figures = dict[Key, Exact]
+Focus = tuple[str, str] | None  # ("practice", ODS code) or ("timebank", organisation id)
 
 
 def board_referrals(raw: Raw, derived: Derived, board_id: str) -> pd.DataFrame:
@@ -103,7 +104,15 @@ def _values(column: str, mask: str) -> Callable[[pd.DataFrame], Exact]:
     return exact
 
 
-def funnel(refs: pd.DataFrame, derived: Derived, start: date, end: date) -> Figures:
+def _narrow(frame: pd.DataFrame, focus: Focus) -> pd.DataFrame:
+    """A report narrowed to one practice or time bank: what its stratum of the board's report
+    holds (the people whose representing referral is there; declines by that time bank)."""
+    return frame if focus is None else frame[frame[focus[0]] == focus[1]]
+
+
+def funnel(
+    refs: pd.DataFrame, derived: Derived, start: date, end: date, focus: Focus = None
+) -> Figures:
     people = _first(refs[_in(refs["received_at"], start, end)], "received_at").copy()
     people["month"] = _month(people["received_at"])
     people["is_routed"] = people["routed_at"].notna()
@@ -120,6 +129,10 @@ def funnel(refs: pd.DataFrame, derived: Derived, start: date, end: date) -> Figu
         for f, r in zip(people["first_exchange_on"], people["received_at"], strict=True)
     ]
     found: Figures = {}
+    declines = derived.declines.merge(
+        people[["referral_id", "practice", "month"]], on="referral_id"
+    ).rename(columns={"timebank_id": "timebank"})
+    people, declines = _narrow(people, focus), _narrow(declines, focus)
     frames = {S.TOTAL: people}
     masks = {
         "received": None,
@@ -134,9 +147,6 @@ def funnel(refs: pd.DataFrame, derived: Derived, start: date, end: date) -> Figu
     _figure(
         found, "rejected", rejected, FUNNEL.figure("rejected").stratifiers, _count("is_rejected")
     )
-    declines = derived.declines.merge(
-        people[["referral_id", "practice", "month"]], on="referral_id"
-    ).rename(columns={"timebank_id": "timebank"})
     _figure(found, "declined", {S.TOTAL: declines}, FUNNEL.figure("declined").stratifiers, _count())
     _figure(
         found,
@@ -161,7 +171,9 @@ def months_of(start: date, end: date) -> list[date]:
     return [d.date() for d in firsts if start <= d.date() <= end]
 
 
-def coproduction(refs: pd.DataFrame, derived: Derived, start: date, end: date) -> Figures:
+def coproduction(
+    refs: pd.DataFrame, derived: Derived, start: date, end: date, focus: Focus = None
+) -> Figures:
     months = months_of(start, end)
     rows = derived.activity[
         derived.activity["month"].isin(months) & (derived.activity["exchanges"] > 0)
@@ -178,9 +190,12 @@ def coproduction(refs: pd.DataFrame, derived: Derived, start: date, end: date) -
     person[["practice", "timebank"]] = chosen[["practice", "timebank"]]
     by_month = rows.groupby(["patient_id", "month"])[["minutes_given", "minutes_received"]].sum()
     by_month["reach"] = partners.groupby(["patient_id", "month"])["partner_member_id"].nunique()
-    by_month = by_month.reset_index()
+    by_month = by_month.reset_index().merge(person[["practice", "timebank"]], on="patient_id")
     by_month["month"] = [f"{m.year:04d}-{m.month:02d}" for m in by_month["month"]]
-    frames = {S.TOTAL: person.reset_index(), S.MONTH: by_month}
+    frames = {
+        S.TOTAL: _narrow(person.reset_index(), focus),
+        S.MONTH: _narrow(by_month, focus),
+    }
     found: Figures = {}
     strata = COPRODUCTION.figure("active-members").stratifiers
     _figure(found, "active-members", frames, strata, _count())
@@ -193,7 +208,7 @@ def coproduction(refs: pd.DataFrame, derived: Derived, start: date, end: date) -
         strata,
         lambda sub: Exact(len(sub), tuple(float(v) for v in sub["reach"])),
     )
-    _giving(found, refs, start, end)
+    _giving(found, refs, start, end, focus)
     return found
 
 
@@ -202,7 +217,7 @@ def _minutes(sub: pd.DataFrame) -> Exact:
     return Exact(len(sub), given=int(given), received=int(received))
 
 
-def _giving(found: Figures, refs: pd.DataFrame, start: date, end: date) -> None:
+def _giving(found: Figures, refs: pd.DataFrame, start: date, end: date, focus: Focus) -> None:
     enrolled = refs[refs["enrolled_at"].notna()]
     people = _first(enrolled[_in(enrolled["enrolled_at"], start, end)], "enrolled_at").copy()
     people["month"] = _month(people["enrolled_at"])
@@ -211,7 +226,7 @@ def _giving(found: Figures, refs: pd.DataFrame, start: date, end: date) -> None:
         (g - e.date()).days if pd.notna(g) else None
         for g, e in zip(people["first_gift_on"], people["enrolled_at"], strict=True)
     ]
-    frames = {S.TOTAL: people}
+    frames = {S.TOTAL: _narrow(people, focus)}
     strata = COPRODUCTION.figure("enrolled").stratifiers
     _figure(found, "enrolled", frames, strata, _count())
     _figure(found, "givers", frames, strata, _count("gave"))
@@ -220,7 +235,12 @@ def _giving(found: Figures, refs: pd.DataFrame, start: date, end: date) -> None:
 
 
 def wellbeing(
-    refs: pd.DataFrame, derived: Derived, start: date, end: date, settings: Settings
+    refs: pd.DataFrame,
+    derived: Derived,
+    start: date,
+    end: date,
+    settings: Settings,
+    focus: Focus = None,
 ) -> Figures:
     found: Figures = {}
     scores = derived.scores[derived.scores["follow_up_at"].notna()]
@@ -237,7 +257,7 @@ def wellbeing(
         people["improved"] = [r and b for r, b in zip(reached, better, strict=True)]
         people["declined"] = [r and not b for r, b in zip(reached, better, strict=True)]
         people["all"] = True
-        frames = {S.TOTAL: people}
+        frames = {S.TOTAL: _narrow(people, focus)}
         strata = WELLBEING.figure(f"{scale}-pairs").stratifiers
         _figure(found, f"{scale}-pairs", frames, strata, _count())
         _figure(found, f"{scale}-change", frames, strata, _values("change", "all"))

@@ -64,3 +64,26 @@ def test_every_published_cell_equals_the_independent_figure(
     checked = compare(report, found, mine)
     assert checked.problems == []
     assert checked.compared >= AT_LEAST[measure_id], (checked.compared, checked.hidden)
+
+
+@pytest.mark.parametrize("measure_id", [m.id for m in (FUNNEL, COPRODUCTION, WELLBEING)])
+def test_a_report_narrowed_to_a_practice_or_time_bank_equals_the_independent_figures(
+    data: Dataset, measure_id: str
+) -> None:
+    """`subject` = one of the board's practices or time banks: each such report, for the year,
+    is that stratum's figures with its own disclosure control."""
+    orgs = data.raw.organisations
+    area = orgs[(orgs["board_id"] == data.board.org_id) & orgs["kind"].isin(["practice",
+                                                                              "timebank"])]  # fmt: skip
+    assert len(area) == 9  # synth's six practices and three time banks
+    compared, problems = 0, []
+    for org_id in area["id"]:
+        focus = f"Organization/{org_id}"
+        report = product.report(data.sessions, data.settings, measure_id, *YEAR, data.board, focus)
+        found, mine = calculate(data.raw, data.settings, MEASURES[measure_id],
+                                data.board.org_id, *YEAR, focus)  # fmt: skip
+        checked = compare(report, found, mine)
+        compared += checked.compared
+        problems += [f"{focus}: {p}" for p in checked.problems]
+    assert problems == []
+    assert compared >= 9 * AT_LEAST[measure_id]
