@@ -132,6 +132,11 @@ def urls(path: str, scene: Scene) -> Iterator[str]:
     if path.startswith("/fhir/Measure/{rid}"):
         yield from _measure_urls(path)
         return
+    if path.startswith("/analyst") and not names:  # the dashboard: each measure, with a period
+        yield path
+        for measure in MEASURES:
+            yield f"{path}?measure={measure}&start=2026-11-01&end=2026-11-30"
+        return
     values = {
         "rid": scene.ids.get(rtype, ["1"])[:3],
         "vid": ["1"],
