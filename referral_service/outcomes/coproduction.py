@@ -16,14 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-from fhir_adapters.measures import COPRODUCTION, Figure, Stratifier
+from fhir_adapters.measures import COPRODUCTION, Stratifier
 from referral_service.kit.clock import as_utc
-from referral_service.outcomes.disclosure import Raw, StratumKey
-from referral_service.outcomes.report_repository import ActivityRow, EnrolmentRow
+from referral_service.outcomes.disclosure import TOTAL, Raw, StratumKey
+from referral_service.outcomes.report_repository import (
+    PARTNER_SEPARATOR,
+    ActivityRow,
+    EnrolmentRow,
+)
 from referral_service.outcomes.statistics import mean_ci, median_iqr
 from referral_service.outcomes.strata import (
+    NO_VALUE,
     Names,
     Value,
     bucket,
@@ -69,85 +74,78 @@ def period_months(start: date, end: date) -> tuple[date, date]:
 
 def raws(
     activity: Sequence[ActivityRow],
-    partners: Sequence[tuple[str, date, str]],
     enrolments: Sequence[EnrolmentRow],
     names: Names,
     focus: StratumKey | None,
 ) -> list[Raw]:
     """Every co-production figure in every stratum, exact."""
-    active = _active_groups(activity, partners, names, focus)
+    active = _active_groups(active_people(activity, names), focus)
     enrolled = [e for e in _enrolled(enrolments, names) if focus is None or focus in e.strata]
     giving = bucket(enrolled, lambda e: e.strata)
     strata = [*active, *(s for s in giving if s not in active)]
     figures = COPRODUCTION.figures
     return [
-        *tabulate([f for f in figures if f.code in _ACTIVE], active, strata, _active, names),
+        *tabulate([f for f in figures if f.code in _ACTIVE], active, strata, _taking_part, names),
         *tabulate([f for f in figures if f.code not in _ACTIVE], giving, strata, _giving, names),
     ]
 
 
-def active_people(
-    activity: Sequence[ActivityRow],
-    partners: Sequence[tuple[str, date, str]],
-    names: Names,
-) -> dict[str, tuple[tuple[StratumKey, ...], dict[date, _Month]]]:
-    """Per person: their practice and time bank strata, and their activity month by month."""
-    first = {
-        row[1]: row
-        for row in first_per_person(activity, lambda r: r[1], lambda r: (as_utc(r[4]), r[0]))
-    }
-    patient_of = {row[0]: row[1] for row in activity}
+Person = tuple[tuple[StratumKey, ...], dict[date, _Month]]
+
+
+def active_people(activity: Sequence[ActivityRow], names: Names) -> list[Person]:
+    """Each person taking part: their practice and time bank strata (from their earliest
+    referral with activity, by received time then id) and their activity month by month."""
+    first: dict[str, tuple[datetime, str, str, str | None]] = {}
     months: dict[str, dict[date, _Month]] = {}
-    for _, patient, _, _, _, month, given, received in activity:
+    for referral, patient, practice, timebank, received, month, given, got, met in activity:
+        known = first.get(patient)
+        if known is None or (received, referral) < known[:2]:
+            first[patient] = (received, referral, practice, timebank)
         entry = months.setdefault(patient, {}).setdefault(month, _Month())
         entry.given += given
-        entry.received += received
-    for referral, month, partner in partners:
-        months[patient_of[referral]][month].partners.add(partner)
-    return {
-        patient: (_strata(first[patient], names), by_month) for patient, by_month in months.items()
-    }
-
-
-def _strata(row: ActivityRow, names: Names) -> tuple[StratumKey, ...]:
-    return (
-        (Stratifier.PRACTICE, names.practice_key(row[2])),
-        (Stratifier.TIMEBANK, timebank_key(row[3])),
-    )
+        entry.received += got
+        if met:
+            entry.partners.update(met.split(PARTNER_SEPARATOR))
+    return [
+        (
+            (
+                (Stratifier.PRACTICE, names.practice_key(first[patient][2])),
+                (Stratifier.TIMEBANK, timebank_key(first[patient][3])),
+            ),
+            by_month,
+        )
+        for patient, by_month in months.items()
+    ]
 
 
 def _active_groups(
-    activity: Sequence[ActivityRow],
-    partners: Sequence[tuple[str, date, str]],
-    names: Names,
-    focus: StratumKey | None,
+    people: Sequence[Person], focus: StratumKey | None
 ) -> dict[StratumKey, list[Active]]:
-    people = [
-        (strata, by_month)
-        for strata, by_month in active_people(activity, partners, names).values()
-        if focus is None or focus in strata
-    ]
-    groups = bucket((_over(strata, by_month.values()) for strata, by_month in people), _own)
+    """The people in the total and their practice and time bank strata; person-months in the
+    month strata."""
+    groups: dict[StratumKey, list[Active]] = {TOTAL: []}
     for strata, by_month in people:
+        if focus is not None and focus not in strata:
+            continue
+        whole = _over(strata, by_month.values())
+        groups[TOTAL].append(whole)
+        for stratum in strata:
+            groups.setdefault(stratum, []).append(whole)
         for month, entry in by_month.items():
             stratum = (Stratifier.MONTH, month_key(month))
-            groups.setdefault(stratum, []).append(_over(strata, [entry]))
+            groups.setdefault(stratum, []).append(_over(strata, (entry,)))
     return groups
 
 
-def _own(person: Active) -> tuple[StratumKey, ...]:
-    return person.strata
-
-
 def _over(strata: tuple[StratumKey, ...], months: Iterable[_Month]) -> Active:
-    entries = list(months)
-    partners: set[str] = set().union(*(m.partners for m in entries))
-    return Active(
-        strata,
-        sum(m.given for m in entries),
-        sum(m.received for m in entries),
-        len(partners),
-    )
+    given = received = 0
+    partners: set[str] = set()
+    for month in months:
+        given += month.given
+        received += month.received
+        partners |= month.partners
+    return Active(strata, given, received, len(partners))
 
 
 def _enrolled(rows: Sequence[EnrolmentRow], names: Names) -> list[Enrolled]:
@@ -165,28 +163,23 @@ def _enrolled(rows: Sequence[EnrolmentRow], names: Names) -> list[Enrolled]:
     return people
 
 
-def _active(figure: Figure, people: Sequence[Active]) -> Value:
+def _taking_part(people: Sequence[Active]) -> dict[str, Value]:
     given = sum(p.given for p in people)
     received = sum(p.received for p in people)
-    if figure.code == "active-members":
-        return float(len(people)), None, None
-    if figure.code == "hours-given":
-        return given / MINUTES_PER_HOUR, None, None
-    if figure.code == "hours-received":
-        return received / MINUTES_PER_HOUR, None, None
-    if figure.code == "reciprocity":
-        return (given / received if received else None), None, None
-    found = mean_ci([float(p.reach) for p in people])
-    return (None, None, None) if found is None else found
+    return {
+        "active-members": (float(len(people)), None, None),
+        "hours-given": (given / MINUTES_PER_HOUR, None, None),
+        "hours-received": (received / MINUTES_PER_HOUR, None, None),
+        "reciprocity": (given / received if received else None, None, None),
+        "network-reach": mean_ci([float(p.reach) for p in people]) or NO_VALUE,
+    }
 
 
-def _giving(figure: Figure, people: Sequence[Enrolled]) -> Value:
-    gifts = [p.days_to_first_gift for p in people if p.days_to_first_gift is not None]
-    if figure.code == "enrolled":
-        return float(len(people)), None, None
-    if figure.code == "givers":
-        return float(len(gifts)), None, None
-    if figure.code == "gave-time":
-        return (100 * len(gifts) / len(people) if people else None), None, None
-    found = median_iqr([float(days) for days in gifts])
-    return (None, None, None) if found is None else found
+def _giving(people: Sequence[Enrolled]) -> dict[str, Value]:
+    gifts = [float(p.days_to_first_gift) for p in people if p.days_to_first_gift is not None]
+    return {
+        "enrolled": (float(len(people)), None, None),
+        "givers": (float(len(gifts)), None, None),
+        "gave-time": (100 * len(gifts) / len(people) if people else None, None, None),
+        "days-to-first-gift": median_iqr(gifts) or NO_VALUE,
+    }

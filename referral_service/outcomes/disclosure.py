@@ -1,6 +1,6 @@
 """Disclosure control: exact figures in (`Raw`), publishable `Cell`s out. Pure.
 
-The rules, applied to every report (docs/outcomes.md; the thresholds are in fhir_adapters.measures):
+The rules, applied to every cell of every report (thresholds: fhir_adapters.measures):
 
 1. Counts: 1 to 7 are suppressed (`SMALL_COUNT`); 0 is shown as 0; every other count is rounded
    to the nearest 5 (8 → 10, 12 → 10, 13 → 15).

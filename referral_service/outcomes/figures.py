@@ -64,11 +64,10 @@ def coproduction_raws(scope: Scope, *, hours_only: bool = False) -> list[Raw]:
     the social value needs)."""
     first, last = coproduction.period_months(scope.start, scope.end)
     session, board = scope.session, scope.board_id
-    activity = repository.activity(session, board, first, last) if first <= last else ()
-    partners: Sequence[tuple[str, date, str]] = ()
+    activity: Sequence[repository.ActivityRow] = ()
+    if first <= last:
+        activity = repository.activity(session, board, first, last, partners=not hours_only)
     enrolments: Sequence[repository.EnrolmentRow] = ()
-    if not hours_only and first <= last:
-        partners = [(p[0], p[1], p[2]) for p in repository.partners(session, board, first, last)]
     if not hours_only:
         enrolments = repository.enrolments(session, board, scope.since, scope.until)
     found = names(
@@ -76,7 +75,7 @@ def coproduction_raws(scope: Scope, *, hours_only: bool = False) -> list[Raw]:
         [*(row[2] for row in activity), *(row[2] for row in enrolments)],
         [*(row[3] for row in activity), *(row[3] for row in enrolments)],
     )
-    return coproduction.raws(activity, partners, enrolments, found, scope.focus)
+    return coproduction.raws(activity, enrolments, found, scope.focus)
 
 
 def wellbeing_raws(scope: Scope, scales: Sequence[str] = wellbeing_change.SCALE_CODES) -> list[Raw]:

@@ -11,20 +11,20 @@ declining time bank's stratum and the decline reason's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from fhir_adapters.measures import FUNNEL, REJECTED_REASONS, Figure, Stratifier
+from fhir_adapters.measures import FUNNEL, REJECTED_REASONS, Stratifier
 from referral_service.kit.clock import as_utc
 from referral_service.outcomes.disclosure import Raw, StratumKey
 from referral_service.outcomes.report_repository import ReferralRow
 from referral_service.outcomes.statistics import median_iqr
 from referral_service.outcomes.strata import (
+    NO_VALUE,
     Names,
     Value,
     bucket,
-    count,
     first_per_person,
     month_key,
     tabulate,
@@ -72,8 +72,8 @@ def raws(
     strata = [*groups, *(s for s in decline_groups if s not in groups)]
     person_figures = [f for f in FUNNEL.figures if f.code != "declined"]
     return [
-        *tabulate(person_figures, groups, strata, _compute, names),
-        *tabulate([FUNNEL.figure("declined")], decline_groups, strata, _count_declines, names),
+        *tabulate(person_figures, groups, strata, _summarise, names),
+        *tabulate([FUNNEL.figure("declined")], decline_groups, strata, _summarise_declines, names),
     ]
 
 
@@ -115,29 +115,33 @@ def _decline_strata(
     return practice, (Stratifier.TIMEBANK, timebank), month, (Stratifier.REASON, reason)
 
 
-_COUNTS: dict[str, Callable[[Person], bool]] = {
-    "received": lambda p: True,
-    "routed": lambda p: p.routed,
-    "accepted": lambda p: p.days_to_acceptance is not None,
-    "first-exchange": lambda p: p.days_to_first_exchange is not None,
-    "completed": lambda p: p.completed,
-    "rejected": lambda p: p.rejected,
-}
+def _summarise(people: Sequence[Person]) -> dict[str, Value]:
+    routed = completed = rejected = 0
+    to_acceptance: list[float] = []
+    to_first_exchange: list[float] = []
+    for p in people:
+        routed += p.routed
+        completed += p.completed
+        rejected += p.rejected
+        if p.days_to_acceptance is not None:
+            to_acceptance.append(p.days_to_acceptance)
+        if p.days_to_first_exchange is not None:
+            to_first_exchange.append(p.days_to_first_exchange)
+    return {
+        "received": _count(len(people)),
+        "routed": _count(routed),
+        "accepted": _count(len(to_acceptance)),
+        "first-exchange": _count(len(to_first_exchange)),
+        "completed": _count(completed),
+        "rejected": _count(rejected),
+        "days-to-acceptance": median_iqr(to_acceptance) or NO_VALUE,
+        "days-to-first-exchange": median_iqr(to_first_exchange) or NO_VALUE,
+    }
 
 
-def _compute(figure: Figure, people: Sequence[Person]) -> Value:
-    if figure.code in _COUNTS:
-        test = _COUNTS[figure.code]
-        return float(sum(1 for p in people if test(p))), None, None
-    if figure.code == "days-to-acceptance":
-        values: list[float] = [
-            p.days_to_acceptance for p in people if p.days_to_acceptance is not None
-        ]
-    else:
-        values = [p.days_to_first_exchange for p in people if p.days_to_first_exchange is not None]
-    found = median_iqr(values)
-    return (None, None, None) if found is None else found
+def _summarise_declines(declines: Sequence[Decline]) -> dict[str, Value]:
+    return {"declined": _count(len(declines))}
 
 
-def _count_declines(figure: Figure, declines: Sequence[Decline]) -> Value:
-    return count(declines)
+def _count(number: int) -> Value:
+    return float(number), None, None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Row, case, select
+from sqlalchemy import ColumnElement, Row, String, case, func, null, select, type_coerce
 from sqlalchemy.orm import Session
 
 from referral_service.kit.clock import utcnow
@@ -84,57 +84,44 @@ def declines(
     return session.execute(query).all()
 
 
-ActivityRow = Row[str, str, str, str | None, datetime, date, int, int]
+ActivityRow = Row[str, str, str, str | None, datetime, date, int, int, str | None]
+PARTNER_SEPARATOR = ","  # between partner member ids (uuids) in an activity row
 
 
 def activity(
-    session: Session, board_id: str, first_month: date, last_month: date
+    session: Session, board_id: str, first_month: date, last_month: date, *, partners: bool = True
 ) -> Sequence[ActivityRow]:
     """Monthly activity with at least one exchange, months in [first, last] (ix_outcome_activity_
-    month): referral, patient, practice, time bank, received, month, minutes given, received."""
+    month): referral, patient, practice, time bank, received, month, minutes given, received, and
+    with `partners` that month's exchange partners, joined by PARTNER_SEPARATOR (looked up by the
+    partner primary key, referral and month, for the board's rows only)."""
+    P, A = OutcomePartner, OutcomeActivity
+    met = (
+        select(func.aggregate_strings(P.partner_member_id, PARTNER_SEPARATOR))
+        .where(P.referral_id == A.referral_id, P.month == A.month)
+        .scalar_subquery()
+        if partners
+        else null()
+    )
     query = (
         select(
-            OutcomeActivity.referral_id,
+            A.referral_id,
             R.patient_id,
             R.practice_id,
             R.timebank_id,
             R.received_at,
-            OutcomeActivity.month,
-            OutcomeActivity.minutes_given,
-            OutcomeActivity.minutes_received,
+            A.month,
+            A.minutes_given,
+            A.minutes_received,
+            type_coerce(met, String),
         )
-        .join(R, R.referral_id == OutcomeActivity.referral_id)
+        .join(R, R.referral_id == A.referral_id)
         .join(Organisation, _PRACTICE)
         .where(
             *_board(board_id),
-            OutcomeActivity.month >= first_month,
-            OutcomeActivity.month <= last_month,
-            OutcomeActivity.exchanges > 0,
-        )
-    )
-    return session.execute(query).all()
-
-
-def partners(
-    session: Session, board_id: str, first_month: date, last_month: date
-) -> Sequence[Row[str, date, str]]:
-    """Exchange partners per referral and month, for the months of `activity`: referral, month,
-    partner member. Driven by the activity rows (their month index), then the partner primary
-    key (referral, month, partner)."""
-    query = (
-        select(OutcomePartner.referral_id, OutcomePartner.month, OutcomePartner.partner_member_id)
-        .join(
-            OutcomeActivity,
-            (OutcomeActivity.referral_id == OutcomePartner.referral_id)
-            & (OutcomeActivity.month == OutcomePartner.month),
-        )
-        .join(R, R.referral_id == OutcomeActivity.referral_id)
-        .join(Organisation, _PRACTICE)
-        .where(
-            *_board(board_id),
-            OutcomeActivity.month >= first_month,
-            OutcomeActivity.month <= last_month,
-            OutcomeActivity.exchanges > 0,
+            A.month >= first_month,
+            A.month <= last_month,
+            A.exchanges > 0,
         )
     )
     return session.execute(query).all()

@@ -1,7 +1,7 @@
 """The statistics a report publishes, and the precision each is published at. Pure.
 
 - Mean with a 95% confidence interval: the t distribution with n − 1 degrees of freedom and the
-  sample standard deviation (ddof = 1), as `scipy.stats.t.interval(0.95, n - 1, loc=mean,
+  sample standard deviation (ddof = 1, two-pass, `math.fsum`), as `scipy.stats.t.interval(0.95, n - 1, loc=mean,
   scale=sd / sqrt(n))` computes it. The standard interval is cached per degrees of freedom and
   scaled the way scipy scales it (`a * scale + loc`), so the bounds are scipy's to the last bit.
 - Median and interquartile range: `statistics.quantiles(values, n=4, method="inclusive")` (the
@@ -58,7 +58,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]
     mean = math.fsum(values) / n
     if n == 1:
         return mean, None, None
-    sd = statistics.stdev(values, xbar=mean)
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
     if sd == 0:
         return mean, mean, mean
     a, b = _standard_interval(n - 1)

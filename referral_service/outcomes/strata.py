@@ -26,7 +26,9 @@ U = TypeVar("U")
 # A figure's exact value in one stratum: (value, low, high); value None when there is nothing to
 # compute it from.
 Value = tuple[float | None, float | None, float | None]
-Compute = Callable[[Figure, Sequence[U]], Value]
+NO_VALUE: Value = (None, None, None)
+# All of a family's figures over the units of one stratum, by figure code (one pass each).
+Summarise = Callable[[Sequence[U]], Mapping[str, Value]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,7 @@ class Names:
 
 
 def month_key(day: date) -> str:
-    return f"{day:%Y-%m}"
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 def month_label(key: str) -> str:
@@ -88,26 +90,26 @@ def tabulate(
     figures: Sequence[Figure],
     groups: Mapping[StratumKey, Sequence[U]],
     strata: Iterable[StratumKey],
-    compute: Compute[U],
+    summarise: Summarise[U],
     names: Names,
 ) -> list[Raw]:
-    """Each figure in each of `strata` its stratifiers include (the total always), computed over
-    the units `groups` holds there (none: the figure over no one). A figure's reason strata are
-    its own groups' (a rejection reason is no stratum of the declines)."""
+    """Each figure in each of `strata` its stratifiers include (the total always), from the
+    units `groups` holds there (none: the figures over no one). A family's reason strata are its
+    own groups' (a rejection reason is no stratum of the declines)."""
     shared = [TOTAL, *(s for s in strata if s[0] is not Stratifier.REASON and s != TOTAL)]
     reasons = [s for s in groups if s[0] is Stratifier.REASON]
     raws: list[Raw] = []
-    for figure in figures:
-        wanted = (*figure.stratifiers, Stratifier.TOTAL)
-        for stratum in (*shared, *reasons):
-            if stratum[0] in wanted:
-                value, low, high = compute(figure, groups.get(stratum, ()))
-                raws.append(Raw(figure.code, *stratum, names.label(stratum), value, low, high))
+    for stratum in (*shared, *reasons):
+        stratifier, key = stratum
+        wanted = [
+            f for f in figures if stratifier is Stratifier.TOTAL or stratifier in f.stratifiers
+        ]
+        if not wanted:
+            continue
+        values, label = summarise(groups.get(stratum, ())), names.label(stratum)
+        for figure in wanted:
+            raws.append(Raw(figure.code, stratifier, key, label, *values[figure.code]))
     return raws
-
-
-def count(units: Sequence[object]) -> Value:
-    return float(len(units)), None, None
 
 
 T = TypeVar("T")

@@ -14,8 +14,9 @@ way. Strata: the referral's practice and time bank, and the month of the follow-
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import NamedTuple
 
 from fhir_adapters.measures import SCALES, WELLBEING, Figure, Stratifier
 from referral_service.kit.clock import as_utc
@@ -23,10 +24,10 @@ from referral_service.outcomes.disclosure import Raw, StratumKey
 from referral_service.outcomes.report_repository import ScoreRow
 from referral_service.outcomes.statistics import mean_ci
 from referral_service.outcomes.strata import (
+    NO_VALUE,
     Names,
     Value,
     bucket,
-    first_per_person,
     month_key,
     tabulate,
     timebank_key,
@@ -36,34 +37,45 @@ HIGHER_IS_BETTER = {code: better for code, _, better in SCALES}
 SCALE_CODES = tuple(HIGHER_IS_BETTER)
 
 
-@dataclass(frozen=True, slots=True)
-class Pair:
+class Pair(NamedTuple):
     strata: tuple[StratumKey, ...]
     change: float
     improved: bool
     declined: bool
 
 
-def pairs(rows: Sequence[ScoreRow], scale: str, threshold: float, names: Names) -> list[Pair]:
-    """One pair per person for `scale` (rows of other scales are left out)."""
-    better = 1 if HIGHER_IS_BETTER[scale] else -1
-    candidates: list[tuple[datetime, str, str, Pair]] = []
-    for referral, patient, practice, timebank, of, baseline, baseline_at, after, when in rows:
-        if of != scale or after is None or when is None:
+def pairs(
+    rows: Sequence[ScoreRow], thresholds: Mapping[str, float], names: Names
+) -> dict[str, list[Pair]]:
+    """One pair per person and scale, by scale: the person's first by baseline time (then
+    referral id). Strata are built once per practice, time bank and month (this runs per row)."""
+    first: dict[tuple[str, str], tuple[tuple[datetime, str], Pair]] = {}
+    strata_of: dict[tuple[str, str | None, int, int], tuple[StratumKey, ...]] = {}
+    for referral, patient, practice, timebank, scale, baseline, baseline_at, after, when in rows:
+        if after is None or when is None:
             continue
+        rank = (baseline_at, referral)
+        known = first.get((scale, patient))
+        if known is not None and known[0] <= rank:
+            continue
+        day = as_utc(when)
+        where = (practice, timebank, day.year, day.month)
+        strata = strata_of.get(where)
+        if strata is None:
+            strata = strata_of[where] = (
+                (Stratifier.PRACTICE, names.practice_key(practice)),
+                (Stratifier.TIMEBANK, timebank_key(timebank)),
+                (Stratifier.MONTH, month_key(day.date())),
+            )
         change = after - baseline
-        meaningful = round(abs(change), 6) >= threshold
-        strata = (
-            (Stratifier.PRACTICE, names.practice_key(practice)),
-            (Stratifier.TIMEBANK, timebank_key(timebank)),
-            (Stratifier.MONTH, month_key(as_utc(when).date())),
-        )
-        pair = Pair(
-            strata, change, meaningful and change * better > 0, meaningful and change * better < 0
-        )
-        candidates.append((as_utc(baseline_at), referral, patient, pair))
-    chosen = first_per_person(candidates, lambda c: c[2], lambda c: (c[0], c[1]))
-    return [pair for *_, pair in chosen]
+        better = change if HIGHER_IS_BETTER[scale] else -change
+        meaningful = round(abs(change), 6) >= thresholds[scale]
+        pair = Pair(strata, change, meaningful and better > 0, meaningful and better < 0)
+        first[(scale, patient)] = (rank, pair)
+    by_scale: dict[str, list[Pair]] = {}
+    for (scale, _), (_, pair) in first.items():
+        by_scale.setdefault(scale, []).append(pair)
+    return by_scale
 
 
 def raws(
@@ -74,19 +86,18 @@ def raws(
     scales: Sequence[str] = SCALE_CODES,
 ) -> list[Raw]:
     """Every figure of `scales` in every stratum, exact; each scale has the strata of all."""
+    by_scale = pairs(rows, thresholds, names)
     groups: dict[str, dict[StratumKey, list[Pair]]] = {}
     for scale in scales:
-        found = [
-            p
-            for p in pairs(rows, scale, thresholds[scale], names)
-            if focus is None or focus in p.strata
-        ]
+        found = [p for p in by_scale.get(scale, ()) if focus is None or focus in p.strata]
         groups[scale] = bucket(found, lambda p: p.strata)
     strata = list(dict.fromkeys(s for by_stratum in groups.values() for s in by_stratum))
     return [
         raw
         for scale in scales
-        for raw in tabulate(_figures(scale), groups[scale], strata, _compute, names)
+        for raw in tabulate(
+            _figures(scale), groups[scale], strata, partial(_summarise, scale), names
+        )
     ]
 
 
@@ -94,18 +105,15 @@ def _figures(scale: str) -> list[Figure]:
     return [f for f in WELLBEING.figures if f.code.startswith(f"{scale}-")]
 
 
-def _compute(figure: Figure, people: Sequence[Pair]) -> Value:
-    suffix = figure.code.rpartition("-")[2]
+def _summarise(scale: str, people: Sequence[Pair]) -> dict[str, Value]:
+    n = len(people)
     improved = sum(1 for p in people if p.improved)
     declined = sum(1 for p in people if p.declined)
-    if figure.code.endswith("-pairs"):
-        return float(len(people)), None, None
-    if figure.code.endswith("-improved-count"):
-        return float(improved), None, None
-    if figure.code.endswith("-declined-count"):
-        return float(declined), None, None
-    if suffix in ("improved", "declined"):
-        share = improved if suffix == "improved" else declined
-        return (100 * share / len(people) if people else None), None, None
-    found = mean_ci([p.change for p in people])
-    return (None, None, None) if found is None else found
+    return {
+        f"{scale}-pairs": (float(n), None, None),
+        f"{scale}-change": mean_ci([p.change for p in people]) or NO_VALUE,
+        f"{scale}-improved": (100 * improved / n if n else None, None, None),
+        f"{scale}-improved-count": (float(improved), None, None),
+        f"{scale}-declined": (100 * declined / n if n else None, None, None),
+        f"{scale}-declined-count": (float(declined), None, None),
+    }
