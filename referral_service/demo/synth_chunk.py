@@ -57,7 +57,7 @@ class Loader:
         for i, tb in enumerate(self.area.timebanks):
             count = self.volunteer_counts[i]
             self.volunteer_ids[i] = synth_ledger.volunteers(
-                session, self.key, tb.id, count, self.clock.start
+                session, self.key, i, tb.id, count, self.clock.start
             )
         return sum(self.volunteer_counts.values())
 
