@@ -187,6 +187,14 @@ REFERRAL_REASONS: Final[dict[str, str]] = {
     REASON_SOCIAL_ISOLATION: "Social isolation",
 }
 
+# Why SPIS itself rejected a referral Task (no time bank could be given it), coded on its
+# statusReason beside the text the GP reads; system and displays: measures.REJECTED_REASON_SYSTEM,
+# measures.REJECTED_REASONS. A rejected referral stored before the code existed counts as
+# NO_TIME_BANK in reports.
+REJECTED_NO_ADDRESS: Final = "no-address"
+REJECTED_NO_TIME_BANK: Final = "no-time-bank"
+REJECTED_CONSENT_DENIES: Final = "consent-denies"
+
 # Why a time bank declines a referral (Task.statusReason of a `rejected` time bank Task). The
 # displays are written for the GP, who reads them on the referral Task.
 DECLINE_REASON_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/decline-reason"

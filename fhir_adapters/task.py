@@ -9,6 +9,7 @@ from typing import Any
 
 from fhir_adapters import codes
 from fhir_adapters.codes import TaskStatus
+from fhir_adapters.measures import REJECTED_REASON_SYSTEM, REJECTED_REASONS
 
 
 def referral_task(
@@ -118,11 +119,27 @@ def cancelled(task: dict[str, Any], reason: str) -> dict[str, Any]:
     return ended
 
 
-def rejected(task: dict[str, Any], reason: str) -> dict[str, Any]:
-    """The referral Task no time bank could take: the routing businessStatus no longer holds."""
+def rejected(task: dict[str, Any], reason: str, code: str | None = None) -> dict[str, Any]:
+    """The referral Task no time bank could take: the routing businessStatus no longer holds.
+    `code` (a REJECTED_REASONS key) says why in a form reports can count; the text, for the GP,
+    says it in full. KeyError for a code not in REJECTED_REASONS."""
     ended = {key: value for key, value in task.items() if key != "businessStatus"}
     set_status(ended, TaskStatus.REJECTED, reason)
+    if code is not None:
+        coding = {"system": REJECTED_REASON_SYSTEM, "code": code, "display": REJECTED_REASONS[code]}
+        ended["statusReason"] = {"coding": [coding], **ended["statusReason"]}
     return ended
+
+
+def reason_code(task: dict[str, Any], system: str) -> str | None:
+    """The code of `system` in the Task's statusReason (a decline or rejection reason), or None."""
+    reason = task.get("statusReason")
+    codings = reason.get("coding") if isinstance(reason, dict) else None
+    for coding in codings if isinstance(codings, list) else []:
+        if isinstance(coding, dict) and coding.get("system") == system:
+            code = coding.get("code")
+            return code if isinstance(code, str) and code else None
+    return None
 
 
 def status_reason(task: dict[str, Any]) -> str | None:

@@ -17,7 +17,9 @@ permits stop at once:
   that time bank's open Task is cancelled with a reason and its access ends; a referral still
   waiting for an answer goes to the next time bank, one already taken up is cancelled;
 - share-back withdrawn: the practice loses its grants on what time banks recorded about the
-  patient (activities, hours, scores); given again if a later Consent permits it.
+  patient (activities, hours, scores); given again if a later Consent permits it;
+- secondary use withdrawn (or a national data opt-out set on the Patient): the person's outcome
+  rows are marked ineligible at once, so no later health board report counts them.
 
 This lives with the referrals, not in `consent`: consent only decides (`decide`), and the package
 that owns the Tasks acts on the answer, so the imports run referrals → routing → consent.
@@ -34,6 +36,7 @@ from referral_service.consent.rules import Purpose
 from referral_service.consent.service import decide
 from referral_service.context import Context
 from referral_service.kit.refs import OrgId, Ref, ResourceId, id_of
+from referral_service.outcomes import eligibility
 from referral_service.referrals.status import can_move
 from referral_service.routing import service as routing
 from referral_service.store import repository as store
@@ -175,6 +178,15 @@ def apply_consent_change(system: Context, tenant: OrgId, patient_ref: str) -> No
                 store.grant(system.session, row.id, [tenant])
             else:
                 store.revoke(system.session, row.id, tenant)
+    eligibility.after_consent_change(system, tenant, patient_ref)
+
+
+def after_patient_update(ctx: Context, tenant: OrgId, patient: dict[str, Any]) -> None:
+    """A practice updated its Patient: a national data opt-out now set takes the person out of
+    every later health board report at once (`outcomes.eligibility`)."""
+    eligibility.after_patient_update(
+        routing.system_context(ctx.session, ctx.settings), tenant, patient
+    )
 
 
 def _stop_referrals(system: Context, tenant: OrgId, patient_ref: str) -> None:

@@ -37,6 +37,8 @@ def _write(intake: Intake, target: Target) -> Outcome:
             lifecycle.after_task_update(ctx, old, entry.resource)
         elif entry.rtype == "Consent":
             _consent_changed(ctx, OrgId(target.existing.org_id), entry.resource)
+        elif entry.rtype == "Patient":
+            lifecycle.after_patient_update(ctx, OrgId(target.existing.org_id), entry.resource)
         return outcome
     rid = id_of(target.ref)
     if target.ref in intake.scored:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from fhir_adapters import codes
 from fhir_adapters import referral as fhir_referral
 from fhir_adapters import task as fhir_task
 from fhir_adapters.codes import ENDED_TASK_STATUSES, OPEN_TASK_STATUSES
@@ -83,7 +84,9 @@ def route(ctx: Context, referral_task_id: ResourceId) -> ResourceId | None:
             continue
         if _spare(ctx, candidate.org_id, lock=True) > 0:
             return _assign(ctx, row, task, sr_ref, sr, patient_ref, candidate)
-    _reject(ctx, row, task, _no_one_reason(district, kids, refused))
+    _reject(
+        ctx, row, task, _no_one_code(district, refused), _no_one_reason(district, kids, refused)
+    )
     return None
 
 
@@ -191,8 +194,18 @@ def _still_with(ctx: Context, owner: OrgId, patient_ref: str, except_task: str) 
     )
 
 
-def _reject(ctx: Context, row: StoredResource, task: dict[str, Any], reason: str) -> None:
-    resources.update(ctx, row, fhir_task.rejected(task, reason))
+def _reject(
+    ctx: Context, row: StoredResource, task: dict[str, Any], code: str, reason: str
+) -> None:
+    resources.update(ctx, row, fhir_task.rejected(task, reason, code))
+
+
+def _no_one_code(district: str | None, refused: int) -> str:
+    """Why no time bank, as a code reports count: the address, the Consent (it ruled out a time
+    bank that could have taken the referral), or no time bank with room."""
+    if district is None:
+        return codes.REJECTED_NO_ADDRESS
+    return codes.REJECTED_CONSENT_DENIES if refused else codes.REJECTED_NO_TIME_BANK
 
 
 def _no_one_reason(

@@ -16,6 +16,7 @@ from referral_service.jobs import service as jobs
 from referral_service.jobs.producer import Producer
 from referral_service.jobs.service import JobName
 from referral_service.keys import service as _key_handlers  # noqa: F401 - registers handlers
+from referral_service.outcomes import refresh as _outcome_handlers  # noqa: F401 - handler, triggers
 from referral_service.routing import service as _routing_handlers  # noqa: F401 - registers handlers
 from referral_service.routing import sla
 from workers.app import app, settings
@@ -52,6 +53,11 @@ def route_referral(self: Task, job_id: str) -> None:
 
 @app.task(name=JobName.REENCRYPT.value, bind=True)
 def reencrypt(self: Task, job_id: str) -> None:
+    _run(self, job_id)
+
+
+@app.task(name=JobName.REFRESH_OUTCOMES.value, bind=True)
+def refresh_outcomes(self: Task, job_id: str) -> None:
     _run(self, job_id)
 
 
