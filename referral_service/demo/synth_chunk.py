@@ -24,6 +24,7 @@ from referral_service.demo.synth_task import Record, referral_task
 from referral_service.fhir.bundles import entries_of
 from referral_service.ledger import repository as ledger
 from referral_service.ledger.models import Member
+from referral_service.outcomes import triggers
 from referral_service.referrals import repository as referrals
 from referral_service.referrals import submissions
 from referral_service.referrals.models import Submission
@@ -54,6 +55,10 @@ class Loader:
         }
 
     def volunteers(self, session: Session) -> int:
+        with triggers.paused(session):
+            return self._volunteers(session)
+
+    def _volunteers(self, session: Session) -> int:
         for i, tb in enumerate(self.area.timebanks):
             count = self.volunteer_counts[i]
             self.volunteer_ids[i] = synth_ledger.volunteers(
@@ -65,6 +70,12 @@ class Loader:
         return dict(self.taken)
 
     def chunk(self, ctx: Context, number: int, plans: list[Plan]) -> int:
+        """Write the chunk; the outcome rows are rebuilt once the load is done (no refresh jobs
+        are queued meanwhile)."""
+        with triggers.paused(ctx.session):
+            return self._chunk(ctx, number, plans)
+
+    def _chunk(self, ctx: Context, number: int, plans: list[Plan]) -> int:
         writer = BulkWriter(ctx)
 
         def emit(resource: BulkResource) -> None:

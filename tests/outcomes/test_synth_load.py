@@ -92,12 +92,18 @@ def test_the_load_has_what_was_asked_for(loaded: Loaded) -> None:
         versions = session.execute(text("SELECT count(*) FROM resource_version")).scalar_one()
         current = session.execute(text("SELECT sum(version_id) FROM resource")).scalar_one()
         submissions = session.scalar(select(text("count(*)")).select_from(Submission))
+        jobs = session.execute(text("SELECT count(*) FROM job")).scalar_one()
+        audited = session.execute(text("SELECT DISTINCT kind FROM audit_event")).scalars().all()
+        outcome_rows = session.execute(text("SELECT count(*) FROM outcome_referral")).scalar_one()
     assert stored == Counter(summary["resources"])
     assert stored["Observation"] == round(25.0 * 160)  # the exchanges are sized to hit it
     assert stored["Consent"] == 160 == submissions == summary["referrals"]
     assert 140 <= stored["Patient"] <= 160  # some people are referred twice
     assert versions == current  # every version of every resource is kept
-    assert summary["audit_events"] == 0
+    assert jobs == 0  # nothing queued: the rows were rebuilt at the end instead
+    assert outcome_rows == 160
+    assert set(audited) <= {"consent-decision"}  # the rebuild's decisions; no synthetic history
+    assert summary["outcome_rows_referrals"] == 160
     assert {p["ods"][0] for p in summary["practices"]} == {"Y"}
     assert len(summary["practices"]) == 3
     tasks = loaded.bodies("Task")
