@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import date
 
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
@@ -282,6 +283,30 @@ def record_consent_decision(
         purpose=purpose or FLOW_PURPOSE.get(flow),
         outcome=Outcome.SUCCESS if permitted else Outcome.MINOR_FAILURE,
         detail=f"{verdict} {flow}: {reason}" if reason else f"{verdict} {flow}",
+    )
+
+
+def record_report(
+    ctx: Context,
+    *,
+    board_id: str,
+    measure: str,
+    period_start: date,
+    period_end: date,
+    focus: str | None,
+) -> None:
+    """A health board's outcome report pulled: who (the actor), which board (the tenant), which
+    measure, period and focus. Aggregates after disclosure control, so no patient; an export of
+    data out of SPIS for healthcare operations (HOPERAT) whoever pulls it."""
+    record(
+        ctx.session,
+        ctx.principal,
+        kind=Kind.EXPORT,
+        action=Action.EXECUTE,
+        entities=[f"Organization/{board_id}", f"Measure/{measure}", *([focus] if focus else [])],
+        tenant=board_id,
+        purpose=FLOW_PURPOSE["secondary-use"],
+        detail=f"outcome report {measure} {period_start.isoformat()}..{period_end.isoformat()}",
     )
 
 

@@ -1,0 +1,231 @@
+"""Every query a report makes: the outcome rows of one board's practices and one period, and the
+programme costs boards enter.
+
+A board's rows are the referrals made by practices whose `organisation.board_id` is the board,
+read when the report runs (a practice moved to another board takes its referrals with it); only
+`eligible` rows (secondary use permitted, no national opt-out). One query per family of figures,
+each driven by an index of models.py, selecting the columns the figures need as plain tuples: no
+ORM objects, no resource bodies, no ledger tables. Datetime bounds are half-open: [start, end);
+months are first days, both bounds included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, Row, case, select
+from sqlalchemy.orm import Session
+
+from referral_service.kit.clock import utcnow
+from referral_service.organisations.models import Organisation
+from referral_service.outcomes.models import (
+    OutcomeActivity,
+    OutcomeDecline,
+    OutcomePartner,
+    OutcomeScore,
+    ProgrammeCost,
+    ReferralOutcome,
+)
+
+R = ReferralOutcome
+_PRACTICE = Organisation.id == R.practice_id
+REJECTED = "rejected"  # the referral Task status of a referral no time bank could take
+
+
+def _board(board_id: str) -> tuple[ColumnElement[bool], ...]:
+    """Eligible referrals of the board's practices (joined on `_PRACTICE`), as the area is now."""
+    return Organisation.board_id == board_id, R.eligible.is_(True)
+
+
+ReferralRow = Row[
+    str, str, str, str | None, datetime, datetime | None, datetime | None, date | None,
+    datetime | None, str | None,
+]  # fmt: skip
+
+
+def referrals_received(
+    session: Session, board_id: str, start: datetime, end: datetime
+) -> Sequence[ReferralRow]:
+    """The funnel's rows: referrals received in [start, end) (ix_outcome_referral_practice_received):
+    id, patient, practice, time bank, received, routed, accepted, first exchange, completed, and
+    the reason SPIS gave when the referral is `rejected` (None otherwise)."""
+    rejected = case((R.status == REJECTED, R.rejected_reason), else_=None)
+    query = (
+        select(
+            R.referral_id,
+            R.patient_id,
+            R.practice_id,
+            R.timebank_id,
+            R.received_at,
+            R.routed_at,
+            R.accepted_at,
+            R.first_exchange_on,
+            R.completed_at,
+            rejected,
+        )
+        .join(Organisation, _PRACTICE)
+        .where(*_board(board_id), R.received_at >= start, R.received_at < end)
+    )
+    return session.execute(query).all()
+
+
+def declines(
+    session: Session, board_id: str, start: datetime, end: datetime
+) -> Sequence[Row[str, str, str]]:
+    """Time banks' declines of the referrals received in [start, end): referral, declining time
+    bank, reason."""
+    query = (
+        select(OutcomeDecline.referral_id, OutcomeDecline.timebank_id, OutcomeDecline.reason)
+        .join(R, R.referral_id == OutcomeDecline.referral_id)
+        .join(Organisation, _PRACTICE)
+        .where(*_board(board_id), R.received_at >= start, R.received_at < end)
+    )
+    return session.execute(query).all()
+
+
+ActivityRow = Row[str, str, str, str | None, datetime, date, int, int]
+
+
+def activity(
+    session: Session, board_id: str, first_month: date, last_month: date
+) -> Sequence[ActivityRow]:
+    """Monthly activity with at least one exchange, months in [first, last] (ix_outcome_activity_
+    month): referral, patient, practice, time bank, received, month, minutes given, received."""
+    query = (
+        select(
+            OutcomeActivity.referral_id,
+            R.patient_id,
+            R.practice_id,
+            R.timebank_id,
+            R.received_at,
+            OutcomeActivity.month,
+            OutcomeActivity.minutes_given,
+            OutcomeActivity.minutes_received,
+        )
+        .join(R, R.referral_id == OutcomeActivity.referral_id)
+        .join(Organisation, _PRACTICE)
+        .where(
+            *_board(board_id),
+            OutcomeActivity.month >= first_month,
+            OutcomeActivity.month <= last_month,
+            OutcomeActivity.exchanges > 0,
+        )
+    )
+    return session.execute(query).all()
+
+
+def partners(
+    session: Session, board_id: str, first_month: date, last_month: date
+) -> Sequence[Row[str, date, str]]:
+    """Exchange partners per referral and month, for the months of `activity`: referral, month,
+    partner member. Driven by the activity rows (their month index), then the partner primary
+    key (referral, month, partner)."""
+    query = (
+        select(OutcomePartner.referral_id, OutcomePartner.month, OutcomePartner.partner_member_id)
+        .join(
+            OutcomeActivity,
+            (OutcomeActivity.referral_id == OutcomePartner.referral_id)
+            & (OutcomeActivity.month == OutcomePartner.month),
+        )
+        .join(R, R.referral_id == OutcomeActivity.referral_id)
+        .join(Organisation, _PRACTICE)
+        .where(
+            *_board(board_id),
+            OutcomeActivity.month >= first_month,
+            OutcomeActivity.month <= last_month,
+            OutcomeActivity.exchanges > 0,
+        )
+    )
+    return session.execute(query).all()
+
+
+EnrolmentRow = Row[str, str, str, str | None, datetime | None, date | None]
+
+
+def enrolments(
+    session: Session, board_id: str, start: datetime, end: datetime
+) -> Sequence[EnrolmentRow]:
+    """Referrals enrolled at a time bank in [start, end) (ix_outcome_referral_practice_enrolled):
+    referral, patient, practice, time bank, enrolled, first gift."""
+    query = (
+        select(
+            R.referral_id,
+            R.patient_id,
+            R.practice_id,
+            R.timebank_id,
+            R.enrolled_at,
+            R.first_gift_on,
+        )
+        .join(Organisation, _PRACTICE)
+        .where(*_board(board_id), R.enrolled_at >= start, R.enrolled_at < end)
+    )
+    return session.execute(query).all()
+
+
+ScoreRow = Row[str, str, str, str | None, str, float, datetime, float | None, datetime | None]
+
+
+def score_pairs(
+    session: Session, board_id: str, scales: Collection[str], start: datetime, end: datetime
+) -> Sequence[ScoreRow]:
+    """Baseline and follow-up pairs of `scales` with the follow-up in [start, end)
+    (ix_outcome_score_follow_up): referral, patient, practice, time bank, scale, baseline,
+    baseline time, follow-up, follow-up time."""
+    query = (
+        select(
+            OutcomeScore.referral_id,
+            R.patient_id,
+            R.practice_id,
+            R.timebank_id,
+            OutcomeScore.scale,
+            OutcomeScore.baseline,
+            OutcomeScore.baseline_at,
+            OutcomeScore.follow_up,
+            OutcomeScore.follow_up_at,
+        )
+        .join(R, R.referral_id == OutcomeScore.referral_id)
+        .join(Organisation, _PRACTICE)
+        .where(
+            *_board(board_id),
+            OutcomeScore.scale.in_(list(scales)),
+            OutcomeScore.follow_up_at >= start,
+            OutcomeScore.follow_up_at < end,
+            OutcomeScore.follow_up.is_not(None),
+        )
+    )
+    return session.execute(query).all()
+
+
+def names(session: Session, org_ids: Collection[str]) -> Sequence[Row[str, str, str | None]]:
+    """Organisations' names and ODS codes, for strata labels: id, name, ODS code."""
+    if not org_ids:
+        return ()
+    query = select(Organisation.id, Organisation.name, Organisation.ods_code).where(
+        Organisation.id.in_(list(org_ids))
+    )
+    return session.execute(query).all()
+
+
+def programme_cost(session: Session, board_id: str, start: date, end: date) -> int | None:
+    query = select(ProgrammeCost.amount_pence).where(
+        ProgrammeCost.board_id == board_id,
+        ProgrammeCost.period_start == start,
+        ProgrammeCost.period_end == end,
+    )
+    return session.scalar(query)
+
+
+def put_programme_cost(
+    session: Session, board_id: str, start: date, end: date, amount_pence: int, entered_by: str
+) -> ProgrammeCost:
+    """The board's cost for exactly this period, replacing one entered before."""
+    row = session.get(ProgrammeCost, (board_id, start, end), with_for_update=True)
+    if row is None:
+        row = ProgrammeCost(board_id=board_id, period_start=start, period_end=end)
+        session.add(row)
+    row.amount_pence = amount_pence
+    row.entered_by = entered_by
+    row.entered_at = utcnow()
+    session.flush()
+    return row
