@@ -35,7 +35,10 @@ from referral_service.demo.synth_plan import Clock, Plan, plan, received_times
 from referral_service.migrate import upgrade
 from referral_service.outcomes.rebuild import rebuild
 from referral_service.principal import Principal
+from referral_service.store import repository as store
 
+# Bumped whenever what a seed generates changes: a cached data set (bench/outcomes.py) names it.
+GENERATOR = 1
 CHUNK = 250  # referrals per transaction; part of what the seed decides (exchange partners)
 RE_REFERRED = 0.04  # of referrals, a person the practice referred before
 
@@ -107,6 +110,7 @@ def run(settings: Settings, options: Options, progress: IO[str] = sys.stderr) ->
         summary.resources = loader.counts
         with unit_of_work(database.sessionmaker) as session:
             synth_area.set_capacities(session, area, loader.open_tasks())
+            store.refresh_statistics(session)
         summary.outcome_referrals = _rebuild(database, settings, area, progress)
     summary.seconds = time.perf_counter() - began
     return summary
