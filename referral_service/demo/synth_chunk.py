@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from referral_service.demo.synth_activity import exchanges
 from referral_service.demo.synth_area import Area
 from referral_service.demo.synth_fhir import Ids, holds_patient, intake, referral_ids, routing
 from referral_service.demo.synth_plan import ACCEPTED, PENDING, Clock, Plan
-from referral_service.demo.synth_records import member_records
+from referral_service.demo.synth_records import Side, member_records
 from referral_service.demo.synth_task import Record, referral_task
 from referral_service.fhir.bundles import entries_of
 from referral_service.ledger import repository as ledger
@@ -35,6 +36,10 @@ Done = tuple[Plan, str, list[str], dict[str, Any]]
 
 
 class Loader:
+    """Writes a planned load chunk by chunk. Knows, from all the plans, what a chunk alone cannot:
+    which time banks still read each person's Patient, how many Tasks each time bank holds open
+    at the end (its capacity is set from it), and how many volunteers each needs."""
+
     def __init__(
         self, settings: Settings, area: Area, clock: Clock, key: str, seed: int, plans: list[Plan]
     ) -> None:
@@ -90,30 +95,7 @@ class Loader:
         by_plan = synth_ledger.sides(swaps, chunk_ids)
         members: dict[int, str] = {}
         rows: list[Member] = []
-        done: list[Done] = []
-        for p in plans:
-            ids, ref = referral_ids(self.key, p.index, p.patient_of, len(p.attempts))
-            practice = self.area.practices[p.practice]
-            readers = tuple(self.area.timebanks[i].id for i in sorted(self.grants[p.patient_of]))
-            ref, bundle = intake(emit, p, ref, practice.id, self.seed, readers)
-            routing(emit, p, ref, self.area, practice.id, self.clock.sla_days)
-            records: list[Record] = []
-            if p.enrolled_at is not None and (taken := p.taken_up) is not None:
-                tb_id = self.area.timebanks[taken.timebank].id
-                answers = random.Random(f"{self.key}/answers/{p.index}")
-                enrolment, records = member_records(
-                    emit, p, ref, ids, tb_id, by_plan.get(p.index, []), answers
-                )
-                members[p.index] = ids.new()
-                enrolled = synth_ledger.Enrolled(members[p.index], ref, practice.id, tb_id)
-                rows.append(synth_ledger.member(p, enrolled, ref.children[-1], enrolment))
-            referral_task(emit, p, ref, self.area, practice.id, records)
-            sent = [
-                f"Patient/{ref.patient_id}",
-                f"Consent/{ref.consent_id}",
-                f"ServiceRequest/{ref.sr_id}",
-            ]
-            done.append((p, practice.id, sent, bundle))
+        done = [self._referral(emit, p, by_plan, members, rows) for p in plans]
         writer.flush()
         written = writer.rows_written + self._submissions(ctx, done)
         tb_ids = [tb.id for tb in self.area.timebanks]
@@ -124,6 +106,38 @@ class Loader:
         ledger.add(ctx.session, *ledger_rows)
         ctx.session.expunge_all()  # nothing here is read again: keep memory flat
         return written + len(rows) + len(ledger_rows)
+
+    def _referral(
+        self,
+        emit: Callable[[BulkResource], None],
+        p: Plan,
+        by_plan: dict[int, list[Side]],
+        members: dict[int, str],
+        rows: list[Member],
+    ) -> Done:
+        """One referral's resources (emitted), its member (added to `members` and `rows`)."""
+        ids, ref = referral_ids(self.key, p.index, p.patient_of, len(p.attempts))
+        practice = self.area.practices[p.practice]
+        readers = tuple(self.area.timebanks[i].id for i in sorted(self.grants[p.patient_of]))
+        ref, bundle = intake(emit, p, ref, practice.id, self.seed, readers)
+        routing(emit, p, ref, self.area, practice.id, self.clock.sla_days)
+        records: list[Record] = []
+        if p.enrolled_at is not None and (taken := p.taken_up) is not None:
+            tb_id = self.area.timebanks[taken.timebank].id
+            answers = random.Random(f"{self.key}/answers/{p.index}")
+            enrolment, records = member_records(
+                emit, p, ref, ids, tb_id, by_plan.get(p.index, []), answers
+            )
+            members[p.index] = ids.new()
+            enrolled = synth_ledger.Enrolled(members[p.index], ref, practice.id, tb_id)
+            rows.append(synth_ledger.member(p, enrolled, ref.children[-1], enrolment))
+        referral_task(emit, p, ref, self.area, practice.id, records)
+        sent = [
+            f"Patient/{ref.patient_id}",
+            f"Consent/{ref.consent_id}",
+            f"ServiceRequest/{ref.sr_id}",
+        ]
+        return p, practice.id, sent, bundle
 
     def _submissions(self, ctx: Context, done: list[Done]) -> int:
         """The first answer to each referral, kept so a resend gets it (referrals/submissions)."""
