@@ -31,6 +31,9 @@ SUPPORTED_TYPES: frozenset[str] = frozenset(
         "Bundle",
     }
 )
+# Accepted only as the body of an operation whose route names the type (never stored, never in a
+# Bundle): `POST /fhir/Measure/{id}/$evaluate-measure` takes a Parameters resource.
+OPERATION_TYPES: frozenset[str] = frozenset({"Parameters"})
 
 # How many shape problems to spell out in the diagnostics text.
 _MAX_REPORTED = 5
@@ -218,7 +221,7 @@ def _resource_type(data: dict[str, Any], expected_type: str | None) -> str:
         raise FhirError(
             400, "invalid", f"Expected a {expected_type}, got {shown}", ["resourceType"]
         )
-    if raw not in SUPPORTED_TYPES:
+    if raw not in SUPPORTED_TYPES and not (raw == expected_type and raw in OPERATION_TYPES):
         raise FhirError(400, "not-supported", f"Resource type not supported: {_type_label(raw)}")
     return raw
 

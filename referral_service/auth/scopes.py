@@ -35,7 +35,9 @@ CEILINGS: dict[OrgKind, str] = {
         "system/Observation.crus system/Procedure.crs system/QuestionnaireResponse.crs "
         "system/Organization.rs"
     ),
-    OrgKind.HEALTHBOARD: "system/MeasureReport.rs system/Organization.rs",
+    # Measure: the outcome measures and $evaluate-measure, whose answer (never stored) is what
+    # MeasureReport.r stands for; aggregates only, never a row about a person.
+    OrgKind.HEALTHBOARD: "system/Measure.rs system/MeasureReport.rs system/Organization.rs",
 }
 
 

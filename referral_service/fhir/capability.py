@@ -33,7 +33,7 @@ def capability_statement(base: str, token_url: str, software_version: str) -> di
                 "mode": "server",
                 "security": _security(token_url),
                 "resource": [_resource(t) for t in sorted(STORED_TYPES)]
-                + [_organization(), _questionnaire(), _audit_event()],
+                + [_organization(), _questionnaire(), _audit_event(), _measure()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
@@ -107,3 +107,22 @@ def _audit_event() -> dict[str, Any]:
 
 def _questionnaire() -> dict[str, Any]:
     return {"type": "Questionnaire", "interaction": [{"code": "read"}, {"code": "search-type"}]}
+
+
+def _measure() -> dict[str, Any]:
+    """The outcome measures; a MeasureReport exists only as `$evaluate-measure`'s answer."""
+    return {
+        "type": "Measure",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [{"name": "_id", "type": "token"}, {"name": "url", "type": "uri"}],
+        "operation": [
+            {
+                "name": "evaluate-measure",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+                "documentation": "GET or POST (Parameters) with periodStart, periodEnd and "
+                "optionally subject (the board, or one of its practices or time banks); answers "
+                "a summary MeasureReport (not stored), or CSV with _format=csv. Health boards "
+                "only (system/Measure.r and system/MeasureReport.r).",
+            }
+        ],
+    }

@@ -16,6 +16,9 @@ ACCEPTED_BODY_TYPES = frozenset({FHIR_JSON, "application/json"})
 ACCEPTED_RESPONSE_TYPES = frozenset({FHIR_JSON, "application/json", "application/*", "*/*"})
 JSON_PATCH = "application/json-patch+json"
 JSON_FORMATS = frozenset({"json", FHIR_JSON, "application/json"})
+# The outcome reports (fhir/measures.py) also answer CSV; no other route does.
+CSV = "text/csv"
+CSV_FORMATS = frozenset({"csv", CSV})
 
 
 class UnsupportedMediaType(ServiceError):
@@ -40,12 +43,28 @@ def check_accept(request: Request) -> None:
         if fmt not in JSON_FORMATS:
             raise NotAcceptable("Only JSON is supported (_format=json)")
         return
-    accept = request.headers.get("accept")
-    if not accept:
+    if not request.headers.get("accept"):
         return
-    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    if not types & ACCEPTED_RESPONSE_TYPES:
+    if not _accepted(request) & ACCEPTED_RESPONSE_TYPES:
         raise NotAcceptable("Only application/fhir+json responses are supported")
+
+
+def wants_csv(request: Request) -> bool:
+    """For a route that answers CSV too: `_format=csv` (or `text/csv`), or an `Accept` that names
+    text/csv and no JSON type. Anything else must pass `check_accept` and gets JSON."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None and fmt.lower() in CSV_FORMATS:
+        return True
+    types = _accepted(request)
+    if fmt is None and CSV in types and not types & {FHIR_JSON, "application/json"}:
+        return True
+    check_accept(request)
+    return False
+
+
+def _accepted(request: Request) -> set[str]:
+    accept = request.headers.get("accept") or ""
+    return {part.split(";")[0].strip().lower() for part in accept.split(",")}
 
 
 async def read_json_body(request: Request) -> dict[str, Any]:

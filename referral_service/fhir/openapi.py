@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_adapters.codes import FHIR_JSON
-from referral_service.fhir.negotiation import JSON_FORMATS, JSON_PATCH
+from referral_service.fhir.negotiation import CSV, CSV_FORMATS, JSON_FORMATS, JSON_PATCH
 from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.referrals.service import STORED_TYPES
 from referral_service.store.query import SORTS
@@ -67,6 +67,9 @@ def fhir_openapi(statement: Json) -> tuple[Json, Json]:
         for interaction in resource["interaction"]:
             for path, method, operation in _operations(resource, interaction["code"]):
                 paths.setdefault(path, {})[method] = operation
+        for declared in resource.get("operation", []):
+            paths[f"/fhir/{rtype}/{{id}}/${declared['name']}"] = _evaluate_measure()
+            schemas |= {t: _resource_schema(t) for t in ("MeasureReport", "Parameters")}
     return paths, schemas
 
 
@@ -212,6 +215,52 @@ def _metadata() -> Json:
             **_errors((400, 406)),
         },
         "security": [],
+    }
+
+
+def _evaluate_measure() -> Json:
+    """`$evaluate-measure` (Measure is the only type with an operation): GET and POST."""
+    ok = {"200": _fhir_ok("MeasureReport", "A summary MeasureReport, or CSV (`_format=csv`)")}
+    ok["200"]["content"][CSV] = {"schema": {"type": "string"}}
+    fmt = {**FORMAT_PARAM, "schema": {"type": "string", "enum": sorted(JSON_FORMATS | CSV_FORMATS)}}
+    fmt["description"] = "Overrides `Accept`: JSON, or `csv` for the same report as CSV"
+    errors = (400, 404, 406, 422, 503)
+
+    def operation(method: str, params: list[Json], more: tuple[int, ...] = ()) -> Json:
+        summary = "Evaluate a Measure for a health board's area and period"
+        statuses = (*errors, *more)
+        op = _operation(
+            "Measure", "r", f"evaluate_{method}", summary, ok, statuses, [ID_PARAM, *params]
+        )
+        op["parameters"][-1] = fmt
+        op["security"] = [{"bearer": []}, {"smartBackendServices": EVALUATE_SCOPES}]
+        return op
+
+    get = operation("get", [_query(n, d, n.startswith("period")) for n, d in EVALUATE_PARAMS])
+    post = operation("post", [], (413, 415))
+    post["requestBody"] = _fhir_body("Parameters", "periodStart, periodEnd, subject as parameters")
+    return {"get": get, "post": post}
+
+
+EVALUATE_SCOPES = ["system/Measure.r", "system/MeasureReport.r"]
+EVALUATE_PARAMS = (
+    ("periodStart", "First day: YYYY-MM-DD, or YYYY-MM / YYYY from the first day of it"),
+    ("periodEnd", "Last day: YYYY-MM-DD, or YYYY-MM / YYYY to the last day of it"),
+    (
+        "subject",
+        "`Organization/<id>`: your board (the default), or one of its practices or time banks",
+    ),
+    ("reportType", "Only `population` (a summary report)"),
+)
+
+
+def _query(name: str, description: str, required: bool) -> Json:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string"},
     }
 
 

@@ -10,8 +10,9 @@ JSON API's download routes and the broker's web pages serve what these return.
 - Dates are ISO 8601 (`2026-11-20`); the moment an exchange was recorded is UTC with a `Z`.
 - Text a person typed (aliases, descriptions, reasons) is guarded against spreadsheet formula
   injection: a cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed
-  with an apostrophe, so a spreadsheet shows it as text instead of running it. Numbers are
-  written by SPIS itself and are not guarded (a negative balance must stay a number).
+  with an apostrophe, so a spreadsheet shows it as text instead of running it
+  (`fhir_adapters.csv_text.guard`, the rule every SPIS CSV shares). Numbers are written by SPIS
+  itself and are not guarded (a negative balance must stay a number).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 
+from fhir_adapters.csv_text import guard
 from referral_service.kit.clock import as_utc
 from referral_service.ledger.figures import ExchangeRow, MemberRow
 
@@ -57,8 +59,6 @@ MEMBER_HEADER = (
     "partners",
     "reciprocity",
 )
-# What a spreadsheet may read as the start of a formula (OWASP, "CSV Injection").
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def exchanges_csv(rows: Iterable[ExchangeRow]) -> Iterator[str]:
@@ -78,11 +78,6 @@ def members_csv(rows: Iterable[MemberRow]) -> Iterator[str]:
 def filename(what: str, on: date) -> str:
     """`ledger-exchanges-2026-11-28.csv`: what and when, never who."""
     return f"ledger-{what}-{on.isoformat()}.csv"
-
-
-def guard(text: str) -> str:
-    """Text a spreadsheet would not run as a formula."""
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def hours(minutes: int) -> str:

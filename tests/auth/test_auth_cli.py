@@ -173,7 +173,9 @@ def test_client_add_with_jwks_url_gets_the_ceiling(spis: Any) -> None:
         "client", "add", "--org", org["id"], "--jwks-url", "https://board.example/jwks"
     )
     assert code == 0
-    assert registered["scopes"] == "system/MeasureReport.rs system/Organization.rs"
+    assert registered["scopes"] == (
+        "system/Measure.rs system/MeasureReport.rs system/Organization.rs"
+    )
 
 
 def test_client_add_private_key_refused(

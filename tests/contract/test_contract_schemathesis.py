@@ -24,6 +24,7 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from fhir_adapters.measures import FUNNEL
 from referral_service.organisations.models import OrgKind
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
 from tests.fixtures.server import REPO_ROOT, access_token, live_server
@@ -151,7 +152,14 @@ def test_schemathesis_finds_no_server_error_and_only_well_formed_errors(
             [],
             8,
         ),
-        Run("board", access_token(live_server, board), "^/fhir/(Task|Organization)", {}, [], 3),
+        Run(
+            "board",
+            access_token(live_server, board),
+            "^/fhir/(Task|Organization|Measure)",
+            {},
+            [{"include-path-regex": "^/fhir/Measure/", "parameters": {"path.id": FUNNEL.id}}],
+            3,
+        ),
         Run(
             "anyone", None, "^/(auth|\\.well-known|fhir/(metadata|Questionnaire|Task$))", {}, [], 8
         ),
