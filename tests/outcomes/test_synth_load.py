@@ -9,7 +9,7 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -279,3 +279,40 @@ def test_the_ledger_balances_and_names_the_resources(loaded: Loaded) -> None:
     received = Counter(e.member_id for e in entries if e.minutes < 0)
     assert len(given) > 0.3 * len(referred)
     assert len(received) > 0.5 * len(referred)
+
+
+def test_the_boards_report_counts_the_synthetic_referrals(loaded: Loaded) -> None:
+    """From the loaded resources alone, independently of the outcome rows: the people with a
+    referral received in the period whose Consent permits secondary use and who have not opted
+    out. The report (rows rebuilt by synth, then evaluate) publishes that count, rounded to 5."""
+    from referral_service.context import Context
+    from referral_service.outcomes.service import evaluate
+    from referral_service.principal import Principal
+
+    start, end = date(2026, 1, 1), date(2026, 3, 31)
+    consents: dict[str, dict[str, Any]] = {}
+    for consent in sorted(loaded.bodies("Consent"), key=lambda c: c["dateTime"]):
+        consents[consent["patient"]["reference"]] = consent  # the latest governs
+    opted_out = {
+        f"Patient/{p['id']}"
+        for p in loaded.bodies("Patient")
+        if any(e["url"].endswith("national-data-opt-out") for e in p.get("extension", []))
+    }
+    people = {
+        task["for"]["reference"]
+        for task in loaded.bodies("Task")
+        if "partOf" not in task
+        and start <= date.fromisoformat(task["authoredOn"][:10]) <= end
+        and task["for"]["reference"] not in opted_out
+        and any(
+            c["code"] == "secondary-use"
+            for p in consents[task["for"]["reference"]]["provision"].get("provision", [])
+            for concept in p["code"]
+            for c in concept["coding"]
+        )
+    }
+    assert len(people) >= 20
+    with loaded.sessions() as session, session.begin():
+        ctx = Context(session, Principal.spis(), loaded.settings)
+        report = evaluate(ctx, "spis-referral-funnel", start, end, loaded.summary.board["id"])
+    assert report.cell("received").value == 5 * round(len(people) / 5)
