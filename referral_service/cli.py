@@ -2,7 +2,7 @@
 
 Each command group lives beside its domain (`organisations/cli.py`, `auth/cli.py`, ...) as a
 `CommandGroup` (commands.py); this module builds the parser from them, keeps the commands that run
-SPIS's processes (migrate, serve, demo, worker, beat), and runs the chosen command. A command that
+SPIS's processes (migrate, serve, demo, synth, worker, beat), and runs the chosen command. A command that
 touches the database opens `invocation.unit_of_work()`, which commits when the command succeeds.
 """
 

@@ -124,7 +124,7 @@ def _timebank(
     catchment: list[str],
     rng: random.Random,
 ) -> Place:
-    name = f"{place} Time Bank (synthetic, seed {seed})"
+    name = f"{place} Time Bank (synthetic)"
     org = register(session, OrgKind.TIMEBANK, name, None, board_id=board_id)
     offers = sorted(rng.sample(OFFERS, rng.randint(4, 6)))
     set_profile(session, org.id, catchment, offers, capacity=50)  # raised once loaded
@@ -146,7 +146,7 @@ def _practice(
             f"synthetic practice {ods} is already registered: seed {seed} was loaded into board "
             f"{board_ods}'s area before; choose another --seed"
         )
-    name = f"{place} {rng.choice(PRACTICE_KINDS)} (synthetic, seed {seed})"
+    name = f"{place} {rng.choice(PRACTICE_KINDS)} (synthetic)"
     org = register(session, OrgKind.PRACTICE, name, ods, board_id=board_id)
     return Place(org.id, name, ods, ())
 

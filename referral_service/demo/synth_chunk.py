@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,11 +20,12 @@ from referral_service.demo.synth_activity import exchanges
 from referral_service.demo.synth_area import Area
 from referral_service.demo.synth_fhir import Ids, holds_patient, intake, referral_ids, routing
 from referral_service.demo.synth_plan import ACCEPTED, PENDING, Clock, Plan
-from referral_service.demo.synth_records import member_records
+from referral_service.demo.synth_records import Side, member_records
 from referral_service.demo.synth_task import Record, referral_task
 from referral_service.fhir.bundles import entries_of
 from referral_service.ledger import repository as ledger
 from referral_service.ledger.models import Member
+from referral_service.outcomes import triggers
 from referral_service.referrals import repository as referrals
 from referral_service.referrals import submissions
 from referral_service.referrals.models import Submission
@@ -34,6 +36,10 @@ Done = tuple[Plan, str, list[str], dict[str, Any]]
 
 
 class Loader:
+    """Writes a planned load chunk by chunk. Knows, from all the plans, what a chunk alone cannot:
+    which time banks still read each person's Patient, how many Tasks each time bank holds open
+    at the end (its capacity is set from it), and how many volunteers each needs."""
+
     def __init__(
         self, settings: Settings, area: Area, clock: Clock, key: str, seed: int, plans: list[Plan]
     ) -> None:
@@ -54,10 +60,14 @@ class Loader:
         }
 
     def volunteers(self, session: Session) -> int:
+        with triggers.paused(session):
+            return self._volunteers(session)
+
+    def _volunteers(self, session: Session) -> int:
         for i, tb in enumerate(self.area.timebanks):
             count = self.volunteer_counts[i]
             self.volunteer_ids[i] = synth_ledger.volunteers(
-                session, self.key, tb.id, count, self.clock.start
+                session, self.key, i, tb.id, count, self.clock.start
             )
         return sum(self.volunteer_counts.values())
 
@@ -65,6 +75,12 @@ class Loader:
         return dict(self.taken)
 
     def chunk(self, ctx: Context, number: int, plans: list[Plan]) -> int:
+        """Write the chunk; the outcome rows are rebuilt once the load is done (no refresh jobs
+        are queued meanwhile)."""
+        with triggers.paused(ctx.session):
+            return self._chunk(ctx, number, plans)
+
+    def _chunk(self, ctx: Context, number: int, plans: list[Plan]) -> int:
         writer = BulkWriter(ctx)
 
         def emit(resource: BulkResource) -> None:
@@ -79,30 +95,7 @@ class Loader:
         by_plan = synth_ledger.sides(swaps, chunk_ids)
         members: dict[int, str] = {}
         rows: list[Member] = []
-        done: list[Done] = []
-        for p in plans:
-            ids, ref = referral_ids(self.key, p.index, p.patient_of, len(p.attempts))
-            practice = self.area.practices[p.practice]
-            readers = tuple(self.area.timebanks[i].id for i in sorted(self.grants[p.patient_of]))
-            ref, bundle = intake(emit, p, ref, practice.id, self.seed, readers)
-            routing(emit, p, ref, self.area, practice.id, self.clock.sla_days)
-            records: list[Record] = []
-            if p.enrolled_at is not None and (taken := p.taken_up) is not None:
-                tb_id = self.area.timebanks[taken.timebank].id
-                answers = random.Random(f"{self.key}/answers/{p.index}")
-                enrolment, records = member_records(
-                    emit, p, ref, ids, tb_id, by_plan.get(p.index, []), answers
-                )
-                members[p.index] = ids.new()
-                enrolled = synth_ledger.Enrolled(members[p.index], ref, practice.id, tb_id)
-                rows.append(synth_ledger.member(p, enrolled, ref.children[-1], enrolment))
-            referral_task(emit, p, ref, self.area, practice.id, records)
-            sent = [
-                f"Patient/{ref.patient_id}",
-                f"Consent/{ref.consent_id}",
-                f"ServiceRequest/{ref.sr_id}",
-            ]
-            done.append((p, practice.id, sent, bundle))
+        done = [self._referral(emit, p, by_plan, members, rows) for p in plans]
         writer.flush()
         written = writer.rows_written + self._submissions(ctx, done)
         tb_ids = [tb.id for tb in self.area.timebanks]
@@ -113,6 +106,38 @@ class Loader:
         ledger.add(ctx.session, *ledger_rows)
         ctx.session.expunge_all()  # nothing here is read again: keep memory flat
         return written + len(rows) + len(ledger_rows)
+
+    def _referral(
+        self,
+        emit: Callable[[BulkResource], None],
+        p: Plan,
+        by_plan: dict[int, list[Side]],
+        members: dict[int, str],
+        rows: list[Member],
+    ) -> Done:
+        """One referral's resources (emitted), its member (added to `members` and `rows`)."""
+        ids, ref = referral_ids(self.key, p.index, p.patient_of, len(p.attempts))
+        practice = self.area.practices[p.practice]
+        readers = tuple(self.area.timebanks[i].id for i in sorted(self.grants[p.patient_of]))
+        ref, bundle = intake(emit, p, ref, practice.id, self.seed, readers)
+        routing(emit, p, ref, self.area, practice.id, self.clock.sla_days)
+        records: list[Record] = []
+        if p.enrolled_at is not None and (taken := p.taken_up) is not None:
+            tb_id = self.area.timebanks[taken.timebank].id
+            answers = random.Random(f"{self.key}/answers/{p.index}")
+            enrolment, records = member_records(
+                emit, p, ref, ids, tb_id, by_plan.get(p.index, []), answers
+            )
+            members[p.index] = ids.new()
+            enrolled = synth_ledger.Enrolled(members[p.index], ref, practice.id, tb_id)
+            rows.append(synth_ledger.member(p, enrolled, ref.children[-1], enrolment))
+        referral_task(emit, p, ref, self.area, practice.id, records)
+        sent = [
+            f"Patient/{ref.patient_id}",
+            f"Consent/{ref.consent_id}",
+            f"ServiceRequest/{ref.sr_id}",
+        ]
+        return p, practice.id, sent, bundle
 
     def _submissions(self, ctx: Context, done: list[Done]) -> int:
         """The first answer to each referral, kept so a resend gets it (referrals/submissions)."""

@@ -10,6 +10,8 @@ of the person is still with it) the Patient when its part ended, as `routing.end
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import random
 import uuid
 from collections.abc import Callable
@@ -66,9 +68,11 @@ class Referral:
 
 
 def referral_ids(key: str, index: int, patient_of: int, attempts: int) -> tuple[Ids, Referral]:
+    """The ids of a referral's resources, drawn in a fixed order from its own generator; a
+    person referred again keeps the Patient id of their first referral (its first id)."""
     ids = Ids(f"{key}/referral/{index}")
-    own_patient = ids.new()
-    patient = own_patient if patient_of == index else Ids(f"{key}/referral/{patient_of}").new()
+    first = ids.new()
+    patient = first if patient_of == index else Ids(f"{key}/referral/{patient_of}").new()
     consent, sr, task = ids.new(), ids.new(), ids.new()
     fillers = tuple(ids.new() for _ in range(attempts))
     children = tuple(ids.new() for _ in range(attempts))
@@ -115,10 +119,7 @@ def intake(
         versions.append((p.cancelled_at, {**sr, "status": "revoked"}))
     kept = dict(sr)  # stamping rewrites `sr` in place: the filler orders copy this one
     emit(BulkResource("ServiceRequest", ref.sr_id, practice_id, versions))
-    done = Referral(
-        ref.patient_id, ref.consent_id, ref.sr_id, ref.task_id, ref.fillers, ref.children, kept
-    )
-    return done, bundle
+    return dataclasses.replace(ref, service_request=kept), bundle
 
 
 def _rewritten(bundle: dict[str, Any], ref: Referral) -> list[dict[str, Any]]:
@@ -136,18 +137,10 @@ def _rewritten(bundle: dict[str, Any], ref: Referral) -> list[dict[str, Any]]:
     )
     resources = []
     for entry in bundle["entry"]:
-        resource = _copy(entry["resource"])
+        resource = copy.deepcopy(entry["resource"])  # the Bundle stays as sent (submissions)
         rewrite_references(resource, mapping)
         resources.append(resource)
     return resources
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def routing(

@@ -31,9 +31,11 @@ class Enrolled:
     tb_id: str
 
 
-def volunteers(session: Session, key: str, tb_id: str, count: int, since: datetime) -> list[str]:
-    """A time bank's own members, who joined before the period began; returns their ids."""
-    ids, rng = Ids(f"{key}/volunteers/{tb_id}"), random.Random(f"{key}/volunteers/{tb_id}")
+def volunteers(
+    session: Session, key: str, tb: int, tb_id: str, count: int, since: datetime
+) -> list[str]:
+    """The `tb`th time bank's own members, who joined before the period began; their ids."""
+    ids, rng = Ids(f"{key}/volunteers/{tb}"), random.Random(f"{key}/volunteers/{tb}")
     members = [
         Member(
             id=ids.new(),

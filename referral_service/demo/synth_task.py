@@ -67,7 +67,7 @@ def referral_task(
     if p.rejected is not None:
         code, when = p.rejected
         text = REJECTED_TEXT[code].format(district=p.person.district)
-        then(when, fhir_task.rejected(versions[-1][1], text))
+        then(when, fhir_task.rejected(versions[-1][1], text, code))
     if p.cancelled_at is not None:
         then(p.cancelled_at, _moved(versions[-1][1], "cancelled", PRACTICE_CANCELLED))
     if p.started_at is not None:

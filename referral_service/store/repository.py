@@ -19,6 +19,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -197,6 +198,12 @@ def _copy_rows(session: Session, table: str, rows: list[dict[str, object]]) -> N
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([row[name] for name in columns])
+
+
+def refresh_statistics(session: Session) -> None:
+    """ANALYZE, after a bulk load: the query planner learns the new row counts now rather than
+    when autovacuum gets to them, so the first queries do not plan for empty tables."""
+    session.execute(text("ANALYZE"))
 
 
 def update_resource(
