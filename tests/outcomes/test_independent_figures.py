@@ -36,14 +36,17 @@ def test_the_outcome_rows_equal_those_derived_from_the_raw_data(data: Dataset) -
 
 
 # Periods inside the synthetic year (November 2025 to 28 November 2026): the whole year, a
-# quarter, a month; the quarter also has a programme cost entered for the social value.
+# quarter, a month, and one that cuts months; the quarter also has a programme cost entered for
+# the social value.
 YEAR = (date(2025, 12, 1), date(2026, 11, 30))
 QUARTER = (date(2026, 4, 1), date(2026, 6, 30))
 MONTH = (date(2026, 9, 1), date(2026, 9, 30))
+# A period that cuts months: April and May count for the monthly activity, March does not.
+CUT = (date(2026, 3, 15), date(2026, 5, 20))
 REPORTS = [
     (measure.id, period)
     for measure in (FUNNEL, COPRODUCTION, WELLBEING, SOCIAL_VALUE)
-    for period in (YEAR, QUARTER, MONTH)
+    for period in (YEAR, QUARTER, MONTH, CUT)
 ]
 # The fewest unsuppressed cells each report must have had compared: none passes by comparing
 # nothing (a month of a few hundred referrals still publishes its totals and larger strata).
