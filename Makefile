@@ -37,9 +37,12 @@ test-quick: $(STAMP)
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Intake, then the outcome reports (the first run loads their synthetic data set, about an hour;
+# later runs reuse it). Both write bench/results.json, each keeping the other's results.
 bench: $(STAMP)
 	@$(BIN)/python scripts/check_services.py --postgres-only
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/outcomes.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check referral_service fhir_adapters workers tests scripts

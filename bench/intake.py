@@ -497,6 +497,7 @@ def main() -> int:
     if failures:
         results["failures"] = {"count": len(failures), "first": failures[:5]}
         results["server_log_tail"] = server_log_tail
+    results = _keep_outcomes(args.output, results)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     print(f"\nwrote {args.output}", file=sys.stderr)
@@ -584,6 +585,15 @@ def build_results(
             "cores with the server: see cpu_during_intake_runs (cores used on average)",
         ],
     }
+
+
+def _keep_outcomes(path: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """bench/outcomes.py keeps its results in the same file, under "outcomes": left as they are."""
+    try:
+        previous = json.loads(path.read_text()).get("outcomes")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    return results if previous is None else {**results, "outcomes": previous}
 
 
 def _cpu_model() -> str:

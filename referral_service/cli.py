@@ -2,7 +2,7 @@
 
 Each command group lives beside its domain (`organisations/cli.py`, `auth/cli.py`, ...) as a
 `CommandGroup` (commands.py); this module builds the parser from them, keeps the commands that run
-SPIS's processes (migrate, serve, demo, worker, beat), and runs the chosen command. A command that
+SPIS's processes (migrate, serve, demo, synth, worker, beat), and runs the chosen command. A command that
 touches the database opens `invocation.unit_of_work()`, which commits when the command succeeds.
 """
 
@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,6 +152,56 @@ def demo(args: argparse.Namespace, invocation: Invocation) -> object:
     ensure_port_free(args.host, args.port, "make demo PORT={port}` or `spis demo --port {port}")
     run(settings, args.host, args.port, serve_forever=not args.no_serve)
     return None
+
+
+def _synth_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--referrals", type=int, required=True, help="how many referrals")
+    parser.add_argument(
+        "--board-ods",
+        help="the health board's ODS code: registered when unknown (default: QS<seed>)",
+    )
+    parser.add_argument("--practices", type=int, default=6, help="practices to register")
+    parser.add_argument("--timebanks", type=int, default=3, help="time banks to register")
+    parser.add_argument("--months", type=int, default=12, help="months of history")
+    parser.add_argument("--seed", type=int, default=1, help="the same seed gives the same data")
+    parser.add_argument(
+        "--observations-per-referral",
+        type=float,
+        default=40.0,
+        help="Observations per referral on average: scores, enrolments and exchange hours",
+    )
+    parser.add_argument(
+        "--end",
+        type=datetime.fromisoformat,
+        help="the clock's now, ISO 8601: nothing happens after it (default: now)",
+    )
+
+
+@commands(
+    "synth",
+    help="fill the database with synthetic referrals, exchanges and wellbeing scores for demos "
+    "and benchmarks: a health board, practices and time banks in its area, and per referral "
+    "what intake, routing, brokers and the ledger would have stored, written straight to the "
+    "store in bulk (so no audit events and no jobs), then the outcome rows rebuilt",
+    configure=_synth_arguments,
+)
+def synth(args: argparse.Namespace, invocation: Invocation) -> object:
+    from referral_service.demo.synth import Options, run
+
+    options = Options(
+        referrals=args.referrals,
+        board_ods=args.board_ods,
+        practices=args.practices,
+        timebanks=args.timebanks,
+        months=args.months,
+        seed=args.seed,
+        observations_per_referral=args.observations_per_referral,
+        end=args.end,
+    )
+    try:
+        return run(invocation.settings, options).as_json()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def ensure_port_free(host: str, port: int, how: str) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
 import uvicorn
 
 from referral_service.app import create_app
 from referral_service.config import Settings
-from referral_service.demo import story
+from referral_service.demo import board, story
 from referral_service.demo.setup import Cast, prepare
 from referral_service.demo.signins import describe, prepare_signins
 from referral_service.demo.smart_client import SmartClient
@@ -25,7 +26,7 @@ from referral_service.migrate import upgrade
 def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
     base = f"http://{host}:{port}"
     settings = settings.model_copy(update=_demo_settings(settings, base))
-    narrator = story.Narrator(total=12)
+    narrator = story.Narrator(total=14)
     with narrator.step(f"Setting up the embedded store ({settings.database_url})") as say:
         upgrade(settings.database_url)
         cast = prepare(settings)
@@ -41,7 +42,9 @@ def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
             )
         try:
             _play(narrator, cast, base)
+            tables = _board_report(narrator, settings, cast)
             print("", *describe(signins, f"{base}/", settings.web_second_factor), sep="\n")
+            print("", *tables, sep="\n", flush=True)
             if serve_forever:
                 print(
                     f"\nSPIS is listening at {base}/fhir "
@@ -84,6 +87,29 @@ def _play(narrator: story.Narrator, cast: Cast, base: str) -> None:
     )
     story.engagement(narrator, lewisham, cast.lewisham.org_id, child)
     story.gp_view(narrator, gp, service_request, referral_task)
+
+
+def _board_report(narrator: story.Narrator, settings: Settings, cast: Cast) -> list[str]:
+    """The health board's part: its area, synthetic referrals to report on, its reports."""
+    with narrator.step("Health board: its area, and referrals enough to report on") as say:
+        board_id = board.place(settings, cast)
+        say(
+            f"{board.BOARD_NAME} ({board.BOARD_ODS}): {cast.practice.name}, {cast.catford.name} "
+            f"and {cast.lewisham.name} are in its area"
+        )
+        board.load_synthetic(settings, cast, say)
+    start, end = board.period(datetime.now(UTC).date())
+    with narrator.step(
+        f"Health board: its outcome reports, {start:%-d %B %Y} to {end:%-d %B %Y}"
+    ) as say:
+        board.enter_cost(settings, board_id, start, end)
+        say(f"the board enters its programme cost: £{board.DEMO_COST_PENCE // 100:,} (made up)")
+        tables = board.reports(settings, board_id, start, end)
+        say(
+            "the figures include the SYNTHETIC referrals above; every cell passed disclosure control"
+        )
+        say(f"printed below, after the sign-ins (`spis outcomes report --board {board_id} ...`)")
+    return [f"=== Health board report (includes SYNTHETIC data) ===\n\n{table}" for table in tables]
 
 
 def _start_server(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     ColumnElement,
+    Table,
     and_,
     delete,
     exists,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -159,6 +162,48 @@ def insert_resource(
     _add_version_and_index(session, row, index)
     for org_id in set(grants):
         session.add(ResourceGrant(resource_id=row.id, org_id=org_id))
+
+
+def insert_many(
+    session: Session,
+    resources: list[dict[str, object]],
+    versions: list[dict[str, object]],
+    index: list[dict[str, object]],
+    grants: list[dict[str, object]],
+) -> None:
+    """Rows `bulk.py` built (bodies already sealed), parents first, for synthetic and bulk loads
+    only: the request path inserts through `insert_resource`. PostgreSQL takes them with COPY
+    (about half as fast again as executemany, DESIGN §13); other databases with Core executemany.
+    Every dict of one list has the same keys."""
+    copy = session.get_bind().dialect.name == "postgresql"
+    for model, rows in (
+        (StoredResource, resources),
+        (ResourceVersion, versions),
+        (SearchIndex, index),
+        (ResourceGrant, grants),
+    ):
+        table = cast(Table, model.__table__)
+        if rows and copy:
+            _copy_rows(session, table.name, rows)
+        elif rows:  # the Table, not the entity: Core executemany, not the ORM's bulk path
+            session.execute(insert(table), rows)
+
+
+def _copy_rows(session: Session, table: str, rows: list[dict[str, object]]) -> None:
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    # The session's own connection: the rows join its transaction.
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in columns])
+
+
+def refresh_statistics(session: Session) -> None:
+    """ANALYZE, after a bulk load: the query planner learns the new row counts now rather than
+    when autovacuum gets to them, so the first queries do not plan for empty tables."""
+    session.execute(text("ANALYZE"))
 
 
 def update_resource(

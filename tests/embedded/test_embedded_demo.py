@@ -72,6 +72,43 @@ def test_demo_runs_the_whole_loop_and_is_repeatable(tmp_path: Path) -> None:
         oct((tmp_path / "var" / "demo" / "practice.private.jwk").stat().st_mode & 0o777) == "0o600"
     )
     assert "referral Task: completed" in second.stdout
+    assert_board_report(out)
+    assert "synthetic referrals loaded by an earlier run are reused" in second.stdout
+    assert_board_report(second.stdout)
+
+
+def assert_board_report(out: str) -> None:
+    """The demo ends with the health board's reports for its period, as tables with figures
+    that passed disclosure control, clearly labelled as resting on synthetic data."""
+    assert "[14/14] Health board: its outcome reports, " in out
+    reports = out.split("=== Health board report (includes SYNTHETIC data) ===")
+    assert len(reports) == 5, out  # the four Measures, after the story
+    if "reused" not in out:
+        assert "SYNTHETIC DATA: 400 made-up referrals from 3 synthetic practices" in reports[0]
+    funnel, _, wellbeing, social_value = reports[1:]
+    assert "Social prescribing referrals: from referral to completion" in funnel
+    assert "Health board: Demo Integrated Care Board (" in funnel
+    referred = re.search(r"^Referred \[\{people\}\]\n.*\n  Total +(\d+)$", funnel, re.MULTILINE)
+    assert referred, funnel
+    assert int(referred[1]) >= 20
+    assert int(referred[1]) % 5 == 0  # rounded to 5
+    # The demo practice's own couple of referrals: too few to show.
+    demo_practice = (
+        r"^  Practice: Rushey Green Group Practice \(demo\) \(F84001\) +masked \(small count\)$"
+    )
+    assert re.search(demo_practice, funnel, re.MULTILINE), funnel
+    mean = re.search(
+        r"^SWEMWBS \(metric score\): mean change \[\{score\}\]\n.*\n"
+        r"  Total +(-?\d+\.\d\d)  (-?\d+\.\d\d) to (-?\d+\.\d\d) +(\d+)$",
+        wellbeing,
+        re.MULTILINE,
+    )
+    assert mean, wellbeing
+    assert float(mean[2]) < float(mean[1]) < float(mean[3])  # a mean inside its 95% CI
+    assert int(mean[4]) >= 8
+    assert re.search(r"^  Total +£[\d,]+$", social_value, re.MULTILINE), social_value
+    assert "Programme cost (entered by the board)" in social_value
+    assert "£45,000" in social_value
 
 
 SIGNIN = re.compile(
