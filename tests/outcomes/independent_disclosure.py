@@ -52,6 +52,9 @@ class Published:
     n: int | None = None  # the base count as published
     suppressed: Suppression | None = None
     exact: float | None = None  # the true count behind a count cell
+    # Hidden to protect a small count: published as SMALL_COUNT like a small one, so only this
+    # calculation knows which is which.
+    protecting: bool = False
 
 
 def small(count: int) -> bool:
@@ -96,7 +99,9 @@ def _counts(code: str, cells: dict[Key, Exact]) -> dict[Key, Published]:
         while not (len(hidden) >= 2 and sum(row[k] for k in hidden) > len(hidden)) and shown:
             _, _, key = shown.pop(0)
             hidden.append(key)
-            out[key] = Published(None, suppressed=Suppression.SECONDARY, exact=row[key])
+            out[key] = Published(
+                None, suppressed=Suppression.SMALL_COUNT, exact=row[key], protecting=True
+            )
     return out
 
 

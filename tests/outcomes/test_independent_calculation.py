@@ -104,14 +104,18 @@ def test_one_small_stratum_takes_the_smallest_shown_one_with_it() -> None:
     out = publish(FUNNEL, found)
     assert out[("received", S.TOTAL, "")].value == 30
     assert out[("received", S.PRACTICE, "A")].suppressed is Suppression.SMALL_COUNT
-    assert out[("received", S.PRACTICE, "B")].suppressed is Suppression.SECONDARY
+    assert out[
+        ("received", S.PRACTICE, "B")
+    ].protecting  # hidden beside the small one, marked alike
     assert out[("received", S.PRACTICE, "C")].value == 20
     assert out[("received", S.PRACTICE, "D")].value == 0  # zero is never hidden
 
 
 def test_two_ones_are_not_enough_and_two_small_ones_are() -> None:
     ones = publish(FUNNEL, _row("received", {"A": 1, "B": 1, "C": 10, "D": 14}, 26))
-    assert ones[("received", S.PRACTICE, "C")].suppressed is Suppression.SECONDARY
+    assert ones[
+        ("received", S.PRACTICE, "C")
+    ].protecting  # hidden beside the small one, marked alike
     assert ones[("received", S.PRACTICE, "D")].value == 15
     small = publish(FUNNEL, _row("received", {"A": 2, "B": 1, "C": 10}, 13))
     assert small[("received", S.PRACTICE, "C")].value == 10
@@ -127,7 +131,9 @@ def test_a_statistic_follows_its_base_and_needs_eight_people() -> None:
     total = out[("days-to-acceptance", S.TOTAL, "")]
     assert (total.value, total.low, total.high, total.n) == (6.0, 3.5, 8.5, 10)
     # A's base count is hidden as B's secondary: its median is hidden with it
-    assert out[("accepted", S.PRACTICE, "A")].suppressed is Suppression.SECONDARY
+    assert out[
+        ("accepted", S.PRACTICE, "A")
+    ].protecting  # hidden beside the small one, marked alike
     assert out[("days-to-acceptance", S.PRACTICE, "A")].suppressed is Suppression.SMALL_N
     assert out[("days-to-acceptance", S.PRACTICE, "B")].suppressed is Suppression.SMALL_N
 
