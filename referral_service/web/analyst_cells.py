@@ -1,7 +1,7 @@
 """How the analyst's pages write a report's cells, and the tables they are laid out in.
 
 One formatting for tables and charts alike: a chart's labels are the table's texts. A suppressed
-cell says so and why ("masked — fewer than 8"), never a zero; a cell with nothing to report says
+cell says so and why ("masked — small number"), never a zero; a cell with nothing to report says
 "no data" ("not entered" for a programme cost the board has not given). Published precision is the
 report's (disclosure control rounded it already): counts whole, hours one decimal, means and their
 confidence intervals two, medians and quartiles one, shares whole percent, ratios two, money whole

@@ -7,7 +7,7 @@ pixels, so the text keeps its size from a phone to a desktop (a viewBox would sc
 Styling is by class in static/spis.css: the pages' CSP allows no inline style.
 
 A masked figure is never drawn as zero or as a bar of any length: it gets a short hatched marker
-and its label ("masked — fewer than 8"). A figure with nothing to report (no one in it) gets no
+and its label ("masked — small number"). A figure with nothing to report (no one in it) gets no
 bar, only its text.
 """
 
