@@ -35,12 +35,15 @@ def _positive(text: str) -> int:
 
 
 def _rebuild_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--practice", help="only this practice's referrals (its organisation id)")
+    parser.add_argument(
+        "--practice",
+        help="only this practice's referrals, its organisation id (default: every practice)",
+    )
     parser.add_argument(
         "--batch-size",
         type=_positive,
         default=200,
-        help="patients per transaction (one commit each)",
+        help="patients per transaction, one commit each (default: 200)",
     )
 
 
@@ -101,7 +104,10 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     _period_arguments(parser)
     parser.add_argument(
         "--focus",
-        help="narrow to Organization/<id>: a practice or a time bank in the board's area",
+        help=(
+            "narrow to Organization/<id>: a practice or a time bank in the board's area "
+            "(default: the whole board)"
+        ),
     )
     parser.add_argument(
         "--format",

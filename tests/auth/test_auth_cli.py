@@ -69,6 +69,7 @@ def test_org_add_and_list(spis: Any) -> None:
         "kind": "practice",
         "name": "Rushey Green",
         "ods_code": "F84001",
+        "board_id": None,  # in no health board's area until placed in one
     }
     assert len(practice["id"]) == 36
 

@@ -35,8 +35,10 @@ def job_row(session_factory: sessionmaker[Session], job_id: str) -> dict[str, An
 
 
 def only_job(session_factory: sessionmaker[Session]) -> str:
+    """The one routing job (the referral's writes also queue outcome refreshes)."""
+    query = text("SELECT id FROM job WHERE name = :name")
     with session_factory() as session:
-        [job_id] = session.execute(text("SELECT id FROM job")).scalars()
+        [job_id] = session.execute(query, {"name": JobName.ROUTE_REFERRAL.value}).scalars()
     return str(job_id)
 
 

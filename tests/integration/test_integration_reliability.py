@@ -29,9 +29,13 @@ def child_tasks(session_factory: sessionmaker[Session], referral_task_id: str) -
         return [row[0] for row in rows]
 
 
-def job_states(session_factory: sessionmaker[Session]) -> list[tuple[str, int]]:
+def job_states(
+    session_factory: sessionmaker[Session], name: str = JobName.ROUTE_REFERRAL.value
+) -> list[tuple[str, int]]:
+    """The jobs of one kind (routing unless named): every write also queues outcome refreshes."""
+    query = text("SELECT status, attempts FROM job WHERE name = :name")
     with session_factory() as session:
-        return [(r[0], r[1]) for r in session.execute(text("SELECT status, attempts FROM job"))]
+        return [(r[0], r[1]) for r in session.execute(query, {"name": name})]
 
 
 def test_worker_killed_mid_routing_routes_once_after_restart(
@@ -99,11 +103,18 @@ def test_referrals_accepted_while_the_broker_is_down_are_routed_later(
             make_referral(api, headers, practice.org_id, referral_id=f"R-{i}") for i in range(3)
         ]
     assert [s for s, _ in job_states(session_factory)] == ["pending"] * 3
+    # The outcome refreshes those intakes queued wait in the outbox too, one each.
+    refreshes = JobName.REFRESH_OUTCOMES.value
+    assert [s for s, _ in job_states(session_factory, refreshes)] == ["pending"] * 3
     worker = Worker(settings, beat=True)
     try:
         worker.start()
         for referral in referrals:
             wait_for(lambda r=referral: child_tasks(session_factory, r.task_id), what="routing")
+        wait_for(
+            lambda: all(s == "done" for s, _ in job_states(session_factory, refreshes)),
+            what="the outcome refreshes",
+        )
     finally:
         worker.stop()
 
