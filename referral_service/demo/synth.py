@@ -202,14 +202,25 @@ def _rebuild(database: Database, settings: Settings, area: Area, out: IO[str]) -
     records its consent decisions as audit events, as every refresh does)."""
     began, referrals = time.perf_counter(), 0
     for practice in area.practices:
-        done = rebuild(database.sessionmaker, settings, practice_id=practice.id, batch_size=500)
-        referrals += done.referrals
-        if done.failed:
-            raise RuntimeError(f"outcome rows could not be computed for {len(done.failed)} people")
-        print(
-            f"synth: outcome rows for {practice.ods} rebuilt ({referrals:,} referrals so far, "
-            f"{time.perf_counter() - began:,.0f} s)",
-            file=out,
-            flush=True,
+
+        def report(done: int, total: int, ods: str | None = practice.ods) -> None:
+            spent = time.perf_counter() - began
+            print(
+                f"synth: outcome rows, {ods}: {done:,}/{total:,} people ({spent:,.0f} s)",
+                file=out,
+                flush=True,
+            )
+
+        rebuilt = rebuild(
+            database.sessionmaker,
+            settings,
+            practice_id=practice.id,
+            batch_size=500,
+            progress=report,
         )
+        referrals += rebuilt.referrals
+        if rebuilt.failed:
+            raise RuntimeError(
+                f"outcome rows could not be computed for {len(rebuilt.failed)} people"
+            )
     return referrals
