@@ -112,6 +112,9 @@ def run(settings: Settings, options: Options, progress: IO[str] = sys.stderr) ->
             synth_area.set_capacities(session, area, loader.open_tasks())
             store.refresh_statistics(session)
         summary.outcome_referrals = _rebuild(database, settings, area, progress)
+        with unit_of_work(database.sessionmaker) as session:
+            # Again: the rebuild filled the outcome tables, which the first ANALYZE saw empty.
+            store.refresh_statistics(session)
     summary.seconds = time.perf_counter() - began
     return summary
 
