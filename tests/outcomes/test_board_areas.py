@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_service import cli
-from referral_service.config import get_settings
 from referral_service.db import unit_of_work
 from referral_service.organisations import repository, service
 from referral_service.organisations.models import OrgKind
-from tests.conftest import TEST_KEK
+from tests.fixtures.spis_cli import InProcessSpis, in_process_spis
 
 
 @pytest.fixture
@@ -25,20 +22,8 @@ def spis(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> Iterator[Any]:
-    monkeypatch.setenv("SPIS_DATABASE_URL", pg_url)
-    monkeypatch.setenv("SPIS_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("SPIS_ENVIRONMENT", "test")
-    monkeypatch.setenv("SPIS_KEK", TEST_KEK)
-    get_settings.cache_clear()
-
-    def run(*argv: str) -> tuple[int, Any, str]:
-        code = cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return code, json.loads(out) if out.strip() else None, err
-
-    yield run
-    get_settings.cache_clear()
+) -> Iterator[InProcessSpis]:
+    yield from in_process_spis(pg_url, tmp_path, monkeypatch, capsys)
 
 
 def test_org_add_with_board_and_set_board_later(

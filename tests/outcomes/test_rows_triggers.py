@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_service import cli
-from referral_service.config import Settings, get_settings
+from referral_service.config import Settings
 from referral_service.embedded import worker_env
 from referral_service.ledger.models import Member
 from referral_service.outcomes import triggers
@@ -30,10 +29,10 @@ from referral_service.outcomes.models import (
 )
 from referral_service.outcomes.rebuild import rebuild
 from referral_service.outcomes.refresh import refresh_patient, system_context
-from tests.conftest import TEST_KEK
 from tests.fixtures.fhir import FHIR_JSON, load
 from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.routing import add_timebank, route_now
+from tests.fixtures.spis_cli import InProcessSpis, in_process_spis
 from tests.fixtures.systems import TestSystem, bearer
 from tests.ledger.conftest import Routed, add_member, enrol, exchange, route
 from tests.outcomes.rows_support import (
@@ -275,22 +274,9 @@ def test_rebuild_gives_the_rows_the_jobs_kept(
 @pytest.fixture
 def spis(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Any]:
+) -> Iterator[InProcessSpis]:
     """Run `spis ...` in this process against the test database: (exit code, JSON, stderr)."""
-    monkeypatch.setenv("SPIS_DATABASE_URL", pg_url)
-    monkeypatch.setenv("SPIS_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("SPIS_ENVIRONMENT", "test")
-    monkeypatch.setenv("SPIS_KEK", TEST_KEK)
-    monkeypatch.setenv("SPIS_BROKER_URL", "memory://")
-    get_settings.cache_clear()
-
-    def run(*argv: str) -> tuple[int, Any, str]:
-        code = cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return code, json.loads(out) if out.strip() else None, err
-
-    yield run
-    get_settings.cache_clear()
+    yield from in_process_spis(pg_url, tmp_path, monkeypatch, capsys, SPIS_BROKER_URL="memory://")
 
 
 def test_spis_outcomes_rebuild(

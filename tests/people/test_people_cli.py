@@ -11,12 +11,17 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_service import cli
-from referral_service.config import Settings, get_settings
+from referral_service.config import Settings
 from referral_service.db import unit_of_work
 from referral_service.people import service
 from tests.conftest import TEST_KEK
-from tests.fixtures.spis_cli import assert_one_line_error, run_spis, spis_env
+from tests.fixtures.spis_cli import (
+    InProcessSpis,
+    assert_one_line_error,
+    in_process_spis,
+    run_spis,
+    spis_env,
+)
 from tests.people.conftest import PASSWORD, Orgs, audit_rows, token_of
 
 
@@ -27,22 +32,15 @@ def spis(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> Iterator[Any]:
+) -> Iterator[InProcessSpis]:
     """Run `spis ...`; returns (exit code, parsed JSON stdout or None, stderr)."""
-    monkeypatch.setenv("SPIS_DATABASE_URL", pg_url)
-    monkeypatch.setenv("SPIS_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("SPIS_ENVIRONMENT", "test")
-    monkeypatch.setenv("SPIS_KEK", TEST_KEK)
-    monkeypatch.setenv("SPIS_PUBLIC_BASE_URL", "https://spis.example.org/")
-    get_settings.cache_clear()
-
-    def run(*argv: str) -> tuple[int, Any, str]:
-        code = cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return code, json.loads(out) if out.strip() else None, err
-
-    yield run
-    get_settings.cache_clear()
+    yield from in_process_spis(
+        pg_url,
+        tmp_path,
+        monkeypatch,
+        capsys,
+        SPIS_PUBLIC_BASE_URL="https://spis.example.org/",
+    )
 
 
 def test_user_add_list_link_disable(
