@@ -20,7 +20,7 @@ from referral_service import cli
 from referral_service.auth.models import Client
 from referral_service.config import get_settings
 from referral_service.organisations.models import OrgKind
-from tests.conftest import TEST_KEK
+from tests.fixtures.spis_cli import InProcessSpis, in_process_spis
 from tests.fixtures.systems import TestSystem, public_jwks, token_response
 
 
@@ -31,21 +31,9 @@ def spis(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> Iterator[Any]:
+) -> Iterator[InProcessSpis]:
     """Run `spis ...`; returns (exit code, parsed JSON stdout or None, stderr)."""
-    monkeypatch.setenv("SPIS_DATABASE_URL", pg_url)
-    monkeypatch.setenv("SPIS_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("SPIS_ENVIRONMENT", "test")
-    monkeypatch.setenv("SPIS_KEK", TEST_KEK)  # the key ring is per database: keep the tests' KEK
-    get_settings.cache_clear()
-
-    def run(*argv: str) -> tuple[int, Any, str]:
-        code = cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return code, json.loads(out) if out.strip() else None, err
-
-    yield run
-    get_settings.cache_clear()
+    yield from in_process_spis(pg_url, tmp_path, monkeypatch, capsys)
 
 
 def write_jwks(tmp_path: Path, document: Any) -> str:
