@@ -5,6 +5,8 @@ again comes back through the refresh job."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -21,128 +23,134 @@ from tests.outcomes.rows_support import pending_refreshes, referral_row, run_ref
 
 SECONDARY_USE = "secondary-use"
 
-
-def put(client: TestClient, headers: dict[str, str], ref: str, body: dict[str, Any]) -> None:
-    response = client.put(f"/fhir/{ref}", json=body, headers={**headers, **FHIR_JSON})
-    assert response.status_code == 200, response.text
+Json = dict[str, Any]
 
 
-def read(client: TestClient, headers: dict[str, str], ref: str) -> dict[str, Any]:
-    return dict(client.get(f"/fhir/{ref}", headers=headers).json())
+@dataclass(frozen=True)
+class Scene:
+    """The referring practice over FHIR, the refresh job, and the outcome rows they change."""
+
+    client: TestClient
+    headers: dict[str, str]
+    org_id: str
+    session_factory: sessionmaker[Session]
+    settings: Settings
+
+    def change(self, ref: str, edit: Callable[[Json], Json]) -> None:
+        """Read `ref` and PUT back what `edit` makes of it."""
+        current = dict(self.client.get(f"/fhir/{ref}", headers=self.headers).json())
+        headers = {**self.headers, **FHIR_JSON}
+        response = self.client.put(f"/fhir/{ref}", json=edit(current), headers=headers)
+        assert response.status_code == 200, response.text
+
+    def refer(self, **fields: str) -> Referral:
+        return make_referral(self.client, self.headers, self.org_id, **fields)
+
+    def refresh(self) -> int:
+        return run_refreshes(self.session_factory, self.settings)
+
+    def eligible(self, referral_ids: list[str]) -> list[bool]:
+        with self.session_factory() as session:
+            return [session.get_one(ReferralOutcome, rid).eligible for rid in referral_ids]
 
 
-def with_secondary_use(consent: dict[str, Any], kind: str) -> dict[str, Any]:
+def secondary_use(kind: str) -> Callable[[Json], Json]:
     """The Consent with its secondary-use provision set to `permit` or `deny`."""
-    changed = copy.deepcopy(consent)
-    for provision in changed["provision"]["provision"]:
-        if any(
-            coding["code"] == SECONDARY_USE
-            for concept in provision.get("code", [])
-            for coding in concept["coding"]
-        ):
-            provision["type"] = kind
-    return changed
+
+    def edit(consent: Json) -> Json:
+        changed = copy.deepcopy(consent)
+        for provision in changed["provision"]["provision"]:
+            if any(
+                coding["code"] == SECONDARY_USE
+                for concept in provision.get("code", [])
+                for coding in concept["coding"]
+            ):
+                provision["type"] = kind
+        return changed
+
+    return edit
 
 
-def eligible(session_factory: sessionmaker[Session], referral_ids: list[str]) -> list[bool]:
-    with session_factory() as session:
-        return [session.get_one(ReferralOutcome, rid).eligible for rid in referral_ids]
+def inactive(consent: Json) -> Json:
+    return {**consent, "status": "inactive"}
+
+
+def opted_out(patient: Json) -> Json:
+    return {**patient, "extension": [{"url": NATIONAL_OPT_OUT, "valueBoolean": True}]}
+
+
+def opt_out_cleared(patient: Json) -> Json:
+    cleared = dict(patient)
+    cleared.pop("extension")
+    return cleared
 
 
 @pytest.fixture
-def two_referrals(
+def scene(
     client: TestClient,
     session_factory: sessionmaker[Session],
     settings: Settings,
     practice: TestSystem,
     practice_headers: dict[str, str],
-    referral: Referral,
-) -> list[str]:
+) -> Scene:
+    return Scene(client, practice_headers, practice.org_id, session_factory, settings)
+
+
+@pytest.fixture
+def two_referrals(scene: Scene, referral: Referral) -> list[str]:
     """The same person referred twice (one Patient), with rows kept by the refresh."""
-    again = make_referral(client, practice_headers, practice.org_id, referral_id="REF-0002")
+    again = scene.refer(referral_id="REF-0002")
     assert again.patient == referral.patient
-    run_refreshes(session_factory, settings)
+    scene.refresh()
     ids = [referral.task_id, again.task_id]
-    assert eligible(session_factory, ids) == [True, True]
+    assert scene.eligible(ids) == [True, True]
     return ids
 
 
 def test_withdrawing_secondary_use_excludes_at_once_and_permission_returns_by_the_job(
-    client: TestClient,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    practice_headers: dict[str, str],
-    referral: Referral,
-    two_referrals: list[str],
+    scene: Scene, referral: Referral, two_referrals: list[str]
 ) -> None:
-    consent = read(client, practice_headers, referral.consent)
-    put(client, practice_headers, referral.consent, with_secondary_use(consent, "deny"))
+    scene.change(referral.consent, secondary_use("deny"))
     # No job has run: the request's own transaction marked the rows.
-    assert pending_refreshes(session_factory) == [{"patient": referral.patient.split("/")[1]}]
-    assert eligible(session_factory, two_referrals) == [False, False]
-    run_refreshes(session_factory, settings)  # the refresh agrees
-    assert eligible(session_factory, two_referrals) == [False, False]
+    assert pending_refreshes(scene.session_factory) == [{"patient": referral.patient.split("/")[1]}]
+    assert scene.eligible(two_referrals) == [False, False]
+    scene.refresh()  # the refresh agrees
+    assert scene.eligible(two_referrals) == [False, False]
     # the referrals themselves go on: only secondary use was withdrawn
-    assert referral_row(session_factory, referral.task_id).status == "requested"
+    assert referral_row(scene.session_factory, referral.task_id).status == "requested"
 
-    consent = read(client, practice_headers, referral.consent)
-    put(client, practice_headers, referral.consent, with_secondary_use(consent, "permit"))
-    assert eligible(session_factory, two_referrals) == [False, False]  # until the job runs
-    assert run_refreshes(session_factory, settings) == 1
-    assert eligible(session_factory, two_referrals) == [True, True]
+    scene.change(referral.consent, secondary_use("permit"))
+    assert scene.eligible(two_referrals) == [False, False]  # until the job runs
+    assert scene.refresh() == 1
+    assert scene.eligible(two_referrals) == [True, True]
 
 
 def test_withdrawing_the_whole_consent_excludes_at_once(
-    client: TestClient,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    practice_headers: dict[str, str],
-    referral: Referral,
-    two_referrals: list[str],
+    scene: Scene, referral: Referral, two_referrals: list[str]
 ) -> None:
-    consent = read(client, practice_headers, referral.consent)
-    put(client, practice_headers, referral.consent, {**consent, "status": "inactive"})
-    assert eligible(session_factory, two_referrals) == [False, False]
-    run_refreshes(session_factory, settings)
-    assert eligible(session_factory, two_referrals) == [False, False]
-    assert referral_row(session_factory, referral.task_id).status == "cancelled"
+    scene.change(referral.consent, inactive)
+    assert scene.eligible(two_referrals) == [False, False]
+    scene.refresh()
+    assert scene.eligible(two_referrals) == [False, False]
+    assert referral_row(scene.session_factory, referral.task_id).status == "cancelled"
 
 
 def test_the_national_data_opt_out_excludes_at_once_and_clearing_it_returns_by_the_job(
-    client: TestClient,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    practice_headers: dict[str, str],
-    referral: Referral,
-    two_referrals: list[str],
+    scene: Scene, referral: Referral, two_referrals: list[str]
 ) -> None:
-    patient = read(client, practice_headers, referral.patient)
-    opted_out = {**patient, "extension": [{"url": NATIONAL_OPT_OUT, "valueBoolean": True}]}
-    put(client, practice_headers, referral.patient, opted_out)
-    assert eligible(session_factory, two_referrals) == [False, False]
-    run_refreshes(session_factory, settings)
-    assert eligible(session_factory, two_referrals) == [False, False]
+    scene.change(referral.patient, opted_out)
+    assert scene.eligible(two_referrals) == [False, False]
+    scene.refresh()
+    assert scene.eligible(two_referrals) == [False, False]
 
-    cleared = {k: v for k, v in read(client, practice_headers, referral.patient).items()}
-    cleared.pop("extension")
-    put(client, practice_headers, referral.patient, cleared)
-    assert eligible(session_factory, two_referrals) == [False, False]
-    run_refreshes(session_factory, settings)
-    assert eligible(session_factory, two_referrals) == [True, True]
+    scene.change(referral.patient, opt_out_cleared)
+    assert scene.eligible(two_referrals) == [False, False]
+    scene.refresh()
+    assert scene.eligible(two_referrals) == [True, True]
 
 
-def test_another_patients_rows_are_left_alone(
-    client: TestClient,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    practice: TestSystem,
-    practice_headers: dict[str, str],
-    referral: Referral,
-) -> None:
-    other = make_referral(
-        client, practice_headers, practice.org_id, nhs_number="9000000009", referral_id="REF-0009"
-    )
-    run_refreshes(session_factory, settings)
-    consent = read(client, practice_headers, referral.consent)
-    put(client, practice_headers, referral.consent, {**consent, "status": "inactive"})
-    assert eligible(session_factory, [referral.task_id, other.task_id]) == [False, True]
+def test_another_patients_rows_are_left_alone(scene: Scene, referral: Referral) -> None:
+    other = scene.refer(nhs_number="9000000009", referral_id="REF-0009")
+    scene.refresh()
+    scene.change(referral.consent, inactive)
+    assert scene.eligible([referral.task_id, other.task_id]) == [False, True]
