@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from referral_service.kit.clock import utcnow
@@ -150,3 +150,39 @@ class ProgrammeCost(Base):
 
     def __repr__(self) -> str:
         return f"ProgrammeCost({self.board_id!r}, {self.period_start}..{self.period_end})"
+
+
+class BoardVersion(Base):
+    """How many times the outcome rows of a board's practices have changed: bumped in the same
+    transaction as every change (`repository.rows_changed`), so a report cached at an older
+    version is known to be out of date. No row: version 0."""
+
+    __tablename__ = "outcome_board_version"
+
+    board_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"BoardVersion({self.board_id!r}, {self.version})"
+
+
+class CachedReport(Base):
+    """A report's published cells (after disclosure control; aggregates only), kept until the
+    board's rows change (`version`) or what else it rests on does (`fingerprint`: the board's
+    area, the settings the figures use, the programme cost, the report code). See
+    report_cache.py."""
+
+    __tablename__ = "outcome_report_cache"
+
+    board_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period_start: Mapped[date] = mapped_column(primary_key=True)
+    period_end: Mapped[date] = mapped_column(primary_key=True)
+    focus: Mapped[str] = mapped_column(String(80), primary_key=True)  # "" for the whole board
+    version: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    cells: Mapped[bytes] = mapped_column(LargeBinary)  # JSON, see report_cache.py
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"CachedReport({self.board_id!r}, {self.measure!r}, {self.period_start})"

@@ -14,12 +14,26 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Row, String, case, func, null, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    case,
+    delete,
+    func,
+    insert,
+    null,
+    select,
+    type_coerce,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from referral_service.kit.clock import utcnow
 from referral_service.organisations.models import Organisation
 from referral_service.outcomes.models import (
+    BoardVersion,
+    CachedReport,
     OutcomeActivity,
     OutcomeDecline,
     OutcomePartner,
@@ -216,3 +230,77 @@ def put_programme_cost(
     row.entered_at = utcnow()
     session.flush()
     return row
+
+
+# --- the report cache (report_cache.py) ---------------------------------------------------------
+
+
+def data_version(session: Session, board_id: str) -> int:
+    """How many times the board's outcome rows have changed (0: never)."""
+    found = session.scalar(select(BoardVersion.version).where(BoardVersion.board_id == board_id))
+    return found or 0
+
+
+def area(session: Session, board_id: str) -> Sequence[Row[str, str, str, str | None]]:
+    """The organisations in the board's area, by id: id, kind, name, ODS code."""
+    query = (
+        select(Organisation.id, Organisation.kind, Organisation.name, Organisation.ods_code)
+        .where(Organisation.board_id == board_id)
+        .order_by(Organisation.id)
+    )
+    return session.execute(query).all()
+
+
+CacheKey = tuple[str, str, date, date, str]  # board, measure, period start and end, focus or ""
+
+
+def cached(session: Session, key: CacheKey) -> Row[int, str, bytes] | None:
+    """The cached report under `key`: version, fingerprint, cells."""
+    board, measure, start, end, focus = key
+    query = select(CachedReport.version, CachedReport.fingerprint, CachedReport.cells).where(
+        CachedReport.board_id == board,
+        CachedReport.measure == measure,
+        CachedReport.period_start == start,
+        CachedReport.period_end == end,
+        CachedReport.focus == focus,
+    )
+    return session.execute(query).first()
+
+
+def put_cached(
+    session: Session, key: CacheKey, version: int, fingerprint: str, cells: bytes
+) -> None:
+    """Keep the report under `key` (replacing the one there), and drop the board's reports
+    cached at an older version: they can never be served again. Another transaction caching the
+    same report at the same moment wins: this one's copy is not needed."""
+    board, measure, start, end, focus = key
+    session.execute(
+        delete(CachedReport)
+        .where(
+            CachedReport.board_id == board,
+            (CachedReport.version < version)
+            | (
+                (CachedReport.measure == measure)
+                & (CachedReport.period_start == start)
+                & (CachedReport.period_end == end)
+                & (CachedReport.focus == focus)
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    row = insert(CachedReport).values(
+        board_id=board,
+        measure=measure,
+        period_start=start,
+        period_end=end,
+        focus=focus,
+        version=version,
+        fingerprint=fingerprint,
+        cells=cells,
+        computed_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.execute(row)
+    except IntegrityError:
+        pass

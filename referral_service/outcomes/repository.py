@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import delete, exists, insert, or_, select, text, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from referral_service.ledger.models import Exchange, Member
+from referral_service.organisations.models import Organisation
 from referral_service.outcomes.models import (
+    BoardVersion,
     OutcomeActivity,
     OutcomeDecline,
     OutcomePartner,
@@ -76,6 +79,7 @@ def replace_patient_rows(
     ):
         if found:
             session.execute(insert(model), [_values(model, row) for row in found])
+    rows_changed(session, practice_id)
 
 
 def _values(model: type[object], row: object) -> dict[str, object]:
@@ -95,7 +99,36 @@ def set_ineligible(session: Session, practice_id: str, patient_id: str) -> int:
         .values(eligible=False)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    changed = int(result.rowcount)  # type: ignore[attr-defined]
+    if changed:
+        rows_changed(session, practice_id)
+    return changed
+
+
+def rows_changed(session: Session, practice_id: str) -> None:
+    """The outcome rows of the practice's referrals changed: move its board's data version on,
+    in this transaction, so reports cached before it are not served again (report_cache.py).
+    The version row stays locked until commit: writers of one board's rows queue here, at
+    their last step."""
+    board = session.scalar(select(Organisation.board_id).where(Organisation.id == practice_id))
+    if board is None:
+        return
+    if not _bump(session, board):
+        try:
+            with session.begin_nested():
+                session.execute(insert(BoardVersion).values(board_id=board, version=1))
+        except IntegrityError:  # another transaction made the row first
+            _bump(session, board)
+
+
+def _bump(session: Session, board_id: str) -> bool:
+    result = session.execute(
+        update(BoardVersion)
+        .where(BoardVersion.board_id == board_id)
+        .values(version=BoardVersion.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def has_rows(session: Session, practice_id: str, patient_id: str) -> bool:

@@ -19,8 +19,7 @@ from fhir_adapters.measures import (
     MEASURES,
     SOCIAL_VALUE,
     WELLBEING,
-    Assumption,
-    Cell,
+    MeasureDefinition,
     Report,
     Stratifier,
 )
@@ -32,8 +31,8 @@ from referral_service.kit.clock import utcnow
 from referral_service.kit.numbers import MAX_SQL_INT
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import Organisation, OrgKind
+from referral_service.outcomes import report_cache, social_value
 from referral_service.outcomes import report_repository as repository
-from referral_service.outcomes import social_value
 from referral_service.outcomes.disclosure import StratumKey, disclose
 from referral_service.outcomes.figures import Scope, coproduction_raws, funnel_raws, wellbeing_raws
 
@@ -64,16 +63,9 @@ def evaluate(
     scope = Scope(
         ctx.session, ctx.settings, board.id, period_start, period_end, _focus(ctx, board, focus)
     )
-    cells: tuple[Cell, ...]
-    assumptions: tuple[Assumption, ...] = ()
-    if measure is SOCIAL_VALUE:
-        cells, assumptions = social_value.cells(scope)
-    elif measure is FUNNEL:
-        cells = disclose(measure, funnel_raws(scope))
-    elif measure is WELLBEING:
-        cells = disclose(measure, wellbeing_raws(scope))
-    else:
-        cells = disclose(measure, coproduction_raws(scope))
+    cells, assumptions = report_cache.report(
+        scope, measure, focus, lambda: _computed(scope, measure)
+    )
     audit.record_report(
         ctx,
         board_id=board.id,
@@ -93,6 +85,17 @@ def evaluate(
         focus=focus,
         assumptions=assumptions,
     )
+
+
+def _computed(scope: Scope, measure: MeasureDefinition) -> report_cache.Computed:
+    """The report's published cells (and assumptions), from the outcome rows."""
+    if measure is SOCIAL_VALUE:
+        return social_value.cells(scope)
+    if measure is FUNNEL:
+        return disclose(measure, funnel_raws(scope)), ()
+    if measure is WELLBEING:
+        return disclose(measure, wellbeing_raws(scope)), ()
+    return disclose(measure, coproduction_raws(scope)), ()
 
 
 def set_programme_cost(
