@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     social_value_per_hour_basis: str = "National Living Wage, April 2025"
     wellby_value_pence: int = 1_300_000
     wellby_price_year: int = 2019
+    # The workers compute again, this often, the cached reports whose figures have changed
+    # (outcomes/warm.py), so that a board's next pull is served from the cache; a report no one
+    # has pulled for this many days is forgotten instead.
+    outcome_report_warm_interval_s: float = 60.0
+    outcome_report_keep_days: int = 7
 
     @field_validator("database_url")
     @classmethod

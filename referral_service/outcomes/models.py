@@ -183,6 +183,9 @@ class CachedReport(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     cells: Mapped[bytes] = mapped_column(LargeBinary)  # JSON, see report_cache.py
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the board last pulled it (to the hour): the workers keep reports pulled lately
+    # computed (outcomes/warm.py) and drop the others.
+    pulled_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:
         return f"CachedReport({self.board_id!r}, {self.measure!r}, {self.period_start})"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Final
 
 import orjson
@@ -41,31 +42,45 @@ from fhir_adapters.measures import (
     Suppression,
 )
 from referral_service.config import Settings
+from referral_service.kit.clock import as_utc, utcnow
 from referral_service.outcomes import report_repository as repository
 from referral_service.outcomes.figures import Scope
 
 # Moved on whenever a change to the report code would change a published figure or label.
 ENGINE: Final = 1
+# A report's `pulled_at` is moved on at most this often (a pull served from the cache writes
+# nothing else).
+PULLED_RESOLUTION: Final = timedelta(hours=1)
 # The settings a report's figures and assumptions read.
 SETTINGS_PREFIXES: Final = ("outcome_meaningful_change", "social_value_", "wellby_")
 
 Computed = tuple[tuple[Cell, ...], tuple[Assumption, ...]]
+CacheKey = repository.CacheKey
 
 
 def report(
-    scope: Scope, measure: MeasureDefinition, focus: str | None, compute: Callable[[], Computed]
+    scope: Scope,
+    measure: MeasureDefinition,
+    focus: str | None,
+    compute: Callable[[], Computed],
+    *,
+    pull: bool = True,
 ) -> Computed:
     """The report's cells and assumptions: cached when nothing they rest on has changed since,
-    else `compute()`d and cached."""
-    session = scope.session
+    else `compute()`d and cached. `pull`: the board is pulling it (not the workers keeping it
+    computed), which keeps it among the reports the workers keep computed (warm.py)."""
+    session, now = scope.session, utcnow()
     key = (scope.board_id, measure.id, scope.start, scope.end, focus or "")
     version = repository.data_version(session, scope.board_id)
     stamp = fingerprint(scope, measure)
     found = repository.cached(session, key)
     if found is not None and found[0] == version and found[1] == stamp:
+        if pull and as_utc(found[3]) < now - PULLED_RESOLUTION:
+            repository.pulled(session, key, now)
         return decode(found[2])
     computed = compute()
-    repository.put_cached(session, key, version, stamp, encode(computed))
+    pulled_at = now if pull or found is None else as_utc(found[3])
+    repository.put_cached(session, key, version, stamp, encode(computed), pulled_at)
     return computed
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     null,
     select,
     type_coerce,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -254,40 +255,59 @@ def area(session: Session, board_id: str) -> Sequence[Row[str, str, str, str | N
 CacheKey = tuple[str, str, date, date, str]  # board, measure, period start and end, focus or ""
 
 
-def cached(session: Session, key: CacheKey) -> Row[int, str, bytes] | None:
-    """The cached report under `key`: version, fingerprint, cells."""
+def _key(key: CacheKey) -> tuple[ColumnElement[bool], ...]:
     board, measure, start, end, focus = key
-    query = select(CachedReport.version, CachedReport.fingerprint, CachedReport.cells).where(
+    return (
         CachedReport.board_id == board,
         CachedReport.measure == measure,
         CachedReport.period_start == start,
         CachedReport.period_end == end,
         CachedReport.focus == focus,
     )
+
+
+def cached(session: Session, key: CacheKey) -> Row[int, str, bytes, datetime] | None:
+    """The cached report under `key`: version, fingerprint, cells, when last pulled."""
+    query = select(
+        CachedReport.version, CachedReport.fingerprint, CachedReport.cells, CachedReport.pulled_at
+    ).where(*_key(key))
     return session.execute(query).first()
 
 
-def put_cached(
-    session: Session, key: CacheKey, version: int, fingerprint: str, cells: bytes
-) -> None:
-    """Keep the report under `key` (replacing the one there), and drop the board's reports
-    cached at an older version: they can never be served again. Another transaction caching the
-    same report at the same moment wins: this one's copy is not needed."""
-    board, measure, start, end, focus = key
+def cached_keys(session: Session) -> list[CacheKey]:
+    query = select(
+        CachedReport.board_id,
+        CachedReport.measure,
+        CachedReport.period_start,
+        CachedReport.period_end,
+        CachedReport.focus,
+    ).order_by(CachedReport.board_id, CachedReport.pulled_at.desc())
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+def pulled(session: Session, key: CacheKey, at: datetime) -> None:
     session.execute(
-        delete(CachedReport)
-        .where(
-            CachedReport.board_id == board,
-            (CachedReport.version < version)
-            | (
-                (CachedReport.measure == measure)
-                & (CachedReport.period_start == start)
-                & (CachedReport.period_end == end)
-                & (CachedReport.focus == focus)
-            ),
-        )
+        update(CachedReport)
+        .where(*_key(key))
+        .values(pulled_at=at)
         .execution_options(synchronize_session=False)
     )
+
+
+def put_cached(
+    session: Session,
+    key: CacheKey,
+    version: int,
+    fingerprint: str,
+    cells: bytes,
+    pulled_at: datetime,
+) -> None:
+    """Keep the report under `key`, replacing the one there. Another transaction caching the
+    same report at the same moment wins: this one's copy is not needed."""
+    session.execute(
+        delete(CachedReport).where(*_key(key)).execution_options(synchronize_session=False)
+    )
+    board, measure, start, end, focus = key
     row = insert(CachedReport).values(
         board_id=board,
         measure=measure,
@@ -298,9 +318,26 @@ def put_cached(
         fingerprint=fingerprint,
         cells=cells,
         computed_at=utcnow(),
+        pulled_at=pulled_at,
     )
     try:
         with session.begin_nested():
             session.execute(row)
     except IntegrityError:
         pass
+
+
+def drop_cached(session: Session, key: CacheKey) -> None:
+    session.execute(
+        delete(CachedReport).where(*_key(key)).execution_options(synchronize_session=False)
+    )
+
+
+def drop_unpulled(session: Session, before: datetime) -> int:
+    """Forget the reports no one has pulled since `before`; how many."""
+    result = session.execute(
+        delete(CachedReport)
+        .where(CachedReport.pulled_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -87,6 +87,28 @@ def evaluate(
     )
 
 
+def keep_computed(ctx: Context, key: report_cache.CacheKey) -> bool:
+    """Compute the cached report under `key` again if something it rests on has changed (for
+    the workers: neither a pull nor audited); whether it was. Invalid or NotFound when the
+    report could no longer be asked for (the board is gone, the focus left its area)."""
+    board_id, measure_id, start, end, focus = key
+    board, measure = _board(ctx, board_id), MEASURES.get(measure_id)
+    if measure is None:
+        raise NotFound("No Measure has this id (see /fhir/Measure)")
+    scope = Scope(
+        ctx.session, ctx.settings, board.id, start, end, _focus(ctx, board, focus or None)
+    )
+    computed = False
+
+    def compute() -> report_cache.Computed:
+        nonlocal computed
+        computed = True
+        return _computed(scope, measure)
+
+    report_cache.report(scope, measure, focus or None, compute, pull=False)
+    return computed
+
+
 def _computed(scope: Scope, measure: MeasureDefinition) -> report_cache.Computed:
     """The report's published cells (and assumptions), from the outcome rows."""
     if measure is SOCIAL_VALUE:

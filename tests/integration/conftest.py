@@ -42,14 +42,15 @@ def settings(pg_url: str, tmp_path: Path) -> Settings:
 class Worker:
     """`spis worker` as a child process; kill() is a crash, start() a restart."""
 
-    def __init__(self, settings: Settings, beat: bool) -> None:
-        self.settings, self.beat = settings, beat
+    def __init__(self, settings: Settings, beat: bool, **env: str) -> None:
+        self.settings, self.beat, self.env = settings, beat, env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = worker_env(self.settings)
         env["SPIS_RELAY_AFTER_S"] = str(self.settings.relay_after_s)
         env["SPIS_RELAY_INTERVAL_S"] = str(self.settings.relay_interval_s)
+        env.update(self.env)
         command = worker_command(self.settings, beat=self.beat)
         self.process = subprocess.Popen(command, env=env, start_new_session=True)
 

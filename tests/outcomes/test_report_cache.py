@@ -7,25 +7,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.measures import Report
+from referral_service.audit.models import AuditEvent
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.db import unit_of_work
+from referral_service.kit.clock import utcnow
 from referral_service.organisations.models import OrgKind
 from referral_service.organisations.service import set_board
-from referral_service.outcomes import eligibility, report_cache, repository, service
+from referral_service.outcomes import eligibility, report_cache, repository, service, warm
 from referral_service.outcomes.models import BoardVersion, CachedReport, ReferralOutcome
 from referral_service.outcomes.repository import PatientRows
 from referral_service.principal import Principal
 from tests.outcomes.report_rows import Q3, Area, at, evaluate, org
 from tests.outcomes.test_report_social_value import set_cost, with_life_satisfaction
+from workers.schedule import beat_schedule
 
 MEASURES = (
     "spis-referral-funnel",
@@ -48,10 +52,14 @@ def cached_rows(factory: sessionmaker[Session]) -> list[CachedReport]:
         return list(session.scalars(select(CachedReport)))
 
 
-def plant_mark(factory: sessionmaker[Session], measure: str) -> None:
-    """Replace the cached report's first shown value by MARK."""
+def plant_mark(factory: sessionmaker[Session], measure: str, board: str | None = None) -> None:
+    """Replace the cached report's first shown value by MARK (the only one of `measure`, or
+    the board's)."""
+    query = select(CachedReport).where(CachedReport.measure == measure)
+    if board is not None:
+        query = query.where(CachedReport.board_id == board)
     with unit_of_work(factory) as session:
-        row = session.scalars(select(CachedReport).where(CachedReport.measure == measure)).one()
+        row = session.scalars(query).one()
         cells, assumptions = report_cache.decode(row.cells)
         index = next(i for i, c in enumerate(cells) if c.value is not None)
         marked = (*cells[:index], replace(cells[index], value=MARK), *cells[index + 1 :])
@@ -110,8 +118,7 @@ def entered_cost(factory: sessionmaker[Session], settings: Settings, a: Area) ->
 
 
 def moved_practice(factory: sessionmaker[Session], settings: Settings, a: Area) -> None:
-    with unit_of_work(factory) as session:
-        set_board(session, a.p2, None)
+    moved_practice_out(factory, a.p2)
 
 
 def time_bank_joined(factory: sessionmaker[Session], settings: Settings, a: Area) -> None:
@@ -183,7 +190,7 @@ def test_other_settings_compute_it_again(
     assert not served(evaluate(session_factory, settings, measure, board.board))
 
 
-def test_each_report_is_cached_on_its_own_and_stale_ones_go(
+def test_each_report_is_cached_on_its_own(
     session_factory: sessionmaker[Session], settings: Settings, board: Area
 ) -> None:
     august = (date(2026, 8, 1), date(2026, 8, 31))
@@ -198,11 +205,8 @@ def test_each_report_is_cached_on_its_own_and_stale_ones_go(
         (board.board, Q3[0], f"Organization/{board.p1}"),
         (board.other_board, Q3[0], ""),
     }
-    with unit_of_work(session_factory) as session:
-        repository.rows_changed(session, board.p1)
-    evaluate(session_factory, settings, FUNNEL, board.board, period=august)
-    kept = {(r.board_id, r.period_start, r.focus) for r in cached_rows(session_factory)}
-    assert kept == {(board.board, august[0], ""), (board.other_board, Q3[0], "")}
+    for row in cached_rows(session_factory):
+        assert row.version == 0
 
 
 def test_rows_changed_moves_on_the_practice_board_only(
@@ -250,3 +254,79 @@ def test_two_pulls_of_one_report_at_once_both_answer(
     second.join(timeout=30)
     assert [a.cells for a in answers] == [first.cells]
     assert len(cached_rows(session_factory)) == 1
+
+
+# --- the workers keep pulled reports computed (warm.py) -----------------------------------------
+
+
+def run_warm(factory: sessionmaker[Session], settings: Settings, **kw: Any) -> warm.Warmed:
+    return warm.warm(lambda: unit_of_work(factory), settings, **kw)
+
+
+def audit_count(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+
+
+def test_the_workers_compute_again_what_changed_and_only_that(
+    session_factory: sessionmaker[Session], settings: Settings, board: Area
+) -> None:
+    for measure in MEASURES:
+        evaluate(session_factory, settings, measure, board.board)
+        plant_mark(session_factory, measure)
+    evaluate(session_factory, settings, FUNNEL, board.other_board)
+    pulled = {(r.board_id, r.measure): r.pulled_at for r in cached_rows(session_factory)}
+    audited = audit_count(session_factory)
+
+    assert run_warm(session_factory, settings) == warm.Warmed(checked=5, computed=0)
+    assert served(evaluate(session_factory, settings, FUNNEL, board.board))
+
+    with unit_of_work(session_factory) as session:
+        repository.rows_changed(session, board.p1)
+    assert run_warm(session_factory, settings) == warm.Warmed(checked=5, computed=4)
+    audited_after = audit_count(session_factory)
+    for measure in MEASURES:  # computed by the workers, then served as they left it
+        plant_mark(session_factory, measure, board.board)
+        assert served(evaluate(session_factory, settings, measure, board.board))
+    assert audited_after == audited + 1  # the one pull above; the workers pulled nothing
+    rows = {(r.board_id, r.measure): r for r in cached_rows(session_factory)}
+    assert {k: r.pulled_at for k, r in rows.items()} == pulled
+    assert {r.version for k, r in rows.items() if k[0] == board.board} == {1}
+
+
+def test_the_workers_forget_reports_no_one_pulls(
+    session_factory: sessionmaker[Session], settings: Settings, board: Area
+) -> None:
+    evaluate(session_factory, settings, FUNNEL, board.board)
+    evaluate(session_factory, settings, FUNNEL, board.other_board)
+    later = utcnow() + timedelta(days=settings.outcome_report_keep_days, minutes=1)
+    with unit_of_work(session_factory) as session:
+        session.execute(
+            update(CachedReport)
+            .where(CachedReport.board_id == board.other_board)
+            .values(pulled_at=later - timedelta(days=1))
+        )
+    assert run_warm(session_factory, settings, now=later) == warm.Warmed(checked=1, forgotten=1)
+    assert [r.board_id for r in cached_rows(session_factory)] == [board.other_board]
+
+
+def test_the_workers_forget_a_report_that_can_no_longer_be_asked_for(
+    session_factory: sessionmaker[Session], settings: Settings, board: Area
+) -> None:
+    focus = f"Organization/{board.p1}"
+    evaluate(session_factory, settings, FUNNEL, board.board, focus=focus)
+    evaluate(session_factory, settings, FUNNEL, board.board)
+    moved_practice_out(session_factory, board.p1)
+    assert run_warm(session_factory, settings) == warm.Warmed(checked=2, computed=1, forgotten=1)
+    assert [r.focus for r in cached_rows(session_factory)] == [""]
+
+
+def moved_practice_out(factory: sessionmaker[Session], practice: str) -> None:
+    with unit_of_work(factory) as session:
+        set_board(session, practice, None)
+
+
+def test_the_beat_runs_the_workers_keeping_reports_computed(settings: Settings) -> None:
+    other = settings.model_copy(update={"outcome_report_warm_interval_s": 15.0})
+    entry = beat_schedule(other)["warm-reports"]
+    assert entry == {"task": "spis.warm_reports", "schedule": 15.0}

@@ -9,15 +9,26 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
-from referral_service.outcomes.models import ReferralOutcome
+from referral_service.context import Context
+from referral_service.db import unit_of_work
+from referral_service.kit.clock import utcnow
+from referral_service.organisations.models import OrgKind
+from referral_service.organisations.service import set_board
+from referral_service.outcomes.models import BoardVersion, CachedReport, ReferralOutcome
+from referral_service.outcomes.service import evaluate
+from referral_service.principal import Principal
 from tests.conftest import TEST_KEK
 from tests.fixtures.referrals import make_referral
 from tests.fixtures.systems import TestSystem
 from tests.integration.conftest import BROKER_URL, Worker, add_timebank, wait_for
+from tests.outcomes.report_rows import org
 from tests.outcomes.rows_support import put_task
+
+FUNNEL = "spis-referral-funnel"
 
 pytestmark = pytest.mark.slow
 
@@ -78,3 +89,49 @@ def test_fhir_writes_refresh_the_rows_through_the_worker(
         assert accepted.accepted_at >= routed.routed_at
     finally:
         worker.stop()
+
+
+def test_the_worker_keeps_a_pulled_report_computed_after_a_change(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+) -> None:
+    """A board pulled its report; a referral then changes its rows (the refresh job moves the
+    board's data version on); the beat's `spis.warm_reports` has the report computed again at
+    that version before the board pulls it next."""
+    add_timebank(session_factory, "Catford Time Bank", ["SE6"], ["befriending"], 2)
+    with unit_of_work(session_factory) as session:
+        board = org(session, OrgKind.HEALTHBOARD, "South East London", "QKK")
+        set_board(session, practice.org_id, board)
+    today = utcnow().date()
+    period = (today.replace(day=1), today)
+    with unit_of_work(session_factory) as session:
+        evaluate(Context(session, Principal.spis(), settings), FUNNEL, *period, board)
+
+    def cached() -> tuple[int, int] | None:
+        with session_factory() as session:
+            version = session.scalar(
+                select(BoardVersion.version).where(BoardVersion.board_id == board)
+            )
+            kept = session.scalar(
+                select(CachedReport.version).where(CachedReport.board_id == board)
+            )
+        return None if version is None or kept is None else (version, kept)
+
+    assert cached() is None  # no change yet: version 0, no row
+    worker = Worker(settings, beat=True, SPIS_OUTCOME_REPORT_WARM_INTERVAL_S="1")
+    worker.start()
+    try:
+        make_referral(client, practice_headers, practice.org_id)
+        versions = wait_for(
+            lambda: (found := cached()) and found[0] >= 2 and found[0] == found[1] and found,
+            what="the report computed again at the board's new version",
+        )
+        assert versions[0] == versions[1]
+    finally:
+        worker.stop()
+    with session_factory() as session:
+        [row] = session.scalars(select(CachedReport)).all()
+    assert row.pulled_at < row.computed_at  # computed by the worker, not pulled again

@@ -17,6 +17,7 @@ from referral_service.jobs.producer import Producer
 from referral_service.jobs.service import JobName
 from referral_service.keys import service as _key_handlers  # noqa: F401 - registers handlers
 from referral_service.outcomes import refresh as _outcome_handlers  # noqa: F401 - handler, triggers
+from referral_service.outcomes import warm
 from referral_service.routing import service as _routing_handlers  # noqa: F401 - registers handlers
 from referral_service.routing import sla
 from workers.app import app, settings
@@ -77,3 +78,15 @@ def relay_jobs() -> int:
 def sweep_broker_sla(as_of: str | None = None) -> dict[str, Any]:
     with session_scope() as session:
         return sla.sweep(session, settings, as_of)
+
+
+@app.task(name="spis.warm_reports")
+def warm_reports() -> dict[str, int]:
+    """Compute again the cached outcome reports whose figures changed (outcomes/warm.py)."""
+    done = warm.warm(session_scope, settings)
+    if done.computed or done.forgotten:
+        log.info(
+            "outcome reports kept computed",
+            extra={"computed": done.computed, "forgotten": done.forgotten},
+        )
+    return {"checked": done.checked, "computed": done.computed, "forgotten": done.forgotten}

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("cells", sa.LargeBinary(), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("pulled_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["board_id"],
             ["organisation.id"],
