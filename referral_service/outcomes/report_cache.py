@@ -124,19 +124,24 @@ def encode(computed: Computed) -> bytes:
     )
 
 
+_STRATIFIERS: Final = {s.value: s for s in Stratifier}
+_SUPPRESSIONS: Final = {s.value: s for s in Suppression}
+
+
 def decode(data: bytes) -> Computed:
     found = orjson.loads(data)
+    stratifiers, suppressions = _STRATIFIERS, _SUPPRESSIONS
     cells = tuple(
         Cell(
             figure,
-            Stratifier(stratifier),
+            stratifiers[stratifier],
             key,
             label,
             value,
             low,
             high,
             n,
-            None if suppressed is None else Suppression(suppressed),
+            None if suppressed is None else suppressions[suppressed],
         )
         for figure, stratifier, key, label, value, low, high, n, suppressed in found["cells"]
     )
