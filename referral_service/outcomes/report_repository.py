@@ -1,5 +1,6 @@
-"""Every query a report makes: the outcome rows of one board's practices and one period, and the
-programme costs boards enter.
+"""Every query a report makes: the outcome rows of one board's practices and one period, the
+programme costs boards enter, and the report cache (its rows, the boards' data versions, the
+area a report's fingerprint names: report_cache.py).
 
 A board's rows are the referrals made by practices whose `organisation.board_id` is the board,
 read when the report runs (a practice moved to another board takes its referrals with it); only
