@@ -14,11 +14,12 @@ received.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
-from fhir_adapters.measures import COPRODUCTION, Stratifier
+from fhir_adapters.measures import COPRODUCTION
 from referral_service.kit.clock import as_utc
 from referral_service.outcomes.disclosure import TOTAL, Raw, StratumKey
 from referral_service.outcomes.report_repository import (
@@ -29,40 +30,51 @@ from referral_service.outcomes.report_repository import (
 from referral_service.outcomes.statistics import mean_ci, median_iqr
 from referral_service.outcomes.strata import (
     NO_VALUE,
+    Keys,
     Names,
     Value,
     bucket,
     first_per_person,
-    month_key,
     tabulate,
-    timebank_key,
 )
 
 MINUTES_PER_HOUR = 60
-_ACTIVE = {"active-members", "hours-given", "hours-received", "reciprocity", "network-reach"}
+_HOURS = {"active-members", "hours-given", "hours-received", "reciprocity"}
+_ACTIVE = {*_HOURS, "network-reach"}
 
 
-@dataclass(frozen=True, slots=True)
-class Active:
+class Active(NamedTuple):
     """A person taking part, over the period (or over one month, in a month stratum)."""
 
-    strata: tuple[StratumKey, ...]
     given: int  # minutes
     received: int
     reach: int  # distinct partners
 
 
 @dataclass(frozen=True, slots=True)
-class Enrolled:
+class Person:
+    """A person taking part: their practice and time bank strata, their activity over the
+    period, and each month's (its stratum, the person-month)."""
+
     strata: tuple[StratumKey, ...]
-    days_to_first_gift: int | None  # None: has not given time
+    whole: Active
+    months: list[tuple[StratumKey, Active]]
 
 
 @dataclass(slots=True)
 class _Month:
+    """A person's month: minutes, and each of their referrals' partners (PARTNER_SEPARATOR-joined,
+    as the activity rows carry them)."""
+
     given: int = 0
     received: int = 0
-    partners: set[str] = field(default_factory=set)
+    met: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    strata: tuple[StratumKey, ...]
+    days_to_first_gift: int | None  # None: has not given time
 
 
 def period_months(start: date, end: date) -> tuple[date, date]:
@@ -90,33 +102,74 @@ def raws(
     ]
 
 
-Person = tuple[tuple[StratumKey, ...], dict[date, _Month]]
+def hours_total(
+    activity: Sequence[ActivityRow], names: Names, focus: StratumKey | None
+) -> list[Raw]:
+    """The people taking part and their hours, in the total only (what the social value needs):
+    the same cells as `raws` there."""
+    minutes: dict[str, list[int]] = {}
+    for _, patient, _, _, _, _, given, got, _ in activity:
+        mine = minutes.setdefault(patient, [0, 0])
+        mine[0] += given
+        mine[1] += got
+    places = _places(activity, Keys(names))
+    found = [
+        Active(given, got, reach=0)  # not counted: no figure here rests on it
+        for patient, (given, got) in minutes.items()
+        if focus is None or focus in places[patient]
+    ]
+    figures = [f for f in COPRODUCTION.figures if f.code in _HOURS]
+    return tabulate(figures, {TOTAL: found}, [TOTAL], _hours, names)
 
 
 def active_people(activity: Sequence[ActivityRow], names: Names) -> list[Person]:
-    """Each person taking part: their practice and time bank strata (from their earliest
-    referral with activity, by received time then id) and their activity month by month."""
-    first: dict[str, tuple[datetime, str, str, str | None]] = {}
+    """Each person taking part: their practice and time bank strata, their activity over the
+    period and month by month."""
     months: dict[str, dict[date, _Month]] = {}
-    for referral, patient, practice, timebank, received, month, given, got, met in activity:
-        known = first.get(patient)
-        if known is None or (received, referral) < known[:2]:
-            first[patient] = (received, referral, practice, timebank)
-        entry = months.setdefault(patient, {}).setdefault(month, _Month())
+    for _, patient, _, _, _, month, given, got, met in activity:
+        by_month = months.get(patient)
+        if by_month is None:
+            by_month = months[patient] = {}
+        entry = by_month.get(month)
+        if entry is None:
+            entry = by_month[month] = _Month()
         entry.given += given
         entry.received += got
         if met:
-            entry.partners.update(met.split(PARTNER_SEPARATOR))
-    return [
-        (
-            (
-                (Stratifier.PRACTICE, names.practice_key(first[patient][2])),
-                (Stratifier.TIMEBANK, timebank_key(first[patient][3])),
-            ),
-            by_month,
-        )
-        for patient, by_month in months.items()
-    ]
+            entry.met.append(met)
+    keys = Keys(names)
+    places = _places(activity, keys)
+    return [_person(places[patient], by_month, keys) for patient, by_month in months.items()]
+
+
+def _places(
+    activity: Sequence[ActivityRow], keys: Keys
+) -> dict[str, tuple[StratumKey, StratumKey]]:
+    """Each person's practice and time bank strata: their earliest referral with activity (by
+    received time, then id)."""
+    first: dict[str, tuple[datetime, str, str, str | None]] = {}
+    for referral, patient, practice, timebank, received, _, _, _, _ in activity:
+        known = first.get(patient)
+        if known is None or (received, referral) < known[:2]:
+            first[patient] = (received, referral, practice, timebank)
+    return {patient: keys.place(*row[2:]) for patient, row in first.items()}
+
+
+def _person(strata: tuple[StratumKey, ...], by_month: dict[date, _Month], keys: Keys) -> Person:
+    given = received = 0
+    met: list[str] = []
+    each: list[tuple[StratumKey, Active]] = []
+    for month, entry in by_month.items():
+        given += entry.given
+        received += entry.received
+        met += entry.met
+        each.append((keys.month(month), Active(entry.given, entry.received, _reach(entry.met))))
+    return Person(strata, Active(given, received, _reach(met)), each)
+
+
+def _reach(met: list[str]) -> int:
+    """Distinct partners in `met` (partner lists as the activity rows carry them)."""
+    return len(set(PARTNER_SEPARATOR.join(met).split(PARTNER_SEPARATOR))) if met else 0
 
 
 def _active_groups(
@@ -125,45 +178,36 @@ def _active_groups(
     """The people in the total and their practice and time bank strata; person-months in the
     month strata."""
     groups: dict[StratumKey, list[Active]] = {TOTAL: []}
-    for strata, by_month in people:
-        if focus is not None and focus not in strata:
+    for person in people:
+        if focus is not None and focus not in person.strata:
             continue
-        whole = _over(strata, by_month.values())
-        groups[TOTAL].append(whole)
-        for stratum in strata:
-            groups.setdefault(stratum, []).append(whole)
-        for month, entry in by_month.items():
-            stratum = (Stratifier.MONTH, month_key(month))
-            groups.setdefault(stratum, []).append(_over(strata, (entry,)))
+        groups[TOTAL].append(person.whole)
+        for stratum in person.strata:
+            groups.setdefault(stratum, []).append(person.whole)
+        for stratum, month in person.months:
+            groups.setdefault(stratum, []).append(month)
     return groups
-
-
-def _over(strata: tuple[StratumKey, ...], months: Iterable[_Month]) -> Active:
-    given = received = 0
-    partners: set[str] = set()
-    for month in months:
-        given += month.given
-        received += month.received
-        partners |= month.partners
-    return Active(strata, given, received, len(partners))
 
 
 def _enrolled(rows: Sequence[EnrolmentRow], names: Names) -> list[Enrolled]:
     dated = [(as_utc(row[4]), row) for row in rows if row[4] is not None]
     chosen = first_per_person(dated, lambda d: d[1][1], lambda d: (d[0], d[1][0]))
-    people = []
+    keys, people = Keys(names), []
     for enrolled_at, (_, _, practice, timebank, _, first_gift) in chosen:
         day = enrolled_at.date()
-        strata = (
-            (Stratifier.PRACTICE, names.practice_key(practice)),
-            (Stratifier.TIMEBANK, timebank_key(timebank)),
-            (Stratifier.MONTH, month_key(day)),
-        )
+        strata = (*keys.place(practice, timebank), keys.month(day))
         people.append(Enrolled(strata, None if first_gift is None else (first_gift - day).days))
     return people
 
 
 def _taking_part(people: Sequence[Active]) -> dict[str, Value]:
+    return {
+        **_hours(people),
+        "network-reach": mean_ci([float(p.reach) for p in people]) or NO_VALUE,
+    }
+
+
+def _hours(people: Sequence[Active]) -> dict[str, Value]:
     given = sum(p.given for p in people)
     received = sum(p.received for p in people)
     return {
@@ -171,7 +215,6 @@ def _taking_part(people: Sequence[Active]) -> dict[str, Value]:
         "hours-given": (given / MINUTES_PER_HOUR, None, None),
         "hours-received": (received / MINUTES_PER_HOUR, None, None),
         "reciprocity": (given / received if received else None, None, None),
-        "network-reach": mean_ci([float(p.reach) for p in people]) or NO_VALUE,
     }
 
 

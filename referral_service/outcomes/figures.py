@@ -59,17 +59,13 @@ def funnel_raws(scope: Scope) -> list[Raw]:
     return funnel.raws(rows, [(d[0], d[1], d[2]) for d in declines], found, scope.focus)
 
 
-def coproduction_raws(scope: Scope, *, hours_only: bool = False) -> list[Raw]:
-    """`hours_only`: the people taking part and their hours, without partners and giving (what
-    the social value needs)."""
+def coproduction_raws(scope: Scope) -> list[Raw]:
     first, last = coproduction.period_months(scope.start, scope.end)
     session, board = scope.session, scope.board_id
     activity: Sequence[repository.ActivityRow] = ()
     if first <= last:
-        activity = repository.activity(session, board, first, last, partners=not hours_only)
-    enrolments: Sequence[repository.EnrolmentRow] = ()
-    if not hours_only:
-        enrolments = repository.enrolments(session, board, scope.since, scope.until)
+        activity = repository.activity(session, board, first, last)
+    enrolments = repository.enrolments(session, board, scope.since, scope.until)
     found = names(
         session,
         [*(row[2] for row in activity), *(row[2] for row in enrolments)],
@@ -78,8 +74,31 @@ def coproduction_raws(scope: Scope, *, hours_only: bool = False) -> list[Raw]:
     return coproduction.raws(activity, enrolments, found, scope.focus)
 
 
-def wellbeing_raws(scope: Scope, scales: Sequence[str] = wellbeing_change.SCALE_CODES) -> list[Raw]:
-    rows = repository.score_pairs(scope.session, scope.board_id, scales, scope.since, scope.until)
-    found = names(scope.session, (row[2] for row in rows), (row[3] for row in rows))
+def hours_raws(scope: Scope) -> list[Raw]:
+    """The people taking part and their hours, in the total only (what the social value needs)."""
+    first, last = coproduction.period_months(scope.start, scope.end)
+    activity: Sequence[repository.ActivityRow] = ()
+    if first <= last:
+        activity = repository.activity(scope.session, scope.board_id, first, last, partners=False)
+    found = names(scope.session, (row[2] for row in activity), (row[3] for row in activity))
+    return coproduction.hours_total(activity, found, scope.focus)
+
+
+def wellbeing_raws(scope: Scope) -> list[Raw]:
+    rows, found = _score_pairs(scope, wellbeing_change.SCALE_CODES)
     thresholds = scope.settings.outcome_meaningful_change
-    return wellbeing_change.raws(rows, thresholds, found, scope.focus, scales)
+    return wellbeing_change.raws(rows, thresholds, found, scope.focus)
+
+
+def change_raws(scope: Scope, scale: str) -> list[Raw]:
+    """One scale's change, in the total only (what the social value needs)."""
+    rows, found = _score_pairs(scope, (scale,))
+    thresholds = scope.settings.outcome_meaningful_change
+    return wellbeing_change.total(rows, thresholds, found, scope.focus, scale)
+
+
+def _score_pairs(
+    scope: Scope, scales: Sequence[str]
+) -> tuple[Sequence[repository.ScoreRow], Names]:
+    rows = repository.score_pairs(scope.session, scope.board_id, scales, scope.since, scope.until)
+    return rows, names(scope.session, (row[2] for row in rows), (row[3] for row in rows))
