@@ -14,7 +14,7 @@ received.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
@@ -52,13 +52,9 @@ class Active(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Person:
-    """A person taking part: their practice and time bank strata, their activity over the
-    period, and each month's (its stratum, the person-month)."""
-
+class Enrolled:
     strata: tuple[StratumKey, ...]
-    whole: Active
-    months: list[tuple[StratumKey, Active]]
+    days_to_first_gift: int | None  # None: has not given time
 
 
 @dataclass(slots=True)
@@ -69,12 +65,6 @@ class _Month:
     given: int = 0
     received: int = 0
     met: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Enrolled:
-    strata: tuple[StratumKey, ...]
-    days_to_first_gift: int | None  # None: has not given time
 
 
 def period_months(start: date, end: date) -> tuple[date, date]:
@@ -91,7 +81,7 @@ def raws(
     focus: StratumKey | None,
 ) -> list[Raw]:
     """Every co-production figure in every stratum, exact."""
-    active = _active_groups(active_people(activity, names), focus)
+    active = _active_groups(activity, names, focus)
     enrolled = [e for e in _enrolled(enrolments, names) if focus is None or focus in e.strata]
     giving = bucket(enrolled, lambda e: e.strata)
     strata = [*active, *(s for s in giving if s not in active)]
@@ -107,24 +97,38 @@ def hours_total(
 ) -> list[Raw]:
     """The people taking part and their hours, in the total only (what the social value needs):
     the same cells as `raws` there."""
-    minutes: dict[str, list[int]] = {}
-    for _, patient, _, _, _, _, given, got, _ in activity:
-        mine = minutes.setdefault(patient, [0, 0])
-        mine[0] += given
-        mine[1] += got
     places = _places(activity, Keys(names))
     found = [
-        Active(given, got, reach=0)  # not counted: no figure here rests on it
-        for patient, (given, got) in minutes.items()
+        _over(by_month.values())
+        for patient, by_month in _months(activity).items()
         if focus is None or focus in places[patient]
     ]
     figures = [f for f in COPRODUCTION.figures if f.code in _HOURS]
     return tabulate(figures, {TOTAL: found}, [TOTAL], _hours, names)
 
 
-def active_people(activity: Sequence[ActivityRow], names: Names) -> list[Person]:
-    """Each person taking part: their practice and time bank strata, their activity over the
-    period and month by month."""
+def _active_groups(
+    activity: Sequence[ActivityRow], names: Names, focus: StratumKey | None
+) -> dict[StratumKey, list[Active]]:
+    """The people in the total and their practice and time bank strata; person-months in the
+    month strata."""
+    keys = Keys(names)
+    places = _places(activity, keys)
+    groups: dict[StratumKey, list[Active]] = {TOTAL: []}
+    for patient, by_month in _months(activity).items():
+        strata = places[patient]
+        if focus is not None and focus not in strata:
+            continue
+        whole = _over(by_month.values())
+        for stratum in (TOTAL, *strata):
+            groups.setdefault(stratum, []).append(whole)
+        for month, entry in by_month.items():
+            groups.setdefault(keys.month(month), []).append(_over((entry,)))
+    return groups
+
+
+def _months(activity: Sequence[ActivityRow]) -> dict[str, dict[date, _Month]]:
+    """Each person's activity month by month."""
     months: dict[str, dict[date, _Month]] = {}
     for _, patient, _, _, _, month, given, got, met in activity:
         by_month = months.get(patient)
@@ -137,9 +141,7 @@ def active_people(activity: Sequence[ActivityRow], names: Names) -> list[Person]
         entry.received += got
         if met:
             entry.met.append(met)
-    keys = Keys(names)
-    places = _places(activity, keys)
-    return [_person(places[patient], by_month, keys) for patient, by_month in months.items()]
+    return months
 
 
 def _places(
@@ -155,38 +157,15 @@ def _places(
     return {patient: keys.place(*row[2:]) for patient, row in first.items()}
 
 
-def _person(strata: tuple[StratumKey, ...], by_month: dict[date, _Month], keys: Keys) -> Person:
+def _over(months: Iterable[_Month]) -> Active:
     given = received = 0
     met: list[str] = []
-    each: list[tuple[StratumKey, Active]] = []
-    for month, entry in by_month.items():
-        given += entry.given
-        received += entry.received
-        met += entry.met
-        each.append((keys.month(month), Active(entry.given, entry.received, _reach(entry.met))))
-    return Person(strata, Active(given, received, _reach(met)), each)
-
-
-def _reach(met: list[str]) -> int:
-    """Distinct partners in `met` (partner lists as the activity rows carry them)."""
-    return len(set(PARTNER_SEPARATOR.join(met).split(PARTNER_SEPARATOR))) if met else 0
-
-
-def _active_groups(
-    people: Sequence[Person], focus: StratumKey | None
-) -> dict[StratumKey, list[Active]]:
-    """The people in the total and their practice and time bank strata; person-months in the
-    month strata."""
-    groups: dict[StratumKey, list[Active]] = {TOTAL: []}
-    for person in people:
-        if focus is not None and focus not in person.strata:
-            continue
-        groups[TOTAL].append(person.whole)
-        for stratum in person.strata:
-            groups.setdefault(stratum, []).append(person.whole)
-        for stratum, month in person.months:
-            groups.setdefault(stratum, []).append(month)
-    return groups
+    for month in months:
+        given += month.given
+        received += month.received
+        met += month.met
+    partners = set(PARTNER_SEPARATOR.join(met).split(PARTNER_SEPARATOR)) if met else set()
+    return Active(given, received, len(partners))
 
 
 def _enrolled(rows: Sequence[EnrolmentRow], names: Names) -> list[Enrolled]:
