@@ -78,7 +78,7 @@ def raws(
 
 def _person(received: datetime, row: ReferralRow, keys: Keys) -> Person:
     """`received`: the row's received time in UTC."""
-    _, _, practice, timebank, _, routed, accepted, first_exchange, completed, why = row
+    _, _, practice, timebank, received_at, routed, accepted, first_exchange, completed, why = row
     rejected = why in REJECTED_REASONS
     strata: tuple[StratumKey, ...] = (*keys.place(practice, timebank), keys.month(received))
     if rejected and why is not None:
@@ -86,7 +86,7 @@ def _person(received: datetime, row: ReferralRow, keys: Keys) -> Person:
     return Person(
         strata=strata,
         routed=routed is not None,
-        days_to_acceptance=_days(received, accepted),
+        days_to_acceptance=_days(received_at, accepted),
         days_to_first_exchange=_whole_days(received, first_exchange),
         completed=completed is not None,
         rejected=rejected,
@@ -94,9 +94,11 @@ def _person(received: datetime, row: ReferralRow, keys: Keys) -> Person:
 
 
 def _days(received: datetime, accepted: datetime | None) -> float | None:
+    """Both as the row has them (naive UTC from SQLite, aware from PostgreSQL): the difference
+    is the same in any zone."""
     if accepted is None:
         return None
-    return (as_utc(accepted) - received).total_seconds() / DAY_SECONDS
+    return (accepted - received).total_seconds() / DAY_SECONDS
 
 
 def _whole_days(received: datetime, day: date | None) -> int | None:
