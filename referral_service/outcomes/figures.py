@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy.orm import Session
 
 from referral_service.config import Settings
+from referral_service.kit.collector import without_cycle_collection
 from referral_service.outcomes import coproduction, funnel, wellbeing_change
 from referral_service.outcomes import report_repository as repository
 from referral_service.outcomes.disclosure import Raw, StratumKey
@@ -48,6 +49,7 @@ def names(session: Session, practices: Iterable[str], timebanks: Iterable[str | 
     )
 
 
+@without_cycle_collection
 def funnel_raws(scope: Scope) -> list[Raw]:
     rows = repository.referrals_received(scope.session, scope.board_id, scope.since, scope.until)
     declines = repository.declines(scope.session, scope.board_id, scope.since, scope.until)
@@ -59,17 +61,14 @@ def funnel_raws(scope: Scope) -> list[Raw]:
     return funnel.raws(rows, [(d[0], d[1], d[2]) for d in declines], found, scope.focus)
 
 
-def coproduction_raws(scope: Scope, *, hours_only: bool = False) -> list[Raw]:
-    """`hours_only`: the people taking part and their hours, without partners and giving (what
-    the social value needs)."""
+@without_cycle_collection
+def coproduction_raws(scope: Scope) -> list[Raw]:
     first, last = coproduction.period_months(scope.start, scope.end)
     session, board = scope.session, scope.board_id
     activity: Sequence[repository.ActivityRow] = ()
     if first <= last:
-        activity = repository.activity(session, board, first, last, partners=not hours_only)
-    enrolments: Sequence[repository.EnrolmentRow] = ()
-    if not hours_only:
-        enrolments = repository.enrolments(session, board, scope.since, scope.until)
+        activity = repository.activity(session, board, first, last)
+    enrolments = repository.enrolments(session, board, scope.since, scope.until)
     found = names(
         session,
         [*(row[2] for row in activity), *(row[2] for row in enrolments)],
@@ -78,8 +77,34 @@ def coproduction_raws(scope: Scope, *, hours_only: bool = False) -> list[Raw]:
     return coproduction.raws(activity, enrolments, found, scope.focus)
 
 
-def wellbeing_raws(scope: Scope, scales: Sequence[str] = wellbeing_change.SCALE_CODES) -> list[Raw]:
-    rows = repository.score_pairs(scope.session, scope.board_id, scales, scope.since, scope.until)
-    found = names(scope.session, (row[2] for row in rows), (row[3] for row in rows))
+@without_cycle_collection
+def hours_raws(scope: Scope) -> list[Raw]:
+    """The people taking part and their hours, in the total only (what the social value needs)."""
+    first, last = coproduction.period_months(scope.start, scope.end)
+    activity: Sequence[repository.ActivityRow] = ()
+    if first <= last:
+        activity = repository.activity(scope.session, scope.board_id, first, last, partners=False)
+    found = names(scope.session, (row[2] for row in activity), (row[3] for row in activity))
+    return coproduction.hours_total(activity, found, scope.focus)
+
+
+@without_cycle_collection
+def wellbeing_raws(scope: Scope) -> list[Raw]:
+    rows, found = _score_pairs(scope, wellbeing_change.SCALE_CODES)
     thresholds = scope.settings.outcome_meaningful_change
-    return wellbeing_change.raws(rows, thresholds, found, scope.focus, scales)
+    return wellbeing_change.raws(rows, thresholds, found, scope.focus)
+
+
+@without_cycle_collection
+def change_raws(scope: Scope, scale: str) -> list[Raw]:
+    """One scale's change, in the total only (what the social value needs)."""
+    rows, found = _score_pairs(scope, (scale,))
+    thresholds = scope.settings.outcome_meaningful_change
+    return wellbeing_change.total(rows, thresholds, found, scope.focus, scale)
+
+
+def _score_pairs(
+    scope: Scope, scales: Sequence[str]
+) -> tuple[Sequence[repository.ScoreRow], Names]:
+    rows = repository.score_pairs(scope.session, scope.board_id, scales, scope.since, scope.until)
+    return rows, names(scope.session, (row[2] for row in rows), (row[3] for row in rows))

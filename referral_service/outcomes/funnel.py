@@ -12,8 +12,8 @@ declining time bank's stratum and the decline reason's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from fhir_adapters.measures import FUNNEL, REJECTED_REASONS, Stratifier
 from referral_service.kit.clock import as_utc
@@ -22,20 +22,18 @@ from referral_service.outcomes.report_repository import ReferralRow
 from referral_service.outcomes.statistics import median_iqr
 from referral_service.outcomes.strata import (
     NO_VALUE,
+    Keys,
     Names,
     Value,
     bucket,
     first_per_person,
-    month_key,
     tabulate,
-    timebank_key,
 )
 
 DAY_SECONDS = 86_400
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
+class Person(NamedTuple):
     """A person's first referral in the period, as the funnel sees it."""
 
     strata: tuple[StratumKey, ...]
@@ -46,8 +44,7 @@ class Person:
     rejected: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Decline:
+class Decline(NamedTuple):
     strata: tuple[StratumKey, ...]
 
 
@@ -58,8 +55,10 @@ def raws(
     focus: StratumKey | None,
 ) -> list[Raw]:
     """Every funnel figure in every stratum, exact. `declines`: (referral, time bank, reason)."""
-    chosen = first_per_person(rows, lambda r: r[1], lambda r: (as_utc(r[4]), r[0]))
-    people = {row[0]: _person(row, names) for row in chosen}
+    dated = [(as_utc(row[4]), row) for row in rows]
+    chosen = first_per_person(dated, lambda d: d[1][1], lambda d: (d[0], d[1][0]))
+    keys = Keys(names)
+    people = {row[0]: _person(received, row, keys) for received, row in chosen}
     own = [
         Decline(_decline_strata(people[referral].strata, timebank, reason))
         for referral, timebank, reason in declines
@@ -77,21 +76,17 @@ def raws(
     ]
 
 
-def _person(row: ReferralRow, names: Names) -> Person:
+def _person(received: datetime, row: ReferralRow, keys: Keys) -> Person:
+    """`received`: the row's received time in UTC."""
     _, _, practice, timebank, received_at, routed, accepted, first_exchange, completed, why = row
-    received = as_utc(received_at)
     rejected = why in REJECTED_REASONS
-    strata: tuple[StratumKey, ...] = (
-        (Stratifier.PRACTICE, names.practice_key(practice)),
-        (Stratifier.TIMEBANK, timebank_key(timebank)),
-        (Stratifier.MONTH, month_key(received.date())),
-    )
+    strata: tuple[StratumKey, ...] = (*keys.place(practice, timebank), keys.month(received))
     if rejected and why is not None:
         strata = (*strata, (Stratifier.REASON, why))
     return Person(
         strata=strata,
         routed=routed is not None,
-        days_to_acceptance=_days(received, accepted),
+        days_to_acceptance=_days(received_at, accepted),
         days_to_first_exchange=_whole_days(received, first_exchange),
         completed=completed is not None,
         rejected=rejected,
@@ -99,9 +94,11 @@ def _person(row: ReferralRow, names: Names) -> Person:
 
 
 def _days(received: datetime, accepted: datetime | None) -> float | None:
+    """Both as the row has them (naive UTC from SQLite, aware from PostgreSQL): the difference
+    is the same in any zone."""
     if accepted is None:
         return None
-    return (as_utc(accepted) - received).total_seconds() / DAY_SECONDS
+    return (accepted - received).total_seconds() / DAY_SECONDS
 
 
 def _whole_days(received: datetime, day: date | None) -> int | None:

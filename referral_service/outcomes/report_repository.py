@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
+from typing import TypeVarTuple
 
 from sqlalchemy import (
     ColumnElement,
     Row,
+    Select,
     String,
     case,
     delete,
@@ -45,6 +47,7 @@ from referral_service.outcomes.models import (
 )
 
 R = ReferralOutcome
+Ts = TypeVarTuple("Ts")
 _PRACTICE = Organisation.id == R.practice_id
 REJECTED = "rejected"  # the referral Task status of a referral no time bank could take
 
@@ -83,7 +86,7 @@ def referrals_received(
         .join(Organisation, _PRACTICE)
         .where(*_board(board_id), R.received_at >= start, R.received_at < end)
     )
-    return session.execute(query).all()
+    return _rows(session, query)
 
 
 def declines(
@@ -97,7 +100,7 @@ def declines(
         .join(Organisation, _PRACTICE)
         .where(*_board(board_id), R.received_at >= start, R.received_at < end)
     )
-    return session.execute(query).all()
+    return _rows(session, query)
 
 
 ActivityRow = Row[str, str, str, str | None, datetime, date, int, int, str | None]
@@ -140,7 +143,7 @@ def activity(
             A.exchanges > 0,
         )
     )
-    return session.execute(query).all()
+    return _rows(session, query)
 
 
 EnrolmentRow = Row[str, str, str, str | None, datetime | None, date | None]
@@ -163,7 +166,7 @@ def enrolments(
         .join(Organisation, _PRACTICE)
         .where(*_board(board_id), R.enrolled_at >= start, R.enrolled_at < end)
     )
-    return session.execute(query).all()
+    return _rows(session, query)
 
 
 ScoreRow = Row[str, str, str, str | None, str, float, datetime, float | None, datetime | None]
@@ -197,7 +200,7 @@ def score_pairs(
             OutcomeScore.follow_up.is_not(None),
         )
     )
-    return session.execute(query).all()
+    return _rows(session, query)
 
 
 def names(session: Session, org_ids: Collection[str]) -> Sequence[Row[str, str, str | None]]:
@@ -207,7 +210,15 @@ def names(session: Session, org_ids: Collection[str]) -> Sequence[Row[str, str, 
     query = select(Organisation.id, Organisation.name, Organisation.ods_code).where(
         Organisation.id.in_(list(org_ids))
     )
-    return session.execute(query).all()
+    return _rows(session, query)
+
+
+def _rows(session: Session, query: Select[*Ts]) -> Sequence[Row[*Ts]]:
+    """The rows of `query` through the session's connection, past the ORM's per-row loading (a
+    report reads tens of thousands of plain tuples). Pending changes are flushed first, as an ORM
+    query would."""
+    session.flush()
+    return session.connection().execute(query).all()
 
 
 def programme_cost(session: Session, board_id: str, start: date, end: date) -> int | None:

@@ -31,7 +31,7 @@ from fhir_adapters.measures import (
 from referral_service.config import Settings
 from referral_service.outcomes import report_repository as repository
 from referral_service.outcomes.disclosure import Raw, disclose, estimate
-from referral_service.outcomes.figures import Scope, coproduction_raws, wellbeing_raws
+from referral_service.outcomes.figures import Scope, change_raws, hours_raws
 
 LIFE_SATISFACTION = "ons4-life-satisfaction"
 WELLBY_SOURCE = "HM Treasury Green Book supplementary guidance: wellbeing (2021)"
@@ -41,8 +41,8 @@ PENCE = 100
 def cells(scope: Scope) -> tuple[tuple[Cell, ...], tuple[Assumption, ...]]:
     """The five money cells, in the Measure's order, and the assumptions behind them."""
     settings = scope.settings
-    hours = _totals(coproduction_raws(scope, hours_only=True))
-    changes = _totals(wellbeing_raws(scope, (LIFE_SATISFACTION,)))
+    hours = _totals(hours_raws(scope))
+    changes = _totals(change_raws(scope, LIFE_SATISFACTION))
     hour_cells = _published(COPRODUCTION, hours)
     change_cells = _published(WELLBEING, changes)
     of_hours = estimate(

@@ -62,6 +62,32 @@ class Names:
         return ods
 
 
+class Keys:
+    """The practice, time bank and month strata of rows, each built once (a report asks for them
+    row by row)."""
+
+    def __init__(self, names: Names) -> None:
+        self._names = names
+        self._places: dict[tuple[str, str | None], tuple[StratumKey, StratumKey]] = {}
+        self._months: dict[tuple[int, int], StratumKey] = {}
+
+    def place(self, practice_id: str, timebank_id: str | None) -> tuple[StratumKey, StratumKey]:
+        found = self._places.get((practice_id, timebank_id))
+        if found is None:
+            found = self._places[(practice_id, timebank_id)] = (
+                (Stratifier.PRACTICE, self._names.practice_key(practice_id)),
+                (Stratifier.TIMEBANK, timebank_key(timebank_id)),
+            )
+        return found
+
+    def month(self, day: date) -> StratumKey:
+        """The stratum of the month `day` (a date or a UTC datetime) is in."""
+        found = self._months.get((day.year, day.month))
+        if found is None:
+            found = self._months[(day.year, day.month)] = (Stratifier.MONTH, month_key(day))
+        return found
+
+
 def month_key(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 

@@ -18,20 +18,12 @@ from datetime import datetime
 from functools import partial
 from typing import NamedTuple
 
-from fhir_adapters.measures import SCALES, WELLBEING, Figure, Stratifier
+from fhir_adapters.measures import SCALES, WELLBEING, Figure
 from referral_service.kit.clock import as_utc
-from referral_service.outcomes.disclosure import Raw, StratumKey
+from referral_service.outcomes.disclosure import TOTAL, Raw, StratumKey
 from referral_service.outcomes.report_repository import ScoreRow
 from referral_service.outcomes.statistics import mean_ci
-from referral_service.outcomes.strata import (
-    NO_VALUE,
-    Names,
-    Value,
-    bucket,
-    month_key,
-    tabulate,
-    timebank_key,
-)
+from referral_service.outcomes.strata import NO_VALUE, Keys, Names, Value, bucket, tabulate
 
 HIGHER_IS_BETTER = {code: better for code, _, better in SCALES}
 SCALE_CODES = tuple(HIGHER_IS_BETTER)
@@ -48,9 +40,9 @@ def pairs(
     rows: Sequence[ScoreRow], thresholds: Mapping[str, float], names: Names
 ) -> dict[str, list[Pair]]:
     """One pair per person and scale, by scale: the person's first by baseline time (then
-    referral id). Strata are built once per practice, time bank and month (this runs per row)."""
+    referral id)."""
     first: dict[tuple[str, str], tuple[tuple[datetime, str], Pair]] = {}
-    strata_of: dict[tuple[str, str | None, int, int], tuple[StratumKey, ...]] = {}
+    keys = Keys(names)
     for referral, patient, practice, timebank, scale, baseline, baseline_at, after, when in rows:
         if after is None or when is None:
             continue
@@ -58,15 +50,7 @@ def pairs(
         known = first.get((scale, patient))
         if known is not None and known[0] <= rank:
             continue
-        day = as_utc(when)
-        where = (practice, timebank, day.year, day.month)
-        strata = strata_of.get(where)
-        if strata is None:
-            strata = strata_of[where] = (
-                (Stratifier.PRACTICE, names.practice_key(practice)),
-                (Stratifier.TIMEBANK, timebank_key(timebank)),
-                (Stratifier.MONTH, month_key(day.date())),
-            )
+        strata = (*keys.place(practice, timebank), keys.month(as_utc(when)))
         change = after - baseline
         better = change if HIGHER_IS_BETTER[scale] else -change
         meaningful = round(abs(change), 6) >= thresholds[scale]
@@ -99,6 +83,23 @@ def raws(
             _figures(scale), groups[scale], strata, partial(_summarise, scale), names
         )
     ]
+
+
+def total(
+    rows: Sequence[ScoreRow],
+    thresholds: Mapping[str, float],
+    names: Names,
+    focus: StratumKey | None,
+    scale: str,
+) -> list[Raw]:
+    """The figures of `scale` in the total only (what the social value needs): the same cells as
+    `raws` there."""
+    found = [
+        p
+        for p in pairs(rows, thresholds, names).get(scale, ())
+        if focus is None or focus in p.strata
+    ]
+    return tabulate(_figures(scale), {TOTAL: found}, [TOTAL], partial(_summarise, scale), names)
 
 
 def _figures(scale: str) -> list[Figure]:
