@@ -48,14 +48,18 @@ REQUIRED_SEARCH_PARAMS = {"AuditEvent": frozenset({"patient"})}
 # --- parameters -----------------------------------------------------------------------------------
 
 
-def query_param(name: str, description: str, required: bool) -> Json:
+def string_param(where: str, name: str, description: str, required: bool) -> Json:
     return {
         "name": name,
-        "in": "query",
+        "in": where,
         "required": required,
         "description": description,
         "schema": {"type": "string"},
     }
+
+
+def query_param(name: str, description: str, required: bool) -> Json:
+    return string_param("query", name, description, required)
 
 
 def search_params(resource: Json) -> list[Json]:
@@ -116,13 +120,7 @@ def form_body(params: list[Json]) -> Json:
 
 
 def header(name: str, description: str) -> Json:
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string"},
-    }
+    return string_param("header", name, description, required=False)
 
 
 PAGE_INT = {"type": "integer", "minimum": 0, "maximum": MAX_SQL_INT}
