@@ -60,6 +60,10 @@ EVENT_TYPES: Final[dict[str, tuple[Coding, Coding | None]]] = {
     "batch": (_REST, _interaction("batch")),
     "share": (_EXPORT, _coding(SPIS_AUDIT_TYPE_SYSTEM, "share", "Shared with an organisation")),
     "export": (_EXPORT, None),
+    "delivery": (
+        _EXPORT,
+        _coding(SPIS_AUDIT_TYPE_SYSTEM, "delivery", "Notification delivered to a subscriber"),
+    ),
     "token": (_USER_AUTHENTICATION, _LOGIN),
     "sign-in": (_USER_AUTHENTICATION, _LOGIN),
     "sign-out": (_USER_AUTHENTICATION, _coding(DCM_SYSTEM, "110123", "Logout")),

@@ -37,6 +37,14 @@ SDOH_TASK_PROFILE: Final = (
     "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"
 )
 SPIS_CODESYSTEM_BASE: Final = "https://spis.example.org/fhir/CodeSystem"
+# Subscriptions (R5 backport on R4): the topics SPIS publishes, as canonical URLs. The Task topic is
+# the SDOH Clinical Care IG's own; the others are SPIS's.
+SDOH_TASK_TOPIC: Final = "http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task"
+SPIS_TOPIC_BASE: Final = "https://spis.example.org/fhir/SubscriptionTopic"
+SHARED_BACK_TOPIC: Final = f"{SPIS_TOPIC_BASE}/shared-back"
+ROUTED_TOPIC: Final = f"{SPIS_TOPIC_BASE}/routed"
+SLA_REMINDER_TOPIC: Final = f"{SPIS_TOPIC_BASE}/sla-reminder"
+BACKPORT_BASE: Final = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 # Consent.provision.code naming which of the three DESIGN §6 flows a provision covers, so that a
 # consent check does not have to infer the flow from purpose and actor alone.
 CONSENT_FLOW_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/consent-flow"

@@ -101,6 +101,28 @@ class Settings(BaseSettings):
     # has pulled for this many days is forgotten instead.
     outcome_report_warm_interval_s: float = 60.0
     outcome_report_keep_days: int = 7
+    # Deliveries to Subscriptions (docs/deliveries.md). A failed delivery is tried again after
+    # base * 2^(attempts - 1) seconds (at most max, with jitter), until this long after the event;
+    # then it is dead-lettered and its subscription goes to `error`.
+    delivery_retry_window_s: float = 86400.0
+    delivery_backoff_base_s: float = 2.0
+    delivery_backoff_max_s: float = 3600.0
+    delivery_timeout_s: float = 10.0
+    # The beat sweep: sends what is due again (a retry's time came, a message was lost), and
+    # heartbeats.
+    delivery_sweep_interval_s: float = 5.0
+    # Comma-separated hosts (or host:port) a subscription's endpoint may use although they
+    # resolve to loopback, private or link-local addresses: for tests and the demo. Empty by
+    # default; in production every endpoint must be https.
+    delivery_allowed_hosts: str = ""
+    # The shortest heartbeat period a subscriber may ask for.
+    delivery_min_heartbeat_s: int = 60
+
+    @property
+    def delivery_allowed_host_set(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.delivery_allowed_hosts.split(",") if h.strip()
+        )
 
     @field_validator("database_url")
     @classmethod

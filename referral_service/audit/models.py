@@ -51,6 +51,8 @@ class Kind(enum.StrEnum):
     CONSENT_DECISION = "consent-decision"
     TOKEN = "token"  # noqa: S105 - an event kind, not a secret
     EXPORT = "export"
+    # One attempt to deliver a notification to a Subscription's endpoint (deliveries/).
+    DELIVERY = "delivery"
     # People in the web workspace (people/service.py): each step of a sign-in, refused or not
     # (a password, a second-factor code, a set-up link), a sign-out, and an operator adding,
     # disabling or re-issuing a set-up link for a person.

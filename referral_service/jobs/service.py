@@ -31,6 +31,8 @@ class JobName(StrEnum):
     ROUTE_REFERRAL = "spis.route_referral"
     REENCRYPT = "spis.reencrypt"
     REFRESH_OUTCOMES = "spis.refresh_outcomes"
+    # Takes a subscription id, not a job id: the delivery rows are that work's own outbox.
+    DELIVER = "spis.deliver"
 
 
 Handler = Callable[[Session, Settings, dict[str, str]], None]
@@ -50,6 +52,14 @@ def enqueue(session: Session, name: JobName, **ids: str) -> str:
     repository.add(session, job)
     session.info.setdefault(PENDING_KEY, []).append((name.value, job.id))
     return job.id
+
+
+def send_after_commit(session: Session, name: JobName, entity_id: str) -> None:
+    """A message with no job row, sent after commit: for work whose own rows are its outbox and
+    that a sweep finds again if the message is lost (deliveries). Once per commit per id."""
+    pending = session.info.setdefault(PENDING_KEY, [])
+    if (name.value, entity_id) not in pending:
+        pending.append((name.value, entity_id))
 
 
 @event.listens_for(Session, "after_commit")
