@@ -44,9 +44,13 @@ def _iso(value: datetime) -> str:
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--status", choices=[s.value for s in DeliveryStatus], help="only deliveries in this status"
+        "--status",
+        choices=[s.value for s in DeliveryStatus],
+        help="only deliveries in this status (default: any)",
     )
-    parser.add_argument("--subscription", help="only this subscription's deliveries (its id)")
+    parser.add_argument(
+        "--subscription", help="only this subscription's deliveries, by id (default: all)"
+    )
     parser.add_argument("--limit", type=int, default=50, help="at most this many, newest first")
 
 
@@ -65,9 +69,13 @@ def deliveries_list(args: argparse.Namespace, invocation: Invocation) -> object:
 
 
 def _retry_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("delivery", nargs="?", help="the dead-letter delivery's id")
     parser.add_argument(
-        "--subscription", help="every dead-letter delivery of this subscription (its id)"
+        "delivery", nargs="?", help="the dead-letter delivery's id (required unless --subscription)"
+    )
+    parser.add_argument(
+        "--subscription",
+        help="every dead-letter delivery of this subscription, by id (required unless a "
+        "delivery id is given)",
     )
 
 

@@ -55,6 +55,9 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     script: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
     default: int = 200
+    # When given, each request is recorded, then answered only once the event is set (a hung
+    # receiver).
+    gate: threading.Event | None = None
 
     def answer(self, *statuses: int, **headers: str) -> None:
         for status in statuses:
@@ -74,6 +77,8 @@ def serve_receiver() -> Iterator[Receiver]:
             body = self.rfile.read(length)
             headers = {name.lower(): value for name, value in self.headers.items()}
             receiver.requests.append(Received(self.path, headers, body))
+            if receiver.gate is not None:
+                receiver.gate.wait(60)
             status, extra = receiver.next_answer()
             self.send_response(status)
             for name, value in extra.items():
