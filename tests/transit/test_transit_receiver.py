@@ -15,7 +15,7 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey, OctKey
 
-from referral_service.keys.jose import KeyStore
+from referral_service.keys.jose import KeyStore, create_key_file
 from referral_service.transit.notifications import (
     EventOutcome,
     EventTracker,
@@ -24,6 +24,7 @@ from referral_service.transit.notifications import (
     parse_notification,
 )
 from referral_service.transit.outbound import seal, webhook_headers
+from referral_service.transit.receive_server import Receiver, SpisKeys
 from referral_service.transit.receiver import (
     RejectedMessage,
     UnknownSigningKey,
@@ -378,3 +379,33 @@ def test_each_subscription_counts_on_its_own() -> None:
     )
     assert seen(tracker, "event-notification", 3, subscription="Subscription/other")[2] == (2, 2)
     assert tracker.last_seen(SUBSCRIPTION) == 5
+
+
+# -- spis receive's keys --------------------------------------------------------------------------
+
+
+def test_spis_receive_reads_spis_keys_again_for_a_kid_it_does_not_know(
+    tmp_path: Path, gp_key: ECKey
+) -> None:
+    """SPIS rotated its signing key: the receiver fetches the JWKS again, at most every 10 s."""
+    spis_dir, published = tmp_path / "spis", tmp_path / "spis.jwks.json"
+    published.write_text(json.dumps(KeyStore(spis_dir, generate=True).public_jwks()))
+    clock, lines = [100.0], list[str]()
+    receiver = Receiver(
+        SpisKeys(str(published), clock=lambda: clock[0]), [gp_key], say=lines.append
+    )
+    create_key_file(spis_dir, "ES384")
+    rotated = KeyStore(spis_dir, generate=True)
+    published.write_text(json.dumps(rotated.public_jwks()))
+    headers, body = delivery(rotated, gp_key)
+    headers["Content-Type"] = "application/jose"
+
+    too_soon = receiver.handle(headers, body, NOW)
+    clock[0] += 10.5
+    taken = receiver.handle(headers, body, NOW)
+
+    assert (too_soon.status, taken.status) == (400, 200)
+    assert lines == [
+        "rejected: The message was not signed by a key SPIS publishes",
+        f"event #1 {TOPIC} {focus_url(1)}",
+    ]
