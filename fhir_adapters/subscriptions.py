@@ -34,8 +34,9 @@ DEFAULT_CONTENT_TYPE = JOSE
 MAX_FILTERS = 20
 # `Type?parameter=value`: one search parameter per extension, as the backport's examples.
 _FILTER = re.compile(
-    r"^(?P<type>[A-Z][A-Za-z]{0,63})\?(?P<name>[A-Za-z0-9_\-:.]{1,64})=(?P<value>[^&]{1,255})$"
+    r"(?P<type>[A-Z][A-Za-z]{0,63})\?(?P<name>[A-Za-z0-9_\-:.]{1,64})=(?P<value>[^&\s]{1,255})"
 )
+MAX_ENDPOINT = 2048
 
 Filter = tuple[str, str, str]  # (resource type, search parameter, value)
 
@@ -126,7 +127,7 @@ def _filters(criteria_element: dict[str, Any] | None) -> tuple[Filter, ...]:
         if extension.get("url") != BACKPORT_FILTER_CRITERIA:
             continue
         where = f"Subscription.criteria.extension[{i}]"
-        match = _FILTER.match(extension.get("valueString") or "")
+        match = _FILTER.fullmatch(extension.get("valueString") or "")
         if match is None:  # the value may name a patient: never echoed
             raise _bad("invalid", where, "a filter is `Type?parameter=value`, one parameter each")
         found.append((match["type"], match["name"], match["value"]))
@@ -145,6 +146,10 @@ def _check_channel(channel: dict[str, Any]) -> None:
         )
     if not channel.get("endpoint"):
         raise _bad("required", "Subscription.channel.endpoint", "a rest-hook needs an endpoint")
+    if len(channel["endpoint"]) > MAX_ENDPOINT:
+        raise _bad(
+            "too-long", "Subscription.channel.endpoint", f"at most {MAX_ENDPOINT} characters"
+        )
     if "header" in channel or "_header" in channel:
         raise _bad(
             "not-supported",

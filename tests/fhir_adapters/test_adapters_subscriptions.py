@@ -97,6 +97,22 @@ def channel(**changes: Any) -> dict[str, Any]:
             422,
             "Subscription.criteria.extension[0]",
         ),
+        (
+            body(
+                _criteria={
+                    "extension": [
+                        {"url": BACKPORT_FILTER_CRITERIA, "valueString": "Task?status=failed\n"}
+                    ]
+                }
+            ),
+            422,
+            "Subscription.criteria.extension[0]",
+        ),
+        (
+            body(channel=channel(endpoint="https://gp.example/" + "a" * 2048)),
+            422,
+            "Subscription.channel.endpoint",
+        ),
         (body(reason=None), 400, "Subscription.reason"),
     ],
 )
