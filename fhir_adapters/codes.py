@@ -45,6 +45,23 @@ SHARED_BACK_TOPIC: Final = f"{SPIS_TOPIC_BASE}/shared-back"
 ROUTED_TOPIC: Final = f"{SPIS_TOPIC_BASE}/routed"
 SLA_REMINDER_TOPIC: Final = f"{SPIS_TOPIC_BASE}/sla-reminder"
 BACKPORT_BASE: Final = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+# The backport IG's profile and extensions a Subscription uses, and its $status operation.
+BACKPORT_SUBSCRIPTION_PROFILE: Final = f"{BACKPORT_BASE}/backport-subscription"
+BACKPORT_FILTER_CRITERIA: Final = f"{BACKPORT_BASE}/backport-filter-criteria"
+BACKPORT_PAYLOAD_CONTENT: Final = f"{BACKPORT_BASE}/backport-payload-content"
+BACKPORT_HEARTBEAT_PERIOD: Final = f"{BACKPORT_BASE}/backport-heartbeat-period"
+BACKPORT_TIMEOUT: Final = f"{BACKPORT_BASE}/backport-timeout"
+BACKPORT_TOPIC_CANONICAL: Final = f"{BACKPORT_BASE}/capabilitystatement-subscriptiontopic-canonical"
+BACKPORT_STATUS_PROFILE: Final = f"{BACKPORT_BASE}/backport-subscription-status-r4"
+BACKPORT_STATUS_OPERATION: Final = (
+    "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"
+)
+# An R5 SubscriptionTopic on an R4 Basic: the cross-version extensions, one per R5 element.
+R5_TOPIC_EXTENSION: Final = (
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic"
+)
+FHIR_TYPES_SYSTEM: Final = "http://hl7.org/fhir/fhir-types"
+JOSE: Final = "application/jose"
 # Consent.provision.code naming which of the three DESIGN §6 flows a provision covers, so that a
 # consent check does not have to infer the flow from purpose and actor alone.
 CONSENT_FLOW_SYSTEM: Final = f"{SPIS_CODESYSTEM_BASE}/consent-flow"

@@ -31,9 +31,10 @@ SUPPORTED_TYPES: frozenset[str] = frozenset(
         "Bundle",
     }
 )
-# Accepted only as the body of an operation whose route names the type (never stored, never in a
-# Bundle): `POST /fhir/Measure/{id}/$evaluate-measure` takes a Parameters resource.
-OPERATION_TYPES: frozenset[str] = frozenset({"Parameters"})
+# Accepted only as the body of a route that names the type, never in a Bundle nor in the resource
+# store: `POST /fhir/Measure/{id}/$evaluate-measure` takes a Parameters resource; a Subscription
+# is kept in columns of its own (referral_service/deliveries).
+OPERATION_TYPES: frozenset[str] = frozenset({"Parameters", "Subscription"})
 
 # How many shape problems to spell out in the diagnostics text.
 _MAX_REPORTED = 5

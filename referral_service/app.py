@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from referral_service.fhir.endpoints import router as fhir_router
     from referral_service.fhir.errors import LastResort, install_error_handlers
     from referral_service.fhir.measures import router as measures_router
+    from referral_service.fhir.subscriptions import router as subscriptions_router
     from referral_service.health.endpoints import router as health_router
     from referral_service.keys.jose import key_store
     from referral_service.ledger.endpoints import router as ledger_router
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(audit_router)  # before the generic /fhir/{type} routes
     app.include_router(measures_router)  # so is /fhir/Measure
+    app.include_router(subscriptions_router)  # and /fhir/Subscription, /fhir/Basic (the topics)
     app.include_router(fhir_router)
     app.include_router(ledger_router)
     app.include_router(transit_router)

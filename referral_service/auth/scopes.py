@@ -28,12 +28,13 @@ CEILINGS: dict[OrgKind, str] = {
     OrgKind.PRACTICE: (
         "system/Patient.cruds system/ServiceRequest.cruds system/Task.cruds system/Consent.cruds "
         "system/Condition.crs system/QuestionnaireResponse.crs system/Observation.rs "
-        "system/Procedure.rs system/Organization.rs system/AuditEvent.rs"
+        "system/Procedure.rs system/Organization.rs system/AuditEvent.rs "
+        "system/Subscription.cruds"
     ),
     OrgKind.TIMEBANK: (
         "system/Task.rus system/ServiceRequest.rs system/Patient.rs system/Consent.rs "
         "system/Observation.crus system/Procedure.crs system/QuestionnaireResponse.crs "
-        "system/Organization.rs"
+        "system/Organization.rs system/Subscription.cruds"
     ),
     # Measure: the outcome measures and $evaluate-measure, whose answer (never stored) is what
     # MeasureReport.r stands for; aggregates only, never a row about a person.

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_adapters.codes import (
+    BACKPORT_STATUS_OPERATION,
+    BACKPORT_SUBSCRIPTION_PROFILE,
+    BACKPORT_TOPIC_CANONICAL,
+)
 from fhir_adapters.search_params import PARAMS
+from referral_service.deliveries.topics import TOPICS
 from referral_service.referrals.service import CREATABLE, STORED_TYPES, UPDATABLE
 
 SEARCH_TYPES = {"token": "token", "reference": "reference", "date": "date"}
@@ -33,7 +39,8 @@ def capability_statement(base: str, token_url: str, software_version: str) -> di
                 "mode": "server",
                 "security": _security(token_url),
                 "resource": [_resource(t) for t in sorted(STORED_TYPES)]
-                + [_organization(), _questionnaire(), _audit_event(), _measure()],
+                + [_organization(), _questionnaire(), _audit_event(), _measure()]
+                + [_subscription(), _basic()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
@@ -125,4 +132,47 @@ def _measure() -> dict[str, Any]:
                 "only (system/Measure.r and system/MeasureReport.r).",
             }
         ],
+    }
+
+
+def _subscription() -> dict[str, Any]:
+    """Topic-based subscriptions (the R5 backport on R4); the topics are listed as the backport
+    lists them, and served as Basic (below)."""
+    return {
+        "type": "Subscription",
+        "extension": [
+            {"url": BACKPORT_TOPIC_CANONICAL, "valueCanonical": url} for url in sorted(TOPICS)
+        ],
+        "supportedProfile": [BACKPORT_SUBSCRIPTION_PROFILE],
+        "interaction": [
+            {"code": code} for code in ("create", "read", "update", "delete", "search-type")
+        ],
+        "versioning": "versioned-update",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [
+            {"name": "_id", "type": "token"},
+            {"name": "criteria", "type": "uri", "documentation": "The topic's canonical URL"},
+            {"name": "status", "type": "token"},
+        ],
+        "operation": [
+            {
+                "name": "status",
+                "definition": BACKPORT_STATUS_OPERATION,
+                "documentation": "GET /Subscription/{id}/$status, or /Subscription/$status?id=... "
+                "(all of yours without id): a searchset of the backport's status Parameters",
+            }
+        ],
+    }
+
+
+def _basic() -> dict[str, Any]:
+    """The SubscriptionTopics, as the backport publishes them on R4: public, no token needed."""
+    return {
+        "type": "Basic",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [{"name": "_id", "type": "token"}, {"name": "code", "type": "token"}],
     }

@@ -33,7 +33,9 @@ from referral_service.fhir.openapi_parts import (
 from referral_service.referrals.service import STORED_TYPES
 
 # Answered without a token: public definitions, no patient data.
-PUBLIC_TYPES = frozenset({"Questionnaire"})
+PUBLIC_TYPES = frozenset({"Questionnaire", "Basic"})
+# Versioned outside the store too: reads and updates answer ETag and Last-Modified.
+VERSIONED_TYPES = STORED_TYPES | {"Subscription"}
 
 READ_ERRORS = (400, 404, 406, 503)
 SEARCH_ERRORS = (400, 406, 503)
@@ -55,7 +57,7 @@ def fhir_openapi(statement: Json) -> tuple[Json, Json]:
             for path, method, operation in _operations(resource, interaction["code"]):
                 paths.setdefault(path, {})[method] = operation
         for declared in resource.get("operation", []):
-            paths[f"/fhir/{rtype}/{{id}}/${declared['name']}"] = _evaluate_measure()
+            paths |= OPERATIONS[declared["name"]]()
             schemas |= {t: resource_schema(t) for t in ("MeasureReport", "Parameters")}
     return paths, schemas
 
@@ -71,6 +73,7 @@ def _operations(resource: Json, code: str) -> list[tuple[str, str, Json]]:
         "create": [(base, "post", _create(resource))],
         "update": [(instance, "put", _update(rtype))],
         "patch": [(instance, "patch", _patch(rtype))],
+        "delete": [(instance, "delete", _delete(rtype))],
     }
     return ops.get(code, [])
 
@@ -105,8 +108,9 @@ def _operation(
 def _read(rtype: str) -> Json:
     ok = {"200": fhir_ok(rtype, f"The {rtype}")}
     params = [ID_PARAM]
-    if rtype in STORED_TYPES:  # versioned: the store's read answers If-None-Match
+    if rtype in VERSIONED_TYPES:
         ok["200"]["headers"] = VERSION_HEADERS
+    if rtype in STORED_TYPES:  # the store's read answers If-None-Match
         ok["304"] = {"description": "`If-None-Match` names the current version"}
         params.append(header("If-None-Match", 'The version you have, e.g. `W/"2"`'))
     return _operation(rtype, "r", "read", f"Read a {rtype}", ok, READ_ERRORS, params)
@@ -139,12 +143,12 @@ def _searches(resource: Json) -> list[tuple[str, str, Json]]:
 
 def _create(resource: Json) -> Json:
     rtype = resource["type"]
-    ok = {
-        "201": fhir_ok(rtype, f"The {rtype} as stored", headers=CREATED_HEADERS),
-        "200": fhir_ok(rtype, "`If-None-Exist` matched this existing resource: nothing created"),
-    }
+    ok = {"201": fhir_ok(rtype, f"The {rtype} as stored", headers=CREATED_HEADERS)}
     params = []
     if resource.get("conditionalCreate"):
+        ok["200"] = fhir_ok(
+            rtype, "`If-None-Exist` matched this existing resource: nothing created"
+        )
         note = "A search (e.g. `identifier=sys|val`): create only if nothing matches"
         params.append(header("If-None-Exist", note))
     op = _operation(rtype, "c", "create", f"Create a {rtype}", ok, WRITE_ERRORS, params)
@@ -170,6 +174,11 @@ def _patch(rtype: str) -> Json:
         "content": {JSON_PATCH: {"schema": JSON_PATCH_SCHEMA}},
     }
     return op
+
+
+def _delete(rtype: str) -> Json:
+    ok = {"204": {"description": f"The {rtype} is deleted"}}
+    return _operation(rtype, "d", "delete", f"Delete a {rtype}", ok, READ_ERRORS, [ID_PARAM])
 
 
 def _transaction(codes: list[str]) -> Json:
@@ -205,8 +214,8 @@ def _metadata() -> Json:
     }
 
 
-def _evaluate_measure() -> Json:
-    """`$evaluate-measure` (Measure is the only type with an operation): GET and POST."""
+def _evaluate_measure() -> dict[str, Json]:
+    """`$evaluate-measure`: GET and POST on a Measure."""
     ok = {"200": fhir_ok("MeasureReport", "A summary MeasureReport, or CSV (`_format=csv`)")}
     ok["200"]["content"][CSV] = {"schema": {"type": "string"}}
     fmt = {**FORMAT_PARAM, "schema": {"type": "string", "enum": sorted(JSON_FORMATS | CSV_FORMATS)}}
@@ -226,7 +235,27 @@ def _evaluate_measure() -> Json:
     get = operation("get", [query_param(n, d, n.startswith("period")) for n, d in EVALUATE_PARAMS])
     post = operation("post", [], (413, 415))
     post["requestBody"] = fhir_body("Parameters", "periodStart, periodEnd, subject as parameters")
-    return {"get": get, "post": post}
+    return {"/fhir/Measure/{id}/$evaluate-measure": {"get": get, "post": post}}
+
+
+def _subscription_status() -> dict[str, Json]:
+    """The backport's `$status`: GET on one Subscription, or on the type with `id`s."""
+    ok = {"200": fhir_ok("Bundle", "A searchset of status Parameters, one per subscription")}
+    one = _operation(
+        "Subscription", "r", "status", "A subscription's status", ok, READ_ERRORS, [ID_PARAM]
+    )
+    ids = query_param("id", "Subscription ids, comma-separated; none: all of yours", False)
+    many = _operation(
+        "Subscription", "r", "status_many", "Subscriptions' status", ok, SEARCH_ERRORS, [ids]
+    )
+    return {
+        "/fhir/Subscription/{id}/$status": {"get": one},
+        "/fhir/Subscription/$status": {"get": many},
+    }
+
+
+# Each operation a CapabilityStatement resource declares, by name: its paths.
+OPERATIONS = {"evaluate-measure": _evaluate_measure, "status": _subscription_status}
 
 
 EVALUATE_SCOPES = ["system/Measure.r", "system/MeasureReport.r"]

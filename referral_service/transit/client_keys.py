@@ -44,6 +44,15 @@ def encryption_key_for(
     return key
 
 
+def registered_encryption_key(session: Session, cache: JwksCache, client_id: str) -> JwkDict | None:
+    """The encryption key in an active client's registered JWKS, or None: what a delivery to a
+    subscription that client made is sealed to (deliveries/)."""
+    found = repository.active_with_kind(session, client_id)
+    if found is None:
+        raise Unauthenticated("The access token's client is not active")
+    return _registered_key(found[0], cache)
+
+
 def _active_client(sessions: sessionmaker[Session], client_id: str) -> Client:
     try:
         with sessions() as session:

@@ -13,9 +13,10 @@ router = APIRouter(tags=["transit"])
 # Short enough that a rotation reaches clients within five minutes; the key files keep the old
 # keys usable for far longer than that.
 JWKS_MAX_AGE_S = 300
+JWKS_PATH = "/.well-known/jwks.json"
 
 
-@router.get("/.well-known/jwks.json")
+@router.get(JWKS_PATH)
 def jwks(request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
     keys = app_key_store(request.app.state, settings)

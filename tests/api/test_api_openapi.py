@@ -26,6 +26,15 @@ INTERACTION_PATHS = {
     "create": ("post", "/fhir/{T}"),
     "update": ("put", "/fhir/{T}/{id}"),
     "patch": ("patch", "/fhir/{T}/{id}"),
+    "delete": ("delete", "/fhir/{T}/{id}"),
+}
+# (method, path template) for each CapabilityStatement operation, by name.
+OPERATION_PATHS = {
+    "evaluate-measure": {
+        ("get", "/fhir/{T}/{id}/$evaluate-measure"),
+        ("post", "/fhir/{T}/{id}/$evaluate-measure"),
+    },
+    "status": {("get", "/fhir/{T}/{id}/$status"), ("get", "/fhir/{T}/$status")},
 }
 RESULT_PARAMS = {"_count", "_offset", "_sort", "_include", "_total", "_until", "_format"}
 
@@ -61,9 +70,9 @@ def test_every_capability_interaction_is_a_path_and_every_fhir_path_is_one(
         for interaction in resource["interaction"]:
             method, template = INTERACTION_PATHS[interaction["code"]]
             declared.add((method, template.replace("{T}", resource["type"])))
-        for operation in resource.get("operation", []):  # an instance operation: GET and POST
-            path = f"/fhir/{resource['type']}/{{id}}/${operation['name']}"
-            declared |= {("get", path), ("post", path)}
+        for operation in resource.get("operation", []):
+            templates = OPERATION_PATHS[operation["name"]]
+            declared |= {(m, t.replace("{T}", resource["type"])) for m, t in templates}
     documented = _fhir_operations(spec)
     post_searches = {(m, p) for m, p in documented if p.endswith("/_search")}
     assert documented - post_searches == declared
