@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 from fhir_adapters.codes import FHIR_JSON
 from fhir_adapters.notifications import Focus, Notification, notification_bundle
 from referral_service.audit.service import record_delivery
-from referral_service.auth import repository as clients
 from referral_service.auth.jwks import JwksCache
 from referral_service.config import Settings
 from referral_service.context import Context
@@ -45,6 +44,7 @@ from referral_service.deliveries.models import (
     Subscription,
     SubscriptionStatus,
 )
+from referral_service.errors import Unauthenticated
 from referral_service.keys.jose import KeyStore, key_store, keys_dir
 from referral_service.kit.clock import as_utc, fhir_instant, utcnow
 from referral_service.principal import Principal
@@ -232,8 +232,7 @@ def _send(
         check_endpoint(sub.endpoint, tools.settings)
     except UnsafeEndpoint:
         return _refused("endpoint refused")
-    timestamp = int(now.timestamp())
-    headers = wire.headers(delivery.id, timestamp, body, content_type, tools.keys)
+    headers = wire.headers(delivery.id, body, content_type, tools.keys, now)
     return wire.post(sub.endpoint, body, headers, _timeout_s(tools.settings, sub))
 
 
@@ -245,11 +244,10 @@ def _body(
         if tools.settings.environment == "production":
             return _refused("plain JSON is not sent in production")
         return bundle, FHIR_JSON
-    found = clients.active_with_kind(session, sub.client_id)
-    if found is None:
-        return _refused("subscriber client inactive")
     try:
-        key = registered_encryption_key(found[0], tools.jwks)
+        key = registered_encryption_key(session, tools.jwks, sub.client_id)
+    except Unauthenticated:
+        return _refused("subscriber client inactive")
     except ClientKeysUnavailable:
         return _refused("subscriber JWKS unavailable")
     if key is None:
@@ -258,10 +256,8 @@ def _body(
 
 
 def _timeout_s(settings: Settings, sub: Subscription) -> float:
-    """The subscriber's backport timeout, if shorter than ours."""
-    if sub.timeout_s:
-        return min(float(sub.timeout_s), settings.delivery_timeout_s)
-    return settings.delivery_timeout_s
+    """The subscriber's backport timeout (1 to 300 s, checked when it subscribed), else ours."""
+    return float(sub.timeout_s) if sub.timeout_s else settings.delivery_timeout_s
 
 
 def _refused(reason: str) -> wire.Answer:

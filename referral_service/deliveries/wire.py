@@ -17,14 +17,14 @@ Redirects are not followed (the endpoint was checked, where it points to was not
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
-from joserfc import jws
 
-from referral_service.keys.jose import SIGNING_ALG, KeyStore
+from referral_service.keys.jose import KeyStore
+from referral_service.transit.outbound import webhook_headers
 
 USER_AGENT = "SPIS-Deliveries"
-SIGNATURE_SCHEME = "es384"
 MAX_RETRY_AFTER_S = 7 * 86400.0
 
 
@@ -41,29 +41,14 @@ class Answer:
         return f"HTTP {self.status}" if self.status is not None else (self.error or "no answer")
 
 
-def signed_content(webhook_id: str, timestamp: int, body: bytes) -> bytes:
-    return f"{webhook_id}.{timestamp}.".encode() + body
-
-
-def signature(webhook_id: str, timestamp: int, body: bytes, keys: KeyStore) -> str:
-    """`es384,<protected>..<signature>`: a detached compact JWS."""
-    signer = keys.ring().signing_key()
-    header = {"alg": SIGNING_ALG, "kid": signer.kid}
-    compact = jws.serialize_compact(
-        header, signed_content(webhook_id, timestamp, body), signer.key, algorithms=[SIGNING_ALG]
-    )
-    protected, _, signed = compact.split(".")
-    return f"{SIGNATURE_SCHEME},{protected}..{signed}"
-
-
 def headers(
-    webhook_id: str, timestamp: int, body: bytes, content_type: str, keys: KeyStore
+    webhook_id: str, body: bytes, content_type: str, keys: KeyStore, now: datetime
 ) -> dict[str, str]:
+    """The `webhook-*` headers as `transit.outbound.webhook_headers` signs them (the receiver's
+    side is `transit.receiver.verify_webhook`), and ours."""
     return {
         "Content-Type": content_type,
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(webhook_id, timestamp, body, keys),
+        **webhook_headers(webhook_id, body, keys, now),
         "User-Agent": USER_AGENT,
     }
 

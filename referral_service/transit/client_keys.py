@@ -66,13 +66,6 @@ def _active_client(sessions: sessionmaker[Session], client_id: str) -> Client:
     return found[0]
 
 
-def registered_encryption_key(client: Client, cache: JwksCache) -> JwkDict | None:
-    """The key SPIS seals its own messages to this client with (deliveries to its
-    subscriptions); None when it registered none. ClientKeysUnavailable when its JWKS URL
-    cannot be read."""
-    return _registered_key(client, cache)
-
-
 def _registered_key(client: Client, cache: JwksCache) -> JwkDict | None:
     if client.jwks_url is None:
         return select_encryption_key(_stored_keys(client.jwks))

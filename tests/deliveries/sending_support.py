@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,7 +34,7 @@ from referral_service.deliveries.models import (
 from referral_service.kit.clock import utcnow
 from referral_service.kit.ids import new_id
 from referral_service.organisations.models import OrgKind
-from tests.fixtures.receiver import open_sealed
+from referral_service.transit.receiver import open_sealed, verify_webhook
 from tests.fixtures.systems import TestSystem, register_system
 
 JOSE = "application/jose"
@@ -208,8 +208,11 @@ def subscription(session_factory: sessionmaker[Session], subscription_id: str) -
 def opened_bundle(
     received: Received, subscriber: Subscriber, spis_jwks: dict[str, Any]
 ) -> dict[str, Any]:
-    """What a receiver does: verify the webhook signature, then open the sealed body."""
-    verify_signature(received, spis_jwks)
+    """What a receiver does, with the reference receiver (transit/receiver.py): verify the
+    webhook headers (at the attempt's own time: the tests' clock is fixed), then open the body."""
+    sent_at = datetime.fromtimestamp(int(received.headers["webhook-timestamp"]), UTC)
+    verified = verify_webhook(received.headers, received.body, spis_jwks, now=sent_at)
+    assert verified.id == received.headers["webhook-id"]
     bundle: dict[str, Any] = json.loads(open_sealed(received.body, subscriber.enc_key, spis_jwks))
     return bundle
 

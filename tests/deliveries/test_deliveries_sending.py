@@ -33,6 +33,7 @@ from referral_service.organisations.models import OrgKind
 from referral_service.principal import Principal
 from referral_service.store import repository as store_repository
 from referral_service.store.service import create
+from referral_service.transit.notifications import parse_notification
 from tests.conftest import TEST_KEK
 from tests.deliveries.sending_support import (
     Receiver,
@@ -218,13 +219,13 @@ def test_events_go_out_in_seq_order_each_signed_by_spis(
 
     jwks = spis_keys.public_jwks()
     assert [r.headers["webhook-id"] for r in receiver.requests] == ids
-    numbers = [
-        status_parameters(opened_bundle(r, practice_sub, jwks))["notification-event"][
-            "event-number"
-        ]
+    notes = [
+        parse_notification(json.dumps(opened_bundle(r, practice_sub, jwks)).encode())
         for r in receiver.requests
     ]
-    assert numbers == ["1", "2", "3"]
+    assert [note.event_number for note in notes] == [1, 2, 3]
+    assert {note.focus for note in notes} == {f"http://testserver/fhir/Task/{task}"}
+    assert [note.events_since_start for note in notes] == [1, 2, 3]
     header = verify_signature(receiver.requests[0], jwks)
     assert header["kid"] == spis_keys.ring().signing_key().kid
 
