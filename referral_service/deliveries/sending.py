@@ -120,8 +120,8 @@ def _send_head(
     if head is None or as_utc(head.next_attempt_at) > now:
         return None
     delivery = repository.lock_pending(session, head.id)
-    if delivery is None:
-        return None  # another worker holds it
+    if delivery is None or as_utc(delivery.next_attempt_at) > now:
+        return None  # another worker holds it, or tried it meanwhile and it now waits
     return _attempt(session, tools, sub, delivery, now)
 
 
