@@ -27,6 +27,7 @@ from referral_service.auth.cli import commands as client_commands
 from referral_service.commands import Command, CommandError, CommandGroup, Invocation
 from referral_service.config import Settings, get_settings
 from referral_service.db import opened, unit_of_work
+from referral_service.deliveries.cli import commands as deliveries_commands
 from referral_service.errors import ServiceError
 from referral_service.health.cli import commands as health_commands
 from referral_service.keys.cli import commands as keys_commands
@@ -294,6 +295,7 @@ def _all_commands() -> Iterator[Command]:
         transit_commands,
         keys_commands,
         outcomes_commands,
+        deliveries_commands,
         commands,
         health_commands,
     ):

@@ -339,3 +339,27 @@ def record_token_refused(session: Session, *, client_id: str | None, error: str)
         outcome=Outcome.MINOR_FAILURE,
         detail=error,
     )
+
+
+def record_delivery(
+    session: Session,
+    *,
+    subscription_id: str,
+    subscriber_org_id: str,
+    focus: str | None,
+    succeeded: bool,
+    detail: str,
+) -> None:
+    """One attempt to deliver a notification to a Subscription's endpoint, or a notification
+    not sent (consent no longer lets the subscriber see its focus). SPIS is the actor and the
+    subscriber the tenant; ids and SPIS's own words only (an HTTP status, why), never the body."""
+    record(
+        session,
+        Principal.spis(),
+        kind=Kind.DELIVERY,
+        action=Action.EXECUTE,
+        entities=[f"Subscription/{subscription_id}", *([focus] if focus else [])],
+        tenant=subscriber_org_id,
+        outcome=Outcome.SUCCESS if succeeded else Outcome.MINOR_FAILURE,
+        detail=detail,
+    )

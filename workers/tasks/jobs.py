@@ -12,6 +12,8 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from referral_service.deliveries import sending
+from referral_service.deliveries import sweep as delivery_sweep
 from referral_service.jobs import service as jobs
 from referral_service.jobs.producer import Producer
 from referral_service.jobs.service import JobName
@@ -60,6 +62,40 @@ def reencrypt(self: Task, job_id: str) -> None:
 @app.task(name=JobName.REFRESH_OUTCOMES.value, bind=True)
 def refresh_outcomes(self: Task, job_id: str) -> None:
     _run(self, job_id)
+
+
+@app.task(name=JobName.DELIVER.value, bind=True)
+def deliver(self: Task, subscription_id: str) -> None:
+    """Send a subscription's due deliveries in order (deliveries/sending.py). Its delivery rows
+    are the outbox: a failure here leaves them pending for the sweep."""
+    try:
+        drained = sending.deliver(session_scope, settings, subscription_id)
+    except TRANSIENT:
+        delay = min(MAX_BACKOFF_S, 2**self.request.retries) + random.uniform(0, 1)  # noqa: S311 - jitter
+        raise self.retry(countdown=delay, max_retries=jobs.MAX_ATTEMPTS) from None
+    except Exception as exc:
+        log.error(
+            "delivery run crashed",
+            extra={"subscription_id": subscription_id, "error_type": type(exc).__name__},
+        )
+        return
+    if drained.more:
+        Producer(settings).send(JobName.DELIVER.value, subscription_id)
+
+
+@app.task(name="spis.sweep_deliveries")
+def sweep_deliveries() -> dict[str, int]:
+    """Subscriptions past their end off, heartbeats due added, and `spis.deliver` sent for every
+    subscription whose head delivery is due (a retry, a lost message)."""
+    swept = delivery_sweep.sweep(session_scope)
+    producer = Producer(settings) if swept.due else None
+    sent = sum(producer.send(JobName.DELIVER.value, sid) for sid in swept.due) if producer else 0
+    return {
+        "due": len(swept.due),
+        "sent": sent,
+        "heartbeats": swept.heartbeats,
+        "ended": swept.ended,
+    }
 
 
 @app.task(name="spis.relay_jobs")
