@@ -137,6 +137,7 @@ def _reset(delivery: Delivery, now: datetime) -> None:
     delivery.status = DeliveryStatus.PENDING
     delivery.attempts = 0
     delivery.next_attempt_at = now
+    delivery.retried_at = now  # a fresh retry window, from now
 
 
 def _reopen(session: Session, subscription_id: str, now: datetime) -> SubscriptionStatus:

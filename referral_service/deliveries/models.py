@@ -113,6 +113,9 @@ class Delivery(Base):
     status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When an operator last sent it back to pending (`spis deliveries retry`): its retry window
+    # runs from then, not from the event.
+    retried_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     # The receiver's last HTTP status, and a short reason without patient data.
     last_status: Mapped[int | None] = mapped_column(Integer)

@@ -141,7 +141,8 @@ def _attempt(
     except Unreadable:
         answer = _refused("focus unreadable")
         return _record(session, tools.settings, sub, delivery, answer, now, focus_ref)
-    note = _notification(tools.settings, sub, delivery, focus, now)
+    settled = sub.events_since_start - repository.pending_events(session, sub.id)
+    note = _notification(tools.settings, sub, delivery, focus, now, settled)
     bundle = orjson.dumps(notification_bundle(note))
     answer = _send(session, tools, sub, delivery, bundle, now)
     return _record(session, tools.settings, sub, delivery, answer, now, focus_ref)
@@ -190,8 +191,15 @@ def _subscriber(session: Session, sub: Subscription) -> Principal:
 
 
 def _notification(
-    settings: Settings, sub: Subscription, delivery: Delivery, focus: Focus | None, now: datetime
+    settings: Settings,
+    sub: Subscription,
+    delivery: Delivery,
+    focus: Focus | None,
+    now: datetime,
+    settled: int,
 ) -> Notification:
+    """`settled`: the events already sent or withheld. A handshake or heartbeat counts only
+    those, so one sent ahead of still-queued events never shows the receiver a false gap."""
     event = delivery.kind is DeliveryKind.EVENT
     return Notification(
         fhir_base=settings.fhir_base_url,
@@ -201,9 +209,7 @@ def _notification(
         type=delivery.kind.value,
         payload=sub.payload.value,
         events_since_start=(
-            delivery.event_number
-            if event and delivery.event_number is not None
-            else sub.events_since_start
+            delivery.event_number if event and delivery.event_number is not None else settled
         ),
         status_id=delivery.id,
         timestamp=fhir_instant(now),
@@ -314,7 +320,8 @@ def _retry_later(
     next_at = now + timedelta(
         seconds=backoff.delay_s(delivery.attempts, settings, answer.retry_after_s)
     )
-    if backoff.gives_up(as_utc(delivery.occurred_at), next_at, settings):
+    window_from = as_utc(delivery.retried_at or delivery.occurred_at)
+    if backoff.gives_up(window_from, next_at, settings):
         delivery.status = DeliveryStatus.DEAD
         error = f"delivery failed for {backoff.window_text(settings)}: {answer.reason}"
         repository.fail(session, sub.id, error, now)

@@ -201,6 +201,16 @@ def heartbeat_candidates(session: Session) -> list[Subscription]:
     return list(session.scalars(stmt))
 
 
+def pending_events(session: Session, subscription_id: str) -> int:
+    """How many of the subscription's numbered events are still waiting to be sent."""
+    stmt = select(func.count()).where(
+        Delivery.subscription_id == subscription_id,
+        Delivery.kind == DeliveryKind.EVENT,
+        Delivery.status == DeliveryStatus.PENDING,
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def add(session: Session, delivery: Delivery) -> None:
     session.add(delivery)
 

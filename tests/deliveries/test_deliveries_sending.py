@@ -21,6 +21,7 @@ from referral_service.context import Context
 from referral_service.db import unit_of_work
 from referral_service.deliveries import sending
 from referral_service.deliveries.models import (
+    Delivery,
     DeliveryKind,
     DeliveryStatus,
     Payload,
@@ -181,7 +182,11 @@ def test_a_requested_subscription_sends_its_handshake_only_and_first(
     spis_keys: KeyStore,
 ) -> None:
     sid = add_subscription(
-        session_factory, practice_sub, receiver.url, status=SubscriptionStatus.REQUESTED
+        session_factory,
+        practice_sub,
+        receiver.url,
+        status=SubscriptionStatus.REQUESTED,
+        events_since_start=1,
     )
     task = a_task(session_factory, settings, practice_sub.org_id)
     add_delivery(session_factory, sid, practice_sub.org_id, event_number=1, focus=("Task", task))
@@ -191,11 +196,13 @@ def test_a_requested_subscription_sends_its_handshake_only_and_first(
     # subscription is active and the event follows in the same run.
     assert run(sid) == ["delivered", "delivered"]
 
-    kinds = [
-        status_parameters(opened_bundle(r, practice_sub, spis_keys.public_jwks()))["type"]
+    sent = [
+        status_parameters(opened_bundle(r, practice_sub, spis_keys.public_jwks()))
         for r in receiver.requests
     ]
-    assert kinds == ["handshake", "event-notification"]
+    assert [s["type"] for s in sent] == ["handshake", "event-notification"]
+    # The handshake counts only what was sent before it, so the receiver sees no gap before #1.
+    assert [s["events-since-subscription-start"] for s in sent] == ["0", "1"]
 
 
 def test_events_go_out_in_seq_order_each_signed_by_spis(
@@ -455,6 +462,29 @@ def test_past_the_retry_window_the_delivery_is_dead_and_the_subscription_in_erro
     # An errored subscription sends nothing more, not even what is waiting.
     assert run(sid, T0 + timedelta(days=2)) == []
     assert len(receiver.requests) == 1
+
+
+def test_a_retried_dead_letter_gets_a_new_window_from_the_retry(
+    session_factory: sessionmaker[Session],
+    run: Run,
+    receiver: Receiver,
+    practice_sub: Subscriber,
+) -> None:
+    sid = add_subscription(session_factory, practice_sub, receiver.url)
+    old = add_delivery(
+        session_factory, sid, practice_sub.org_id, DeliveryKind.HEARTBEAT, occurred_at=T0
+    )
+    retried = T0 + timedelta(days=3)
+    with session_factory() as session, session.begin():  # what `spis deliveries retry` leaves
+        row = session.scalars(select(Delivery).where(Delivery.id == old)).one()
+        row.retried_at = row.next_attempt_at = retried
+    receiver.default = 503
+
+    # Days after the event but just after the retry: a failure waits for the next attempt.
+    assert run(sid, retried + timedelta(seconds=1)) == ["retry"]
+    (row,) = deliveries(session_factory, sid)
+    assert (row.status, row.attempts) == (DeliveryStatus.PENDING, 1)
+    assert subscription(session_factory, sid).status is not SubscriptionStatus.ERROR
 
 
 def test_410_turns_the_subscription_off_and_cancels_what_waits(
