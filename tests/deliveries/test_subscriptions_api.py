@@ -15,9 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.codes import (
-    BACKPORT_FILTER_CRITERIA,
     BACKPORT_HEARTBEAT_PERIOD,
-    BACKPORT_PAYLOAD_CONTENT,
     BACKPORT_TOPIC_CANONICAL,
     ROUTED_TOPIC,
     SDOH_TASK_TOPIC,
@@ -37,6 +35,7 @@ from referral_service.organisations.models import OrgKind
 from referral_service.organisations.service import register
 from tests.conftest import TEST_KEK
 from tests.fixtures.fhir import FHIR_JSON
+from tests.fixtures.subscription_body import subscription_body
 from tests.fixtures.systems import TestSystem, bearer, new_key, public_jwks
 
 ENDPOINT = "http://127.0.0.1:9/spis-hook"
@@ -62,25 +61,8 @@ def subscription(
     content: str = "id-only",
     **channel: Any,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resourceType": "Subscription",
-        "status": "requested",
-        "reason": "Tell our GP system when a referral moves",
-        "criteria": topic,
-        "channel": {
-            "type": "rest-hook",
-            "endpoint": ENDPOINT,
-            "_payload": {"extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": content}]},
-            **channel,
-        },
-    }
-    if payload is not None:
-        body["channel"]["payload"] = payload
-    if filters:
-        body["_criteria"] = {
-            "extension": [{"url": BACKPORT_FILTER_CRITERIA, "valueString": f} for f in filters]
-        }
-    return body
+    endpoint = channel.pop("endpoint", ENDPOINT)
+    return subscription_body(endpoint, topic, filters, payload, content, **channel)
 
 
 def create(client: TestClient, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
