@@ -15,7 +15,7 @@ import uvicorn
 
 from referral_service.app import create_app
 from referral_service.config import Settings
-from referral_service.demo import board, story
+from referral_service.demo import board, notifications, story
 from referral_service.demo.setup import Cast, prepare
 from referral_service.demo.signins import describe, prepare_signins
 from referral_service.demo.smart_client import SmartClient
@@ -26,7 +26,7 @@ from referral_service.migrate import upgrade
 def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
     base = f"http://{host}:{port}"
     settings = settings.model_copy(update=_demo_settings(settings, base))
-    narrator = story.Narrator(total=14)
+    narrator = story.Narrator(total=16)
     with narrator.step(f"Setting up the embedded store ({settings.database_url})") as say:
         upgrade(settings.database_url)
         cast = prepare(settings)
@@ -40,8 +40,11 @@ def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
                 f"FHIR API, token endpoint, ledger API and worker are up "
                 f"(worker log: {settings.var_dir / 'logs' / 'worker.log'})"
             )
+        gp_receiver = notifications.start(settings, base, cast.practice)
         try:
+            notifications.subscribe(narrator, gp_receiver)
             _play(narrator, cast, base)
+            notifications.report(narrator, gp_receiver)
             tables = _board_report(narrator, settings, cast)
             print("", *describe(signins, f"{base}/", settings.web_second_factor), sep="\n")
             print("", *tables, sep="\n", flush=True)
@@ -62,6 +65,7 @@ def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
         except KeyboardInterrupt:
             pass
         finally:
+            gp_receiver.stop()
             server.should_exit = True
             thread.join(timeout=10)
     return 0
@@ -70,7 +74,9 @@ def run(settings: Settings, host: str, port: int, serve_forever: bool) -> int:
 def _demo_settings(settings: Settings, base: str) -> dict[str, object]:
     """The demo serves on its own address; in development its sign-ins need no second factor
     (production refuses that, and the demo's people are refused there too)."""
-    update: dict[str, object] = {"public_base_url": base}
+    # The GP system's receiver listens on 127.0.0.1: allowed here, as SPIS refuses such
+    # endpoints by default (SSRF).
+    update: dict[str, object] = {"public_base_url": base, "delivery_allowed_hosts": "127.0.0.1"}
     if settings.environment == "development":
         update["web_second_factor"] = "optional"
     return update
