@@ -175,7 +175,7 @@ def apply_consent_change(system: Context, tenant: OrgId, patient_ref: str) -> No
             if row.org_id == tenant:
                 continue  # the practice's own record
             if share_back:
-                store.grant(system.session, row.id, [tenant])
+                resources.grant(system, row, [tenant])
             else:
                 store.revoke(system.session, row.id, tenant)
     eligibility.after_consent_change(system, tenant, patient_ref)

@@ -154,7 +154,7 @@ def _assign(
     referral_ref = str(Ref("Task", ResourceId(row.id)))
     child = fhir_task.child_task(referral_ref, filler_ref, str(patient_ref), timebank_ref, now)
     created = resources.create(ctx, "Task", child, tenant=row.org_id, share_with=share)
-    store.grant(ctx.session, patient_ref.id, [chosen.org_id])
+    resources.grant(ctx, resources.load(ctx, "Patient", patient_ref.id), [chosen.org_id])
     audit.record_share(
         ctx,
         [str(sr_ref), filler_ref, str(Ref("Task", ResourceId(created.id))), str(patient_ref)],

@@ -1,6 +1,6 @@
 """The broker SLA (DESIGN §3 step 3): an unanswered child Task is marked `reminder-due` after
-`SPIS_BROKER_SLA` working days, then goes to the next time bank after the grace period. No
-reminder is sent yet (deliveries come later): the mark says one is due."""
+`SPIS_BROKER_SLA` working days, then goes to the next time bank after the grace period. The mark
+says a reminder is due; subscribers to the SLA reminder topic hear of it (deliveries/events.py)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,10 @@ and every body sealed with the associated data `sealing.py` binds it to. Only th
 reach the database differs: built in memory and inserted with Core executemany in batches
 (`repository.insert_many`) instead of through the ORM's unit of work.
 
-Nothing here validates, applies consent, audits or enqueues jobs: the caller builds resources
-with the same `fhir_adapters` builders the services use and decides what story they tell. Each
+Nothing here validates, applies consent, audits, enqueues jobs or records changes
+(`kit.changes`): a synthetic history notifies no subscriber, as it reaches no audit trail. The
+caller builds resources with the same `fhir_adapters` builders the services use and decides what
+story they tell. Each
 version carries its own time, so a resource's history says when each change happened.
 """
 

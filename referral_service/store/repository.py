@@ -46,11 +46,12 @@ def readable(principal: Principal) -> ColumnElement[bool]:
     return or_(StoredResource.org_id == principal.org_id, granted)
 
 
-def grant(session: Session, resource_id: str, org_ids: Iterable[str]) -> None:
-    """Idempotent: granting again what is already granted changes nothing."""
+def grant(session: Session, resource_id: str, org_ids: Iterable[str]) -> set[str]:
+    """Idempotent: granting again what is already granted changes nothing. Returns the
+    organisations newly granted. Call it through `service.grant`, which records the change."""
     wanted = set(org_ids)
     if not wanted:
-        return
+        return set()
     held = set(
         session.scalars(
             select(ResourceGrant.org_id).where(
@@ -58,9 +59,11 @@ def grant(session: Session, resource_id: str, org_ids: Iterable[str]) -> None:
             )
         )
     )
-    rows = [{"resource_id": resource_id, "org_id": org_id} for org_id in wanted - held]
-    if rows:
+    added = wanted - held
+    if added:
+        rows = [{"resource_id": resource_id, "org_id": org_id} for org_id in sorted(added)]
         session.execute(insert(ResourceGrant), rows)
+    return added
 
 
 def revoke(session: Session, resource_id: str, org_id: str) -> None:

@@ -1,6 +1,10 @@
 """Writing and reading stored resources: ids, meta, versions, search index, blind indexes.
 
 Takes a Context, never commits. Callers have validated the resource before it gets here.
+
+Every create, update and grant is recorded as a `kit.changes.Change` in the session, for what
+acts on it before commit (deliveries/events.py): write through here, never around it, or no
+subscriber hears of it. `bulk.py` alone writes around it, on purpose (see there).
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import orjson
 
 from fhir_adapters.codes import NHS_NUMBER_SYSTEM
 from fhir_adapters.search_params import IndexEntry, index_entries
+from fhir_adapters.task import business_status_codes
 from fhir_adapters.views import broker_can_search, broker_view, needs_subsetting
 from referral_service.context import Context
 from referral_service.errors import NotFound, VersionConflict
+from referral_service.kit import changes
+from referral_service.kit.changes import Change, What
 from referral_service.kit.clock import as_utc, fhir_instant, utcnow
 from referral_service.kit.crypto import tenant_blind_index
 from referral_service.kit.ids import new_id
@@ -88,17 +95,74 @@ def create(
     )
     grants = [org for org in share_with if org != owner]
     repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data, owner), grants)
+    status, business = _codes(data)
+    changes.record(
+        ctx.session,
+        Change(
+            rtype,
+            rid,
+            1,
+            What.CREATED,
+            status=status,
+            business_status=business,
+            shared_with=frozenset(grants),
+            body=body,
+        ),
+    )
     return Version.of(row)
 
 
 def update(ctx: Context, row: StoredResource, data: dict[str, Any]) -> Version:
     now = utcnow()
     version_id = row.version_id + 1
+    previous_status, previous_business = _codes(as_dict(row))
     body = stamp(data, row.id, version_id, now)
     index = index_rows(ctx, row.type, data, row.org_id)
     if not repository.update_resource(ctx.session, row, body, now, index):
         raise VersionConflict(f"{row.type}/{row.id} was changed by someone else; read it again")
+    status, business = _codes(data)
+    changes.record(
+        ctx.session,
+        Change(
+            row.type,
+            row.id,
+            version_id,
+            What.UPDATED,
+            status=status,
+            previous_status=previous_status,
+            business_status=business,
+            previous_business_status=previous_business,
+            body=body,
+        ),
+    )
     return Version(row.type, row.id, version_id, now, body)
+
+
+def grant(ctx: Context, row: StoredResource, org_ids: tuple[str, ...] | list[str]) -> None:
+    """Let other organisations read a resource as it stands (idempotent: granting again what is
+    granted already changes nothing, and is no change)."""
+    added = repository.grant(ctx.session, row.id, [org for org in org_ids if org != row.org_id])
+    if added:
+        status, business = _codes(as_dict(row))
+        changes.record(
+            ctx.session,
+            Change(
+                row.type,
+                row.id,
+                row.version_id,
+                What.SHARED,
+                status=status,
+                business_status=business,
+                shared_with=frozenset(added),
+                body=row.body,
+            ),
+        )
+
+
+def _codes(data: dict[str, Any]) -> tuple[str | None, frozenset[str]]:
+    """`status` and (a Task's) businessStatus codes: what a Change carries besides the body."""
+    status = data.get("status")
+    return (status if isinstance(status, str) else None), business_status_codes(data)
 
 
 def load(ctx: Context, rtype: str, rid: str, *, for_update: bool = False) -> StoredResource:
