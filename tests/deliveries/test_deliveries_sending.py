@@ -122,7 +122,9 @@ def store_resource(
 
 
 def a_task(session_factory: sessionmaker[Session], settings: Settings, tenant: str) -> str:
-    task = {"resourceType": "Task", "status": "requested", "intent": "order"}
+    """A Task to be a focus: intent `plan`, so that storing it is no event of the Task topic
+    (these tests write their deliveries by hand)."""
+    task = {"resourceType": "Task", "status": "requested", "intent": "plan"}
     return store_resource(session_factory, settings, "Task", task, tenant)
 
 
