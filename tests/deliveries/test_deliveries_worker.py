@@ -76,8 +76,8 @@ def spis_jwks(settings: Settings) -> dict[str, Any]:
 
 
 def a_task(session_factory: sessionmaker[Session], settings: Settings, tenant: str) -> str:
-    with session_factory() as session, session.begin():
     """Intent `plan`: storing it is no Task-topic event; these tests write deliveries by hand."""
+    with session_factory() as session, session.begin():
         ctx = Context(session, Principal.spis(), settings)
         task = {"resourceType": "Task", "status": "requested", "intent": "plan"}
         return create(ctx, "Task", task, tenant=tenant).id
