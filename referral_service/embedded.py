@@ -53,6 +53,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
             "SPIS_BROKER_URL": settings.broker_url,
             "SPIS_VAR_DIR": str(settings.var_dir.resolve()),
             "SPIS_QUEUE": settings.queue,
+            # What notifications say and where they may go: the same as the API's.
+            "SPIS_PUBLIC_BASE_URL": settings.public_base_url,
+            "SPIS_DELIVERY_ALLOWED_HOSTS": settings.delivery_allowed_hosts,
             "SPIS_TOKEN_SECRET": settings.token_secret.get_secret_value(),
             "SPIS_BLIND_INDEX_KEY": settings.blind_index_key.get_secret_value(),
             "SPIS_KEK": settings.kek.get_secret_value(),

@@ -23,6 +23,7 @@ from fhir_adapters.codes import (
 from referral_service.auth.service import register_client
 from referral_service.config import Settings
 from referral_service.db import opened, unit_of_work
+from referral_service.deliveries.topics import TOPICS
 from referral_service.demo.setup import System
 from referral_service.demo.smart_client import SmartClient, load_or_create_key, public_jwks
 from referral_service.demo.story import Narrator, ok, wait_for
@@ -140,11 +141,18 @@ def report(narrator: Narrator, gp: GpReceiver, quiet_s: float = 2.0) -> None:
             if (now_seen := len(gp.inbox.taken())) != seen:
                 seen, still_since = now_seen, time.monotonic()
         for line in gp.inbox.taken():
-            say(line)
+            say(_short(line, gp.client.base_url))
         say(
             f"{_events(gp)} events; each verified (webhook signature by SPIS's published key), "
             "decrypted with the GP system's own key, its number checked for gaps"
         )
+
+
+def _short(line: str, base: str) -> str:
+    """`spis receive`'s line with topic names for their canonical URLs and local references."""
+    for url, topic in TOPICS.items():
+        line = line.replace(url, f"[{topic.name}]")
+    return line.replace(f"{base}/fhir/", "")
 
 
 def _events(gp: GpReceiver) -> int:
