@@ -209,15 +209,14 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
 
 def main() -> int:
     args = parse_args()
-    from referral_service.db import make_engine, make_sessionmaker
-    from referral_service.keys import ring as key_ring
+    from referral_service.db import open_database
     from referral_service.keys.jose import KeyStore, keys_dir
 
     with scratch_database() as url, tempfile.TemporaryDirectory() as tmp:
         settings = bench_settings(url, Path(tmp) / "var")
-        engine = make_engine(url)
-        key_ring.register(engine, settings.kek.get_secret_value())
-        sessions = make_sessionmaker(engine)
+        # As the API opens it: sessions that send the delivery message after commit.
+        database = open_database(settings)
+        sessions = database.sessionmaker
         spis_jwks = KeyStore(keys_dir(settings), generate=True).public_jwks()
         arrivals = Arrivals(spis_jwks, {})
         server, port = serve(arrivals)
@@ -231,7 +230,7 @@ def main() -> int:
             worker.terminate()
             worker.wait(timeout=20)
             server.shutdown()
-            engine.dispose()
+            database.dispose()
     latencies = [arrivals.at[key] - committed[key] for key in committed]
     results = build_results(args, latencies, arrivals)
     merge_results(args.output, results)

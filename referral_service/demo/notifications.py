@@ -106,6 +106,14 @@ def _registered(settings: Settings, practice: System, signing: ECKey, sealing: E
 
 def subscribe(narrator: Narrator, gp: GpReceiver) -> None:
     with narrator.step("GP system: subscribes to its referrals and to what comes back") as say:
+        # An earlier run's subscriptions point at a receiver that has gone: remove them.
+        earlier = ok(gp.client.fhir("GET", "Subscription")).get("entry", [])
+        for entry in earlier:
+            gone = gp.client.fhir("DELETE", f"Subscription/{entry['resource']['id']}")
+            if gone.status_code >= 400:
+                ok(gone)
+        if earlier:
+            say(f"removed {len(earlier)} subscriptions left by an earlier run (DELETE)")
         for topic, content, what in (
             (SDOH_TASK_TOPIC, "id-only", "referral Task changes, id-only"),
             (SHARED_BACK_TOPIC, "full-resource", "shared back, full resources"),

@@ -72,15 +72,35 @@ def test_demo_runs_the_whole_loop_and_is_repeatable(tmp_path: Path) -> None:
         oct((tmp_path / "var" / "demo" / "practice.private.jwk").stat().st_mode & 0o777) == "0o600"
     )
     assert "referral Task: completed" in second.stdout
+    assert_notifications(out)
+    assert_notifications(second.stdout)
+    assert "removed 2 subscriptions left by an earlier run" in second.stdout
     assert_board_report(out)
     assert "synthetic referrals loaded by an earlier run are reused" in second.stdout
     assert_board_report(second.stdout)
 
 
+def assert_notifications(out: str) -> None:
+    """The GP system subscribed before referring, and SPIS pushed to its receiver, in order,
+    each notification verified and decrypted there: the referral Task's changes (id-only) and
+    what the time bank shared back."""
+    assert "[ 3/16] GP system: subscribes to its referrals and to what comes back" in out
+    assert "both handshakes arrived at http://127.0.0.1:" in out
+    pushed = out.split("GP system: the notifications SPIS pushed to it")[1].split("[15/16]")[0]
+    lines = [line.strip() for line in pushed.splitlines()]
+    assert lines[1:3] == ["handshake", "handshake"], pushed
+    for topic, types in (("task", {"Task"}), ("shared-back", {"Observation", "Procedure"})):
+        events = [line.split() for line in lines if f"[{topic}]" in line]
+        numbers = [int(event[1].lstrip("#")) for event in events]
+        assert numbers == list(range(1, len(numbers) + 1)), pushed  # in order, no gap
+        assert {event[3].split("/")[0] for event in events} == types, pushed
+    assert not [line for line in lines if line.startswith(("gap:", "duplicate"))], pushed
+
+
 def assert_board_report(out: str) -> None:
     """The demo ends with the health board's reports for its period, as tables with figures
     that passed disclosure control, clearly labelled as resting on synthetic data."""
-    assert "[14/14] Health board: its outcome reports, " in out
+    assert "[16/16] Health board: its outcome reports, " in out
     reports = out.split("=== Health board report (includes SYNTHETIC data) ===")
     assert len(reports) == 5, out  # the four Measures, after the story
     if "reused" not in out:
