@@ -38,11 +38,14 @@ test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # Intake, then the outcome reports (the first run loads their synthetic data set, about an hour;
-# later runs reuse it). Both write bench/results.json, each keeping the other's results.
+# later runs reuse it), then notification latency (needs Redis too). Each writes
+# bench/results.json, keeping the others' results.
 bench: $(STAMP)
 	@$(BIN)/python scripts/check_services.py --postgres-only
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/outcomes.py
+	@$(BIN)/python scripts/check_services.py --bench
+	$(BIN)/python bench/deliveries.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check referral_service fhir_adapters workers tests scripts

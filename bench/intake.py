@@ -587,13 +587,22 @@ def build_results(
     }
 
 
+# The other benches keep their results in the same file, each under its own key: left as they are.
+OTHER_BENCHES = ("outcomes", "deliveries")
+
+
 def _keep_outcomes(path: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """bench/outcomes.py keeps its results in the same file, under "outcomes": left as they are."""
+    """Our results, with the other benches' (bench/outcomes.py, bench/deliveries.py) kept."""
     try:
-        previous = json.loads(path.read_text()).get("outcomes")
-    except (OSError, ValueError, AttributeError):
-        previous = None
-    return results if previous is None else {**results, "outcomes": previous}
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        previous = {}
+    kept = {
+        key: previous[key]
+        for key in OTHER_BENCHES
+        if isinstance(previous, dict) and key in previous
+    }
+    return {**results, **kept}
 
 
 def _cpu_model() -> str:
