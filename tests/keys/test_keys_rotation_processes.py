@@ -63,6 +63,7 @@ def settings(pg_url: str, tmp_path: Path) -> Settings:
 
 def shared_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in worker_env(settings).items() if k.startswith("SPIS_")}
+    env.pop("SPIS_PUBLIC_BASE_URL")  # the API server answers at an address of its own
     env["SPIS_REENCRYPT_BATCH_SIZE"] = str(BATCH)
     return env
 
