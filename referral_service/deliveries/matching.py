@@ -25,6 +25,7 @@ from typing import Any
 from fhir_adapters.rules import split_reference
 from fhir_adapters.search_params import PARAMS, IndexEntry, index_entries, parse_token
 from referral_service.deliveries.topics import Filter
+from referral_service.store.query import split_values
 
 
 def matches(filters: Iterable[Filter], rtype: str, rid: str, body: dict[str, Any]) -> bool:
@@ -62,21 +63,3 @@ def _reference(value: str, indexed: Sequence[IndexEntry]) -> bool:
         return False
     target = f"{parts[0]}/{parts[1]}"
     return any(entry.value == target for entry in indexed)
-
-
-def split_values(value: str) -> list[str]:
-    """`a,b` → [a, b]; `a\\,b` → [`a,b`] (FHIR's escape, as a search splits them)."""
-    parts, current, escaped = [], "", False
-    for char in value:
-        if escaped:
-            current += char
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ",":
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return parts

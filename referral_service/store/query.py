@@ -49,7 +49,7 @@ def parse(
         elif name in ("_id", "_lastUpdated") or name in PARAMS.get(rtype, {}):
             if modifier and not (modifier == rtype_of_reference(rtype, name)):
                 raise BadSearch(f"The search modifier :{modifier} is not supported")
-            result.query.append([_match(ctx, rtype, name, v) for v in _split(value)])
+            result.query.append([_match(ctx, rtype, name, v) for v in split_values(value)])
             result.used.append((raw_name, value))
         elif strict:
             raise BadSearch(f"Unknown search parameter {raw_name} for {rtype}")
@@ -75,8 +75,9 @@ def rtype_of_reference(rtype: str, name: str) -> str | None:
     return "Patient" if kind == "reference" and name in ("patient", "subject") else None
 
 
-def _split(value: str) -> list[str]:
-    # FHIR escapes commas inside values as "\,"
+def split_values(value: str) -> list[str]:
+    """`a,b` → [a, b]; `a\\,b` → [`a,b`]: FHIR escapes a comma inside a value as `\\,`. Subscription
+    filters split theirs the same way (deliveries/matching.py)."""
     parts, current, escaped = [], "", False
     for char in value:
         if escaped:
