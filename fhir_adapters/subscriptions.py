@@ -59,22 +59,14 @@ class SubscriptionRequest:
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionView:
-    """A stored subscription, as the subscriber is shown it."""
+    """A stored subscription, as the subscriber is shown it: what it holds (in the shape it was
+    asked for, so showing and parsing round-trip), with the server's id, version and error."""
 
     id: str
     version_id: int
     last_updated: datetime
-    status: str
-    topic: str
-    filters: tuple[Filter, ...]
-    endpoint: str
-    content_type: str
-    payload: str
-    heartbeat_s: int | None
-    timeout_s: int | None
-    end: datetime | None
-    reason: str
     error: str | None
+    held: SubscriptionRequest
 
 
 def parse_subscription(body: dict[str, Any]) -> SubscriptionRequest:
@@ -214,20 +206,21 @@ def _end(text: str | None) -> datetime | None:
 
 
 def subscription_resource(view: SubscriptionView) -> dict[str, Any]:
-    channel: dict[str, Any] = {"type": "rest-hook", "endpoint": view.endpoint}
+    held = view.held
+    channel: dict[str, Any] = {"type": "rest-hook", "endpoint": held.endpoint}
     extensions = [
         {"url": url, "valueUnsignedInt": value}
         for url, value in (
-            (BACKPORT_HEARTBEAT_PERIOD, view.heartbeat_s),
-            (BACKPORT_TIMEOUT, view.timeout_s),
+            (BACKPORT_HEARTBEAT_PERIOD, held.heartbeat_s),
+            (BACKPORT_TIMEOUT, held.timeout_s),
         )
         if value is not None
     ]
     if extensions:
         channel["extension"] = extensions
-    channel["payload"] = view.content_type
+    channel["payload"] = held.content_type
     channel["_payload"] = {
-        "extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": view.payload}]
+        "extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": held.payload}]
     }
     resource: dict[str, Any] = {
         "resourceType": "Subscription",
@@ -237,14 +230,14 @@ def subscription_resource(view: SubscriptionView) -> dict[str, Any]:
             "lastUpdated": instant(view.last_updated),
             "profile": [BACKPORT_SUBSCRIPTION_PROFILE],
         },
-        "status": view.status,
+        "status": held.status,
     }
-    if view.end is not None:
-        resource["end"] = instant(view.end)
-    resource["reason"] = view.reason
-    resource["criteria"] = view.topic
-    if view.filters:
-        resource["_criteria"] = {"extension": [_filter_extension(f) for f in view.filters]}
+    if held.end is not None:
+        resource["end"] = instant(held.end)
+    resource["reason"] = held.reason
+    resource["criteria"] = held.topic
+    if held.filters:
+        resource["_criteria"] = {"extension": [_filter_extension(f) for f in held.filters]}
     if view.error is not None:
         resource["error"] = view.error
     resource["channel"] = channel

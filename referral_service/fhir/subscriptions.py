@@ -25,7 +25,11 @@ from fhir_adapters.subscription_topics import (
     status_bundle,
     topic_basic,
 )
-from fhir_adapters.subscriptions import SubscriptionView, subscription_resource
+from fhir_adapters.subscriptions import (
+    SubscriptionRequest,
+    SubscriptionView,
+    subscription_resource,
+)
 from referral_service.auth.dependencies import require
 from referral_service.auth.endpoints import jwks_cache
 from referral_service.deliveries import service
@@ -151,10 +155,7 @@ def _basic(topic: Topic) -> dict[str, Any]:
 
 
 def as_view(row: Subscription) -> SubscriptionView:
-    return SubscriptionView(
-        id=row.id,
-        version_id=row.version_id,
-        last_updated=row.last_updated,
+    held = SubscriptionRequest(
         status=row.status.value,
         topic=row.topic,
         filters=tuple(decode_filters(row.filters)),
@@ -165,8 +166,9 @@ def as_view(row: Subscription) -> SubscriptionView:
         timeout_s=row.timeout_s,
         end=row.end,
         reason=row.reason,
-        error=row.error if row.status is SubscriptionStatus.ERROR else None,
     )
+    error = row.error if row.status is SubscriptionStatus.ERROR else None
+    return SubscriptionView(row.id, row.version_id, row.last_updated, error, held)
 
 
 def _response(row: Subscription, status: int = 200, location: str | None = None) -> Response:

@@ -140,10 +140,7 @@ def test_a_refused_filter_is_not_echoed() -> None:
 
 
 def test_a_shown_subscription_is_valid_r4_and_reads_back_the_same() -> None:
-    view = SubscriptionView(
-        id="s-1",
-        version_id=3,
-        last_updated=datetime(2026, 11, 29, 9, 30, tzinfo=UTC),
+    held = SubscriptionRequest(
         status="error",
         topic=SDOH_TASK_TOPIC,
         filters=(("Task", "status", "completed"),),
@@ -154,7 +151,13 @@ def test_a_shown_subscription_is_valid_r4_and_reads_back_the_same() -> None:
         timeout_s=20,
         end=None,
         reason="Referral updates",
+    )
+    view = SubscriptionView(
+        id="s-1",
+        version_id=3,
+        last_updated=datetime(2026, 11, 29, 9, 30, tzinfo=UTC),
         error="no answer (HTTP 503)",
+        held=held,
     )
 
     shown = subscription_resource(view)
@@ -168,7 +171,7 @@ def test_a_shown_subscription_is_valid_r4_and_reads_back_the_same() -> None:
     again = parse_subscription(shown)
     assert (again.status, again.filters, again.payload, again.timeout_s) == (
         "error",
-        view.filters,
+        held.filters,
         "full-resource",
         20,
     )
