@@ -2,9 +2,10 @@
 
 Which key is current is read from the database once per transaction (one indexed row, the
 highest live key id) and never cached across transactions, so a rotation made by any process is
-seen by every other process's next transaction. Reading it takes a KEY SHARE lock on that key's
-row until the transaction ends: retiring a key (`retire`) takes FOR UPDATE on it, so it waits for
-every transaction that may still seal under it. Unwrapped key material is cached per process
+seen by every other process's next transaction. Reading it takes a FOR KEY SHARE lock on that
+key's row until the transaction ends. Such locks never wait for each other, so sealing
+transactions run side by side. Retiring a key (`lock_older_keys`, then `retire`) takes FOR UPDATE
+on it, so it waits for every transaction that may still seal under it. Unwrapped key material is cached per process
 (a key id always names the same key); which keys are still live is also read once per transaction.
 
 The KEK for each database is registered by whoever builds its engine.
@@ -85,7 +86,7 @@ def _read_current(connection: Connection) -> int | None:
         .where(DataKey.retired_at.is_(None))
         .order_by(DataKey.id.desc())
         .limit(1)
-        .with_for_update(key_share=True)
+        .with_for_update(read=True, key_share=True)
     )
     return connection.scalar(stmt)
 

@@ -3,7 +3,10 @@ make its new values unreadable, and which key seals is decided once per transact
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.keys import ring
@@ -33,3 +36,20 @@ def test_a_transaction_reads_values_sealed_under_a_key_made_after_it_began(
         assert b"Okafor" in reader.get_one(StoredResource, second.patient.split("/")[1]).body
     with session_factory() as later:
         assert ring.current_id(later.connection()) == sealing_key + 1
+
+
+def test_transactions_sealing_at_once_do_not_wait_for_each_other(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Reading the current key shares its row (FOR KEY SHARE): a second sealing transaction
+    reads it at once while the first is still open. Only retirement (FOR UPDATE) waits."""
+    with session_factory() as made, made.begin():
+        key_id = ring.current_id(made.connection())  # the first key, made on first use
+    with session_factory() as first, session_factory() as second:
+        assert ring.current_id(first.connection()) == key_id
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))
+        assert ring.current_id(second.connection()) == key_id
+        with session_factory() as retiring:
+            retiring.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(OperationalError, match="lock timeout"):
+                ring.lock_older_keys(retiring.connection(), key_id + 1)
