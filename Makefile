@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick bench lint typecheck serve migrate clean services
+.PHONY: demo test test-quick bench bench-quick lint typecheck serve migrate clean services
 
 # `make demo PORT=8001` when port 8000 is taken.
 HOST ?= 127.0.0.1
@@ -37,15 +37,21 @@ test-quick: $(STAMP)
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Intake, then the outcome reports (the first run loads their synthetic data set, about an hour;
-# later runs reuse it), then notification latency (needs Redis too). Each writes
-# bench/results.json, keeping the others' results.
+# The API under load (bench/api.py: intake, reads, search, batch, memory, against the validation
+# floor and the fhirstarter peer), then the outcome reports (the first run loads their synthetic
+# data set, about an hour; later runs reuse it), then notification latency. Each writes its key
+# of bench/results.json, keeping the others'. Needs PostgreSQL, Redis and wrk.
 bench: $(STAMP)
-	@$(BIN)/python scripts/check_services.py --postgres-only
-	$(BIN)/python bench/intake.py
-	$(BIN)/python bench/outcomes.py
 	@$(BIN)/python scripts/check_services.py --bench
+	$(BIN)/python bench/api.py
+	$(BIN)/python bench/outcomes.py
 	$(BIN)/python bench/deliveries.py
+
+# bench/api.py --quick alone: one short run of each phase, under three minutes (the first run
+# also makes the peer's venv, bench/.peer-venv, about a minute more).
+bench-quick: $(STAMP)
+	@$(BIN)/python scripts/check_services.py --bench-quick
+	$(BIN)/python bench/api.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check referral_service fhir_adapters workers tests scripts

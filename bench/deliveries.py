@@ -11,7 +11,6 @@ redis://127.0.0.1:6379/0), as the tests do.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import statistics
@@ -29,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/deliveries.py` puts bench/ first
     sys.path.insert(0, str(REPO_ROOT))
 
-from intake import percentile, scratch_database  # noqa: E402 - bench/ is on sys.path
+from common import merge_results, percentile, scratch_database  # noqa: E402 - bench/ is on sys.path
 
 BROKER_URL = os.environ.get("SPIS_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -233,7 +232,7 @@ def main() -> int:
             database.dispose()
     latencies = [arrivals.at[key] - committed[key] for key in committed]
     results = build_results(args, latencies, arrivals)
-    merge_results(args.output, results)
+    merge_results(args.output, "deliveries", results)
     print_table(results)
     return 0 if not arrivals.refused else 1
 
@@ -268,16 +267,6 @@ def build_results(
             "latency: the commit returning -> the receiver holding the opened notification",
         ],
     }
-
-
-def merge_results(path: Path, deliveries: dict[str, Any]) -> None:
-    """bench/results.json keeps the other benches' keys; ours go under "deliveries"."""
-    try:
-        existing = json.loads(path.read_text())
-    except (OSError, ValueError):
-        existing = {}
-    existing["deliveries"] = deliveries
-    path.write_text(json.dumps(existing, indent=2) + "\n")
 
 
 def print_table(results: dict[str, Any]) -> None:

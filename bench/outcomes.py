@@ -28,6 +28,7 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/outcomes.py` puts bench/ fir
     sys.path.insert(0, str(REPO_ROOT))
 
 import httpx  # noqa: E402
+from common import merge_results  # noqa: E402 - bench/ is on sys.path
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -434,18 +435,18 @@ def main() -> int:
         )
         service = measure_service(url, var_dir, marker["board_id"], period, args)
         results = build_results(args, counted, marker, period, service, {"skipped": "running"})
-        merge_results(args.output, results)  # kept should the HTTP part fail
+        merge_results(args.output, "outcomes", results)  # kept should the HTTP part fail
         http = (
             {"skipped": "--no-http"}
             if args.no_http
             else measure_http(url, marker["board_id"], period, args)
         )
     results = build_results(args, counted, marker, period, service, http)
-    merge_results(args.output, results)
+    merge_results(args.output, "outcomes", results)
     print_table(results)
     print(f'\nwrote {args.output} ("outcomes")', file=sys.stderr)
     slow = [m for m, v in service.items() if v["evaluate_ms"]["p50"] > TARGET_P50_MS]
-    if slow:  # reported, as intake reports its rates: a bench measures, it does not gate
+    if slow:  # reported, as bench/api.py reports its rates: a bench measures, it does not gate
         print(f"outcomes: p50 above {TARGET_P50_MS:g} ms for {', '.join(slow)}", file=sys.stderr)
     return 0
 
@@ -487,16 +488,6 @@ def build_results(
             "the data set: spis synth (store/bulk.py), kept between runs in the named database",
         ],
     }
-
-
-def merge_results(path: Path, outcomes: dict[str, Any]) -> None:
-    """bench/results.json keeps intake's keys; ours go under "outcomes"."""
-    try:
-        existing = json.loads(path.read_text())
-    except (OSError, ValueError):
-        existing = {}
-    existing["outcomes"] = outcomes
-    path.write_text(json.dumps(existing, indent=2) + "\n")
 
 
 def print_table(results: dict[str, Any]) -> None:

@@ -1,0 +1,115 @@
+"""The peer: fhirstarter (bench/peer/peer_fhirstarter.py) with 2 uvicorn workers, in a venv of its
+own (bench/.peer-venv: made on the first run from PyPI, then reused), creating ServiceRequests.
+
+    with peer_server() as peer:            # PeerUnavailable when the venv cannot be made
+        run = wrk("post.lua", f"{peer.base_url}/ServiceRequest", 10, peer_env())
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+PEER_DIR = BENCH / "peer"
+VENV = BENCH / ".peer-venv"
+STAMP = VENV / ".installed"
+PACKAGES = ["fhirstarter", "uvicorn[standard]", "orjson"]
+BODY = PEER_DIR / "servicerequest.json"
+
+
+class PeerUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Peer:
+    base_url: str
+    pid: int  # uvicorn's supervisor: the session id its workers share
+
+
+def ensure_venv() -> Path:
+    """bench/.peer-venv with fhirstarter, made once; its python."""
+    python = VENV / "bin" / "python"
+    if STAMP.exists() and python.exists():
+        return python
+    print(f"peer: making {VENV} (pip install {' '.join(PACKAGES)}) ...", file=sys.stderr)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)  # noqa: S603
+        subprocess.run(  # noqa: S603 - the venv just made, fixed package names
+            [str(python), "-m", "pip", "install", "--quiet", *PACKAGES],
+            check=True,
+            timeout=900,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise PeerUnavailable(f"could not make {VENV}: {exc}") from None
+    STAMP.touch()
+    return python
+
+
+@contextmanager
+def peer_server(port: int, workers: int = 2) -> Iterator[Peer]:
+    python = ensure_venv()
+    log = open(BENCH / ".peer-venv" / "peer.log", "wb")  # noqa: SIM115 - closed below
+    command = [
+        str(python), "-m", "uvicorn", "peer_fhirstarter:app", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--no-access-log",
+    ]  # fmt: skip
+    proc = subprocess.Popen(  # noqa: S603 - our own venv's python, fixed arguments
+        command,
+        cwd=PEER_DIR,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(proc, base_url)
+        yield Peer(base_url, proc.pid)
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def _wait_until_ready(proc: subprocess.Popen[bytes], base_url: str) -> None:
+    """Ready when a ServiceRequest create answers 201 (from at least one worker: warm up)."""
+    deadline = time.monotonic() + 60
+    body = BODY.read_bytes()
+    headers = {"Content-Type": "application/fhir+json"}
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PeerUnavailable(f"the peer exited with {proc.returncode}: see {VENV}/peer.log")
+        try:
+            answer = httpx.post(f"{base_url}/ServiceRequest", content=body, headers=headers)
+        except httpx.TransportError:
+            time.sleep(0.2)
+            continue
+        if answer.status_code == 201:
+            return
+        raise PeerUnavailable(f"the peer answered {answer.status_code}: {answer.text[:300]}")
+    raise PeerUnavailable("the peer did not answer within 60 s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def peer_env() -> dict[str, str]:
+    """post.lua's settings for the peer: the same ServiceRequest each time, no token."""
+    return {"BODY_FILE": str(BODY), "PATH_": "/ServiceRequest", "TOKEN": ""}
