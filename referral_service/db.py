@@ -3,6 +3,7 @@ command) is the unit of work."""
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
@@ -68,14 +70,34 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    # Pre-ping: a pooled connection is checked (one cheap round trip) before each checkout, so a
-    # database restart while the process was idle costs nobody a request. When the ping fails the
-    # whole pool is refreshed; during an outage the request answers 503 (see fhir/errors.py).
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
     if "connect_timeout" not in parsed.query:
         kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_S})
-    return create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        event.listen(engine, "checkout", _replace_if_server_left)
+    return engine
+
+
+def _replace_if_server_left(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection is checked before each checkout, so that a database restart while the
+    process was idle costs nobody a request; during an outage the request answers 503 (see
+    fhir/errors.py).
+
+    The check costs no round trip (SQLAlchemy's `pool_pre_ping` sends a query every time): an idle
+    connection has nothing to read unless the server spoke, and a server that ends a session
+    (restart, shutdown, `pg_terminate_backend`, `idle_session_timeout`) says so and closes the
+    socket. Then the connection is replaced by a new one (SQLAlchemy retries the checkout); a
+    rare false alarm (a setting the server reports unasked) costs only a reconnect.
+    """
+    if dbapi_connection.closed or _readable(dbapi_connection.fileno()):
+        raise DisconnectionError("the database server ended this pooled connection")
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _make_folder_of(database: str) -> None:
