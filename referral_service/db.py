@@ -4,11 +4,12 @@ command) is the unit of work."""
 from __future__ import annotations
 
 import select
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from anyio import CancelScope, CapacityLimiter, to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -20,6 +21,7 @@ from referral_service.jobs.producer import Producer
 from referral_service.jobs.service import PRODUCER_KEY
 from referral_service.keys import ring as key_ring
 
+T = TypeVar("T")
 # A PostgreSQL host that drops packets would otherwise hold a request (or `/readyz`, or a CLI
 # command) for the kernel's TCP timeout, minutes; a `connect_timeout` in the URL wins.
 CONNECT_TIMEOUT_S = 10
@@ -127,14 +129,53 @@ def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> ses
     return sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """Request-scoped session: committed when the endpoint returns, before the response is sent.
 
     Declared with `Depends(get_session, scope="function")` so the commit (and any error it raises)
     happens before FastAPI writes the response.
+
+    Async, so that opening the session (which touches no connection yet) costs no threadpool hop;
+    the commit or rollback, which do I/O, run in a worker thread, shielded from cancellation, with
+    a limiter of their own as FastAPI does for `yield` dependencies: ending a unit of work never
+    waits for a thread that a request waiting for a pooled connection holds.
     """
-    with unit_of_work(request.app.state.sessionmaker) as session:
+    session = request.app.state.sessionmaker()
+    try:
         yield session
+    except BaseException:
+        with CancelScope(shield=True):
+            await to_thread.run_sync(_roll_back, session, limiter=CapacityLimiter(1))
+        raise
+    with CancelScope(shield=True):
+        await to_thread.run_sync(_commit, session, limiter=CapacityLimiter(1))
+
+
+def _commit(session: Session) -> None:
+    with session:
+        try:
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _roll_back(session: Session) -> None:
+    with session:
+        session.rollback()
+
+
+async def in_unit_of_work(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """`work` and its commit in one worker thread: one threadpool hop for the whole unit of work,
+    where a sync endpoint on `get_session` makes two (the endpoint, then the commit). For the
+    reads, whose whole work is a query or two and the audit event. Committed before it returns,
+    so before the response is sent."""
+
+    def run() -> T:
+        with unit_of_work(factory) as session:
+            return work(session)
+
+    return await to_thread.run_sync(run)
 
 
 @contextmanager

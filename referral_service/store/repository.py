@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -116,6 +116,32 @@ def get(session: Session, principal: Principal, rtype: str, rid: str) -> StoredR
     )
     rows = session.scalars(stmt.execution_options(**_TOLERANT)).all()
     return unreadable.first_readable(session, rows)
+
+
+def read(session: Session, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
+    """`get` for a read that changes nothing: one Core query that brings the live data keys too,
+    and the row comes back out of the session (sealing.opened_resources); `Unreadable` when its
+    body does not open."""
+    stmt = sealing.with_live_keys(
+        select(*_RESOURCE_COLUMNS).where(
+            StoredResource.type == rtype, StoredResource.id == rid, readable(principal)
+        )
+    )
+    connection = session.connection()
+    found = sealing.opened_resources(connection, connection.execute(stmt).all())
+    if any(unreadable.is_unreadable(row) for row in found):
+        raise unreadable.Unreadable
+    return found[0] if found else None
+
+
+_RESOURCE_COLUMNS = (
+    StoredResource.id,
+    StoredResource.type,
+    StoredResource.version_id,
+    StoredResource.last_updated,
+    StoredResource.org_id,
+    StoredResource.body,
+)
 
 
 def get_for_update(
@@ -255,24 +281,66 @@ def search(
     limit: int,
     offset: int,
     newest_first: bool = True,
-    skip_unreadable: bool = False,
 ) -> list[StoredResource]:
-    """Matching rows. With `skip_unreadable`, rows whose body does not open come back marked
-    (`unreadable.split` tells them apart) instead of failing the whole query."""
-    order = (
-        StoredResource.last_updated.desc() if newest_first else StoredResource.last_updated.asc()
-    )
+    """Matching rows, in the session (for the services that act on what they find); a body that
+    does not open fails the query. A FHIR search's page is `search_page`."""
     stmt = (
         select(StoredResource)
         .where(
             StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query)
         )
-        .order_by(order, StoredResource.id)
+        .order_by(*_page_order(newest_first))
         .limit(limit)
         .offset(offset)
-        .execution_options(**{unreadable.SKIP_UNREADABLE: skip_unreadable})
     )
     return list(session.scalars(stmt))
+
+
+def search_page(
+    session: Session,
+    principal: Principal,
+    rtype: str,
+    query: Query,
+    *,
+    count: int,
+    offset: int,
+    newest_first: bool = True,
+) -> tuple[list[StoredResource], bool]:
+    """A page of a FHIR search without the ORM, as `read`: up to `count` rows out of the session,
+    those whose body does not open marked (`unreadable.partition`), and whether more match.
+    One statement: the look-ahead row and the live data keys come with the page."""
+    stmt = sealing.with_live_keys(
+        select(*_RESOURCE_COLUMNS)
+        .where(
+            StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query)
+        )
+        .order_by(*_page_order(newest_first))
+        .limit(count + 1)
+        .offset(offset)
+    )
+    connection = session.connection()
+    found = connection.execute(stmt).all()
+    return sealing.opened_resources(connection, found[:count]), len(found) > count
+
+
+def _page_order(newest_first: bool) -> tuple[ColumnElement[Any], ...]:
+    updated = StoredResource.last_updated
+    return (updated.desc() if newest_first else updated.asc(), StoredResource.id.asc())
+
+
+def read_many(session: Session, principal: Principal, refs: Iterable[Ref]) -> list[StoredResource]:
+    """The readable rows among `refs`, as `search_page` (for a search's `_include`)."""
+    wanted = {(ref.rtype, ref.id) for ref in refs}
+    if not wanted:
+        return []
+    stmt = sealing.with_live_keys(
+        select(*_RESOURCE_COLUMNS).where(
+            StoredResource.id.in_({rid for _, rid in wanted}), readable(principal)
+        )
+    )
+    connection = session.connection()
+    found = [row for row in connection.execute(stmt) if (row.type, row.id) in wanted]
+    return sealing.opened_resources(connection, found)
 
 
 def find_by_token(
@@ -304,20 +372,6 @@ def _local_ref(value: str) -> Ref | None:
         return Ref.parse(value)
     except ValueError:
         return None
-
-
-def get_many(session: Session, principal: Principal, refs: Iterable[Ref]) -> list[StoredResource]:
-    """Rows whose body does not open come back marked, as with `search(skip_unreadable=True)`."""
-    wanted = {(ref.rtype, ref.id) for ref in refs}
-    if not wanted:
-        return []
-    ids = {rid for _, rid in wanted}
-    stmt = (
-        select(StoredResource)
-        .where(StoredResource.id.in_(ids), readable(principal))
-        .execution_options(**_TOLERANT)
-    )
-    return [row for row in session.scalars(stmt) if (row.type, row.id) in wanted]
 
 
 def _clause(rtype: str, alternatives: Sequence[Match]) -> ColumnElement[bool]:
