@@ -130,7 +130,7 @@ def server_process_app() -> FastAPI:
     parent = multiprocessing.parent_process()
     if parent is not None and parent.pid is not None:
         die_with_parent(parent.pid)
-    return create_app()
+    return create_app(whole_process=True)
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,13 +3,16 @@ command) is the unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import select
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from anyio import CancelScope, CapacityLimiter, to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
@@ -18,6 +21,7 @@ from referral_service.jobs.producer import Producer
 from referral_service.jobs.service import PRODUCER_KEY
 from referral_service.keys import ring as key_ring
 
+T = TypeVar("T")
 # A PostgreSQL host that drops packets would otherwise hold a request (or `/readyz`, or a CLI
 # command) for the kernel's TCP timeout, minutes; a `connect_timeout` in the URL wins.
 CONNECT_TIMEOUT_S = 10
@@ -68,14 +72,34 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    # Pre-ping: a pooled connection is checked (one cheap round trip) before each checkout, so a
-    # database restart while the process was idle costs nobody a request. When the ping fails the
-    # whole pool is refreshed; during an outage the request answers 503 (see fhir/errors.py).
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
     if "connect_timeout" not in parsed.query:
         kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_S})
-    return create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        event.listen(engine, "checkout", _replace_if_server_left)
+    return engine
+
+
+def _replace_if_server_left(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection is checked before each checkout, so that a database restart while the
+    process was idle costs nobody a request; during an outage the request answers 503 (see
+    fhir/errors.py).
+
+    The check costs no round trip (SQLAlchemy's `pool_pre_ping` sends a query every time): an idle
+    connection has nothing to read unless the server spoke, and a server that ends a session
+    (restart, shutdown, `pg_terminate_backend`, `idle_session_timeout`) says so and closes the
+    socket. Then the connection is replaced by a new one (SQLAlchemy retries the checkout); a
+    rare false alarm (a setting the server reports unasked) costs only a reconnect.
+    """
+    if dbapi_connection.closed or _readable(dbapi_connection.fileno()):
+        raise DisconnectionError("the database server ended this pooled connection")
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _make_folder_of(database: str) -> None:
@@ -105,14 +129,53 @@ def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> ses
     return sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """Request-scoped session: committed when the endpoint returns, before the response is sent.
 
     Declared with `Depends(get_session, scope="function")` so the commit (and any error it raises)
     happens before FastAPI writes the response.
+
+    Async, so that opening the session (which touches no connection yet) costs no threadpool hop;
+    the commit or rollback, which do I/O, run in a worker thread, shielded from cancellation, with
+    a limiter of their own as FastAPI does for `yield` dependencies: ending a unit of work never
+    waits for a thread that a request waiting for a pooled connection holds.
     """
-    with unit_of_work(request.app.state.sessionmaker) as session:
+    session = request.app.state.sessionmaker()
+    try:
         yield session
+    except BaseException:
+        with CancelScope(shield=True):
+            await to_thread.run_sync(_roll_back, session, limiter=CapacityLimiter(1))
+        raise
+    with CancelScope(shield=True):
+        await to_thread.run_sync(_commit, session, limiter=CapacityLimiter(1))
+
+
+def _commit(session: Session) -> None:
+    with session:
+        try:
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _roll_back(session: Session) -> None:
+    with session:
+        session.rollback()
+
+
+async def in_unit_of_work(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """`work` and its commit in one worker thread: one threadpool hop for the whole unit of work,
+    where a sync endpoint on `get_session` makes two (the endpoint, then the commit). For the
+    reads, whose whole work is a query or two and the audit event. Committed before it returns,
+    so before the response is sent."""
+
+    def run() -> T:
+        with unit_of_work(factory) as session:
+            return work(session)
+
+    return await to_thread.run_sync(run)
 
 
 @contextmanager

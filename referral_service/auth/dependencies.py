@@ -26,8 +26,15 @@ def bearer_token(request: Request) -> str | None:
     return credentials.strip()
 
 
-def current_principal(request: Request) -> Principal:
-    """The caller; Unauthenticated (401 + WWW-Authenticate under /fhir) if there is none."""
+async def current_principal(request: Request) -> Principal:
+    """The caller; Unauthenticated (401 + WWW-Authenticate under /fhir) if there is none.
+
+    Async on purpose, like `requires`: a plain `def` dependency costs a threadpool hop."""
+    return principal_of(request)
+
+
+def principal_of(request: Request) -> Principal:
+    """`current_principal` for code that is not a dependency (error handlers, middleware)."""
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated(
@@ -55,7 +62,7 @@ def requires(resource_type: str, interaction: str) -> Callable[[Request], Awaita
     """
 
     async def dependency(request: Request) -> Principal:
-        principal = current_principal(request)
+        principal = principal_of(request)
         require(principal, resource_type, interaction)
         return principal
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from referral_service.audit import service
 from referral_service.audit.models import Action, Kind, Outcome
-from referral_service.auth.dependencies import current_principal
+from referral_service.auth.dependencies import principal_of
 from referral_service.errors import ServiceError
 
 log = logging.getLogger("spis.audit")
@@ -64,7 +64,7 @@ def record_request_failure(request: Request, status: int, issue_code: str) -> No
     if what is None or status == 401:
         return
     try:
-        principal = current_principal(request)
+        principal = principal_of(request)
     except ServiceError:
         return
     kind, action, entities = what

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Annotated, Any
@@ -10,7 +11,6 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from fhir_adapters.codes import FHIR_JSON
 from fhir_adapters.outcome import FhirError
@@ -20,7 +20,7 @@ from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.auth.dependencies import current_principal, require
 from referral_service.context import Context
-from referral_service.db import get_session
+from referral_service.db import get_session, in_unit_of_work
 from referral_service.errors import Invalid, NotFound, ServiceError
 from referral_service.fhir import bundles, transactions
 from referral_service.fhir.capability import capability_statement
@@ -48,11 +48,23 @@ Body = Annotated[dict[str, Any], Depends(read_json_body)]
 PatchBody = Annotated[list[dict[str, Any]], Depends(read_json_patch)]
 
 
-def get_context(request: Request, session: SessionDep, principal: PrincipalDep) -> Context:
+async def get_context(request: Request, session: SessionDep, principal: PrincipalDep) -> Context:
     return Context(session, principal, request.app.state.settings)
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
+
+
+async def in_one_hop(
+    request: Request, principal: Principal, work: Callable[[Context], Response]
+) -> Response:
+    """The reads: the work, its audit event and the commit in one worker thread
+    (`db.in_unit_of_work`), where `ContextDep` costs two hops. Committed before the response."""
+    settings = request.app.state.settings
+    return await in_unit_of_work(
+        request.app.state.sessionmaker,
+        lambda session: work(Context(session, principal, settings)),
+    )
 
 
 def fhir_response(
@@ -155,24 +167,27 @@ def search_organizations(request: Request, ctx: ContextDep) -> Response:
 
 
 @router.post("/{rtype}/_search")
-async def search_post(rtype: str, ctx: ContextDep, request: Request) -> Response:
+async def search_post(rtype: str, principal: PrincipalDep, request: Request) -> Response:
     form = await request.form()
     params = [(k, str(v)) for k, v in form.multi_items()] + list(request.query_params.multi_items())
-    return await run_in_threadpool(_search, ctx, rtype, params, _strict(request))
+    _known_type(rtype)
+    require(principal, rtype, "s")
+    return await in_one_hop(request, principal, partial(_search, rtype, params, _strict(request)))
 
 
 @router.get("/{rtype}")
-def search_get(rtype: str, ctx: ContextDep, request: Request) -> Response:
-    return _search(ctx, rtype, list(request.query_params.multi_items()), _strict(request))
+async def search_get(rtype: str, principal: PrincipalDep, request: Request) -> Response:
+    params = list(request.query_params.multi_items())
+    _known_type(rtype)
+    require(principal, rtype, "s")
+    return await in_one_hop(request, principal, partial(_search, rtype, params, _strict(request)))
 
 
 def _strict(request: Request) -> bool:
     return "handling=strict" in request.headers.get("prefer", "")
 
 
-def _search(ctx: Context, rtype: str, params: list[tuple[str, str]], strict: bool) -> Response:
-    _known_type(rtype)
-    require(ctx.principal, rtype, "s")
+def _search(rtype: str, params: list[tuple[str, str]], strict: bool, ctx: Context) -> Response:
     found = reads.search(ctx, rtype, params, strict=strict)
     if found.page is None:  # _count=0: how many, no page
         audit.record_read(ctx, [], kind=Kind.SEARCH, detail="count only")
@@ -199,13 +214,18 @@ def create(rtype: str, ctx: ContextDep, body: Body, request: Request) -> Respons
 
 
 @router.get("/{rtype}/{rid}")
-def read(rtype: str, rid: str, ctx: ContextDep, request: Request) -> Response:
+async def read(rtype: str, rid: str, principal: PrincipalDep, request: Request) -> Response:
     _known_type(rtype)
-    require(ctx.principal, rtype, "r")
-    row = resources.load(ctx, rtype, rid)
+    require(principal, rtype, "r")
+    unchanged_if = version_named(request.headers.get("if-none-match"))
+    return await in_one_hop(request, principal, partial(_read, rtype, rid, unchanged_if))
+
+
+def _read(rtype: str, rid: str, unchanged_if: str | None, ctx: Context) -> Response:
+    row = resources.read(ctx, rtype, rid)
     audit.record_read(ctx, [row])
     version = replace(Version.of(row), body=resources.presented(ctx, rtype, row.org_id, row.body))
-    if version_named(request.headers.get("if-none-match")) == str(version.version_id):
+    if unchanged_if == str(version.version_id):
         return Response(status_code=304, headers={"ETag": version.etag})
     return version_response(version)
 
@@ -241,18 +261,28 @@ def patch(
 
 
 @router.get("/{rtype}/{rid}/_history")
-def history(rtype: str, rid: str, ctx: ContextDep) -> Response:
+async def history(rtype: str, rid: str, principal: PrincipalDep, request: Request) -> Response:
     _known_type(rtype)
-    require(ctx.principal, rtype, "r")
+    require(principal, rtype, "r")
+    return await in_one_hop(request, principal, partial(_history, rtype, rid))
+
+
+def _history(rtype: str, rid: str, ctx: Context) -> Response:
     found = reads.history(ctx, rtype, rid)
     audit.record_read(ctx, [found.current], kind=Kind.HISTORY)
     return fhir_response(history_bundle(_base(ctx), found.versions))
 
 
 @router.get("/{rtype}/{rid}/_history/{vid}")
-def vread(rtype: str, rid: str, vid: str, ctx: ContextDep) -> Response:
+async def vread(
+    rtype: str, rid: str, vid: str, principal: PrincipalDep, request: Request
+) -> Response:
     _known_type(rtype)
-    require(ctx.principal, rtype, "r")
+    require(principal, rtype, "r")
+    return await in_one_hop(request, principal, partial(_vread, rtype, rid, vid))
+
+
+def _vread(rtype: str, rid: str, vid: str, ctx: Context) -> Response:
     found = reads.vread(ctx, rtype, rid, vid)
     audit.record_read(ctx, [found.current], kind=Kind.VREAD)
     return version_response(found.versions[0])

@@ -36,7 +36,12 @@ class TooLarge(ServiceError):
     issue_code = "too-costly"
 
 
-def check_accept(request: Request) -> None:
+async def check_accept(request: Request) -> None:
+    """The dependency: async, since a plain `def` dependency costs a threadpool hop."""
+    require_json_answer(request)
+
+
+def require_json_answer(request: Request) -> None:
     """We answer JSON only; `_format` overrides `Accept` as FHIR allows."""
     fmt = request.query_params.get("_format")
     if fmt is not None:
@@ -58,7 +63,7 @@ def wants_csv(request: Request) -> bool:
     types = _accepted(request)
     if fmt is None and CSV in types and not types & {FHIR_JSON, "application/json"}:
         return True
-    check_accept(request)
+    require_json_answer(request)
     return False
 
 

@@ -5,8 +5,9 @@ highest live key id) and never cached across transactions, so a rotation made by
 seen by every other process's next transaction. Reading it takes a FOR KEY SHARE lock on that
 key's row until the transaction ends. Such locks never wait for each other, so sealing
 transactions run side by side. Retiring a key (`lock_older_keys`, then `retire`) takes FOR UPDATE
-on it, so it waits for every transaction that may still seal under it. Unwrapped key material is cached per process
-(a key id always names the same key); which keys are still live is also read once per transaction.
+on it, so it waits for every transaction that may still seal under it. Unwrapped key material is
+cached per process (a key id always names the same key); which keys are still live is also read
+once per transaction (by a read, in the same statement as the rows it opens: `live_ids_column`).
 
 The KEK for each database is registered by whoever builds its engine.
 """
@@ -17,7 +18,18 @@ import threading
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Connection, Engine, event, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    ScalarSelect,
+    String,
+    cast,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from referral_service.keys.models import DataKey
@@ -123,6 +135,21 @@ def live_ids(connection: Connection, *, refresh: bool = False) -> frozenset[int]
         )
         connection.info[_LIVE] = cached
     return cached
+
+
+def live_ids_column() -> ScalarSelect[str | None]:
+    """The live key ids as one value (`"1,2"`), to select beside the rows a read opens, then hand
+    to `note_live`: the read learns which keys are live in the same statement, and saves the
+    round trip `live_ids` would make. Uncorrelated: evaluated once per statement."""
+    listed = func.aggregate_strings(cast(DataKey.id, String), ",")
+    return select(listed).where(DataKey.retired_at.is_(None)).scalar_subquery()
+
+
+def note_live(connection: Connection, listed: str | None) -> None:
+    """What `live_ids_column` read, as this transaction's live keys."""
+    connection.info[_LIVE] = frozenset(
+        int(key_id) for key_id in (listed or "").split(",") if key_id
+    )
 
 
 def add_key(connection: Connection) -> int:

@@ -31,9 +31,10 @@ def outcome_response(
     return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
-def refuse_nul_in_url(request: Request) -> None:
+async def refuse_nul_in_url(request: Request) -> None:
     """No id, code or search value holds a NUL, and PostgreSQL text cannot: refuse it (400) in
-    the path or the query before it reaches a query as a 500."""
+    the path or the query before it reaches a query as a 500. Async: a router-wide dependency
+    that is a plain `def` costs every request a threadpool hop."""
     if NUL in request.scope["path"] or any(
         NUL in name or NUL in value for name, value in request.query_params.multi_items()
     ):

@@ -46,7 +46,7 @@ def vread(ctx: Context, rtype: str, rid: str, vid: str) -> Versions:
 
 
 def _presented(ctx: Context, rtype: str, rid: str, found: Sequence[ResourceVersion]) -> Versions:
-    current = service.load(ctx, rtype, rid)
+    current = service.read(ctx, rtype, rid)
     versions = [
         Version(
             rtype,

@@ -6,16 +6,16 @@ Grants are not bound: see docs/security.md, "At rest"."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Row, Select, event
 from sqlalchemy.orm import Mapper, QueryContext
 from sqlalchemy.orm.attributes import set_committed_value
 
 from referral_service.keys import ring, sealed
 from referral_service.store.models import ResourceVersion, StoredResource
-from referral_service.store.unreadable import tolerant
+from referral_service.store.unreadable import OPEN_ERRORS, log_failure, mark, tolerant
 
 
 def bound(**fields: object) -> bytes:
@@ -46,6 +46,46 @@ def seal_resource(
 ) -> bytes:
     """For the repository's Core UPDATE, which bypasses the ORM events below."""
     return ring.seal(connection, resource_aad(row.id, row.type, version_id, row.org_id), body)
+
+
+# -- reads without the ORM's load events ----------------------------------------------------------
+
+LIVE_KEYS = "spis_live_keys"
+
+
+def with_live_keys(stmt: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """A Core select of resource columns, plus the live data keys (`ring.live_ids_column`), so that
+    opening the rows it finds costs no query of its own."""
+    return stmt.add_columns(ring.live_ids_column().label(LIVE_KEYS))
+
+
+def opened_resources(
+    connection: Connection, found: Sequence[Row[*tuple[Any, ...]]]
+) -> list[StoredResource]:
+    """The rows of a `with_live_keys` select of `resource` as StoredResources with their bodies
+    opened. They are never in the session (nothing to load, flush or expire: for reads only).
+    A body that does not open is logged, and its row comes back marked
+    (`unreadable.is_unreadable`) with no body, as a tolerant ORM load leaves it."""
+    if found:
+        ring.note_live(connection, found[0]._mapping[LIVE_KEYS])
+    return [_opened(connection, row) for row in found]
+
+
+def _opened(connection: Connection, found: Row[*tuple[Any, ...]]) -> StoredResource:
+    row = StoredResource(
+        id=found.id,
+        type=found.type,
+        version_id=found.version_id,
+        last_updated=found.last_updated,
+        org_id=found.org_id,
+        body=found.body,
+    )
+    try:
+        row.body = ring.open_value(connection, _aad(row), found.body, _legacy_aad(row))
+    except OPEN_ERRORS as exc:
+        log_failure(row, exc)
+        mark(row, "body")
+    return row
 
 
 def _aad(target: StoredResource | ResourceVersion) -> bytes:

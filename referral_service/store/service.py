@@ -173,6 +173,15 @@ def load(ctx: Context, rtype: str, rid: str, *, for_update: bool = False) -> Sto
     return row
 
 
+def read(ctx: Context, rtype: str, rid: str) -> StoredResource:
+    """`load` for a read that changes nothing (see `repository.read`): the row is not in the
+    session, so never pass it to `update` or `grant`."""
+    row = repository.read(ctx.session, ctx.principal, rtype, rid)
+    if row is None:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    return row
+
+
 def load_json(ctx: Context, rtype: str, rid: str) -> dict[str, Any] | None:
     row = repository.get(ctx.session, ctx.principal, rtype, rid)
     return None if row is None else as_dict(row)
@@ -279,24 +288,22 @@ def search(
     caller could not read directly. A row that does not open fails alone: it is left out and
     reported, and the rest of the page is answered.
     """
-    found = repository.search(
+    found, more = repository.search_page(
         ctx.session,
         ctx.principal,
         rtype,
         query,
-        limit=count + 1,
+        count=count,
         offset=offset,
         newest_first=newest_first,
-        skip_unreadable=True,
     )
-    rows, bad = unreadable.split(ctx.session, found[:count])
-    unreadable.split(ctx.session, found[count:])  # the look-ahead row only says "there is more"
+    rows, bad = unreadable.partition(found)
     targets: list[Ref] = []
     for _, param in includes:
         targets += repository.references_from(ctx.session, [r.id for r in rows], param)
-    included, bad_included = unreadable.split(
-        ctx.session, repository.get_many(ctx.session, ctx.principal, targets)
+    included, bad_included = unreadable.partition(
+        repository.read_many(ctx.session, ctx.principal, targets)
     )
     seen = {row.id for row in rows}
     included = [row for row in included if row.id not in seen]
-    return SearchPage(rows, len(found) > count, included, bad + bad_included)
+    return SearchPage(rows, more, included, bad + bad_included)

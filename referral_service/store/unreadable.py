@@ -53,16 +53,25 @@ def tolerant(opener: Opener, attribute: str) -> Opener:
         try:
             opener(target, context, *rest)
         except OPEN_ERRORS as exc:
-            log.error(
-                "stored value did not open",
-                extra={"row": row_ref(target), "error_type": type(exc).__name__},
-            )
+            log_failure(target, exc)
             if not _opted_in(context):
                 raise
-            target.__dict__[_MARK] = True
-            set_committed_value(target, attribute, None)
+            mark(target, attribute)
 
     return listener
+
+
+def log_failure(target: Any, exc: Exception) -> None:
+    log.error(
+        "stored value did not open",
+        extra={"row": row_ref(target), "error_type": type(exc).__name__},
+    )
+
+
+def mark(target: Any, attribute: str) -> None:
+    """Mark a row unreadable, its sealed value replaced by None."""
+    target.__dict__[_MARK] = True
+    set_committed_value(target, attribute, None)
 
 
 def _opted_in(context: QueryContext) -> bool:
@@ -90,12 +99,18 @@ def is_unreadable(row: object) -> bool:
 def split(session: Session, rows: Iterable[T]) -> tuple[list[T], list[T]]:
     """(readable rows, unreadable rows). The unreadable ones leave the session, so that a later
     load in the same unit of work opens (and fails) afresh instead of finding a row with no body."""
+    good, bad = partition(rows)
+    for row in bad:
+        session.expunge(row)
+    return good, bad
+
+
+def partition(rows: Iterable[T]) -> tuple[list[T], list[T]]:
+    """(readable rows, unreadable rows), for rows that are not in a session."""
     good: list[T] = []
     bad: list[T] = []
     for row in rows:
         (bad if is_unreadable(row) else good).append(row)
-    for row in bad:
-        session.expunge(row)
     return good, bad
 
 

@@ -219,7 +219,7 @@ def test_the_engine_every_process_uses_survives_an_idle_restart(
             first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         cluster.stop(mode)
         cluster.start()
-        with engine.connect() as conn:  # the pooled connection is dead: pre-ping replaces it
+        with engine.connect() as conn:  # the pooled connection is dead: checkout replaces it
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first_pid
     finally:
         engine.dispose()
