@@ -1,4 +1,5 @@
-"""create_app(): the lifespan opens the database (db.open_database); routers; error handlers."""
+"""create_app(): the lifespan opens the database (db.open_database) and runs the audit sealer
+(audit/sealer.py); routers; error handlers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from fhir_adapters.parse import warm_up
+from referral_service.audit.sealer import Sealer
 from referral_service.config import Settings, get_settings
 from referral_service.db import open_database
 
@@ -23,7 +25,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = database.engine
         app.state.producer = database.producer  # /readyz checks its broker
         app.state.sessionmaker = database.sessionmaker
+        # Chains this and every process's committed audit events within about a second.
+        sealer = Sealer(database.engine)
+        sealer.start()
         yield
+        sealer.stop()
         database.dispose()
 
     app = FastAPI(

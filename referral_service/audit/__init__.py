@@ -1,6 +1,7 @@
 """The audit trail: every read, search, write, share, consent decision and token issue is one
-`audit_event` row (who, which resource ids, why, how it ended; never health data), appended to a
-SHA-256 hash chain that `spis audit verify` walks.
+`audit_event` row (who, which resource ids, why, how it ended; never health data), committed with
+the action it records, and chained within about a second into a SHA-256 hash chain
+(`audit_chain`, by the sealer: sealer.py) that `spis audit verify` walks.
 
 Append-only is enforced twice: the repository has no update or delete, and the migration installs
 triggers that refuse UPDATE and DELETE. In production the application also connects as a role
