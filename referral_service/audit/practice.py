@@ -21,7 +21,9 @@ def patient_events(
     read is a 404, like any other resource. The reading is itself audited.
 
     `until` is the id of the newest event of the first page: the trail grows while it is paged
-    (each page read adds an event), so later pages count their offset from that event."""
+    (each page read adds an event), so later pages count their offset from that event. `seq` is
+    insert order, not commit order: an event inserted just before that one but committed after
+    the first page was read shows on a later page (and repeats one event there)."""
     _practice_only(ctx.principal)
     resources.load(ctx, "Patient", patient_id)
     max_seq = None
