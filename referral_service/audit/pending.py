@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
-from referral_service.audit import chain, repository
+from referral_service.audit import chain, repository, sealer
 
 log = logging.getLogger("spis.audit")
 _KEY = "spis.audit.pending"
@@ -53,17 +53,27 @@ def add(session: Session, audit_event: chain.Event) -> None:
     session.info.setdefault(_KEY, []).append(queued)
 
 
+def store(session: Session, events: list[chain.Event]) -> None:
+    """Insert the events in the session's transaction. On SQLite, which runs one writer at a time
+    whatever SPIS does, they are also chained in it (a sealer's turn at commit, under the write
+    lock the transaction holds anyway): a sealer thread committing on its own would make every
+    transaction that read before it wrote fail at once, its snapshot being stale."""
+    repository.insert_events(session, events)
+    if events and session.get_bind().dialect.name == "sqlite":
+        sealer.seal(session.connection(), wait=True)
+
+
 def write_now(session: Session) -> None:
     """Insert the queued events now, in the session's transaction."""
     queued: list[_Queued] = session.info.pop(_KEY, [])
-    repository.insert_events(session, [q.event for q in queued])
+    store(session, [q.event for q in queued])
 
 
 def write_apart(bind: Engine | Connection, events: list[chain.Event]) -> None:
     """Insert in a short transaction of its own, on another connection from the same engine."""
     engine = bind.engine if isinstance(bind, Connection) else bind
     with Session(engine) as session, session.begin():
-        repository.insert_events(session, events)
+        store(session, events)
 
 
 @event.listens_for(Session, "before_commit")
@@ -73,7 +83,7 @@ def _insert_before_commit(session: Session) -> None:
     queued: list[_Queued] = session.info.get(_KEY, [])
     if queued:
         # Left queued until after_commit: if the commit fails, the failures are written apart.
-        repository.insert_events(session, [q.event for q in queued])
+        store(session, [q.event for q in queued])
 
 
 @event.listens_for(Session, "after_commit")

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.audit import patient_id_of
-from referral_service.audit import chain, pending, repository
+from referral_service.audit import chain, pending
 from referral_service.audit.models import Action, Kind, Outcome
 from referral_service.context import Context
 from referral_service.kit.clock import utcnow
@@ -113,7 +113,7 @@ def record_outcome_failure(
         principal, kind, action, tuple(entities), patient_id, tenant, purpose, outcome, detail
     )
     with factory.begin() as session:
-        repository.insert_events(session, [event])
+        pending.store(session, [event])
 
 
 # --- what the endpoints and services record -----------------------------------------------------

@@ -140,8 +140,19 @@ def test_an_old_chain_survives_the_migration_and_the_way_back(fresh_url: str) ->
         add_event(factory, "Task/new-1")  # numbered on from the old rows
         with factory() as session:
             assert session.scalar(text("SELECT max(seq) FROM audit_event")) == OLD_ROWS + 1
-        assert sealer.seal_all(engine) == 1
-        add_event(factory, "Task/new-2")  # left queued for the downgrade to chain
+        sealer.seal_all(engine)  # (SQLite chained it at commit already)
+        with engine.begin() as conn:  # queued, and left for the downgrade to chain
+            conn.execute(
+                text(
+                    "INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, "
+                    "actor_org_id, entities, outcome) VALUES ('by-hand', :at, 'R', 'read', "
+                    "'c', 'o', '', 0)"
+                ),
+                {"at": stored_time(engine, datetime(2026, 11, 29, 10, 0, tzinfo=UTC))},
+            )
+        with factory() as session:
+            queued = verify(session)
+        assert (queued.ok, queued.checked, queued.queued) == (True, OLD_ROWS + 1, 1)
         command.downgrade(alembic_config(fresh_url), BEFORE)
 
         assert old_walk(engine) == OLD_ROWS + 2

@@ -46,12 +46,23 @@ def append(factory: sessionmaker[Session], name: str, count: int) -> None:
 
 
 def test_append_and_verify_on_sqlite(sqlite_factory: sessionmaker[Session]) -> None:
+    """Chained as they commit: SQLite has one writer at a time anyway (pending.store)."""
     append(sqlite_factory, "a", 3)
     with sqlite_factory() as session:
-        assert verify(session) == VerifyResult(True, 0, queued=3, oldest_queued=ANY)
-    assert seal(sqlite_factory) == 3
-    with sqlite_factory() as session:
         assert verify(session) == VerifyResult(True, 3)
+    assert seal(sqlite_factory) == 0
+
+
+def queue_one_by_hand(factory: sessionmaker[Session]) -> None:
+    """An event inserted without SPIS's session hooks: the trigger queues it, nothing chains it."""
+    with factory.begin() as session:
+        session.execute(
+            text(
+                "INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, "
+                "actor_org_id, entities, outcome) VALUES ('by-hand', '2026-11-29 10:00:00.000000', "
+                "'R', 'read', 'c', 'o', '', 0)"
+            )
+        )
 
 
 @pytest.mark.parametrize(
@@ -69,8 +80,9 @@ def test_sqlite_triggers_refuse_update_and_delete(
     sqlite_factory: sessionmaker[Session], statement: str, refusal: str
 ) -> None:
     append(sqlite_factory, "a", 2)
-    seal(sqlite_factory)
-    append(sqlite_factory, "a", 1)  # one left queued
+    queue_one_by_hand(sqlite_factory)
+    with sqlite_factory() as session:
+        assert verify(session) == VerifyResult(True, 2, queued=1, oldest_queued=ANY)
     with sqlite_factory() as session, pytest.raises(DBAPIError, match=refusal):
         session.execute(text(statement))
     seal(sqlite_factory)
