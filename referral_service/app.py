@@ -1,4 +1,5 @@
-"""create_app(): the lifespan opens the database (db.open_database); routers; error handlers."""
+"""create_app(): the lifespan opens the database (db.open_database) and runs the audit sealer
+(audit/sealer.py); routers; error handlers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 
 from fhir_adapters.parse import warm_up
+from referral_service.audit.sealer import Sealer
 from referral_service.config import Settings, get_settings
 from referral_service.db import open_database
 
@@ -28,12 +30,16 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
         app.state.engine = database.engine
         app.state.producer = database.producer  # /readyz checks its broker
         app.state.sessionmaker = database.sessionmaker
+        # Chains this and every process's committed audit events within about a second.
+        sealer = Sealer(database.engine)
+        sealer.start()
         if whole_process:
             # What start-up built (modules, routes, models, compiled templates) lives as long as
             # the process: out of the collector's sight, so no collection walks it again.
             gc.collect()
             gc.freeze()
         yield
+        sealer.stop()
         database.dispose()
 
     app = FastAPI(

@@ -29,9 +29,10 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 # -- the application's database role (PostgreSQL) -------------------------------------------------
 #
 # The role that runs migrations owns the tables, and an owner can disable the triggers that keep
-# audit_event append-only. The API, worker and beat connect as another role with only the rights
-# they use: rows in, out and changed, but no UPDATE or DELETE on audit_event and no writes to
-# alembic_version; never TRUNCATE, ALTER, or trigger changes (those need ownership).
+# the audit tables append-only. The API, worker and beat connect as another role with only the
+# rights they use: rows in, out and changed, but no UPDATE or DELETE on audit_event or audit_chain,
+# no UPDATE on audit_unsealed (its rows leave only once chained: a trigger checks) and no writes
+# to alembic_version; never TRUNCATE, ALTER, or trigger changes (those need ownership).
 # Granted again on every `spis migrate`, so tables added by later migrations are covered too.
 
 APP_ROLE_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -40,10 +41,10 @@ _APP_GRANTS = (
     "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
     "GRANT USAGE ON SCHEMA public TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
-    "REVOKE UPDATE, DELETE ON audit_event FROM {role}",
+    "REVOKE UPDATE, DELETE ON audit_event, audit_chain FROM {role}",
+    "REVOKE UPDATE ON audit_unsealed FROM {role}",
     "REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role}",
     "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
-    "GRANT EXECUTE ON FUNCTION audit_event_lock_head() TO {role}",
 )
 
 

@@ -42,5 +42,6 @@ app.conf.update(
     # Wake at least every BEAT_MAX_INTERVAL_S and touch the heartbeat `spis health beat` reads.
     beat_scheduler="workers.beat:HeartbeatScheduler",
     beat_max_interval=BEAT_MAX_INTERVAL_S,
-    include=["workers.tasks.jobs"],
+    # workers.sealer: the audit sealer's thread in each process that runs tasks.
+    include=["workers.tasks.jobs", "workers.sealer"],
 )

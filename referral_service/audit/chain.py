@@ -1,9 +1,11 @@
-"""The hash chain, as pure functions: hash_n = SHA-256(hash_{n-1} || canonical_json(event_n)).
+"""The hash chain, as pure functions: hash_n = SHA-256(hash_{n-1} || canonical_json(n, event_n)),
+where n is the event's position in the chain (`audit_chain.pos`, from 1 with no gaps).
 
 The canonical form is RFC 8785 JSON for the value types used here (strings, integers, null, lists
-of strings): keys sorted, no whitespace, UTF-8. It covers `seq`, so a row moved to another place in
-the chain no longer matches its hash. Changing this form breaks every existing chain: add fields
-only with a new chain version.
+of strings): keys sorted, no whitespace, UTF-8. It covers the position (its key is "seq": chains
+written before the sealer numbered events by their chain position, and still verify), so an event
+moved to another place in the chain no longer matches its hash. Changing this form breaks every
+existing chain: add fields only with a new chain version.
 """
 
 from __future__ import annotations
@@ -38,18 +40,28 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class Link:
-    """A stored row: its place in the chain, its event and both hashes."""
+class Recorded:
+    """A stored event and its `seq` (insert order, not its place in the chain)."""
 
     seq: int
     event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A chain row: its position, the event it seals (None when that row is gone) and both
+    hashes."""
+
+    pos: int
+    event_seq: int
+    event: Event | None
     prev_hash: str
     hash: str
 
 
-def canonical(seq: int, event: Event) -> bytes:
+def canonical(pos: int, event: Event) -> bytes:
     fields = {
-        "seq": seq,
+        "seq": pos,
         "id": event.id,
         # Microseconds: what both PostgreSQL and SQLite keep, so a stored row hashes the same.
         "recorded": as_utc(event.recorded).isoformat(timespec="microseconds"),
@@ -67,8 +79,8 @@ def canonical(seq: int, event: Event) -> bytes:
     return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 
 
-def link_hash(prev_hash: str, seq: int, event: Event) -> str:
-    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical(seq, event)).hexdigest()
+def link_hash(prev_hash: str, pos: int, event: Event) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical(pos, event)).hexdigest()
 
 
 def entities_column(entities: tuple[str, ...]) -> str:

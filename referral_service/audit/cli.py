@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from referral_service.audit import anchor, repository
+from referral_service.audit import anchor, repository, sealer
 from referral_service.audit.verify import verify
 from referral_service.commands import CommandError, CommandGroup, Invocation
 from referral_service.config import Settings
@@ -35,6 +35,12 @@ def _verify_arguments(parser: argparse.ArgumentParser) -> None:
         help="an anchor written by `spis audit anchor`: also fail if any row up to its seq "
         "changed or rows after it were removed (default: the chain alone)",
     )
+    parser.add_argument(
+        "--no-seal",
+        action="store_true",
+        help="only read: do not chain the events still queued first (for a read-only replica; "
+        "they are then checked for presence only, and counted)",
+    )
 
 
 @commands(
@@ -45,14 +51,15 @@ def _verify_arguments(parser: argparse.ArgumentParser) -> None:
 )
 def audit_verify(args: argparse.Namespace, invocation: Invocation) -> object:
     try:
-        result = verify_command(invocation.settings, anchor_file=args.anchor)
+        result = verify_command(
+            invocation.settings, anchor_file=args.anchor, seal_first=not args.no_seal
+        )
     except AuditCommandError as exc:
         raise CommandError(str(exc)) from None
     if not result["ok"]:
         print(json.dumps(result, indent=2))
-        raise CommandError(
-            f"the audit chain is broken at seq {result['first_bad_seq']}: {result['reason']}"
-        )
+        where = "" if result["first_bad_seq"] is None else f" at seq {result['first_bad_seq']}"
+        raise CommandError(f"the audit chain is broken{where}: {result['reason']}")
     return result
 
 
@@ -79,21 +86,34 @@ def audit_anchor(args: argparse.Namespace, invocation: Invocation) -> object:
         raise CommandError(str(exc)) from None
 
 
-def verify_command(settings: Settings, *, anchor_file: Path | None = None) -> dict[str, object]:
-    """Walk the whole chain; {"ok", "checked", "first_bad_seq", "reason"} and, with an anchor
-    file, the anchor it was checked against."""
+def verify_command(
+    settings: Settings, *, anchor_file: Path | None = None, seal_first: bool = True
+) -> dict[str, object]:
+    """Chain what is queued (unless `seal_first` is off), then walk the whole chain;
+    {"ok", "checked", "first_bad_seq", "reason", "queued", "oldest_queued_s"} and, with an anchor
+    file, the anchor it was checked against. `queued` counts events committed but not chained
+    (those committed while the command ran, or all of them when no sealer runs), and
+    `oldest_queued_s` is the age of the oldest: a sealer that is behind or stopped shows there."""
     anchored = _read_anchor(anchor_file, settings) if anchor_file is not None else None
-    with opened(settings) as database, database.sessionmaker() as session:
-        result = verify(
-            session,
-            progress=_print_progress,
-            anchor=anchored.head if anchored else None,
-        )
+    with opened(settings) as database:
+        if seal_first:
+            _print_sealed(sealer.seal_all(database.engine))
+        with database.sessionmaker() as session:
+            result = verify(
+                session,
+                progress=_print_progress,
+                anchor=anchored.head if anchored else None,
+            )
+    oldest = result.oldest_queued
     found: dict[str, object] = {
         "ok": result.ok,
         "checked": result.checked,
         "first_bad_seq": result.first_bad_seq,
         "reason": result.reason,
+        "queued": result.queued,
+        "oldest_queued_s": None
+        if oldest is None
+        else round((utcnow() - oldest).total_seconds(), 1),
     }
     if anchored is not None:
         found["anchor"] = {
@@ -105,9 +125,12 @@ def verify_command(settings: Settings, *, anchor_file: Path | None = None) -> di
 
 
 def anchor_command(settings: Settings, out: Path | None = None) -> dict[str, Any]:
-    """Sign the chain's current head; write it to `out` (atomically) when given."""
-    with opened(settings) as database, database.sessionmaker() as session:
-        head = repository.head(session)
+    """Chain what is queued, then sign the chain's head; write it to `out` (atomically) when
+    given. Events committed before the command are covered by the anchor."""
+    with opened(settings) as database:
+        sealer.seal_all(database.engine)
+        with database.sessionmaker() as session:
+            head = repository.head(session)
     document = anchor.make(head, _ring(settings), utcnow())
     if out is not None:
         _write(out, document)
@@ -142,6 +165,13 @@ def _write(path: Path, document: dict[str, Any]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         raise AuditCommandError(f"cannot write the anchor file {path}: {exc.strerror}") from None
+
+
+def _print_sealed(count: int) -> None:
+    if count:
+        print(
+            f"spis audit verify: chained {count} queued events first", file=sys.stderr, flush=True
+        )
 
 
 def _print_progress(checked: int, total: int) -> None:

@@ -1,7 +1,9 @@
-"""The audit_event table and the FHIR AuditEvent codes it stores (action, outcome) as plain values.
+"""The audit tables and the FHIR AuditEvent codes they store (action, outcome) as plain values.
 
-Plain strings and integers rather than Enum columns: the hash covers exactly what is stored, and
-a kind added later needs no migration.
+`audit_event` holds the events, written with the action they record; `audit_chain` is the hash
+chain over them, appended by the sealer (sealer.py); `audit_unsealed` is the queue of events not yet
+chained, filled by a trigger on `audit_event`. Plain strings and integers rather than Enum
+columns: the hash covers exactly what is stored, and a kind added later needs no migration.
 """
 
 from __future__ import annotations
@@ -9,7 +11,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from referral_service.kit.models import Base
@@ -62,12 +73,14 @@ class Kind(enum.StrEnum):
 
 
 class AuditEvent(Base):
-    """One event. `seq` is the chain order: assigned under the append lock, so it has no gaps."""
+    """One event. `seq` is insert order (a sequence; SQLite's rowid), with gaps where a
+    transaction rolled back: no lock hands it out. The event's place in the hash chain is its
+    `audit_chain` row, once sealed."""
 
     __tablename__ = "audit_event"
 
     seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     id: Mapped[str] = mapped_column(String(36), unique=True)
     recorded: Mapped[datetime]
@@ -84,8 +97,6 @@ class AuditEvent(Base):
     purpose: Mapped[str | None] = mapped_column(String(32))  # v3-ActReason code
     outcome: Mapped[int] = mapped_column(SmallInteger)
     detail: Mapped[str | None] = mapped_column(String(255))
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_audit_event_tenant_patient", "tenant_org_id", "patient_id", "seq"),
@@ -95,3 +106,35 @@ class AuditEvent(Base):
 
     def __repr__(self) -> str:
         return f"AuditEvent(#{self.seq} {self.kind} {self.outcome})"
+
+
+class AuditChainLink(Base):
+    """One link of the hash chain: `pos` counts from 1 with no gaps; `hash` is
+    SHA-256(prev_hash || canonical(pos, event)) (chain.py). Append-only, like audit_event."""
+
+    __tablename__ = "audit_chain"
+
+    pos: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    event_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("audit_event.seq"), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"AuditChainLink(@{self.pos} event #{self.event_seq})"
+
+
+class AuditUnsealed(Base):
+    """An event committed but not chained yet. A trigger on audit_event adds the row in the
+    event's own transaction; the sealer removes it in the transaction that chains the event, and
+    a trigger refuses removing it before."""
+
+    __tablename__ = "audit_unsealed"
+
+    event_seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+
+    def __repr__(self) -> str:
+        return f"AuditUnsealed(#{self.event_seq})"

@@ -1,9 +1,10 @@
-"""Events wait in the session until its transaction commits, then join the chain in it.
+"""Events wait in the session until its transaction commits, then are inserted in it.
 
-Why wait: the append lock is one lock for the whole system, held until commit. Taking it at the
-last moment (`before_commit`) keeps the time it is held to the insert and the commit, however long
-the request ran after recording. Because the event commits with the action it records, a
-rolled-back write leaves no event.
+Inserting at `before_commit` makes one statement of all the request's events, and lets a
+savepoint that rolls back take its events with it (below). No lock is taken and the chain is not
+read: the sealer (sealer.py) chains the events after they commit. Because the event commits with
+the action it records, a rolled-back write leaves no event, and the event is committed before the
+response is sent (db.get_session commits before FastAPI answers).
 
 A failure (outcome != 0: a refused request, a consent decision that denied sharing) is true
 whether or not the work commits, so it outlives a rollback: it is then written in a short
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
-from referral_service.audit import chain, repository
+from referral_service.audit import chain, repository, sealer
 
 log = logging.getLogger("spis.audit")
 _KEY = "spis.audit.pending"
@@ -52,27 +53,37 @@ def add(session: Session, audit_event: chain.Event) -> None:
     session.info.setdefault(_KEY, []).append(queued)
 
 
-def write_now(session: Session) -> list[int]:
-    """Chain the queued events now, in the session's transaction; their seqs."""
+def store(session: Session, events: list[chain.Event]) -> None:
+    """Insert the events in the session's transaction. On SQLite, which runs one writer at a time
+    whatever SPIS does, they are also chained in it (a sealer's turn at commit, under the write
+    lock the transaction holds anyway): a sealer thread committing on its own would make every
+    transaction that read before it wrote fail at once, its snapshot being stale."""
+    repository.insert_events(session, events)
+    if events and session.get_bind().dialect.name == "sqlite":
+        sealer.seal(session.connection(), wait=True)
+
+
+def write_now(session: Session) -> None:
+    """Insert the queued events now, in the session's transaction."""
     queued: list[_Queued] = session.info.pop(_KEY, [])
-    return repository.append(session, [q.event for q in queued])
+    store(session, [q.event for q in queued])
 
 
 def write_apart(bind: Engine | Connection, events: list[chain.Event]) -> None:
-    """Append in a short transaction of its own, on another connection from the same engine."""
+    """Insert in a short transaction of its own, on another connection from the same engine."""
     engine = bind.engine if isinstance(bind, Connection) else bind
     with Session(engine) as session, session.begin():
-        repository.append(session, events)
+        store(session, events)
 
 
 @event.listens_for(Session, "before_commit")
-def _append_before_commit(session: Session) -> None:
+def _insert_before_commit(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return  # a savepoint is being released: the events wait for the outermost commit
     queued: list[_Queued] = session.info.get(_KEY, [])
     if queued:
         # Left queued until after_commit: if the commit fails, the failures are written apart.
-        repository.append(session, [q.event for q in queued])
+        store(session, [q.event for q in queued])
 
 
 @event.listens_for(Session, "after_commit")

@@ -15,13 +15,15 @@ from referral_service.store import service as resources
 
 def patient_events(
     ctx: Context, patient_id: str, *, count: int, offset: int, until: str | None = None
-) -> list[chain.Link]:
+) -> list[chain.Recorded]:
     """The caller's events about one of its patients, newest first (one more than `count`, to
     tell whether there is a next page). Only a practice reads its audit trail; a patient it cannot
     read is a 404, like any other resource. The reading is itself audited.
 
     `until` is the id of the newest event of the first page: the trail grows while it is paged
-    (each page read adds an event), so later pages count their offset from that event."""
+    (each page read adds an event), so later pages count their offset from that event. `seq` is
+    insert order, not commit order: an event inserted just before that one but committed after
+    the first page was read shows on a later page (and repeats one event there)."""
     _practice_only(ctx.principal)
     resources.load(ctx, "Patient", patient_id)
     max_seq = None
@@ -55,7 +57,7 @@ def _practice_only(principal: Principal) -> None:
         raise Forbidden("Only a GP practice may read the audit trail of its patients")
 
 
-def patient_event(ctx: Context, event_id: str) -> chain.Link:
+def patient_event(ctx: Context, event_id: str) -> chain.Recorded:
     _practice_only(ctx.principal)
     found = repository.get(ctx.session, ctx.principal.org_id, event_id)
     if found is None:

@@ -1,30 +1,31 @@
-"""Every query on audit_event. Append and read only: there is no update and no delete.
+"""Every query on the audit tables. Append and read only: no update, and the only delete is the
+sealer's, of queue rows whose event it has just chained.
 
-Appends are serialised so that two processes never chain onto the same head: PostgreSQL takes a
-transaction-level advisory lock before reading the head; SQLite takes the database write lock
-with an UPDATE that matches no row (SQLite runs one writer at a time, but only from the first
-write on: a plain SELECT would read the head unlocked). The primary key on `seq` would refuse a
-fork anyway; the lock turns that failed commit into a short wait.
+Events are inserted with no lock and no read: `seq` comes from a sequence (SQLite: the rowid), and
+a trigger queues each new event in `audit_unsealed` in the same statement. Only the sealer reads
+the chain's head, under a lock that sealers alone take (sealer.py), so no request ever waits for
+another one's audit events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, false, func, insert, select, text, update
+from sqlalchemy import Connection, Row, delete, false, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from referral_service.audit import chain
-from referral_service.audit.models import AuditEvent
+from referral_service.audit.models import AuditChainLink, AuditEvent, AuditUnsealed
 from referral_service.kit.clock import as_utc
 
-# The key of the PostgreSQL advisory lock that serialises appends ("SPISAUDT" as a 64-bit
-# integer). It lives in the migration's audit_event_lock_head(); named here for operators.
-APPEND_LOCK_KEY = int.from_bytes(b"SPISAUDT", "big")
+# The key of the PostgreSQL advisory lock that lets one sealer at a time chain ("SPISSEAL" as a
+# 64-bit integer). Only sealers take it: recording an event never does.
+SEALER_LOCK_KEY = int.from_bytes(b"SPISSEAL", "big")
 
-_COLUMNS = (
+_EVENT_COLUMNS = (
     AuditEvent.seq,
     AuditEvent.id,
     AuditEvent.recorded,
@@ -38,64 +39,30 @@ _COLUMNS = (
     AuditEvent.purpose,
     AuditEvent.outcome,
     AuditEvent.detail,
-    AuditEvent.prev_hash,
-    AuditEvent.hash,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
+    """The newest chain row. `seq` is its position (`audit_chain.pos`), so named in anchors."""
+
     seq: int
     hash: str
 
 
-# Built once and run on the session's connection: the append path runs under a lock that the
-# whole system shares, and building ORM statements costs several times the query itself.
-# PostgreSQL: take the advisory lock, then read the head, in one round trip (see the migration).
-_LOCK_AND_HEAD_PG = text("SELECT seq, hash FROM audit_event_lock_head()")
-# SQLite: a write that matches no row still takes the database write lock.
-_LOCK_SQLITE = update(AuditEvent).where(false()).values(seq=AuditEvent.seq)
-_HEAD = select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+# Built once: the insert runs on every audited request, and building ORM statements costs
+# several times the query itself.
 _INSERT = insert(AuditEvent)
 
 
-def append(session: Session, events: Sequence[chain.Event]) -> list[int]:
-    """Chain the events onto the head, in order, in the caller's transaction; their seqs."""
-    if not events:
-        return []
-    connection = session.connection()
-    seq, prev = _lock_and_read_head(connection)
-    rows, seqs = [], []
-    for event in events:
-        seq += 1
-        digest = chain.link_hash(prev, seq, event)
-        rows.append(_row(seq, event, prev, digest))
-        seqs.append(seq)
-        prev = digest
-    connection.execute(_INSERT, rows)
-    return seqs
+def insert_events(session: Session, events: Sequence[chain.Event]) -> None:
+    """Store the events in the caller's transaction (the trigger queues them for the sealer)."""
+    if events:
+        session.connection().execute(_INSERT, [_row(event) for event in events])
 
 
-def _lock_and_read_head(connection: Connection) -> tuple[int, str]:
-    """The head's seq and hash (0 and GENESIS for an empty chain), read under the append lock,
-    which is held until the transaction ends."""
-    dialect = connection.dialect.name
-    current: Row[*tuple[Any, ...]] | None
-    if dialect == "postgresql":
-        current = connection.execute(_LOCK_AND_HEAD_PG).one()
-    elif dialect == "sqlite":
-        connection.execute(_LOCK_SQLITE)
-        current = connection.execute(_HEAD).first()
-    else:  # pragma: no cover - SPIS runs on these two only
-        raise NotImplementedError(f"audit appends are not serialised on {dialect}")
-    if current is None or current.seq is None:
-        return 0, chain.GENESIS
-    return int(current.seq), str(current.hash)
-
-
-def _row(seq: int, event: chain.Event, prev_hash: str, digest: str) -> dict[str, object]:
+def _row(event: chain.Event) -> dict[str, object]:
     return {
-        "seq": seq,
         "id": event.id,
         "recorded": event.recorded,
         "action": event.action,
@@ -108,25 +75,164 @@ def _row(seq: int, event: chain.Event, prev_hash: str, digest: str) -> dict[str,
         "purpose": event.purpose,
         "outcome": event.outcome,
         "detail": event.detail,
-        "prev_hash": prev_hash,
-        "hash": digest,
     }
 
 
+# --- the sealer's queries (sealer.py) -----------------------------------------------------------
+
+_PEEK = select(AuditUnsealed.event_seq).limit(1)
+_TRY_LOCK_PG = select(func.pg_try_advisory_xact_lock(SEALER_LOCK_KEY))
+_LOCK_PG = select(func.pg_advisory_xact_lock(SEALER_LOCK_KEY))
+# SQLite: a write that matches no row still takes the database write lock (and must come first:
+# a transaction that read before it wrote cannot wait for the lock, it fails at once).
+_LOCK_SQLITE = update(AuditUnsealed).where(false()).values(event_seq=AuditUnsealed.event_seq)
+_HEAD = select(AuditChainLink.pos, AuditChainLink.hash).order_by(AuditChainLink.pos.desc()).limit(1)
+_INSERT_LINKS = insert(AuditChainLink)
+
+
+def anything_queued(connection: Connection) -> bool:
+    return connection.execute(_PEEK).first() is not None
+
+
+def lock_for_sealing(connection: Connection, *, wait: bool) -> bool:
+    """Take the sealers' lock until the transaction ends; False when another sealer holds it and
+    `wait` is off."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        if wait:
+            connection.execute(_LOCK_PG)
+            return True
+        return bool(connection.scalar(_TRY_LOCK_PG))
+    if dialect == "sqlite":
+        connection.execute(_LOCK_SQLITE)  # waits up to the busy timeout
+        return True
+    raise NotImplementedError(f"audit sealing is not serialised on {dialect}")  # pragma: no cover
+
+
+def chain_head(connection: Connection) -> ChainHead | None:
+    found = connection.execute(_HEAD).first()
+    return None if found is None else ChainHead(int(found.pos), str(found.hash))
+
+
+def queued(
+    connection: Connection, limit: int, upto: int | None = None
+) -> list[tuple[chain.Recorded, bool]]:
+    """Up to `limit` queued events, oldest seq first, each with whether it is already chained (a
+    queue row put back by hand: it is only dequeued). A queue row whose event is gone is left
+    alone for `verify` to report."""
+    stmt = (
+        select(*_EVENT_COLUMNS, AuditChainLink.pos)
+        .select_from(AuditUnsealed)
+        .join(AuditEvent, AuditEvent.seq == AuditUnsealed.event_seq)
+        .outerjoin(AuditChainLink, AuditChainLink.event_seq == AuditUnsealed.event_seq)
+        .order_by(AuditUnsealed.event_seq)
+        .limit(limit)
+    )
+    if upto is not None:
+        stmt = stmt.where(AuditUnsealed.event_seq <= upto)
+    return [(_recorded(row), row.pos is not None) for row in connection.execute(stmt)]
+
+
+def add_links(connection: Connection, links: Sequence[chain.Link]) -> None:
+    rows = [
+        {"pos": lk.pos, "event_seq": lk.event_seq, "prev_hash": lk.prev_hash, "hash": lk.hash}
+        for lk in links
+    ]
+    if rows:
+        connection.execute(_INSERT_LINKS, rows)
+
+
+def dequeue(connection: Connection, event_seqs: Sequence[int]) -> None:
+    if event_seqs:
+        connection.execute(delete(AuditUnsealed).where(AuditUnsealed.event_seq.in_(event_seqs)))
+
+
+def last_queued_seq(connection: Connection) -> int | None:
+    return connection.scalar(select(func.max(AuditUnsealed.event_seq)))
+
+
+# --- reading the chain (verify.py, anchors) ----------------------------------------------------
+
+
 def head(session: Session) -> ChainHead | None:
-    """The newest row's seq and hash: the value to keep outside the database as an anchor."""
-    found = session.execute(_HEAD).first()
-    return None if found is None else ChainHead(found.seq, found.hash)
+    """The newest chain row's position and hash: the value to keep outside the database."""
+    return chain_head(session.connection())
 
 
-def last_seq(session: Session) -> int:
-    return int(session.scalar(select(func.max(AuditEvent.seq))) or 0)
+def last_pos(session: Session) -> int:
+    return int(session.scalar(select(func.max(AuditChainLink.pos))) or 0)
 
 
-def links_after(session: Session, seq: int, limit: int) -> list[chain.Link]:
-    """The next `limit` rows in chain order after `seq` (keyset paging: constant cost per batch)."""
-    stmt = select(*_COLUMNS).where(AuditEvent.seq > seq).order_by(AuditEvent.seq).limit(limit)
-    return [_link(row) for row in session.execute(stmt)]
+def links_after(session: Session, pos: int, limit: int) -> list[chain.Link]:
+    """The next `limit` chain rows after `pos`, with their events (keyset paging: constant cost
+    per batch). A row whose event is gone comes with `event` None."""
+    stmt = (
+        select(
+            AuditChainLink.pos,
+            AuditChainLink.event_seq,
+            AuditChainLink.prev_hash,
+            AuditChainLink.hash,
+            *_EVENT_COLUMNS,
+        )
+        .outerjoin(AuditEvent, AuditEvent.seq == AuditChainLink.event_seq)
+        .where(AuditChainLink.pos > pos)
+        .order_by(AuditChainLink.pos)
+        .limit(limit)
+    )
+    return [
+        chain.Link(
+            row.pos,
+            row.event_seq,
+            None if row.seq is None else _recorded(row).event,
+            row.prev_hash,
+            row.hash,
+        )
+        for row in session.execute(stmt)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    count: int
+    oldest_recorded: datetime | None
+
+
+def queue_state(session: Session) -> QueueState:
+    stmt = (
+        select(func.count(), func.min(AuditEvent.recorded))
+        .select_from(AuditUnsealed)
+        .join(AuditEvent, AuditEvent.seq == AuditUnsealed.event_seq)
+    )
+    count, oldest = session.execute(stmt).one()
+    return QueueState(int(count), None if oldest is None else as_utc(oldest))
+
+
+def first_queued_without_event(session: Session) -> int | None:
+    """A queue row whose event is gone: deleted before it was sealed."""
+    stmt = (
+        select(AuditUnsealed.event_seq)
+        .where(~select(AuditEvent.seq).where(AuditEvent.seq == AuditUnsealed.event_seq).exists())
+        .order_by(AuditUnsealed.event_seq)
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def first_unaccounted_event(session: Session) -> int | None:
+    """An event neither chained nor queued: inserted past the trigger, or its chain row or queue
+    row removed. One statement, so one snapshot: the sealer moving rows does not show here."""
+    chained = select(AuditChainLink.pos).where(AuditChainLink.event_seq == AuditEvent.seq)
+    waiting = select(AuditUnsealed.event_seq).where(AuditUnsealed.event_seq == AuditEvent.seq)
+    stmt = (
+        select(AuditEvent.seq)
+        .where(~chained.exists(), ~waiting.exists())
+        .order_by(AuditEvent.seq)
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+# --- the practice's view (practice.py) ----------------------------------------------------------
 
 
 def for_patient(
@@ -137,11 +243,11 @@ def for_patient(
     limit: int,
     offset: int,
     max_seq: int | None = None,
-) -> list[chain.Link]:
+) -> list[chain.Recorded]:
     """A tenant's events about one patient, newest first, none after `max_seq`. The tenant is
-    part of the query."""
+    part of the query. Chained or not: an event is readable once its transaction committed."""
     stmt = (
-        select(*_COLUMNS)
+        select(*_EVENT_COLUMNS)
         .where(AuditEvent.tenant_org_id == tenant_org_id, AuditEvent.patient_id == patient_id)
         .order_by(AuditEvent.seq.desc())
         .limit(limit)
@@ -149,7 +255,7 @@ def for_patient(
     )
     if max_seq is not None:
         stmt = stmt.where(AuditEvent.seq <= max_seq)
-    return [_link(row) for row in session.execute(stmt)]
+    return [_recorded(row) for row in session.execute(stmt)]
 
 
 def seq_of(session: Session, tenant_org_id: str, event_id: str) -> int | None:
@@ -159,15 +265,15 @@ def seq_of(session: Session, tenant_org_id: str, event_id: str) -> int | None:
     return session.scalar(stmt)
 
 
-def get(session: Session, tenant_org_id: str, event_id: str) -> chain.Link | None:
-    stmt = select(*_COLUMNS).where(
+def get(session: Session, tenant_org_id: str, event_id: str) -> chain.Recorded | None:
+    stmt = select(*_EVENT_COLUMNS).where(
         AuditEvent.id == event_id, AuditEvent.tenant_org_id == tenant_org_id
     )
     row = session.execute(stmt).first()
-    return None if row is None else _link(row)
+    return None if row is None else _recorded(row)
 
 
-def _link(row: Row[*tuple[Any, ...]]) -> chain.Link:
+def _recorded(row: Row[*tuple[Any, ...]]) -> chain.Recorded:
     event = chain.Event(
         id=row.id,
         recorded=as_utc(row.recorded),
@@ -182,4 +288,4 @@ def _link(row: Row[*tuple[Any, ...]]) -> chain.Link:
         outcome=row.outcome,
         detail=row.detail,
     )
-    return chain.Link(row.seq, event, row.prev_hash, row.hash)
+    return chain.Recorded(row.seq, event)

@@ -1,7 +1,7 @@
 """Recording audit events. Takes a session or a Context, never commits.
 
-`record` queues the event on the caller's transaction; it joins the chain when that transaction
-commits (see pending.py). An event holds ids and codes only: the caller's `detail` must be SPIS's
+`record` queues the event on the caller's transaction; it is stored when that transaction
+commits (pending.py) and chained by the sealer within about a second (sealer.py). An event holds ids and codes only: the caller's `detail` must be SPIS's
 own short words (a status, an issue code, a count), never a value a client sent.
 
 Verifying the chain is verify.py; a practice reading its patients' trail is practice.py.
@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.audit import patient_id_of
-from referral_service.audit import chain, pending, repository
+from referral_service.audit import chain, pending
 from referral_service.audit.models import Action, Kind, Outcome
 from referral_service.context import Context
 from referral_service.kit.clock import utcnow
@@ -56,7 +56,7 @@ def record(
     outcome: Outcome = Outcome.SUCCESS,
     detail: str | None = None,
 ) -> chain.Event:
-    """Queue one event on the session's transaction; it is chained when that commits."""
+    """Queue one event on the session's transaction; it is stored when that commits."""
     event = _event(
         principal, kind, action, tuple(entities), patient_id, tenant, purpose, outcome, detail
     )
@@ -113,7 +113,7 @@ def record_outcome_failure(
         principal, kind, action, tuple(entities), patient_id, tenant, purpose, outcome, detail
     )
     with factory.begin() as session:
-        repository.append(session, [event])
+        pending.store(session, [event])
 
 
 # --- what the endpoints and services record -----------------------------------------------------

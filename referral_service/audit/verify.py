@@ -1,9 +1,11 @@
-"""Verifying the chain: `spis audit verify` walks it, optionally against a signed anchor."""
+"""Verifying the trail: `spis audit verify` walks the chain, optionally against a signed anchor,
+then checks that every event is either chained or queued for the sealer."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -14,12 +16,14 @@ from referral_service.audit.repository import ChainHead
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool
-    checked: int
-    first_bad_seq: int | None = None
+    checked: int  # chain rows checked
+    first_bad_seq: int | None = None  # the chain position (`audit_chain.pos`) that failed
     reason: str | None = None
+    queued: int = 0  # events committed but not chained yet
+    oldest_queued: datetime | None = None  # when the oldest of them was recorded
 
 
-Progress = Callable[[int, int], None]  # (rows checked, rows in the table when the walk began)
+Progress = Callable[[int, int], None]  # (rows checked, rows in the chain when the walk began)
 
 
 def verify(
@@ -29,34 +33,53 @@ def verify(
     progress: Progress | None = None,
     anchor: ChainHead | None = None,
 ) -> VerifyResult:
-    """Walk the chain in seq order. A row that was edited fails its own hash; a row deleted leaves
-    a gap at its seq; a row moved breaks the prev_hash link. `anchor` (a head kept elsewhere)
-    also catches the newest rows being cut off, which the chain alone cannot show."""
-    total = repository.last_seq(session)
-    expected_seq, prev, checked = 1, chain.GENESIS, 0
-    while batch := repository.links_after(session, expected_seq - 1, batch_size):
+    """Walk the chain by position. An edited event fails its own hash; a chain row deleted leaves
+    a gap at its position; an event deleted leaves its chain row without one; rows moved break
+    the prev_hash link. Then every event must be chained or queued: one in neither was slipped in
+    past the trigger, or had its chain row (the newest ones too) or queue row removed. `anchor` (a
+    head kept elsewhere) also catches a chain rewritten from some row onward, and the newest
+    rows cut off together with their events."""
+    total = repository.last_pos(session)
+    expected, prev, checked = 1, chain.GENESIS, 0
+    while batch := repository.links_after(session, expected - 1, batch_size):
         for link in batch:
-            if problem := _check(link, expected_seq, prev, anchor):
-                return VerifyResult(False, checked, expected_seq, problem)
-            expected_seq, prev, checked = expected_seq + 1, link.hash, checked + 1
+            if problem := _check(link, expected, prev, anchor):
+                return VerifyResult(False, checked, expected, problem)
+            expected, prev, checked = expected + 1, link.hash, checked + 1
         if progress is not None:
             progress(checked, total)
     if anchor is not None and checked < anchor.seq:
         return VerifyResult(
             False, checked, checked + 1, f"rows from this seq to {anchor.seq} were removed"
         )
-    return VerifyResult(True, checked)
+    if problem := _unaccounted(session):
+        return VerifyResult(False, checked, None, problem)
+    state = repository.queue_state(session)
+    return VerifyResult(True, checked, queued=state.count, oldest_queued=state.oldest_recorded)
 
 
-def _check(link: chain.Link, seq: int, prev: str, anchor: ChainHead | None) -> str | None:
-    if link.seq != seq:
-        return "row missing (deleted)"
+def _check(link: chain.Link, pos: int, prev: str, anchor: ChainHead | None) -> str | None:
+    if link.pos != pos:
+        return "chain row missing (deleted)"
+    if link.event is None:
+        return f"the event this row chains (seq {link.event_seq}) is missing (deleted)"
     if link.prev_hash != prev:
         return "prev_hash does not match the previous row (rows deleted, inserted or reordered)"
-    if chain.link_hash(prev, seq, link.event) != link.hash:
-        return "hash does not match the row (row edited)"
-    if anchor is not None and anchor.seq == seq and anchor.hash != link.hash:
+    if chain.link_hash(prev, pos, link.event) != link.hash:
+        return "hash does not match the row (row edited, or another event put in its place)"
+    if anchor is not None and anchor.seq == pos and anchor.hash != link.hash:
         return "hash differs from the anchored head (chain rewritten)"
+    return None
+
+
+def _unaccounted(session: Session) -> str | None:
+    if (seq := repository.first_queued_without_event(session)) is not None:
+        return f"event seq {seq} was queued for sealing and is missing (deleted)"
+    if (seq := repository.first_unaccounted_event(session)) is not None:
+        return (
+            f"event seq {seq} is neither chained nor queued (inserted behind SPIS's back, "
+            "or its chain or queue row removed)"
+        )
     return None
 
 

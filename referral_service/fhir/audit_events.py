@@ -93,23 +93,23 @@ class _Page:
         return f"{base}/AuditEvent?{urlencode(query)}"
 
 
-def _searchset(base: str, page: _Page, found: list[chain.Link]) -> bytes:
+def _searchset(base: str, page: _Page, found: list[chain.Recorded]) -> bytes:
     shown = found[: page.count]
     paging = Paging(page.count, page.offset, has_next=len(found) > page.count)
     entries = [
         {
-            "fullUrl": f"{base}/AuditEvent/{link.event.id}",
-            "resource": audit_event(as_view(link)),
+            "fullUrl": f"{base}/AuditEvent/{recorded.event.id}",
+            "resource": audit_event(as_view(recorded)),
             "search": {"mode": "match"},
         }
-        for link in shown
+        for recorded in shown
     ]
     total = len(shown) if paging.complete else None
     return paged_searchset(paging, lambda offset: page.url(base, offset), entries, total)
 
 
-def as_view(link: chain.Link) -> AuditView:
-    event = link.event
+def as_view(recorded: chain.Recorded) -> AuditView:
+    event = recorded.event
     return AuditView(
         id=event.id,
         recorded=event.recorded,

@@ -10,8 +10,10 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
 import referral_service.audit.models  # noqa: F401 - registers audit_event with Base.metadata
+from referral_service.audit import sealer
 from referral_service.auth import access
 from referral_service.config import Settings
 from referral_service.organisations.models import OrgKind
@@ -45,17 +47,28 @@ def a_principal(org_id: str = "org-a", kind: OrgKind = OrgKind.PRACTICE) -> Prin
     return Principal(f"client-{org_id}", org_id, kind, frozenset())
 
 
+def seal(factory: sessionmaker[Session]) -> int:
+    """Chain everything committed so far, as the sealer thread would within a second."""
+    engine = factory.kw["bind"]
+    assert isinstance(engine, Engine)
+    return sealer.seal_all(engine)
+
+
 Tamper = Callable[..., None]
+AUDIT_TABLES = ("audit_event", "audit_chain", "audit_unsealed")
 
 
 @pytest.fixture
 def tamper(pg_engine: Engine) -> Tamper:
-    """Run SQL on audit_event as an attacker who owns the table: triggers off, change, back on."""
+    """Run SQL on the audit tables as an attacker who owns them: every trigger off (the queue
+    trigger, the append-only guards and the foreign key's), change, back on."""
 
     def run(sql: str, **params: object) -> None:
         with pg_engine.begin() as conn:
-            conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER ALL"))
+            for table in AUDIT_TABLES:
+                conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER ALL"))
             conn.execute(text(sql), params)
-            conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER ALL"))
+            for table in AUDIT_TABLES:
+                conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER ALL"))
 
     return run

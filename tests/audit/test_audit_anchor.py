@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_service.audit import chain, repository, service
+from referral_service.audit import chain, repository, sealer, service
 from referral_service.audit.cli import AuditCommandError, anchor_command, verify_command
 from referral_service.audit.models import Action, Kind, Outcome
 from referral_service.config import Settings
-from tests.audit.conftest import a_principal
+from tests.audit.conftest import AUDIT_TABLES, a_principal
 from tests.conftest import TEST_KEK
 
 EVENTS = 12
@@ -41,32 +41,41 @@ def trail(session_factory: sessionmaker[Session]) -> None:
         )
 
 
-def rewrite_from(engine: Engine, seq: int, detail: str) -> None:
-    """What someone who can write the table does: change row `seq`, then re-hash it and every
-    later row so that the chain links up again."""
+def rewrite_from(engine: Engine, pos: int, detail: str) -> None:
+    """What someone who can write the tables does: change the event at `pos`, then re-hash its
+    chain row and every later one so that the chain links up again."""
+    sealer.seal_all(engine)
     with Session(engine) as session:
         links = repository.links_after(session, 0, 10_000)
-    prev = links[seq - 2].hash if seq > 1 else chain.GENESIS
+    prev = links[pos - 2].hash if pos > 1 else chain.GENESIS
     with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER ALL"))
-        for link in links[seq - 1 :]:
-            event = replace(link.event, detail=detail) if link.seq == seq else link.event
-            digest = chain.link_hash(prev, link.seq, event)
+        for table in AUDIT_TABLES:
+            conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER ALL"))
+        for link in links[pos - 1 :]:
+            assert link.event is not None
+            event = replace(link.event, detail=detail) if link.pos == pos else link.event
+            digest = chain.link_hash(prev, link.pos, event)
             conn.execute(
-                text(
-                    "UPDATE audit_event SET detail = :d, prev_hash = :p, hash = :h WHERE seq = :s"
-                ),
-                {"d": event.detail, "p": prev, "h": digest, "s": link.seq},
+                text("UPDATE audit_event SET detail = :d WHERE seq = :s"),
+                {"d": event.detail, "s": link.event_seq},
+            )
+            conn.execute(
+                text("UPDATE audit_chain SET prev_hash = :p, hash = :h WHERE pos = :pos"),
+                {"p": prev, "h": digest, "pos": link.pos},
             )
             prev = digest
-        conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER ALL"))
+        for table in AUDIT_TABLES:
+            conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER ALL"))
 
 
-def run_sql(engine: Engine, sql: str) -> None:
+def run_sql(engine: Engine, *statements: str) -> None:
     with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER ALL"))
-        conn.execute(text(sql))
-        conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER ALL"))
+        for table in AUDIT_TABLES:
+            conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER ALL"))
+        for sql in statements:
+            conn.execute(text(sql))
+        for table in AUDIT_TABLES:
+            conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER ALL"))
 
 
 @pytest.mark.usefixtures("trail")
@@ -98,7 +107,13 @@ def test_an_anchor_catches_rows_cut_off_the_end(
 ) -> None:
     anchor_file = tmp_path / "anchor.json"
     anchor_command(settings, anchor_file)
-    run_sql(pg_engine, f"DELETE FROM audit_event WHERE seq > {EVENTS - 3}")
+    # The newest chain rows and their events both: the chain rows alone would leave their
+    # events unaccounted for, which the walk shows without an anchor.
+    run_sql(
+        pg_engine,
+        f"DELETE FROM audit_chain WHERE pos > {EVENTS - 3}",
+        f"DELETE FROM audit_event WHERE seq > {EVENTS - 3}",
+    )
 
     assert verify_command(settings)["ok"] is True
     result = verify_command(settings, anchor_file=anchor_file)

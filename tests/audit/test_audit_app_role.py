@@ -19,6 +19,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.app import create_app
+from referral_service.audit import sealer
 from referral_service.audit.cli import verify_command
 from referral_service.config import Settings
 from referral_service.migrate import AppRoleError, grant_app_role
@@ -76,6 +77,13 @@ def as_role(pg_url: str, role: str) -> str:
         "DELETE FROM audit_event",
         "TRUNCATE audit_event",
         "DROP TRIGGER audit_event_append_only ON audit_event",
+        "DROP TRIGGER audit_event_enqueue ON audit_event",
+        "ALTER TABLE audit_chain DISABLE TRIGGER ALL",
+        "UPDATE audit_chain SET hash = prev_hash",
+        "DELETE FROM audit_chain",
+        "TRUNCATE audit_chain",
+        "TRUNCATE audit_unsealed",
+        "ALTER TABLE audit_unsealed DISABLE TRIGGER audit_unsealed_guard",
         "ALTER TABLE resource DISABLE TRIGGER ALL",
         "TRUNCATE resource CASCADE",
         "UPDATE alembic_version SET version_num = 'x'",
@@ -123,6 +131,31 @@ def test_spis_works_as_the_app_role(
     assert appended > 5  # tokens, the intake, the searches, the ledger write
     checked = verify_command(restricted)  # an operator may verify as the app role too
     assert (checked["ok"], checked["checked"]) == (True, appended)
+
+
+def test_the_app_role_seals_but_cannot_unqueue_an_unsealed_event(
+    pg_url: str, app_role: str, session_factory: sessionmaker[Session]
+) -> None:
+    engine = create_engine(as_role(pg_url, app_role))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, "
+                    "actor_org_id, entities, outcome) VALUES ('e-1', now(), 'R', 'read', 'c', "
+                    "'o', '', 0)"
+                )
+            )
+        for sql in ("DELETE FROM audit_unsealed", "UPDATE audit_unsealed SET event_seq = 9"):
+            with engine.begin() as conn, pytest.raises(ProgrammingError) as refused:
+                conn.execute(text(sql))
+            assert refused.value.orig is not None
+            assert refused.value.orig.sqlstate == "42501"
+        assert sealer.seal_all(engine) == 1
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM audit_unsealed")) == 0
+    finally:
+        engine.dispose()
 
 
 def test_granting_again_is_idempotent_and_needs_a_password_only_to_create(

@@ -1,22 +1,25 @@
-"""The embedded default: the same chain on a migrated SQLite file (a smoke subset)."""
+"""The embedded default: the same chain on a migrated SQLite file (a smoke subset), sealed by the
+same sealer under SQLite's write lock."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from referral_service.audit import sealer
 from referral_service.audit.models import Action, Kind, Outcome
 from referral_service.audit.service import record
 from referral_service.audit.verify import VerifyResult, verify
 from referral_service.db import make_engine, make_sessionmaker
 from referral_service.migrate import upgrade
-from tests.audit.conftest import a_principal
+from tests.audit.conftest import a_principal, seal
 
 
 @pytest.fixture
@@ -43,22 +46,53 @@ def append(factory: sessionmaker[Session], name: str, count: int) -> None:
 
 
 def test_append_and_verify_on_sqlite(sqlite_factory: sessionmaker[Session]) -> None:
+    """Chained as they commit: SQLite has one writer at a time anyway (pending.store)."""
     append(sqlite_factory, "a", 3)
+    with sqlite_factory() as session:
+        assert verify(session) == VerifyResult(True, 3)
+    assert seal(sqlite_factory) == 0
+
+
+def queue_one_by_hand(factory: sessionmaker[Session]) -> None:
+    """An event inserted without SPIS's session hooks: the trigger queues it, nothing chains it."""
+    with factory.begin() as session:
+        session.execute(
+            text(
+                "INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, "
+                "actor_org_id, entities, outcome) VALUES ('by-hand', '2026-11-29 10:00:00.000000', "
+                "'R', 'read', 'c', 'o', '', 0)"
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("statement", "refusal"),
+    [
+        ("UPDATE audit_event SET detail = 'x'", "append-only"),
+        ("DELETE FROM audit_event", "append-only"),
+        ("UPDATE audit_chain SET hash = prev_hash", "append-only"),
+        ("DELETE FROM audit_chain", "append-only"),
+        ("DELETE FROM audit_unsealed", "only once chained"),
+        ("UPDATE audit_unsealed SET event_seq = 9", "only once chained"),
+    ],
+)
+def test_sqlite_triggers_refuse_update_and_delete(
+    sqlite_factory: sessionmaker[Session], statement: str, refusal: str
+) -> None:
+    append(sqlite_factory, "a", 2)
+    queue_one_by_hand(sqlite_factory)
+    with sqlite_factory() as session:
+        assert verify(session) == VerifyResult(True, 2, queued=1, oldest_queued=ANY)
+    with sqlite_factory() as session, pytest.raises(DBAPIError, match=refusal):
+        session.execute(text(statement))
+    seal(sqlite_factory)
     with sqlite_factory() as session:
         assert verify(session) == VerifyResult(True, 3)
 
 
-def test_sqlite_triggers_refuse_update_and_delete(sqlite_factory: sessionmaker[Session]) -> None:
-    append(sqlite_factory, "a", 2)
-    for statement in ("UPDATE audit_event SET detail = 'x'", "DELETE FROM audit_event"):
-        with sqlite_factory() as session, pytest.raises(DBAPIError, match="append-only"):
-            session.execute(text(statement))
-    with sqlite_factory() as session:
-        assert verify(session).ok
-
-
 def test_an_edit_is_found_on_sqlite(sqlite_factory: sessionmaker[Session]) -> None:
     append(sqlite_factory, "a", 3)
+    seal(sqlite_factory)
     with sqlite_factory.begin() as session:  # an attacker with the file drops the guard first
         session.execute(text("DROP TRIGGER audit_event_no_update"))
         session.execute(text("UPDATE audit_event SET outcome = 4 WHERE seq = 2"))
@@ -68,13 +102,18 @@ def test_an_edit_is_found_on_sqlite(sqlite_factory: sessionmaker[Session]) -> No
 
 
 def test_concurrent_writers_on_sqlite_keep_one_chain(sqlite_factory: sessionmaker[Session]) -> None:
+    engine = sqlite_factory.kw["bind"]
     threads = [
         threading.Thread(target=append, args=(sqlite_factory, f"w{i}", 15)) for i in range(3)
     ]
+    running = sealer.Sealer(engine, interval_s=0.01, limit=4)  # turns between the writers
+    running.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    running.stop()
+    seal(sqlite_factory)
     with sqlite_factory() as session:
         assert verify(session) == VerifyResult(True, 45)
 
@@ -97,5 +136,6 @@ def test_a_failure_outlives_the_rollback_on_sqlite(sqlite_factory: sessionmaker[
     """Written apart only after the rollback let go of the write lock, so nothing waits."""
     with pytest.raises(RuntimeError):
         refused_after_writing(sqlite_factory)
+    seal(sqlite_factory)
     with sqlite_factory() as session:
         assert verify(session) == VerifyResult(True, 1)
