@@ -57,6 +57,9 @@ class Intake:
     with_task: set[str] = field(default_factory=set)
     scored: dict[str, wellbeing.ScoredResponse] = field(default_factory=dict)  # QR ref -> scores
     known_orgs: set[str] = field(default_factory=lambda: {"spis"})  # Organization ids seen to exist
+    # Stored resources read by the checks (`targets.lookup`), by reference: nothing is written
+    # before every check has passed, so a second read would find the same.
+    read: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     # Organisations read in this intake, kept: the identity map alone holds them weakly.
     organisations: dict[str, Organisation | None] = field(default_factory=dict)
 

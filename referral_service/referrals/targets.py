@@ -126,7 +126,9 @@ def lookup(intake: Intake, ref: str | None) -> dict[str, Any] | None:
     parts = fhir_rules.split_reference(ref)
     if parts is None or parts[0] not in STORED_TYPES:
         return None
-    return resources.load_json(intake.ctx, parts[0], parts[1])
+    if ref not in intake.read:
+        intake.read[ref] = resources.load_json(intake.ctx, parts[0], parts[1])
+    return intake.read[ref]
 
 
 def check_reference_targets(intake: Intake, target: Target) -> None:
