@@ -48,15 +48,17 @@ def decide(
     recipient: str | None = None,
     *,
     pending: Mapping[str, dict[str, Any]] | None = None,
+    new_patient: bool = False,
 ) -> Decision:
     """May `purpose` happen for this patient of practice `tenant` (and reach `recipient`,
     "Organization/<id>", when given)? Every decision is audited, with the Consent that made it.
 
     `ctx` is who asks: SPIS itself (a system context) when routing or enforcing, the practice at
     intake; it is the audit agent. The Consents are read as SPIS whoever asks. At intake, `pending`
-    holds the Consents arriving in the same Bundle (`Consent/<id>` → resource)."""
+    holds the Consents arriving in the same Bundle (`Consent/<id>` → resource), and
+    `new_patient` says the Patient is created by it too: no stored Consent can name it yet."""
     system = ctx if ctx.principal.system else replace(ctx, principal=Principal.spis())
-    decision = _decide(system, tenant, patient_ref, purpose, recipient, pending)
+    decision = _decide(system, tenant, patient_ref, purpose, recipient, pending, new_patient)
     audit.record_consent_decision(
         ctx,
         permitted=decision.permitted,
@@ -76,8 +78,9 @@ def _decide(
     purpose: Purpose,
     recipient: str | None,
     pending: Mapping[str, dict[str, Any]] | None,
+    new_patient: bool = False,
 ) -> Decision:
-    consent_id, consent = governing_consent(ctx, tenant, patient_ref, pending)
+    consent_id, consent = governing_consent(ctx, tenant, patient_ref, pending, new_patient)
     if consent is None:
         return Decision(False, purpose, None, "no active Consent")
     if consent.get("status") != "active":
@@ -110,13 +113,19 @@ def governing_consent(
     tenant: str,
     patient_ref: str,
     pending: Mapping[str, dict[str, Any]] | None = None,
+    new_patient: bool = False,
 ) -> tuple[str | None, dict[str, Any] | None]:
     """The newest Consent in force or withdrawn (by dateTime, then by when it was stored) among
     the practice's stored ones and, at intake, those arriving with the referral. It may be
-    `inactive`: then nothing is permitted, whatever older Consents say."""
+    `inactive`: then nothing is permitted, whatever older Consents say. A Patient new in this
+    intake (`new_patient`) has no stored Consents: none are looked for."""
     statuses = [TokenMatch("status", status) for status in sorted(GOVERNING_STATUSES)]
     query = [[TokenMatch("patient", patient_ref)], statuses]
-    rows = store.search(ctx.session, ctx.principal, "Consent", query, limit=200, offset=0)
+    rows = (
+        []
+        if new_patient
+        else store.search(ctx.session, ctx.principal, "Consent", query, limit=200, offset=0)
+    )
     candidates = [
         (consent_time(data), 0, row.last_updated.isoformat(), row.id, data)
         for row in rows

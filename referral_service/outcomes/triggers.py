@@ -10,12 +10,13 @@ the refresh job's handler), the CLI and the demo (`spis outcomes ...` is part of
 tests (`kit.registry.load_all_models`). `tests/outcomes/test_rows_triggers.py` checks each entry
 point in a fresh interpreter.
 
-After each flush it notes the patients the new rows are about:
+It notes the patients new rows are about:
 - a stored resource version naming a Patient in its `patient` search parameter (a Task, a score
   or enrolment Observation, an exchange's Procedure, a Consent, a ServiceRequest) or a Patient
-  itself (a national data opt-out set or cleared);
-- a ledger member enrolled from a referral, and both members of a new exchange or reversal
-  (through their entries), when a member came from a referral.
+  itself (a national data opt-out set or cleared), when the store queues it (store/write_queue.py:
+  resource rows do not go through the unit of work);
+- after each flush, a ledger member enrolled from a referral, and both members of a new exchange
+  or reversal (through their entries), when a member came from a referral.
 When the outermost transaction commits, it enqueues one `spis.refresh_outcomes` job per patient,
 carrying the Patient's resource id only, in the same transaction: the job row commits with the
 change or not at all, and the outbox relays it if the broker is down (jobs/service.py).
@@ -23,24 +24,23 @@ change or not at all, and the outbox relays it if the broker is down (jobs/servi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
-from sqlalchemy.orm.util import identity_key
 
 from referral_service.jobs.service import JobName, enqueue
 from referral_service.ledger.models import LedgerEntry, Member
 from referral_service.outcomes import repository
-from referral_service.store.models import ResourceVersion, SearchIndex, StoredResource
+from referral_service.store import write_queue
 
 _PATIENTS = "spis.outcomes.patients"
 _MEMBERS = "spis.outcomes.members"
 _PAUSED = "spis.outcomes.paused"
 _PATIENT_PREFIX = "Patient/"
-_WATCHED = (SearchIndex, StoredResource, ResourceVersion, Member, LedgerEntry)
+_WATCHED = (Member, LedgerEntry)
 
 
 @contextmanager
@@ -55,6 +55,19 @@ def paused(session: Session) -> Iterator[None]:
         session.info.pop(_PAUSED, None)
 
 
+@write_queue.on_queued
+def _note_version(session: Session, rtype: str, rid: str, index: Sequence[dict[str, Any]]) -> None:
+    if session.info.get(_PAUSED):
+        return
+    patients: set[str] = session.info.setdefault(_PATIENTS, set())
+    if rtype == "Patient":
+        patients.add(rid)
+    for row in index:
+        value = row["value"]
+        if row["name"] == "patient" and value and value.startswith(_PATIENT_PREFIX):
+            patients.add(value.removeprefix(_PATIENT_PREFIX))
+
+
 @event.listens_for(Session, "after_flush")
 def _note(session: Session, _flush: UOWTransaction) -> None:
     if session.info.get(_PAUSED):
@@ -62,26 +75,10 @@ def _note(session: Session, _flush: UOWTransaction) -> None:
     patients: set[str] = session.info.setdefault(_PATIENTS, set())
     members: set[tuple[str, str]] = session.info.setdefault(_MEMBERS, set())
     for row in session.new:
-        if isinstance(row, SearchIndex):
-            if row.name == "patient" and row.value and row.value.startswith(_PATIENT_PREFIX):
-                patients.add(row.value.removeprefix(_PATIENT_PREFIX))
-            elif row.resource_type == "Patient":
-                patients.add(row.resource_id)
-        elif isinstance(row, StoredResource | ResourceVersion) and _is_patient(session, row):
-            patients.add(row.id if isinstance(row, StoredResource) else row.resource_id)
-        elif isinstance(row, Member) and row.patient_id:
+        if isinstance(row, Member) and row.patient_id:
             patients.add(row.patient_id)
         elif isinstance(row, LedgerEntry):
             members.add((row.org_id, row.member_id))
-
-
-def _is_patient(session: Session, row: StoredResource | ResourceVersion) -> bool:
-    """A Patient version: its resource is the row itself, or (an update) in the identity map;
-    no query is made during a flush."""
-    if isinstance(row, StoredResource):
-        return row.type == "Patient"
-    resource: Any = session.identity_map.get(identity_key(StoredResource, row.resource_id))
-    return isinstance(resource, StoredResource) and resource.type == "Patient"
 
 
 @event.listens_for(Session, "before_commit")
@@ -107,6 +104,8 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
 
 def registered() -> bool:
     """Whether this process's sessions enqueue refreshes (what the entry point test checks)."""
-    return event.contains(Session, "after_flush", _note) and event.contains(
-        Session, "before_commit", _enqueue
+    return (
+        event.contains(Session, "after_flush", _note)
+        and event.contains(Session, "before_commit", _enqueue)
+        and write_queue.observed(_note_version)
     )

@@ -11,10 +11,9 @@ from fhir_adapters import rules as fhir_rules
 from referral_service.consent.rules import Purpose
 from referral_service.consent.service import decide
 from referral_service.errors import BusinessRuleViolation, Invalid
-from referral_service.organisations import repository as organisations
 from referral_service.referrals import rules as referral_rules
 from referral_service.referrals.intake import Intake, Target
-from referral_service.referrals.targets import check_reference_targets, lookup
+from referral_service.referrals.targets import check_reference_targets, lookup, organisation
 from referral_service.store import repository as store
 from referral_service.store import service as resources
 from referral_service.wellbeing import service as wellbeing
@@ -31,7 +30,7 @@ def check(intake: Intake, target: Target) -> None:
             referral_rules.check_service_request_update(old, data)
         else:
             referral_rules.check_new_referral_status(data)
-            practice = organisations.get(intake.ctx.session, principal.org_id)
+            practice = organisation(intake, principal.org_id)
             referral_rules.check_requester(principal, data, practice.ods_code if practice else None)
             _check_referral_consent(intake, data)
     elif entry.rtype == "Task":
@@ -91,6 +90,9 @@ def _check_referral_consent(intake: Intake, sr: dict[str, Any]) -> None:
         patient,
         Purpose.REFERRAL,
         pending=pending,
+        new_patient=any(
+            t.ref == patient and t.write and t.existing is None for t in intake.targets
+        ),
     )
     if not decision.permitted:
         raise BusinessRuleViolation(

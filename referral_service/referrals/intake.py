@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from referral_service.context import Context
+from referral_service.organisations.models import Organisation
 from referral_service.store.models import StoredResource
 from referral_service.store.service import Version
 from referral_service.wellbeing import service as wellbeing
@@ -56,3 +57,12 @@ class Intake:
     with_task: set[str] = field(default_factory=set)
     scored: dict[str, wellbeing.ScoredResponse] = field(default_factory=dict)  # QR ref -> scores
     known_orgs: set[str] = field(default_factory=lambda: {"spis"})  # Organization ids seen to exist
+    # Stored resources read by the checks (`targets.lookup`), by reference: nothing is written
+    # before every check has passed, so a second read would find the same.
+    read: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # Organisations read in this intake, kept: the identity map alone holds them weakly.
+    organisations: dict[str, Organisation | None] = field(default_factory=dict)
+
+    def creates(self, ref: str | None) -> bool:
+        """Whether this intake creates `ref` (a new id: nothing stored refers to it yet)."""
+        return any(t.ref == ref and t.write and t.existing is None for t in self.targets)

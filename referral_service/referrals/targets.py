@@ -13,6 +13,7 @@ from referral_service.context import Context
 from referral_service.errors import Invalid, MultipleMatches
 from referral_service.kit.ids import new_id
 from referral_service.organisations import repository as organisations
+from referral_service.organisations.models import Organisation
 from referral_service.referrals.intake import (
     CREATABLE,
     STORED_TYPES,
@@ -125,7 +126,9 @@ def lookup(intake: Intake, ref: str | None) -> dict[str, Any] | None:
     parts = fhir_rules.split_reference(ref)
     if parts is None or parts[0] not in STORED_TYPES:
         return None
-    return resources.load_json(intake.ctx, parts[0], parts[1])
+    if ref not in intake.read:
+        intake.read[ref] = resources.load_json(intake.ctx, parts[0], parts[1])
+    return intake.read[ref]
 
 
 def check_reference_targets(intake: Intake, target: Target) -> None:
@@ -147,9 +150,16 @@ def check_reference_targets(intake: Intake, target: Target) -> None:
         _check_reference_target(intake, target.entry.rtype, *parts)
 
 
+def organisation(intake: Intake, org_id: str) -> Organisation | None:
+    """Read once per intake: the practice's own is both referred to and checked against."""
+    if org_id not in intake.organisations:
+        intake.organisations[org_id] = organisations.get(intake.ctx.session, org_id)
+    return intake.organisations[org_id]
+
+
 def _check_reference_target(intake: Intake, source: str, rtype: str, rid: str) -> None:
     if rtype == "Organization":
-        if rid not in intake.known_orgs and organisations.get(intake.ctx.session, rid) is None:
+        if rid not in intake.known_orgs and organisation(intake, rid) is None:
             raise Invalid(f"{source} refers to an unknown Organization", issue_code="not-found")
         intake.known_orgs.add(rid)
     elif rtype not in STORED_TYPES:

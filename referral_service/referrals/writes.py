@@ -75,8 +75,7 @@ def _write_scored(intake: Intake, target: Target, rid: ResourceId) -> Version:
 def _about_new_patient(intake: Intake, consent: dict[str, Any]) -> bool:
     """A Consent for a Patient created in this same intake changes nothing already shared: there
     is no earlier referral or time bank record to stop or to share back yet."""
-    patient = fhir_rules.reference(consent.get("patient"))
-    return any(t.ref == patient and t.write and t.existing is None for t in intake.targets)
+    return intake.creates(fhir_rules.reference(consent.get("patient")))
 
 
 def _consent_changed(ctx: Context, tenant: OrgId, consent: dict[str, Any]) -> None:

@@ -27,11 +27,16 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import (
+    InstrumentedAttribute,
+    Session,
+)
+from sqlalchemy.orm.attributes import set_committed_value
 
+from referral_service.keys import ring
 from referral_service.kit.refs import Ref
 from referral_service.principal import Principal
-from referral_service.store import sealing, unreadable
+from referral_service.store import sealing, unreadable, write_queue
 from referral_service.store.models import (
     ResourceGrant,
     ResourceVersion,
@@ -105,6 +110,8 @@ class IdMatch:
 
 
 Match = TokenMatch | DateMatch | IdMatch
+# A search index row's values without its resource's id and type (`service.index_values`).
+IndexRow = dict[str, Any]
 # A query is an AND of clauses; each clause is an OR of matches (comma-separated values).
 Query = Sequence[Sequence[Match]]
 
@@ -186,15 +193,33 @@ def versions(
 
 
 def insert_resource(
-    session: Session, row: StoredResource, index: Iterable[SearchIndex], grants: Iterable[str] = ()
+    session: Session, row: StoredResource, index: Iterable[IndexRow], grants: Iterable[str] = ()
 ) -> None:
-    """Queued, not sent: the unit of work writes a whole Bundle's rows in one INSERT per table at
-    the next flush (PostgreSQL: multi-row VALUES); autoflush sends them before any later query.
-    Bodies are sealed on the way out (store/sealing.py)."""
-    session.add(row)
-    _add_version_and_index(session, row, index)
-    for org_id in set(grants):
-        session.add(ResourceGrant(resource_id=row.id, org_id=org_id))
+    """Queued, not sent (store/write_queue.py): a whole Bundle's rows go in one INSERT per table
+    before the next statement, as the unit of work's autoflush would send them, for a fraction of
+    its cost. Bodies are sealed here. The row joins the session as persistent, so that reading
+    it back by id in this transaction (`session.get`) needs no query."""
+    connection = session.connection()
+    # Sealing may read the current key: a statement, which sends the queue. Seal, then queue.
+    sealed = sealing.seal_resource(connection, row, row.version_id, row.body)
+    version = _version_row(connection, row)
+    queued = write_queue.queue(connection)
+    queued.resources.append(
+        {
+            "id": row.id,
+            "type": row.type,
+            "version_id": row.version_id,
+            "last_updated": row.last_updated,
+            "org_id": row.org_id,
+            "body": sealed,
+        }
+    )
+    queued.versions.append(version)
+    rows = _index_rows(row, index)
+    queued.index.extend(rows)
+    queued.grants.extend({"resource_id": row.id, "org_id": org} for org in sorted(set(grants)))
+    write_queue.queued_version(session, row.type, row.id, rows)
+    write_queue.hold(session, row)
 
 
 def insert_many(
@@ -208,6 +233,7 @@ def insert_many(
     only: the request path inserts through `insert_resource`. PostgreSQL takes them with COPY
     (about half as fast again as executemany, DESIGN §13); other databases with Core executemany.
     Every dict of one list has the same keys."""
+    write_queue.send(session.connection())  # COPY is no statement the queue would see
     copy = session.get_bind().dialect.name == "postgresql"
     for model, rows in (
         (StoredResource, resources),
@@ -240,11 +266,14 @@ def refresh_statistics(session: Session) -> None:
 
 
 def update_resource(
-    session: Session, row: StoredResource, body: bytes, when: datetime, index: Iterable[SearchIndex]
+    session: Session, row: StoredResource, body: bytes, when: datetime, index: Iterable[IndexRow]
 ) -> bool:
-    """Optimistic: succeeds only if nobody else wrote a newer version meanwhile."""
+    """Optimistic: succeeds only if nobody else wrote a newer version meanwhile. `row` then
+    holds the new version (as a reload would, without one); its version and index rows are
+    queued as `insert_resource` queues them."""
     version_id = row.version_id + 1
-    sealed = sealing.seal_resource(session.connection(), row, version_id, body)
+    connection = session.connection()
+    sealed = sealing.seal_resource(connection, row, version_id, body)
     result = session.execute(
         update(StoredResource)
         .where(StoredResource.id == row.id, StoredResource.version_id == row.version_id)
@@ -253,27 +282,31 @@ def update_resource(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.expire(row)
     session.execute(delete(SearchIndex).where(SearchIndex.resource_id == row.id))
-    _add_version_and_index(session, session.get_one(StoredResource, row.id), index)
+    for name, value in (("version_id", version_id), ("last_updated", when), ("body", body)):
+        set_committed_value(row, name, value)
+    version = _version_row(connection, row)
+    queued = write_queue.queue(connection)
+    queued.versions.append(version)
+    rows = _index_rows(row, index)
+    queued.index.extend(rows)
+    write_queue.queued_version(session, row.type, row.id, rows)
     return True
 
 
-def _add_version_and_index(
-    session: Session, row: StoredResource, index: Iterable[SearchIndex]
-) -> None:
-    session.add(
-        ResourceVersion(
-            resource_id=row.id,
-            version_id=row.version_id,
-            last_updated=row.last_updated,
-            org_id=row.org_id,
-            body=row.body,
-        )
-    )
-    for entry in index:
-        entry.resource_id, entry.resource_type = row.id, row.type
-        session.add(entry)
+def _version_row(connection: Connection, row: StoredResource) -> dict[str, object]:
+    aad = sealing.version_aad(row.id, row.version_id, row.org_id)
+    return {
+        "resource_id": row.id,
+        "version_id": row.version_id,
+        "last_updated": row.last_updated,
+        "org_id": row.org_id,
+        "body": ring.seal(connection, aad, row.body),
+    }
+
+
+def _index_rows(row: StoredResource, index: Iterable[IndexRow]) -> list[dict[str, object]]:
+    return [{"resource_id": row.id, "resource_type": row.type, **values} for values in index]
 
 
 def search(

@@ -29,7 +29,7 @@ from referral_service.kit.ids import new_id
 from referral_service.kit.refs import Ref
 from referral_service.organisations.models import OrgKind
 from referral_service.store import repository, unreadable
-from referral_service.store.models import SearchIndex, StoredResource
+from referral_service.store.models import StoredResource
 
 NHS_NUMBER_INDEX = "nhs-number"
 
@@ -94,7 +94,7 @@ def create(
         id=rid, type=rtype, version_id=1, last_updated=now, org_id=owner, body=body
     )
     grants = [org for org in share_with if org != owner]
-    repository.insert_resource(ctx.session, row, index_rows(ctx, rtype, data, owner), grants)
+    repository.insert_resource(ctx.session, row, index_values(ctx, rtype, data, owner), grants)
     status, business = _codes(data)
     changes.record(
         ctx.session,
@@ -117,7 +117,7 @@ def update(ctx: Context, row: StoredResource, data: dict[str, Any]) -> Version:
     version_id = row.version_id + 1
     previous_status, previous_business = _codes(as_dict(row))
     body = stamp(data, row.id, version_id, now)
-    index = index_rows(ctx, row.type, data, row.org_id)
+    index = index_values(ctx, row.type, data, row.org_id)
     if not repository.update_resource(ctx.session, row, body, now, index):
         raise VersionConflict(f"{row.type}/{row.id} was changed by someone else; read it again")
     status, business = _codes(data)
@@ -220,15 +220,11 @@ def token_value(
     return value
 
 
-def index_rows(ctx: Context, rtype: str, data: dict[str, Any], tenant: str) -> list[SearchIndex]:
-    return [SearchIndex(**values) for values in index_values(ctx, rtype, data, tenant)]
-
-
 def index_values(
     ctx: Context, rtype: str, data: dict[str, Any], tenant: str
 ) -> list[dict[str, Any]]:
-    """The column values of each search index row (without the resource's id and type), as
-    `index_rows` makes them; `bulk.py` inserts these without building ORM objects."""
+    """The column values of each search index row, without the resource's id and type (the
+    repository adds them)."""
     return [_index_value(ctx, rtype, entry, tenant) for entry in index_entries(rtype, data)]
 
 

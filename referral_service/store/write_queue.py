@@ -1,0 +1,172 @@
+"""New store rows queued on the connection and sent as one INSERT per table (executemany) just
+before the next statement of any kind runs on that connection, or the transaction commits.
+
+The repository's writes (`repository.insert_resource`, `repository.update_resource`) queue their
+`resource`, `resource_version`, `search_index` and `resource_grant` rows here instead of going
+through the ORM's unit of work, which costs far more per row than the rows themselves. The rule
+is the unit of work's autoflush, on the connection: whatever runs next (a query, the ORM's own
+flush, a SAVEPOINT, a RELEASE) sees the rows, so no reader can tell that they were queued; a
+transaction or savepoint that rolls back drops what it queued, unsent. A SAVEPOINT is itself a
+statement, so the rows queued before it are sent before it, inside the enclosing transaction: the
+queue never holds rows of more than the innermost transaction.
+
+Bodies are sealed before they are queued (store/sealing.py binds each to its row), and the rows
+are plain column values: no ORM events run for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Table, event, insert
+from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
+
+from referral_service.store.models import (
+    ResourceGrant,
+    ResourceVersion,
+    SearchIndex,
+    StoredResource,
+)
+
+_KEY = "spis.store.queued_rows"
+Row = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Queued:
+    """Rows waiting, parents first: the order they are sent in."""
+
+    resources: list[Row] = field(default_factory=list)
+    versions: list[Row] = field(default_factory=list)
+    index: list[Row] = field(default_factory=list)
+    grants: list[Row] = field(default_factory=list)
+
+    def batches(self) -> tuple[tuple[Table, list[Row]], ...]:
+        return (
+            (_table(StoredResource), self.resources),
+            (_table(ResourceVersion), self.versions),
+            (_table(SearchIndex), self.index),
+            (_table(ResourceGrant), self.grants),
+        )
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def queue(connection: Connection) -> Queued:
+    """This transaction's queue (made on first use)."""
+    queued: Queued | None = connection.info.get(_KEY)
+    if queued is None:
+        queued = connection.info[_KEY] = Queued()
+    return queued
+
+
+def send(connection: Connection) -> None:
+    """Send what is queued now (one executemany per table). Taken off the queue first: the
+    INSERTs are statements too, and must not send it again."""
+    if connection.invalidated:
+        return
+    queued: Queued | None = connection.info.pop(_KEY, None)
+    if queued is None:
+        return
+    for table, rows in queued.batches():
+        if rows:
+            connection.execute(insert(table), rows)
+
+
+def _drop(connection: Connection, *_: Any) -> None:
+    if not connection.invalidated:
+        connection.info.pop(_KEY, None)
+
+
+@event.listens_for(Engine, "before_execute")
+def _before_execute(connection: Connection, *_: Any) -> None:
+    if not connection.invalidated and _KEY in connection.info:
+        send(connection)
+
+
+@event.listens_for(Engine, "commit")
+def _before_commit(connection: Connection) -> None:
+    # Sessions send the queue before they commit (repository.py); this is for a bare connection.
+    if not connection.invalidated and _KEY in connection.info:
+        send(connection)
+
+
+event.listen(Engine, "begin", _drop)
+event.listen(Engine, "rollback", _drop)
+event.listen(Engine, "rollback_savepoint", _drop)
+
+
+# --- what a session queued -----------------------------------------------------------------------
+
+# Called for each resource version queued, with its search index rows: what used to watch the
+# unit of work's new rows (outcomes/triggers.py) watches these instead.
+Observer = Callable[[Session, str, str, Sequence[Row]], None]  # session, type, id, index rows
+_OBSERVERS: list[Observer] = []
+
+
+def on_queued(observer: Observer) -> Observer:
+    """Register an observer (idempotent)."""
+    if observer not in _OBSERVERS:
+        _OBSERVERS.append(observer)
+    return observer
+
+
+def observed(observer: Observer) -> bool:
+    return observer in _OBSERVERS
+
+
+def queued_version(session: Session, rtype: str, rid: str, index: Sequence[Row]) -> None:
+    """A resource version and its index rows were queued by this session."""
+    session.info[_QUEUED] = True
+    for observer in _OBSERVERS:
+        observer(session, rtype, rid, index)
+
+
+_QUEUED = "spis.store.queued"  # this session queued rows since it last sent them
+_HELD = "spis.store.held"  # (row, innermost savepoint when inserted): kept in the identity map
+
+
+def hold(session: Session, row: StoredResource) -> None:
+    """A new row, queued: persistent in the session without the unit of work, and strongly
+    referenced until the transaction ends (the identity map's own references are weak), so that
+    reading it back by id needs no query."""
+    make_transient_to_detached(row)
+    session.add(row)
+    session.info.setdefault(_HELD, []).append((row, session.get_nested_transaction()))
+
+
+@event.listens_for(Session, "before_commit")
+def _send_before_commit(session: Session) -> None:
+    if session.info.pop(_QUEUED, False):
+        send(session.connection())
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _expunge_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    """Rows inserted in what rolled back were never sent: out of the identity map, as the unit
+    of work takes out the rows it inserted."""
+    held: list[tuple[StoredResource, SessionTransaction | None]] = session.info.get(_HELD, [])
+    gone = [pair for pair in held if not previous.nested or _inside(pair[1], previous)]
+    for row, _ in gone:
+        if row in session:
+            session.expunge(row)
+    held[:] = [pair for pair in held if pair not in gone]
+
+
+def _inside(scope: SessionTransaction | None, savepoint: SessionTransaction) -> bool:
+    while scope is not None:
+        if scope is savepoint:
+            return True
+        scope = scope.parent
+    return False
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_HELD, None)
+        session.info.pop(_QUEUED, None)
