@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from referral_service.audit.repository import SEALER_LOCK_KEY
 from referral_service.config import Settings
 from referral_service.db import make_engine, make_sessionmaker
 from referral_service.keys import ring as key_ring
@@ -80,6 +81,10 @@ def _truncate_all(engine: Engine) -> None:
     existing = set(inspect(engine).get_table_names())
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name in existing)
     with engine.begin() as conn:
+        # The sealers' lock first: a sealer thread still running (the session-wide server's, an
+        # app's lifespan) then skips its turn instead of locking the audit tables in another
+        # order than TRUNCATE does, which PostgreSQL would end as a deadlock.
+        conn.execute(select(func.pg_advisory_xact_lock(SEALER_LOCK_KEY)))
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 

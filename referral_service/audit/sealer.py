@@ -27,6 +27,7 @@ log = logging.getLogger("spis.audit.sealer")
 
 BATCH = 1000  # events per turn; a full batch is followed by another turn at once
 INTERVAL_S = 0.25  # between turns when the queue was drained
+SEALER_THREAD = "spis-audit-sealer"  # the thread's name, as tools and tests see it
 
 
 def seal(
@@ -91,7 +92,7 @@ class Sealer:
         self._failures = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="spis-audit-sealer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=SEALER_THREAD, daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -43,8 +43,8 @@ def _fail() -> None:
         raise RuntimeError("the message quotes {MARKER}") from exc
 
 
-def create_app(settings=None):
-    app = _create_app(settings)
+def create_app(settings=None, **options):
+    app = _create_app(settings, **options)
     app.add_api_route("{FAULT_PATH}", _fail)
     return app
 

@@ -4,11 +4,13 @@ back is never written; a row read back by id comes from the identity map, with n
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from referral_service.audit.sealer import SEALER_THREAD
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.organisations.models import OrgKind
@@ -69,7 +71,8 @@ def test_a_rolled_back_transaction_writes_nothing_and_a_new_row_reads_back_witho
     statements: list[str] = []
 
     def seen(*args: Any) -> None:
-        statements.append(str(args[2]))
+        if threading.current_thread().name != SEALER_THREAD:  # an app's audit sealer
+            statements.append(str(args[2]))
 
     with session_factory() as session:
         ctx = Context(session, principal, settings)
