@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -11,7 +10,6 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Select,
     Table,
     and_,
     delete,
@@ -24,7 +22,6 @@ from sqlalchemy import (
     select,
     text,
     true,
-    union_all,
     update,
 )
 from sqlalchemy.orm import (
@@ -346,64 +343,18 @@ def search_page(
     """A page of a FHIR search without the ORM, as `read`: up to `count` rows out of the session,
     those whose body does not open marked (`unreadable.partition`), and whether more match.
     One statement: the look-ahead row and the live data keys come with the page."""
-    stmt = _page(principal, rtype, query, count + 1, offset, newest_first)
-    connection = session.connection()
-    with _planned_for_its_values(connection):
-        found = connection.execute(sealing.with_live_keys(stmt)).all()
-    return sealing.opened_resources(connection, found[:count]), len(found) > count
-
-
-@contextmanager
-def _planned_for_its_values(connection: Connection) -> Iterator[None]:
-    """Not as a prepared statement: psycopg prepares a statement run five times, and PostgreSQL
-    then plans it once for any values (a generic plan). How many rows a search value matches
-    decides whether walking the page order or collecting the matches first is right, so a
-    generic plan of a search page ran ten times slower (3 ms -> 30 ms). Planning costs a little
-    on each run instead."""
-    driver: Any = connection.connection.driver_connection
-    if not hasattr(driver, "prepare_threshold"):  # SQLite: nothing is prepared
-        yield
-        return
-    threshold = driver.prepare_threshold
-    driver.prepare_threshold = None
-    try:
-        yield
-    finally:
-        driver.prepare_threshold = threshold
-
-
-def _page(
-    principal: Principal, rtype: str, query: Query, limit: int, offset: int, newest_first: bool
-) -> Select[*tuple[Any, ...]]:
-    """`readable` as two queries, the caller's own rows and the rows shared with it, each in page
-    order and cut at the page's end, then merged: the OR in `readable` keeps the planner from
-    walking `ix_resource_type_org_updated` in order and stopping there, so every search sorted
-    all the type's matches of every tenant. Both halves are disjoint (a grant never names the
-    owner), so the union is exactly the readable rows."""
-    matches = [StoredResource.type == rtype, *(_clause(rtype, c) for c in query)]
-    if principal.system:
-        stmt = select(*_RESOURCE_COLUMNS).where(*matches)
-        return stmt.order_by(*_page_order(newest_first)).limit(limit).offset(offset)
-    own = select(*_RESOURCE_COLUMNS).where(*matches, StoredResource.org_id == principal.org_id)
-    shared = (
+    stmt = sealing.with_live_keys(
         select(*_RESOURCE_COLUMNS)
-        .join(
-            ResourceGrant,
-            and_(
-                ResourceGrant.resource_id == StoredResource.id,
-                ResourceGrant.org_id == principal.org_id,
-            ),
+        .where(
+            StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query)
         )
-        .where(*matches, StoredResource.org_id != principal.org_id)
+        .order_by(*_page_order(newest_first))
+        .limit(count + 1)
+        .offset(offset)
     )
-    halves = [
-        half.order_by(*_page_order(newest_first)).limit(limit + offset).subquery()
-        for half in (own, shared)
-    ]
-    both = union_all(*(select(half) for half in halves)).subquery()
-    updated = both.c.last_updated
-    order = (updated.desc() if newest_first else updated.asc(), both.c.id.asc())
-    return select(*both.c).order_by(*order).limit(limit).offset(offset)
+    connection = session.connection()
+    found = connection.execute(stmt).all()
+    return sealing.opened_resources(connection, found[:count]), len(found) > count
 
 
 def _page_order(newest_first: bool) -> tuple[ColumnElement[Any], ...]:
