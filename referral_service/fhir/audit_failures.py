@@ -59,7 +59,7 @@ _INSTANCE_KINDS = {
 def record_request_failure(request: Request, status: int, issue_code: str) -> None:
     """Audit a refused (4xx) or failed (5xx) /fhir request in a transaction of its own, after the
     request's own transaction rolled back. Only callers with a valid token are audited: auditing
-    anonymous requests would let anyone make SPIS write (and queue on the append lock)."""
+    anonymous requests would let anyone make SPIS write (and fill the audit trail)."""
     what = request_kind(request.method, request.url.path)
     if what is None or status == 401:
         return

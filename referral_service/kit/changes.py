@@ -17,8 +17,8 @@ Changes recorded inside a savepoint that rolls back (a failed batch entry, a job
 failed) are dropped with it; a transaction that rolls back hands over nothing.
 
 This listener runs before the other `before_commit` listeners (`insert=True`): a processor may
-lock rows (a subscription), and taking those locks before the audit trail's one append lock keeps
-the order of locks the same in every transaction.
+lock rows (a subscription), and taking those locks first, before the audit events are inserted,
+keeps the order of locks the same in every transaction.
 """
 
 from __future__ import annotations
