@@ -14,14 +14,17 @@ redis://127.0.0.1:6379/11, a database of its own, flushed at the end), else memo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import secrets
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ from typing import Any
 import common
 import orjson
 from api_setup import BATCH_ENTRIES, Prepared, Secrets, Systems, prepared, register
-from cpu import MemorySampler, Watch, cpu_breakdown, cpu_sample
+from cpu import MemorySampler, Watch, cpu_breakdown, cpu_sample, worker_pids
 from floor import measure_floor
 from load import WrkMissing, WrkRun, closed_loop, wrk, wrk_path
 from peer import PeerUnavailable, peer_env, peer_server
@@ -51,6 +54,7 @@ TARGETS = {
     "worker_rss_mb": 250.0,  # at most
 }
 READS_AIM = 3000.0
+PHASES = ("intake", "reads", "search", "batch")
 
 
 @dataclass
@@ -82,7 +86,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-peer", action="store_true", help="leave out the peer")
     parser.add_argument("--output", type=Path, default=common.RESULTS)
     parser.add_argument("--quick", action="store_true", help="one short run each: ~90 s")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [name for name in text.split(",") if name],
+        help=f"a probe while working: only these phases ({','.join(PHASES)}), no floor, no peer, "
+        "nothing written to the results (search runs intake first, for the Tasks it finds)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy (`pip install py-spy`) records each worker during each timed run, "
+        "--gil --format raw, into this folder",
+    )
     args = parser.parse_args()
+    if args.only and (unknown := set(args.only) - set(PHASES)):
+        parser.error(f"--only: no phase {', '.join(sorted(unknown))} (phases: {', '.join(PHASES)})")
     if args.quick:
         args.runs, args.duration, args.read_duration, args.batch_duration = 1, 5.0, 4.0, 10.0
         args.warmup, args.floor_duration = 2.0, 2.0
@@ -164,6 +182,7 @@ class Bench:
     setup: Prepared
     memory: list[dict[str, Any]] = field(default_factory=list)
     _nhs_block: int = 0
+    _profiled: int = 0
 
     def token(self, system: Any) -> str:
         from tests.fixtures.server import access_token
@@ -173,12 +192,53 @@ class Bench:
     def measured(self, phase: str, load: Callable[[], WrkRun]) -> WrkRun:
         """One wrk run with the CPU and the workers' memory sampled around it."""
         before = cpu_sample(self.watch)
-        with MemorySampler(self.watch.server_sid) as memory:
+        with MemorySampler(self.watch.server_sid) as memory, self.profiled(phase):
             run = load()
         run.cpu = cpu_breakdown(before, cpu_sample(self.watch))
         run.memory = memory.peak()
         self.memory.append({"phase": phase, **run.memory})
         return run
+
+    @contextlib.contextmanager
+    def profiled(self, phase: str) -> Iterator[None]:
+        """py-spy on every worker while the run lasts, with --profile (warm-ups too, named so)."""
+        if not self.args.profile:
+            yield
+            return
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        self._profiled += 1
+        spy_path = shutil.which(
+            "py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+        )
+        if spy_path is None:
+            raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+        spies = [
+            subprocess.Popen(  # noqa: S603 - py-spy on our own workers
+                [
+                    spy_path,
+                    "record",
+                    "--gil",
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "--pid",
+                    str(pid),
+                    "--output",
+                    str(self.args.profile / f"{phase}-{self._profiled}-{pid}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pid in worker_pids(self.watch.server_sid)
+        ]
+        try:
+            yield
+        finally:
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+            for spy in spies:
+                spy.wait(timeout=30)
 
     def repeat(
         self,
@@ -356,11 +416,13 @@ def main() -> int:
         return 2
     began = time.monotonic()
     load_before = os.getloadavg()
+    if args.only:
+        return probe(args)
     floors, single = run_floor(args)
     peer = measure_peer(args)
     broker, broker_note = choose_broker()
     try:
-        phases, memory, server_log = run_spis(args, broker)
+        phases, memory, server_log = run_spis(args, broker, PHASES)
     finally:
         flush_broker(broker)
     results = build_results(
@@ -386,6 +448,22 @@ def main() -> int:
     return 0
 
 
+def probe(args: argparse.Namespace) -> int:
+    """--only: the phases asked for, their per-run lines, nothing written."""
+    names = [
+        name for name in PHASES if name in args.only or (name == "intake" and "search" in args.only)
+    ]
+    broker, _ = choose_broker()
+    try:
+        phases, _, _ = run_spis(args, broker, tuple(names))
+    finally:
+        flush_broker(broker)
+    bad = {name: p.failures() for name, p in phases.items() if p.failures()}
+    bad.update({name: p.stored["lost"] for name, p in phases.items() if p.stored.get("lost")})
+    print(f"probe only, nothing written; failures or lost: {bad or 'none'}", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def run_floor(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     from tests.fixtures.server import referral_bundles
 
@@ -400,7 +478,7 @@ def run_floor(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[di
 
 
 def run_spis(
-    args: argparse.Namespace, broker: str
+    args: argparse.Namespace, broker: str, names: tuple[str, ...]
 ) -> tuple[dict[str, Phase], list[dict[str, Any]], str]:
     from tests.fixtures.server import server_process
 
@@ -414,7 +492,7 @@ def run_spis(
                 watch = Watch(server.pid, common.database_name(url))
                 bench = Bench(args, server.base_url, url, watch, systems, setup)
                 phases = {}
-                for name in ("intake", "reads", "search", "batch"):
+                for name in names:
                     print(f"{name} ...", file=sys.stderr)
                     phases[name] = getattr(bench, name)()
             server_log = server.log_path.read_text(errors="replace")
