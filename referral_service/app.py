@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
     from referral_service.fhir.subscriptions import router as subscriptions_router
     from referral_service.health.endpoints import router as health_router
     from referral_service.keys.jose import key_store
+    from referral_service.kit.route_index import index_routes
     from referral_service.ledger.endpoints import router as ledger_router
     from referral_service.openapi import install_openapi
     from referral_service.transit.endpoints import router as transit_router
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
     app.include_router(transit_router)
     app.include_router(health_router)
     install_web(app)  # the pages and /static; after the handlers above, which it wraps
+    index_routes(app)  # last: it indexes every route added above
     app.add_middleware(TransitMiddleware)
     # Added last, so outermost: no exception escapes to Starlette and uvicorn, which would log it
     # with its message.
