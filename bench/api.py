@@ -54,7 +54,7 @@ TARGETS = {
     "worker_rss_mb": 250.0,  # at most
 }
 READS_AIM = 3000.0
-PHASES = ("intake", "reads", "search", "batch")
+PHASES = ("ceiling", "intake", "reads", "search", "batch")
 
 
 @dataclass
@@ -347,6 +347,16 @@ class Bench:
 
         return self.repeat(Phase("reads"), self.args.read_duration, load)
 
+    def ceiling(self) -> Phase:
+        """GET /healthz through the same server: uvicorn, the middleware, routing and the access
+        log, no database and no token. What any request of the API costs at least."""
+
+        def load(seconds: float) -> WrkRun:
+            env = {"TOKEN": "", "COUNT": '"status":"ok"', "EXPECT": "1"}
+            return wrk("get.lua", f"{self.base_url}/healthz", seconds, env)
+
+        return self.repeat(Phase("ceiling"), self.args.read_duration, load)
+
     def search(self) -> Phase:
         from tests.fixtures.server import fhir_base
 
@@ -553,6 +563,7 @@ def build_results(
         "floor_cpu_us_per_bundle": common.metric([f["cpu_us"] for f in floors], "µs CPU"),
         "validate_us_per_bundle_1proc": common.metric([s["validate_us"] for s in single], "µs"),
         "load_json_us_per_bundle_1proc": common.metric([s["load_json_us"] for s in single], "µs"),
+        **_phase_metrics(phases["ceiling"], "answers/s"),
         **_phase_metrics(phases["reads"], "reads/s"),
         **_phase_metrics(phases["search"], "searches/s"),
         **_phase_metrics(batch, "bundles/s"),
@@ -695,6 +706,9 @@ NOTES = [
     "SPIS adds the Task); a new NHS number and referral identifier per request",
     "floor: fhir_adapters load_json + validate_resource of the same Bundle in 2 processes at "
     "once, nothing else of ours running; the aim is intake / floor >= 0.5",
+    "ceiling: GET /healthz through the same server (uvicorn, the middleware, routing, the access "
+    'log; no database, no token), each answer {"status": "ok"}: what any request costs at '
+    "least on these cores, so what reads and search can approach",
     "reads: GET /fhir/ServiceRequest/<id> by the practice that wrote it (audited, consent- and "
     "tenant-checked), each answer a ServiceRequest",
     "search: GET /fhir/Task?status=requested&_count=50 by the practice, after intake stored "
@@ -735,6 +749,13 @@ def print_table(results: dict[str, Any]) -> None:
             f"  {met}"
         )
     m = results["metrics"]
+    ceiling, reads = m["ceiling_per_s"]["median"], m["reads_per_s"]["median"]
+    print(
+        f"framework ceiling (GET /healthz, same server, no database): {ceiling:,.0f}/s; reads "
+        f"are {reads / ceiling:.0%} of it"
+        if ceiling
+        else "framework ceiling: no answers"
+    )
     print(
         f"latency p50/p99 ms: intake {m['intake_p50_ms']['median']:g}/{m['intake_p99_ms']['median']:g}"
         f", reads {m['reads_p50_ms']['median']:g}/{m['reads_p99_ms']['median']:g}"
