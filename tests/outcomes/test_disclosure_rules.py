@@ -24,7 +24,12 @@ from referral_service.outcomes.disclosure import (
     rounded,
     suppress_counts,
 )
-from referral_service.outcomes.statistics import mean_ci, median_iqr, published
+from referral_service.outcomes.statistics import (
+    _standard_interval,
+    mean_ci,
+    median_iqr,
+    published,
+)
 
 P, M, R = Stratifier.PRACTICE, Stratifier.MONTH, Stratifier.REASON
 TOTAL = (Stratifier.TOTAL, "")
@@ -333,6 +338,11 @@ def test_mean_ci_is_scipys_t_interval() -> None:
     assert mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)  # no spread: scipy would give NaN
     assert mean_ci([3.0]) == (3.0, None, None)
     assert mean_ci([]) is None
+
+
+def test_the_standard_interval_is_scipys_to_the_last_bit() -> None:
+    for df in [*range(1, 400), 999, 1_000, 12_345, 10**6, 10**9]:
+        assert _standard_interval(df) == tuple(float(x) for x in stats.t.interval(0.95, df)), df
 
 
 def test_median_and_quartiles_use_the_inclusive_method() -> None:
