@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -327,7 +328,8 @@ def search(
         .limit(limit)
         .offset(offset)
     )
-    return list(session.scalars(stmt))
+    with planned_for_its_values(session.connection()):
+        return list(session.scalars(stmt))
 
 
 def search_page(
@@ -353,13 +355,37 @@ def search_page(
         .offset(offset)
     )
     connection = session.connection()
-    found = connection.execute(stmt).all()
+    with planned_for_its_values(connection):
+        found = connection.execute(stmt).all()
     return sealing.opened_resources(connection, found[:count]), len(found) > count
 
 
+@contextmanager
+def planned_for_its_values(connection: Connection) -> Iterator[None]:
+    """Statements run inside are never server-side prepared statements. psycopg prepares a
+    statement it has run five times on a connection, and after five more runs PostgreSQL may
+    plan it once for any values (a generic plan). How many rows a search value matches decides
+    whether walking the page order or looking the value up first is right: a generic plan of a
+    search page ignored it and ran ten times slower (3 ms -> 30 ms). Planning each run costs
+    ~0.3 ms instead. Nothing to do on SQLite, which prepares nothing across statements."""
+    driver: Any = connection.connection.driver_connection
+    if not hasattr(driver, "prepare_threshold"):
+        yield
+        return
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = threshold
+
+
 def _page_order(newest_first: bool) -> tuple[ColumnElement[Any], ...]:
-    updated = StoredResource.last_updated
-    return (updated.desc() if newest_first else updated.asc(), StoredResource.id.asc())
+    """Newest first, ties by id descending: the exact reverse of oldest first, so that either
+    walks `ix_resource_type_updated` (type, last_updated, id) in order, forwards or backwards,
+    and stops at the page's end instead of sorting every match."""
+    updated, rid = StoredResource.last_updated, StoredResource.id
+    return (updated.desc(), rid.desc()) if newest_first else (updated.asc(), rid.asc())
 
 
 def read_many(session: Session, principal: Principal, refs: Iterable[Ref]) -> list[StoredResource]:
@@ -468,4 +494,5 @@ def count(session: Session, principal: Principal, rtype: str, query: Query) -> i
             StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query)
         )
     )
-    return int(session.scalar(stmt) or 0)
+    with planned_for_its_values(session.connection()):
+        return int(session.scalar(stmt) or 0)
