@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from fhir_adapters.search_params import parse_search_date
 from referral_service.config import Settings
 from referral_service.context import Context
 from referral_service.organisations.models import OrgKind
@@ -17,7 +18,7 @@ from referral_service.organisations.service import register
 from referral_service.principal import Principal
 from referral_service.store import repository, service
 from referral_service.store.models import StoredResource
-from referral_service.store.repository import TokenMatch
+from referral_service.store.repository import DateMatch, IdMatch, Query, TokenMatch
 
 FEMALE = [[TokenMatch("gender", "female")]]
 
@@ -145,3 +146,46 @@ def test_a_common_value_walks_the_page_order_and_stops_at_the_page_end(
         plan = "\n".join(session.scalars(text(f"EXPLAIN {sql}")))
     assert "ix_resource_type_updated" in plan, plan
     assert "Sort" not in plan, plan
+
+
+def test_one_statement_per_query_shape_serves_every_caller_and_value(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    """A page's statement is built once per shape and takes its values, the tenant's too, as
+    parameters: each caller and value finds what the statement built for it would find."""
+    ours, theirs = _practice(session_factory), _practice(session_factory, "F84002")
+    nhs = "https://fhir.nhs.uk/Id/nhs-number"
+    with session_factory() as session, session.begin():
+        mine = Context(session, ours, settings)
+        other = Context(session, theirs, settings)
+        for _ in range(2):
+            service.create(mine, "Patient", _patient())
+        man = service.create(mine, "Patient", _patient("male")).id
+        numbered = {**_patient(), "identifier": [{"system": nhs, "value": "9990000018"}]}
+        their_numbered = service.create(other, "Patient", numbered).id
+        their_woman = service.create(other, "Patient", _patient()).id
+    day = parse_search_date("2020-01-01")
+    queries: list[Query] = [
+        [[TokenMatch("gender", "female")]],
+        [[TokenMatch("gender", "male")]],
+        [[TokenMatch("gender", "female"), TokenMatch("gender", "male")]],
+        [[TokenMatch("gender", "female", own_only=ours.org_id)]],
+        [[TokenMatch("identifier", "9990000018", nhs, system_given=True)]],
+        [[TokenMatch("identifier", "9990000018", None, system_given=True)]],
+        [[TokenMatch("gender", None)], [IdMatch(man)]],
+        [[DateMatch("_lastUpdated", "gt", *day[1:])]],
+        [[DateMatch("_lastUpdated", "lt", *day[1:])]],
+        [],
+    ]
+    repository._PAGES.clear()
+    with session_factory() as session, session.begin():
+        for principal in (ours, theirs, ours):
+            for query in queries:
+                page, _ = repository.search_page(
+                    session, principal, "Patient", query, count=10, offset=0
+                )
+                plain = repository.search(session, principal, "Patient", query, limit=10, offset=0)
+                assert [r.id for r in page] == [r.id for r in plain], query
+        assert len(repository._PAGES) == len(queries) - 1  # female and male: one shape
+        found, _ = repository.search_page(session, theirs, "Patient", FEMALE, count=10, offset=0)
+        assert {r.id for r in found} == {their_woman, their_numbered}
