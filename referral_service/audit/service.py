@@ -132,8 +132,9 @@ def record_read(
     so a practice finds every disclosure of its patient's data."""
     groups: dict[_GroupKey, list[str]] = {}
     for row in rows:
-        patient = patient_id_of(row.type, row.id, orjson.loads(row.body))
-        groups.setdefault((row.org_id, patient), []).append(f"{row.type}/{row.id}")
+        rtype, rid = row.type, row.id
+        patient = _patient_of(rtype, rid, row.body)
+        groups.setdefault((row.org_id, patient), []).append(f"{rtype}/{rid}")
     if not groups and kind is Kind.SEARCH:
         groups[(None, None)] = []  # a search that found nothing is still a search
     action = Action.EXECUTE if kind is Kind.SEARCH else Action.READ  # FHIR: a search executes
@@ -210,6 +211,11 @@ def record_write(ctx: Context, kind: Kind, versions: Sequence[Version]) -> None:
         _record_groups(ctx, groups, kind, action, None)
 
 
+def _patient_of(rtype: str, rid: str, body: bytes) -> str | None:
+    """Which Patient a row is about: a Patient is itself (its body need not be parsed)."""
+    return rid if rtype == "Patient" else patient_id_of(rtype, rid, orjson.loads(body))
+
+
 def _record_groups(
     ctx: Context,
     groups: dict[_GroupKey, list[str]],
@@ -217,18 +223,28 @@ def _record_groups(
     action: Action,
     detail: str | None,
 ) -> None:
+    """One event per group (and per MAX_ENTITIES of its references), as `record` would queue
+    each; what they share (actor, purpose, time: one request) is worked out once, not per event
+    (a search page records up to 50)."""
+    shared = _event(ctx.principal, kind, action, (), None, None, None, Outcome.SUCCESS, detail)
     for (tenant, patient), refs in groups.items():
         for start in range(0, max(len(refs), 1), MAX_ENTITIES):
-            record(
-                ctx.session,
-                ctx.principal,
-                kind=kind,
-                action=action,
-                entities=refs[start : start + MAX_ENTITIES],
+            entities = tuple(r for r in refs[start : start + MAX_ENTITIES] if _REFERENCE.match(r))
+            event = chain.Event(
+                id=new_id(),
+                recorded=shared.recorded,
+                action=shared.action,
+                kind=shared.kind,
+                actor_client_id=shared.actor_client_id,
+                actor_org_id=shared.actor_org_id,
+                tenant_org_id=tenant,
                 patient_id=patient,
-                tenant=tenant,
-                detail=detail,
+                entities=entities,
+                purpose=shared.purpose,
+                outcome=shared.outcome,
+                detail=shared.detail,
             )
+            pending.add(ctx.session, event)
 
 
 def record_share(

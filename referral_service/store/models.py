@@ -22,7 +22,11 @@ class StoredResource(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"))
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_resource_type_org_updated", "type", "org_id", "last_updated"),)
+    __table_args__ = (
+        Index("ix_resource_type_org_updated", "type", "org_id", "last_updated"),
+        # A search page's order (repository._page_order), walked either way (migration 0021).
+        Index("ix_resource_type_updated", "type", "last_updated", "id"),
+    )
 
     def __repr__(self) -> str:
         return f"StoredResource({self.type}/{self.id}, v{self.version_id})"
