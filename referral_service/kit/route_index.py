@@ -110,9 +110,12 @@ def _paths(route: BaseRoute) -> list[str] | None:
         return None
     paths = []
     for context in contexts():
-        if context.starlette_route is not None or not isinstance(context.original_route, Route):
+        if context.starlette_route is None and isinstance(context.original_route, Route):
+            paths.append(context.path_format)  # a FastAPI route, the router's prefix applied
+        elif type(context.starlette_route) is Route:  # a plain route: matched as it is
+            paths.append(context.starlette_route.path)
+        else:
             return None
-        paths.append(context.path_format)
     return paths
 
 

@@ -137,3 +137,33 @@ def test_indexing_twice_keeps_one_index(app: FastAPI) -> None:
     index_routes(app)
     assert isinstance(app.router.routes[0], RouteIndex)
     assert app.router.routes[1:] == before[1:]
+
+
+def test_plain_routes_inside_a_router_and_mounts_are_indexed_soundly() -> None:
+    from fastapi import APIRouter
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount
+
+    async def plain(request: Any) -> PlainTextResponse:
+        return PlainTextResponse(f"plain {request.path_params}")
+
+    router = APIRouter(prefix="/fhir")
+
+    @router.get("/Task/{rid}")
+    async def task(rid: str) -> str:
+        return f"task {rid}"
+
+    router.add_route("/fhir/{rtype}/{rid}", plain, methods=["GET"])  # a plain route: no prefix
+    app = FastAPI()
+    app.include_router(router)
+    app.router.routes.append(Mount("/files", routes=[]))
+    index_routes(app)
+    index = app.router.routes[0]
+    assert isinstance(index, RouteIndex)
+    assert ("/fhir/", 4) in index._prefixes  # the router, by both of its routes' starts
+    assert index._always == {5}  # the mount: always tried
+    with TestClient(app) as client:
+        assert client.get("/fhir/Task/1").json() == "task 1"
+        assert client.get("/fhir/Patient/2").text == "plain {'rtype': 'Patient', 'rid': '2'}"
+        assert client.post("/fhir/Patient/2").status_code == 405
+        assert client.get("/files/x").status_code == 404
