@@ -40,6 +40,11 @@ class Decision:
     reason: str
 
 
+# Decisions already made in one intake or batch, by (tenant, patient, purpose, recipient): what
+# `decide` answers again without reading the Consents again (`known`).
+Decisions = dict[tuple[str, str, Purpose, str | None], Decision]
+
+
 def decide(
     ctx: Context,
     tenant: str,
@@ -49,6 +54,7 @@ def decide(
     *,
     pending: Mapping[str, dict[str, Any]] | None = None,
     new_patient: bool = False,
+    known: Decisions | None = None,
 ) -> Decision:
     """May `purpose` happen for this patient of practice `tenant` (and reach `recipient`,
     "Organization/<id>", when given)? Every decision is audited, with the Consent that made it.
@@ -56,9 +62,19 @@ def decide(
     `ctx` is who asks: SPIS itself (a system context) when routing or enforcing, the practice at
     intake; it is the audit agent. The Consents are read as SPIS whoever asks. At intake, `pending`
     holds the Consents arriving in the same Bundle (`Consent/<id>` → resource), and
-    `new_patient` says the Patient is created by it too: no stored Consent can name it yet."""
+    `new_patient` says the Patient is created by it too: no stored Consent can name it yet.
+
+    `known` holds decisions made earlier in the same request, reused rather than read again: the
+    caller keeps it only while nothing it writes can change a Consent or a Patient (see
+    `referrals.intake.Shared`). A reused decision is audited again, as each use is a decision."""
     system = ctx if ctx.principal.system else replace(ctx, principal=Principal.spis())
-    decision = _decide(system, tenant, patient_ref, purpose, recipient, pending, new_patient)
+    key = (tenant, patient_ref, purpose, recipient)
+    reusable = known is not None and not pending and not new_patient
+    decision = known.get(key) if known is not None and reusable else None
+    if decision is None:
+        decision = _decide(system, tenant, patient_ref, purpose, recipient, pending, new_patient)
+        if known is not None and reusable:
+            known[key] = decision
     audit.record_consent_decision(
         ctx,
         permitted=decision.permitted,
@@ -142,9 +158,11 @@ def governing_consent(
     return newest[3], newest[4]
 
 
-def share_back_to(ctx: Context, tenant: str, patient_ref: str) -> tuple[str, ...]:
+def share_back_to(
+    ctx: Context, tenant: str, patient_ref: str, known: Decisions | None = None
+) -> tuple[str, ...]:
     """Who, besides the time bank that records it, may read an activity or a score: the practice,
     when the patient permits share-back."""
     practice = f"Organization/{tenant}"
-    shared = decide(ctx, tenant, patient_ref, Purpose.SHARE_BACK, practice).permitted
+    shared = decide(ctx, tenant, patient_ref, Purpose.SHARE_BACK, practice, known=known).permitted
     return (tenant,) if shared else ()

@@ -25,6 +25,7 @@ from referral_service.referrals.intake import (
 from referral_service.store import query as store_query
 from referral_service.store import repository as store
 from referral_service.store import service as resources
+from referral_service.store import unreadable
 from referral_service.store.models import StoredResource
 
 # --- targets ------------------------------------------------------------------------------------
@@ -73,13 +74,24 @@ def _conditional_match(ctx: Context, entry: Entry) -> StoredResource | None:
         condition = f"identifier={codes.NHS_NUMBER_SYSTEM}|{number}" if number else None
     if condition is None:
         return None
-    query = store_query.parse_string(ctx, entry.rtype, condition)
-    found = store.search(ctx.session, ctx.principal, entry.rtype, query, limit=2, offset=0)
-    if len(found) > 1:
+    found, more = _match(ctx, entry.rtype, condition)
+    if more:
         raise MultipleMatches(
             f"The conditional create for {entry.rtype} matches more than one resource"
         )
-    return found[0] if found else None
+    return found
+
+
+def _match(ctx: Context, rtype: str, condition: str) -> tuple[StoredResource | None, bool]:
+    """The newest match of a condition, and whether there are more. With Core, out of the
+    session (a match is answered or referred to, never written), the live data keys in the same
+    statement. A match whose body does not open fails the intake (`Unreadable`), as it did
+    through the ORM."""
+    query = store_query.parse_string(ctx, rtype, condition)
+    rows, more = store.search_page(ctx.session, ctx.principal, rtype, query, count=1, offset=0)
+    if any(unreadable.is_unreadable(row) for row in rows):
+        raise unreadable.Unreadable
+    return (rows[0] if rows else None), more
 
 
 # --- references ---------------------------------------------------------------------------------
@@ -104,17 +116,16 @@ def _conditional_reference(ctx: Context, ref: str) -> str:
     rtype, _, condition = ref.partition("?")
     if rtype not in STORED_TYPES:
         raise Invalid(f"Conditional references to {rtype} are not supported")
-    query = store_query.parse_string(ctx, rtype, condition)
-    found = store.search(ctx.session, ctx.principal, rtype, query, limit=2, offset=0)
-    if len(found) > 1:
+    found, more = _match(ctx, rtype, condition)
+    if more:
         raise MultipleMatches(
             f"The conditional reference to {rtype} matches more than one resource"
         )
-    if not found:
+    if found is None:
         raise Invalid(
             f"The conditional reference to {rtype} matches no resource", issue_code="not-found"
         )
-    return f"{rtype}/{found[0].id}"
+    return f"{rtype}/{found.id}"
 
 
 def lookup(intake: Intake, ref: str | None) -> dict[str, Any] | None:
@@ -127,8 +138,24 @@ def lookup(intake: Intake, ref: str | None) -> dict[str, Any] | None:
     if parts is None or parts[0] not in STORED_TYPES:
         return None
     if ref not in intake.read:
-        intake.read[ref] = resources.load_json(intake.ctx, parts[0], parts[1])
+        # Core, out of the session: the intake only reads the content and whose it is.
+        row = store.read(intake.ctx.session, intake.ctx.principal, parts[0], parts[1])
+        intake.read[ref] = None if row is None else resources.as_dict(row)
+        if row is not None:
+            intake.owners[ref] = row.org_id
     return intake.read[ref]
+
+
+def owner(intake: Intake, ref: str) -> str | None:
+    """The tenant of a stored resource the caller may see; None when it may not, or when this
+    intake creates it (it is not stored yet)."""
+    for found in intake.targets:
+        if found.ref == ref and found.existing is not None:
+            return found.existing.org_id
+    if ref in intake.pending:
+        return None
+    lookup(intake, ref)
+    return intake.owners.get(ref)
 
 
 def check_reference_targets(intake: Intake, target: Target) -> None:
