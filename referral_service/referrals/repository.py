@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
@@ -11,19 +12,25 @@ from referral_service.principal import Principal
 from referral_service.referrals.models import Submission
 
 
-def find_submission(session: Session, principal: Principal, key: str) -> Submission | None:
-    stmt = select(Submission).where(Submission.org_id == principal.org_id, Submission.key == key)
-    return session.scalar(stmt)
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """What a resend is answered from: the first answer's references and its content digest."""
+
+    response: bytes
+    digest: str | None
 
 
-def add_submission(session: Session, submission: Submission) -> None:
+def find_submission(session: Session, principal: Principal, key: str) -> Previous | None:
+    """Core, not the ORM: a resend needs two columns, and every intake asks."""
+    stmt = select(Submission.response, Submission.digest).where(
+        Submission.org_id == principal.org_id, Submission.key == key
+    )
+    found = session.execute(stmt).first()
+    return None if found is None else Previous(found.response, found.digest)
+
+
+def add_submission(session: Session, values: dict[str, Any]) -> None:
     """Sent now, with Core rather than the unit of work (which costs more than the row): the
-    store's queued rows (store/write_queue.py), its ServiceRequest among them, go first. The
-    object is not added to the session."""
-    table = cast(Table, Submission.__table__)
-    values: dict[str, Any] = {
-        column.key: value
-        for column in table.columns
-        if (value := getattr(submission, column.key)) is not None  # None: the column default
-    }
-    session.execute(insert(table), [values])
+    store's queued rows (store/write_queue.py), its ServiceRequest among them, go first. Columns
+    left out take their defaults."""
+    session.execute(insert(cast(Table, Submission.__table__)), [values])
