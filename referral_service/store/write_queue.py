@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, event, insert
+from sqlalchemy import Connection, Engine, Table, TextClause, event, insert, text
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 
 from referral_service.store.models import (
@@ -65,8 +65,8 @@ def queue(connection: Connection) -> Queued:
 
 
 def send(connection: Connection) -> None:
-    """Send what is queued now (one executemany per table). Taken off the queue first: the
-    INSERTs are statements too, and must not send it again."""
+    """Send what is queued now (one INSERT per table). Taken off the queue first: the INSERTs
+    are statements too, and must not send it again."""
     if connection.invalidated:
         return
     queued: Queued | None = connection.info.pop(_KEY, None)
@@ -74,7 +74,45 @@ def send(connection: Connection) -> None:
         return
     for table, rows in queued.batches():
         if rows:
-            connection.execute(insert(table), rows)
+            insert_rows(connection, table, rows)
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None:
+    """One INSERT of rows that all have the same keys. PostgreSQL: `INSERT ... SELECT * FROM
+    unnest(<one array per column>)`, one statement whatever the number of rows, its text the
+    same for every batch of a table (prepared once); a batch of 100 questionnaires queues some
+    2,000 rows, and per row this costs about half the client CPU of an executemany, whose
+    per-row parameter handling in SQLAlchemy dominated, and a little less server CPU (measured:
+    docs in the commit). Elsewhere: Core executemany. The columns take no bind processing on
+    either path (strings, integers, timestamps, bytes already sealed)."""
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), list(rows))
+        return
+    names = list(rows[0])
+    statement = _unnest_insert(connection, table, tuple(names))
+    connection.execute(
+        statement, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)}
+    )
+
+
+_UNNEST: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+
+
+def _unnest_insert(connection: Connection, table: Table, names: tuple[str, ...]) -> TextClause:
+    key = (table.name, names)
+    statement = _UNNEST.get(key)
+    if statement is None:
+        dialect = connection.dialect
+        quote = dialect.identifier_preparer.quote
+        columns = ", ".join(quote(name) for name in names)
+        arrays = ", ".join(
+            f"CAST(:c{i} AS {table.c[name].type.compile(dialect=dialect)}[])"
+            for i, name in enumerate(names)
+        )
+        # Names and types from the models, quoted; the values are bound parameters.
+        sql = f"INSERT INTO {quote(table.name)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+        statement = _UNNEST[key] = text(sql)
+    return statement
 
 
 def _drop(connection: Connection, *_: Any) -> None:
