@@ -88,10 +88,18 @@ def _match(ctx: Context, rtype: str, condition: str) -> tuple[StoredResource | N
     statement. A match whose body does not open fails the intake (`Unreadable`), as it did
     through the ORM."""
     query = store_query.parse_string(ctx, rtype, condition)
+    if len(query) == 1 and len(query[0]) == 1 and isinstance(query[0][0], store.TokenMatch):
+        answer = store.match_token(ctx.session, ctx.principal, rtype, query[0][0])
+        if answer is not None:  # an identifier, as most conditions are: a prepared statement
+            return _readable(answer[0]), answer[1]
     rows, more = store.search_page(ctx.session, ctx.principal, rtype, query, count=1, offset=0)
-    if any(unreadable.is_unreadable(row) for row in rows):
+    return _readable(rows[0] if rows else None), more
+
+
+def _readable(row: StoredResource | None) -> StoredResource | None:
+    if row is not None and unreadable.is_unreadable(row):
         raise unreadable.Unreadable
-    return (rows[0] if rows else None), more
+    return row
 
 
 # --- references ---------------------------------------------------------------------------------

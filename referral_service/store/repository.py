@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,8 +11,11 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
+    String,
     Table,
     and_,
+    bindparam,
     delete,
     exists,
     false,
@@ -355,6 +359,55 @@ def search_page(
     connection = session.connection()
     found = connection.execute(stmt).all()
     return sealing.opened_resources(connection, found[:count]), len(found) > count
+
+
+def match_token(
+    session: Session, principal: Principal, rtype: str, match: TokenMatch
+) -> tuple[StoredResource | None, bool] | None:
+    """A conditional create's or reference's one token match (`identifier=system|value`): the
+    newest match, opened and out of the session as `search_page` gives it, and whether there are
+    more; None when the match is of another shape (then use `search_page`). The same rows as
+    `search_page` with that one match, tenancy inside the query; only the statement is built
+    once, with bind parameters: building it per intake cost more client CPU than running it."""
+    if match.value is None or match.own_only is not None:
+        return None
+    if match.system_given and match.system is None:
+        return None
+    stmt = _token_statement(principal.system, match.system_given)
+    params: dict[str, str | None] = {
+        "rtype": rtype,
+        "name": match.name,
+        "value": match.value,
+        "org": principal.org_id,
+    }
+    if match.system_given:
+        params["system"] = match.system
+    connection = session.connection()
+    found = connection.execute(stmt, params).all()
+    opened = sealing.opened_resources(connection, found[:1])
+    return (opened[0] if opened else None), len(found) > 1
+
+
+@functools.cache
+def _token_statement(system_caller: bool, with_system: bool) -> Select[Any]:
+    rtype, org = bindparam("rtype", type_=String()), bindparam("org", type_=String())
+    indexed = [
+        SearchIndex.resource_id == StoredResource.id,
+        SearchIndex.resource_type == rtype,
+        SearchIndex.name == bindparam("name", type_=String()),
+        SearchIndex.value == bindparam("value", type_=String()),
+    ]
+    if with_system:
+        indexed.append(SearchIndex.system == bindparam("system", type_=String()))
+    where = [StoredResource.type == rtype, exists().where(and_(*indexed))]
+    if not system_caller:  # as `readable`, the caller's organisation a parameter
+        granted = exists().where(
+            ResourceGrant.resource_id == StoredResource.id, ResourceGrant.org_id == org
+        )
+        where.append(or_(StoredResource.org_id == org, granted))
+    return sealing.with_live_keys(
+        select(*_RESOURCE_COLUMNS).where(*where).order_by(*_page_order(True)).limit(2)
+    )
 
 
 def _page_order(newest_first: bool) -> tuple[ColumnElement[Any], ...]:
