@@ -44,13 +44,10 @@ def submit_batch(
     (`referrals.submit_entry`), each write audited; the batch-response entries."""
     for entry in entries:
         require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
-    shared = referrals.Shared()
     answered = []
-    for entry in entries:
-        try:
-            outcome = referrals.submit_entry(ctx, entry, shared)
-        except (ServiceError, FhirError) as exc:
-            answered.append(bundles.error_entry(exc))
+    for entry, outcome in zip(entries, referrals.submit_each(ctx, entries), strict=True):
+        if isinstance(outcome, ServiceError | FhirError):
+            answered.append(bundles.error_entry(outcome))
             continue
         if outcome.created or entry.method == "PUT":
             audit.record_write(ctx, Kind.BATCH, [outcome.version])

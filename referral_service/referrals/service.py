@@ -10,6 +10,9 @@ makes it atomic.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 from fhir_adapters.outcome import FhirError
 from referral_service.context import Context
 from referral_service.errors import ServiceError
@@ -24,7 +27,7 @@ from referral_service.referrals.intake import (
     Outcome,
     Shared,
 )
-from referral_service.referrals.targets import resolve_references, target
+from referral_service.referrals.targets import prefetch, resolve_references, target
 from referral_service.referrals.writes import write
 
 # Callers (the /fhir edge) import the intake's vocabulary from here.
@@ -36,6 +39,7 @@ __all__ = [
     "Outcome",
     "Shared",
     "submit",
+    "submit_each",
     "submit_entry",
 ]
 
@@ -70,6 +74,23 @@ def _checked(
         if found.write:
             check(intake, found)
     return intake, key, digest, None
+
+
+def submit_each(ctx: Context, entries: list[Entry]) -> Iterator[Outcome | ServiceError | FhirError]:
+    """A batch's entries in order, each submitted on its own (`submit_entry`): its outcome, or
+    why it was refused. Before each run of consecutive questionnaire entries, what their
+    references name is read in one statement (`targets.prefetch`) rather than entry by entry."""
+    shared = Shared()
+    for index, entry in enumerate(entries):
+        if _without_savepoint(entry) and (index == 0 or not _without_savepoint(entries[index - 1])):
+            run = itertools.takewhile(_without_savepoint, entries[index:])
+            prefetch(ctx, shared, [e.resource for e in run])
+        try:
+            outcome = submit_entry(ctx, entry, shared)
+        except (ServiceError, FhirError) as exc:
+            yield exc
+        else:
+            yield outcome
 
 
 def submit_entry(ctx: Context, entry: Entry, shared: Shared) -> Outcome:

@@ -5,13 +5,16 @@ references resolved; every new reference checked to name something the caller ma
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fhir_adapters import codes
 from fhir_adapters import rules as fhir_rules
+from referral_service.consent import service as consent
 from referral_service.context import Context
 from referral_service.errors import Invalid, MultipleMatches
 from referral_service.kit.ids import new_id
+from referral_service.kit.refs import Ref, ResourceId
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import Organisation
 from referral_service.referrals.intake import (
@@ -20,8 +23,10 @@ from referral_service.referrals.intake import (
     UPDATABLE,
     Entry,
     Intake,
+    Shared,
     Target,
 )
+from referral_service.routing import service as routing
 from referral_service.store import query as store_query
 from referral_service.store import repository as store
 from referral_service.store import service as resources
@@ -152,6 +157,55 @@ def lookup(intake: Intake, ref: str | None) -> dict[str, Any] | None:
         if row is not None:
             intake.owners[ref] = row.org_id
     return intake.read[ref]
+
+
+def prefetch(ctx: Context, shared: Shared, bodies: Iterable[dict[str, Any]]) -> None:
+    """Read, in one statement, the stored resources that these resources' references name, into
+    what consecutive batch entries share: as `lookup` would read them one by one (None when the
+    caller may not see one; a row that does not open is left for `lookup` to fail on)."""
+    base = ctx.settings.fhir_base_url + "/"
+    wanted: dict[str, Ref] = {}
+    for body in bodies:
+        for _, ref in fhir_rules.references(body):
+            parts = fhir_rules.split_reference(ref.removeprefix(base))
+            if parts is not None and parts[0] in STORED_TYPES:
+                key = f"{parts[0]}/{parts[1]}"
+                if key not in shared.read:
+                    wanted[key] = Ref(parts[0], ResourceId(parts[1]))
+    if not wanted:
+        return
+    found = {
+        f"{row.type}/{row.id}": row
+        for row in store.read_many(ctx.session, ctx.principal, wanted.values())
+    }
+    for key in wanted:
+        row = found.get(key)
+        if row is None:
+            shared.read[key] = None
+        elif not unreadable.is_unreadable(row):
+            shared.read[key] = resources.as_dict(row)
+            shared.owners[key] = row.org_id
+    # The share-back decisions their writes will ask for (writes._write_scored): a response
+    # about another organisation's referral is shared back with it while consent allows.
+    pairs = []
+    for body in bodies:
+        named = _first_service_request(base, body)
+        practice = shared.owners.get(named) if named else None
+        if practice is not None and practice != ctx.principal.org_id:
+            pairs.append((practice, str(fhir_rules.reference(body.get("subject")))))
+    system = routing.system_context(ctx.session, ctx.settings)
+    consent.prefetch_share_back(system, pairs, shared.decisions)
+
+
+def _first_service_request(base: str, body: dict[str, Any]) -> str | None:
+    """The ServiceRequest a response's basedOn names first, as `wellbeing.check_response` finds it."""
+    based_on = body.get("basedOn")
+    for item in based_on if isinstance(based_on, list) else []:
+        ref = fhir_rules.reference(item)
+        parts = fhir_rules.split_reference(ref.removeprefix(base)) if ref else None
+        if parts is not None and parts[0] == "ServiceRequest":
+            return f"ServiceRequest/{parts[1]}"
+    return None
 
 
 def owner(intake: Intake, ref: str) -> str | None:

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import (
     InstrumentedAttribute,
     Session,
+    aliased,
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -408,6 +409,54 @@ def _token_statement(system_caller: bool, with_system: bool) -> Select[Any]:
     return sealing.with_live_keys(
         select(*_RESOURCE_COLUMNS).where(*where).order_by(*_page_order(True)).limit(2)
     )
+
+
+def search_by_values(
+    session: Session,
+    principal: Principal,
+    rtype: str,
+    name: str,
+    values: Sequence[str],
+    query: Query,
+    *,
+    limit: int,
+) -> dict[str, list[StoredResource]] | None:
+    """`search` for several values of one token parameter in one statement: per value, the rows
+    `search(rtype, [[TokenMatch(name, value)], *query])` finds, newest first, opened and out of
+    the session. None when some value has `limit` rows or more (then search value by value, as
+    the limit says) or when a row does not open (the per-value `search` fails on it)."""
+    if not values:
+        return {}
+    index = aliased(SearchIndex)  # the query's own EXISTS clauses read search_index too
+    stmt = sealing.with_live_keys(
+        select(*_RESOURCE_COLUMNS, index.value.label("matched"))
+        .join(
+            index,
+            and_(
+                index.resource_id == StoredResource.id,
+                index.resource_type == rtype,
+                index.name == name,
+                index.value.in_(sorted(set(values))),
+            ),
+        )
+        .where(
+            StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query)
+        )
+        .order_by(*_page_order(True))
+    )
+    connection = session.connection()
+    found = connection.execute(stmt).all()
+    opened = sealing.opened_resources(connection, found)
+    if any(unreadable.is_unreadable(row) for row in opened):
+        return None
+    grouped: dict[str, list[StoredResource]] = {value: [] for value in values}
+    for row, resource in zip(found, opened, strict=True):
+        rows = grouped[row.matched]
+        if not any(r.id == resource.id for r in rows):
+            rows.append(resource)
+    if any(len(rows) >= limit for rows in grouped.values()):
+        return None
+    return grouped
 
 
 def _page_order(newest_first: bool) -> tuple[ColumnElement[Any], ...]:

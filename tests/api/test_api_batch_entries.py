@@ -24,8 +24,9 @@ from referral_service.referrals import service as referrals
 from referral_service.referrals import writes
 from referral_service.referrals.service import Entry, Shared
 from referral_service.store.models import ResourceGrant, StoredResource
+from tests.api.test_api_write_statements import statements
 from tests.fixtures.fhir import FHIR_JSON
-from tests.fixtures.referrals import Referral
+from tests.fixtures.referrals import Referral, make_referral
 from tests.fixtures.routing import route_now
 from tests.fixtures.systems import TestSystem, bearer
 
@@ -221,3 +222,73 @@ def test_a_questionnaire_refused_after_its_first_write_fails_the_whole_request(
     entry = Entry("POST", "QuestionnaireResponse", qr(referral, child["focus"]["reference"]))
     with pytest.raises(RuntimeError):
         referrals.submit_entry(broker, entry, Shared())
+
+
+def accept(client: TestClient, timebank: TestSystem, child_id: str | None) -> str:
+    headers = {**bearer(client, timebank), **FHIR_JSON}
+    task = client.get(f"/fhir/Task/{child_id}", headers=headers).json()
+    answer = client.put(
+        f"/fhir/Task/{child_id}", json={**task, "status": "accepted"}, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["focus"]["reference"])
+
+
+def test_share_back_decided_for_each_patient_of_a_batch_as_for_one_sent_alone(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+    timebank_a: TestSystem,
+) -> None:
+    """The batch reads the Consents of all its patients in one statement
+    (consent.prefetch_share_back): one patient permits share-back, the other no longer does."""
+    a = make_referral(client, practice_headers, practice.org_id, referral_id="R-A")
+    b = make_referral(
+        client, practice_headers, practice.org_id, nhs_number="9434765870", referral_id="R-B"
+    )
+    fillers = {
+        ref.patient: accept(client, timebank_a, route_now(session_factory, settings, ref.task_id))
+        for ref in (a, b)
+    }
+    consent = client.get(f"/fhir/{b.consent}", headers=practice_headers).json()
+    for server_part in ("id", "meta"):
+        consent.pop(server_part)
+    consent["dateTime"] = "2025-06-01T10:00:00Z"
+    consent["provision"].pop("provision")  # the referral still, share-back no more
+    posted = client.post("/fhir/Consent", json=consent, headers={**practice_headers, **FHIR_JSON})
+    assert posted.status_code == 201, posted.text
+
+    headers = {**bearer(client, timebank_a), **FHIR_JSON}
+    alone = {}
+    for ref in (a, b):
+        answer = client.post(
+            "/fhir/QuestionnaireResponse", json=qr(ref, fillers[ref.patient]), headers=headers
+        )
+        assert answer.status_code == 201, answer.text
+        alone[ref.patient] = answer.json()["id"]
+    with session_factory() as session:
+        before = share_back_decisions(session)
+    order = [a, b, a, b, b]
+    entries = [post_entry(qr(ref, fillers[ref.patient], i)) for i, ref in enumerate(order)]
+    with statements() as seen:
+        answer = client.post("/fhir", json=batch(entries), headers=headers)
+    assert answer.status_code == 200, answer.text
+    # both patients' referrals, patients and Consents read at once, before the first entry
+    assert sum("FROM resource " in sql for sql in seen) == 2
+    ids = created_ids(answer.json())
+    with session_factory() as session:
+        assert stored(session, alone[a.patient])[1] == {practice.org_id}
+        assert stored(session, alone[b.patient])[1] == set()
+        for ref, rid in zip(order, ids, strict=True):
+            assert rid is not None
+            assert stored(session, rid) == stored(session, alone[ref.patient])
+        permits, denies = share_back_decisions(session)
+        assert (permits - before[0], denies - before[1]) == (2, 3)  # one audited per entry
+
+
+def share_back_decisions(session: Session) -> tuple[int, int]:
+    decisions = [e.detail or "" for e in audited(session, Kind.CONSENT_DECISION)]
+    permits = sum(d.startswith("permit share-back") for d in decisions)
+    return permits, sum(d.startswith("deny share-back") for d in decisions)
