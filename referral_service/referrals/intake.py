@@ -88,8 +88,9 @@ class Intake:
     owners: dict[str, str] = field(default_factory=dict)
     # Organisations read in this intake, kept: the identity map alone holds them weakly.
     organisations: dict[str, Organisation | None] = field(default_factory=dict)
-    # Consent decisions made for this intake's writes (each is audited every time it is used).
-    decisions: Decisions = field(default_factory=dict)
+    # Consent decisions a batch's questionnaires share (each audited every time it is used).
+    # None in any other intake: its writes may change a Consent between two decisions.
+    decisions: Decisions | None = None
 
     @classmethod
     def sharing(cls, ctx: Context, shared: Shared | None) -> Intake:
