@@ -11,7 +11,7 @@ the store's queries, so search, _include, history and paging can never show what
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +29,7 @@ from referral_service.kit.refs import ResourceId, id_of
 from referral_service.principal import Principal
 from referral_service.store import repository as store
 from referral_service.store import service as resources
+from referral_service.store.models import StoredResource
 from referral_service.store.repository import TokenMatch
 
 
@@ -40,6 +41,11 @@ class Decision:
     reason: str
 
 
+# Decisions already made in one intake or batch, by (tenant, patient, purpose, recipient): what
+# `decide` answers again without reading the Consents again (`known`).
+Decisions = dict[tuple[str, str, Purpose, str | None], Decision]
+
+
 def decide(
     ctx: Context,
     tenant: str,
@@ -49,6 +55,7 @@ def decide(
     *,
     pending: Mapping[str, dict[str, Any]] | None = None,
     new_patient: bool = False,
+    known: Decisions | None = None,
 ) -> Decision:
     """May `purpose` happen for this patient of practice `tenant` (and reach `recipient`,
     "Organization/<id>", when given)? Every decision is audited, with the Consent that made it.
@@ -56,9 +63,19 @@ def decide(
     `ctx` is who asks: SPIS itself (a system context) when routing or enforcing, the practice at
     intake; it is the audit agent. The Consents are read as SPIS whoever asks. At intake, `pending`
     holds the Consents arriving in the same Bundle (`Consent/<id>` → resource), and
-    `new_patient` says the Patient is created by it too: no stored Consent can name it yet."""
+    `new_patient` says the Patient is created by it too: no stored Consent can name it yet.
+
+    `known` holds decisions made earlier in the same request, reused rather than read again: the
+    caller keeps it only while nothing it writes can change a Consent or a Patient (see
+    `referrals.intake.Shared`). A reused decision is audited again, as each use is a decision."""
     system = ctx if ctx.principal.system else replace(ctx, principal=Principal.spis())
-    decision = _decide(system, tenant, patient_ref, purpose, recipient, pending, new_patient)
+    key = (tenant, patient_ref, purpose, recipient)
+    reusable = known is not None and not pending and not new_patient
+    decision = known.get(key) if known is not None and reusable else None
+    if decision is None:
+        decision = _decide(system, tenant, patient_ref, purpose, recipient, pending, new_patient)
+        if known is not None and reusable:
+            known[key] = decision
     audit.record_consent_decision(
         ctx,
         permitted=decision.permitted,
@@ -81,6 +98,18 @@ def _decide(
     new_patient: bool = False,
 ) -> Decision:
     consent_id, consent = governing_consent(ctx, tenant, patient_ref, pending, new_patient)
+    return _decision(ctx, patient_ref, purpose, recipient, consent_id, consent)
+
+
+def _decision(
+    ctx: Context,
+    patient_ref: str,
+    purpose: Purpose,
+    recipient: str | None,
+    consent_id: str | None,
+    consent: dict[str, Any] | None,
+) -> Decision:
+    """What the governing Consent (if any) decides."""
     if consent is None:
         return Decision(False, purpose, None, "no active Consent")
     if consent.get("status") != "active":
@@ -114,18 +143,22 @@ def governing_consent(
     patient_ref: str,
     pending: Mapping[str, dict[str, Any]] | None = None,
     new_patient: bool = False,
+    rows: Sequence[StoredResource] | None = None,
 ) -> tuple[str | None, dict[str, Any] | None]:
     """The newest Consent in force or withdrawn (by dateTime, then by when it was stored) among
     the practice's stored ones and, at intake, those arriving with the referral. It may be
     `inactive`: then nothing is permitted, whatever older Consents say. A Patient new in this
-    intake (`new_patient`) has no stored Consents: none are looked for."""
-    statuses = [TokenMatch("status", status) for status in sorted(GOVERNING_STATUSES)]
-    query = [[TokenMatch("patient", patient_ref)], statuses]
-    rows = (
-        []
-        if new_patient
-        else store.search(ctx.session, ctx.principal, "Consent", query, limit=200, offset=0)
-    )
+    intake (`new_patient`) has no stored Consents: none are looked for. `rows`: the stored ones,
+    when the caller read them already (`prefetch_share_back`)."""
+    if rows is None:
+        query = [[TokenMatch("patient", patient_ref)], _governing_statuses()]
+        rows = (
+            []
+            if new_patient
+            else store.search(
+                ctx.session, ctx.principal, "Consent", query, limit=_SEARCHED, offset=0
+            )
+        )
     candidates = [
         (consent_time(data), 0, row.last_updated.isoformat(), row.id, data)
         for row in rows
@@ -142,9 +175,50 @@ def governing_consent(
     return newest[3], newest[4]
 
 
-def share_back_to(ctx: Context, tenant: str, patient_ref: str) -> tuple[str, ...]:
+_SEARCHED = 200  # a patient's stored Consents considered (the newest)
+
+
+def _governing_statuses() -> list[TokenMatch]:
+    return [TokenMatch("status", status) for status in sorted(GOVERNING_STATUSES)]
+
+
+def prefetch_share_back(ctx: Context, wanted: Iterable[tuple[str, str]], known: Decisions) -> None:
+    """The share-back decisions `share_back_to` will make for these (practice, patient) pairs,
+    their Consents read in one statement rather than one per patient, into `known`: a batch of
+    questionnaires about twenty patients made twenty searches. The same decisions (the same
+    Consents, the same rule); each is audited when `decide` uses it, never here. Nothing is
+    added when the one statement cannot stand for the searches (see `search_by_values`)."""
+    system = ctx if ctx.principal.system else replace(ctx, principal=Principal.spis())
+    keys = {
+        (tenant, patient, Purpose.SHARE_BACK, f"Organization/{tenant}"): patient
+        for tenant, patient in wanted
+    }
+    keys = {key: patient for key, patient in keys.items() if key not in known}
+    if not keys:
+        return
+    grouped = store.search_by_values(
+        system.session,
+        system.principal,
+        "Consent",
+        "patient",
+        sorted(set(keys.values())),
+        [_governing_statuses()],
+        limit=_SEARCHED,
+    )
+    if grouped is None:
+        return
+    for (tenant, patient, purpose, recipient), _ in keys.items():
+        consent_id, consent = governing_consent(system, tenant, patient, rows=grouped[patient])
+        known[(tenant, patient, purpose, recipient)] = _decision(
+            system, patient, purpose, recipient, consent_id, consent
+        )
+
+
+def share_back_to(
+    ctx: Context, tenant: str, patient_ref: str, known: Decisions | None = None
+) -> tuple[str, ...]:
     """Who, besides the time bank that records it, may read an activity or a score: the practice,
     when the patient permits share-back."""
     practice = f"Organization/{tenant}"
-    shared = decide(ctx, tenant, patient_ref, Purpose.SHARE_BACK, practice).permitted
+    shared = decide(ctx, tenant, patient_ref, Purpose.SHARE_BACK, practice, known=known).permitted
     return (tenant,) if shared else ()

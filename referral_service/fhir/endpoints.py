@@ -13,7 +13,6 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fhir_adapters.codes import FHIR_JSON
-from fhir_adapters.outcome import FhirError
 from fhir_adapters.parse import validate_resource
 from fhir_adapters.questionnaires import QUESTIONNAIRES
 from referral_service.audit import service as audit
@@ -21,7 +20,7 @@ from referral_service.audit.models import Kind
 from referral_service.auth.dependencies import current_principal, require
 from referral_service.context import Context
 from referral_service.db import get_session, in_unit_of_work
-from referral_service.errors import Invalid, NotFound, ServiceError
+from referral_service.errors import Invalid, NotFound
 from referral_service.fhir import bundles, transactions
 from referral_service.fhir.capability import capability_statement
 from referral_service.fhir.negotiation import check_accept, read_json_body, read_json_patch
@@ -117,25 +116,8 @@ def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
         rendered = [bundles.response_entry(o, _base(ctx), with_resource) for o in outcomes]
         return fhir_response(bundles.response_bundle("transaction-response", rendered))
     entries = bundles.entries_of(body)
-    for entry in entries:
-        require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
-    return fhir_response(
-        bundles.response_bundle(
-            "batch-response", [_batch_entry(ctx, e, with_resource) for e in entries]
-        )
-    )
-
-
-def _batch_entry(ctx: Context, entry: Entry, with_resource: bool) -> dict[str, Any]:
-    """Each batch entry succeeds or fails on its own, inside a savepoint."""
-    try:
-        with ctx.session.begin_nested():
-            [outcome] = referrals.submit(ctx, [entry])
-    except (ServiceError, FhirError) as exc:
-        return bundles.error_entry(exc)
-    if outcome.created or entry.method == "PUT":
-        audit.record_write(ctx, Kind.BATCH, [outcome.version])
-    return bundles.response_entry(outcome, _base(ctx), with_resource)
+    answered = transactions.submit_batch(ctx, entries, _base(ctx), with_resource)
+    return fhir_response(bundles.response_bundle("batch-response", answered))
 
 
 @router.get("/Questionnaire/{rid}")

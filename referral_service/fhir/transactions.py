@@ -1,5 +1,5 @@
-"""Submitting writes and auditing them: the one step `POST /fhir`, `PUT /fhir/<type>/<id>` and the
-web workspace's forms share, so a form goes through exactly what a FHIR client does.
+"""Submitting writes and auditing them: the one step `POST /fhir` (transaction or batch),
+`PUT /fhir/<type>/<id>` and the web workspace's forms share, so a form goes through exactly what a FHIR client does.
 
 The caller has validated the resource (`fhir_adapters.parse.validate_resource`), as /fhir does
 before anything else. Scope checks come first, then intake (`referrals.service.submit`), then the
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_adapters.outcome import FhirError
 from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.auth.dependencies import require
 from referral_service.context import Context
+from referral_service.errors import ServiceError
 from referral_service.fhir import bundles
 from referral_service.referrals import service as referrals
 from referral_service.referrals.service import Entry
@@ -33,6 +35,24 @@ def submit_transaction(ctx: Context, bundle: dict[str, Any]) -> list[Written]:
     ]
     audit.record_write(ctx, Kind.TRANSACTION, written)
     return outcomes
+
+
+def submit_batch(
+    ctx: Context, entries: list[Entry], base: str, with_resource: bool
+) -> list[dict[str, Any]]:
+    """A validated batch Bundle's entries, each succeeding or failing on its own
+    (`referrals.submit_entry`), each write audited; the batch-response entries."""
+    for entry in entries:
+        require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
+    answered = []
+    for entry, outcome in zip(entries, referrals.submit_each(ctx, entries), strict=True):
+        if isinstance(outcome, ServiceError | FhirError):
+            answered.append(bundles.error_entry(outcome))
+            continue
+        if outcome.created or entry.method == "PUT":
+            audit.record_write(ctx, Kind.BATCH, [outcome.version])
+        answered.append(bundles.response_entry(outcome, base, with_resource))
+    return answered
 
 
 def submit_update(

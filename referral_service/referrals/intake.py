@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from referral_service.consent.service import Decisions
 from referral_service.context import Context
 from referral_service.organisations.models import Organisation
 from referral_service.store.models import StoredResource
@@ -47,6 +48,28 @@ class Target:
 
 
 @dataclass(slots=True)
+class Shared:
+    """Reads that consecutive entries of one batch share (`service.submit_entry`), so that a time
+    bank's 100 questionnaires read their referral, patient and consent once, not 100 times.
+
+    Only entries that cannot change what these answer share them: creates of a
+    QuestionnaireResponse (with its score Observations), which no lookup, owner, organisation or
+    consent decision depends on. Any other entry, whether it succeeds or fails, clears them first
+    and after (`clear`). They are the caller's reads: one request, one principal."""
+
+    read: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)  # Type/id -> the stored row's tenant
+    organisations: dict[str, Organisation | None] = field(default_factory=dict)
+    decisions: Decisions = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self.read.clear()
+        self.owners.clear()
+        self.organisations.clear()
+        self.decisions.clear()
+
+
+@dataclass(slots=True)
 class Intake:
     ctx: Context
     targets: list[Target] = field(default_factory=list)
@@ -60,8 +83,26 @@ class Intake:
     # Stored resources read by the checks (`targets.lookup`), by reference: nothing is written
     # before every check has passed, so a second read would find the same.
     read: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # The tenant of each stored resource in `read` (a questionnaire's scores belong to the
+    # referral's owner).
+    owners: dict[str, str] = field(default_factory=dict)
     # Organisations read in this intake, kept: the identity map alone holds them weakly.
     organisations: dict[str, Organisation | None] = field(default_factory=dict)
+    # Consent decisions a batch's questionnaires share (each audited every time it is used).
+    # None in any other intake: its writes may change a Consent between two decisions.
+    decisions: Decisions | None = None
+
+    @classmethod
+    def sharing(cls, ctx: Context, shared: Shared | None) -> Intake:
+        if shared is None:
+            return cls(ctx)
+        return cls(
+            ctx,
+            read=shared.read,
+            owners=shared.owners,
+            organisations=shared.organisations,
+            decisions=shared.decisions,
+        )
 
     def creates(self, ref: str | None) -> bool:
         """Whether this intake creates `ref` (a new id: nothing stored refers to it yet)."""

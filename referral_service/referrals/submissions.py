@@ -11,13 +11,14 @@ import orjson
 
 from referral_service.context import Context
 from referral_service.errors import BusinessRuleViolation, NotFound
+from referral_service.kit.clock import utcnow
 from referral_service.kit.crypto import blind_index
 from referral_service.kit.ids import new_id
 from referral_service.kit.refs import Ref
 from referral_service.referrals import repository
 from referral_service.referrals.digest import content_digest
 from referral_service.referrals.intake import Entry, Outcome
-from referral_service.referrals.models import Submission
+from referral_service.referrals.repository import Previous
 from referral_service.store import repository as store
 from referral_service.store.service import Version
 
@@ -40,26 +41,27 @@ def digest(ctx: Context, entries: list[Entry]) -> str:
     return content_digest(ctx.settings.blind_index_key.get_secret_value().encode(), entries)
 
 
-def find(ctx: Context, submission_key: str) -> Submission | None:
+def find(ctx: Context, submission_key: str) -> Previous | None:
     return repository.find_submission(ctx.session, ctx.principal, submission_key)
 
 
 def record(ctx: Context, submission_key: str, content: str | None, outcomes: list[Outcome]) -> None:
     refs = [f"{o.version.type}/{o.version.id}" for o in outcomes]
     sr_id = next(o.version.id for o in outcomes if o.version.type == "ServiceRequest")
-    row = Submission(
-        id=new_id(),
-        org_id=ctx.principal.org_id,
-        key=submission_key,
-        service_request_id=sr_id,
-        response=orjson.dumps(refs),
-        digest=content,
-    )
-    repository.add_submission(ctx.session, row)
+    values = {
+        "id": new_id(),
+        "org_id": ctx.principal.org_id,
+        "key": submission_key,
+        "service_request_id": sr_id,
+        "response": orjson.dumps(refs),
+        "digest": content,
+        "created_at": utcnow(),
+    }
+    repository.add_submission(ctx.session, values)
 
 
 def replay(
-    ctx: Context, previous: Submission, entries: list[Entry], content: str | None
+    ctx: Context, previous: Previous, entries: list[Entry], content: str | None
 ) -> list[Outcome]:
     """The same referral sent again: answer as before (current versions), create nothing.
 

@@ -5,13 +5,16 @@ references resolved; every new reference checked to name something the caller ma
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fhir_adapters import codes
 from fhir_adapters import rules as fhir_rules
+from referral_service.consent import service as consent
 from referral_service.context import Context
 from referral_service.errors import Invalid, MultipleMatches
 from referral_service.kit.ids import new_id
+from referral_service.kit.refs import Ref, ResourceId
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import Organisation
 from referral_service.referrals.intake import (
@@ -20,11 +23,14 @@ from referral_service.referrals.intake import (
     UPDATABLE,
     Entry,
     Intake,
+    Shared,
     Target,
 )
+from referral_service.routing import service as routing
 from referral_service.store import query as store_query
 from referral_service.store import repository as store
 from referral_service.store import service as resources
+from referral_service.store import unreadable
 from referral_service.store.models import StoredResource
 
 # --- targets ------------------------------------------------------------------------------------
@@ -73,13 +79,32 @@ def _conditional_match(ctx: Context, entry: Entry) -> StoredResource | None:
         condition = f"identifier={codes.NHS_NUMBER_SYSTEM}|{number}" if number else None
     if condition is None:
         return None
-    query = store_query.parse_string(ctx, entry.rtype, condition)
-    found = store.search(ctx.session, ctx.principal, entry.rtype, query, limit=2, offset=0)
-    if len(found) > 1:
+    found, more = _match(ctx, entry.rtype, condition)
+    if more:
         raise MultipleMatches(
             f"The conditional create for {entry.rtype} matches more than one resource"
         )
-    return found[0] if found else None
+    return found
+
+
+def _match(ctx: Context, rtype: str, condition: str) -> tuple[StoredResource | None, bool]:
+    """The newest match of a condition, and whether there are more. With Core, out of the
+    session (a match is answered or referred to, never written), the live data keys in the same
+    statement. A match whose body does not open fails the intake (`Unreadable`), as it did
+    through the ORM."""
+    query = store_query.parse_string(ctx, rtype, condition)
+    if len(query) == 1 and len(query[0]) == 1 and isinstance(query[0][0], store.TokenMatch):
+        answer = store.match_token(ctx.session, ctx.principal, rtype, query[0][0])
+        if answer is not None:  # an identifier, as most conditions are: a prepared statement
+            return _readable(answer[0]), answer[1]
+    rows, more = store.search_page(ctx.session, ctx.principal, rtype, query, count=1, offset=0)
+    return _readable(rows[0] if rows else None), more
+
+
+def _readable(row: StoredResource | None) -> StoredResource | None:
+    if row is not None and unreadable.is_unreadable(row):
+        raise unreadable.Unreadable
+    return row
 
 
 # --- references ---------------------------------------------------------------------------------
@@ -104,17 +129,16 @@ def _conditional_reference(ctx: Context, ref: str) -> str:
     rtype, _, condition = ref.partition("?")
     if rtype not in STORED_TYPES:
         raise Invalid(f"Conditional references to {rtype} are not supported")
-    query = store_query.parse_string(ctx, rtype, condition)
-    found = store.search(ctx.session, ctx.principal, rtype, query, limit=2, offset=0)
-    if len(found) > 1:
+    found, more = _match(ctx, rtype, condition)
+    if more:
         raise MultipleMatches(
             f"The conditional reference to {rtype} matches more than one resource"
         )
-    if not found:
+    if found is None:
         raise Invalid(
             f"The conditional reference to {rtype} matches no resource", issue_code="not-found"
         )
-    return f"{rtype}/{found[0].id}"
+    return f"{rtype}/{found.id}"
 
 
 def lookup(intake: Intake, ref: str | None) -> dict[str, Any] | None:
@@ -127,8 +151,73 @@ def lookup(intake: Intake, ref: str | None) -> dict[str, Any] | None:
     if parts is None or parts[0] not in STORED_TYPES:
         return None
     if ref not in intake.read:
-        intake.read[ref] = resources.load_json(intake.ctx, parts[0], parts[1])
+        # Core, out of the session: the intake only reads the content and whose it is.
+        row = store.read(intake.ctx.session, intake.ctx.principal, parts[0], parts[1])
+        intake.read[ref] = None if row is None else resources.as_dict(row)
+        if row is not None:
+            intake.owners[ref] = row.org_id
     return intake.read[ref]
+
+
+def prefetch(ctx: Context, shared: Shared, bodies: Iterable[dict[str, Any]]) -> None:
+    """Read, in one statement, the stored resources that these resources' references name, into
+    what consecutive batch entries share: as `lookup` would read them one by one (None when the
+    caller may not see one; a row that does not open is left for `lookup` to fail on)."""
+    base = ctx.settings.fhir_base_url + "/"
+    wanted: dict[str, Ref] = {}
+    for body in bodies:
+        for _, ref in fhir_rules.references(body):
+            parts = fhir_rules.split_reference(ref.removeprefix(base))
+            if parts is not None and parts[0] in STORED_TYPES:
+                key = f"{parts[0]}/{parts[1]}"
+                if key not in shared.read:
+                    wanted[key] = Ref(parts[0], ResourceId(parts[1]))
+    if not wanted:
+        return
+    found = {
+        f"{row.type}/{row.id}": row
+        for row in store.read_many(ctx.session, ctx.principal, wanted.values())
+    }
+    for key in wanted:
+        row = found.get(key)
+        if row is None:
+            shared.read[key] = None
+        elif not unreadable.is_unreadable(row):
+            shared.read[key] = resources.as_dict(row)
+            shared.owners[key] = row.org_id
+    # The share-back decisions their writes will ask for (writes._write_scored): a response
+    # about another organisation's referral is shared back with it while consent allows.
+    pairs = []
+    for body in bodies:
+        named = _first_service_request(base, body)
+        practice = shared.owners.get(named) if named else None
+        if practice is not None and practice != ctx.principal.org_id:
+            pairs.append((practice, str(fhir_rules.reference(body.get("subject")))))
+    system = routing.system_context(ctx.session, ctx.settings)
+    consent.prefetch_share_back(system, pairs, shared.decisions)
+
+
+def _first_service_request(base: str, body: dict[str, Any]) -> str | None:
+    """The ServiceRequest a response's basedOn names first, as `wellbeing.check_response` finds it."""
+    based_on = body.get("basedOn")
+    for item in based_on if isinstance(based_on, list) else []:
+        ref = fhir_rules.reference(item)
+        parts = fhir_rules.split_reference(ref.removeprefix(base)) if ref else None
+        if parts is not None and parts[0] == "ServiceRequest":
+            return f"ServiceRequest/{parts[1]}"
+    return None
+
+
+def owner(intake: Intake, ref: str) -> str | None:
+    """The tenant of a stored resource the caller may see; None when it may not, or when this
+    intake creates it (it is not stored yet)."""
+    for found in intake.targets:
+        if found.ref == ref and found.existing is not None:
+            return found.existing.org_id
+    if ref in intake.pending:
+        return None
+    lookup(intake, ref)
+    return intake.owners.get(ref)
 
 
 def check_reference_targets(intake: Intake, target: Target) -> None:

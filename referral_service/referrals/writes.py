@@ -15,6 +15,7 @@ from referral_service.kit.refs import OrgId, ResourceId, id_of
 from referral_service.referrals import lifecycle
 from referral_service.referrals import rules as referral_rules
 from referral_service.referrals.intake import Intake, Outcome, Target
+from referral_service.referrals.targets import owner as owner_of
 from referral_service.routing import service as routing
 from referral_service.store import service as resources
 from referral_service.store.service import Version
@@ -58,16 +59,22 @@ def _write_scored(intake: Intake, target: Target, rid: ResourceId) -> Version:
     practice (which finds the scores with `Observation?based-on=`) while the patient's Consent
     permits share-back."""
     ctx, scored = intake.ctx, intake.scored[target.ref]
-    practice = wellbeing.referral_owner(ctx, scored)
+    # Everything that could refuse comes before the first write (service.submit_entry relies
+    # on it): the scores, then whose they are and who may read them.
+    observations = wellbeing.observations_for(scored, target.ref)
+    practice = wellbeing.referral_owner(ctx, scored, lambda ref: owner_of(intake, ref))
     owner, share = practice, tuple[str, ...]((ctx.principal.org_id,))
     if practice != ctx.principal.org_id:  # a time bank's record, shared back while consent allows
         patient = str(fhir_rules.reference(target.entry.resource.get("subject")))
         system = routing.system_context(ctx.session, ctx.settings)
-        owner, share = ctx.principal.org_id, share_back_to(system, practice, patient)
+        owner, share = (
+            ctx.principal.org_id,
+            share_back_to(system, practice, patient, known=intake.decisions),
+        )
     version = resources.create(
         ctx, "QuestionnaireResponse", target.entry.resource, rid, tenant=owner, share_with=share
     )
-    for observation in wellbeing.observations_for(scored, target.ref):
+    for observation in observations:
         resources.create(ctx, "Observation", observation, tenant=owner, share_with=share)
     return version
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import (
     InstrumentedAttribute,
     Session,
+    aliased,
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -52,7 +54,10 @@ def readable(principal: Principal, org: Any = None) -> ColumnElement[bool]:
     `org` stands for the caller's organisation in a statement built once (a bind parameter)."""
     if principal.system:
         return true()
-    org = principal.org_id if org is None else org
+    return _visible_to(principal.org_id if org is None else org)
+
+
+def _visible_to(org: Any) -> ColumnElement[bool]:
     granted = exists().where(
         ResourceGrant.resource_id == StoredResource.id, ResourceGrant.org_id == org
     )
@@ -441,6 +446,100 @@ def planned_for_its_values(connection: Connection) -> Iterator[None]:
         yield
     finally:
         driver.prepare_threshold = threshold
+
+
+def match_token(
+    session: Session, principal: Principal, rtype: str, match: TokenMatch
+) -> tuple[StoredResource | None, bool] | None:
+    """A conditional create's or reference's one token match (`identifier=system|value`): the
+    newest match, opened and out of the session as `search_page` gives it, and whether there are
+    more; None when the match is of another shape (then use `search_page`). The same rows as
+    `search_page` with that one match, tenancy inside the query; only the statement is built
+    once, with bind parameters: building it per intake cost more client CPU than running it."""
+    if match.value is None or match.own_only is not None:
+        return None
+    if match.system_given and match.system is None:
+        return None
+    stmt = _token_statement(principal.system, match.system_given)
+    params: dict[str, str | None] = {
+        "rtype": rtype,
+        "name": match.name,
+        "value": match.value,
+        "org": principal.org_id,
+    }
+    if match.system_given:
+        params["system"] = match.system
+    connection = session.connection()
+    found = connection.execute(stmt, params).all()
+    opened = sealing.opened_resources(connection, found[:1])
+    return (opened[0] if opened else None), len(found) > 1
+
+
+@functools.cache
+def _token_statement(system_caller: bool, with_system: bool) -> Select[Any]:
+    rtype, org = bindparam("rtype", type_=String()), bindparam("org", type_=String())
+    indexed = [
+        SearchIndex.resource_id == StoredResource.id,
+        SearchIndex.resource_type == rtype,
+        SearchIndex.name == bindparam("name", type_=String()),
+        SearchIndex.value == bindparam("value", type_=String()),
+    ]
+    if with_system:
+        indexed.append(SearchIndex.system == bindparam("system", type_=String()))
+    where = [StoredResource.type == rtype, exists().where(and_(*indexed))]
+    if not system_caller:  # as `readable`, the caller's organisation a parameter
+        where.append(_visible_to(org))
+    return sealing.with_live_keys(
+        select(*_RESOURCE_COLUMNS).where(*where).order_by(*_page_order(True)).limit(2)
+    )
+
+
+def search_by_values(
+    session: Session,
+    principal: Principal,
+    rtype: str,
+    name: str,
+    values: Sequence[str],
+    query: Query,
+    *,
+    limit: int,
+) -> dict[str, list[StoredResource]] | None:
+    """`search` for several values of one token parameter in one statement: per value, the rows
+    `search(rtype, [[TokenMatch(name, value)], *query])` finds, newest first, opened and out of
+    the session. None when some value has `limit` rows or more (then search value by value, as
+    the limit says) or when a row does not open (the per-value `search` fails on it)."""
+    if not values:
+        return {}
+    index = aliased(SearchIndex)  # the query's own EXISTS clauses read search_index too
+    stmt = sealing.with_live_keys(
+        select(*_RESOURCE_COLUMNS, index.value.label("matched"))
+        .join(
+            index,
+            and_(
+                index.resource_id == StoredResource.id,
+                index.resource_type == rtype,
+                index.name == name,
+                index.value.in_(sorted(set(values))),
+            ),
+        )
+        .where(
+            StoredResource.type == rtype, readable(principal), *(_clause(rtype, c) for c in query)
+        )
+        .order_by(*_page_order(True))
+    )
+    connection = session.connection()
+    found = connection.execute(stmt).all()
+    opened = sealing.opened_resources(connection, found)
+    if any(unreadable.is_unreadable(row) for row in opened):
+        return None
+    grouped: dict[str, list[StoredResource]] = {value: [] for value in values}
+    for row, resource in zip(found, opened, strict=True):
+        rows = grouped[row.matched]
+        if not any(r.id == resource.id for r in rows):
+            rows.append(resource)
+    if any(len(rows) >= limit for rows in grouped.values()):
+        return None
+    return grouped
 
 
 def _page_order(newest_first: bool) -> tuple[ColumnElement[Any], ...]:

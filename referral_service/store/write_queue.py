@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, event, insert
+from sqlalchemy import Connection, Engine, LargeBinary, Table, TextClause, event, insert, text
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 
 from referral_service.store.models import (
@@ -65,8 +65,8 @@ def queue(connection: Connection) -> Queued:
 
 
 def send(connection: Connection) -> None:
-    """Send what is queued now (one executemany per table). Taken off the queue first: the
-    INSERTs are statements too, and must not send it again."""
+    """Send what is queued now (one INSERT per table). Taken off the queue first: the INSERTs
+    are statements too, and must not send it again."""
     if connection.invalidated:
         return
     queued: Queued | None = connection.info.pop(_KEY, None)
@@ -74,7 +74,53 @@ def send(connection: Connection) -> None:
         return
     for table, rows in queued.batches():
         if rows:
-            connection.execute(insert(table), rows)
+            insert_rows(connection, table, rows)
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None:
+    """One INSERT of rows that all have the same keys.
+
+    PostgreSQL, for rows of short values (`search_index`, `resource_grant`): `INSERT ... SELECT *
+    FROM unnest(<one array per column>)`, one statement whatever the number of rows, its text the
+    same for every batch (prepared once). A batch of 100 questionnaires queues some 1,500 index
+    rows, and per row this costs about a third of the client CPU of an executemany, whose per-row
+    parameter handling in SQLAlchemy dominated (measured, 200 rows: 2.5-2.7 ms -> 0.95-1.0 ms;
+    25 rows: 0.45-0.56 -> 0.23-0.28 ms; 4 rows: 0.17-0.23 -> 0.13-0.17 ms).
+    Rows with sealed bodies (`resource`, `resource_version`) keep executemany (pipelined by
+    psycopg): psycopg escapes a bytea array element by element in Python, which made unnest
+    slower there (200 rows: 3.6 ms -> 7.7 ms; 4 rows: 0.25 -> 0.36 ms). Elsewhere: executemany.
+    A multi-row INSERT ... VALUES was slower than both (about 0.14 ms per row: a compile for
+    each row count). The columns take no bind processing on either path."""
+    names = tuple(rows[0])
+    if connection.dialect.name != "postgresql" or any(
+        isinstance(table.c[name].type, LargeBinary) for name in names
+    ):
+        connection.execute(insert(table), list(rows))
+        return
+    statement = _unnest_insert(connection, table, names)
+    connection.execute(
+        statement, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)}
+    )
+
+
+_UNNEST: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+
+
+def _unnest_insert(connection: Connection, table: Table, names: tuple[str, ...]) -> TextClause:
+    key = (table.name, names)
+    statement = _UNNEST.get(key)
+    if statement is None:
+        dialect = connection.dialect
+        quote = dialect.identifier_preparer.quote
+        columns = ", ".join(quote(name) for name in names)
+        arrays = ", ".join(
+            f"CAST(:c{i} AS {table.c[name].type.compile(dialect=dialect)}[])"
+            for i, name in enumerate(names)
+        )
+        # Names and types from the models, quoted; the values are bound parameters.
+        sql = f"INSERT INTO {quote(table.name)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+        statement = _UNNEST[key] = text(sql)
+    return statement
 
 
 def _drop(connection: Connection, *_: Any) -> None:

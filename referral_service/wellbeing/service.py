@@ -69,13 +69,20 @@ def observations_for(scored: ScoredResponse, qr_ref: str) -> list[dict[str, Any]
     return score_observations(qr_ref, scored.response, str(scored.referral), list(scored.scores))
 
 
-def referral_owner(ctx: Context, scored: ScoredResponse) -> str:
+# "ServiceRequest/<id>" -> the tenant of that stored resource as the caller may see it, or None.
+OwnerOf = Callable[[str], str | None]
+
+
+def referral_owner(ctx: Context, scored: ScoredResponse, owner_of: OwnerOf | None = None) -> str:
     """The organisation whose referral this is (the practice): who the scores belong to.
 
     Read from the ServiceRequest the response named, which the caller can read even when it is a
     time bank's filler-order (routing stores those under the practice). A ServiceRequest written
-    in the same intake is not stored yet: then the caller is the practice.
+    in the same intake is not stored yet: then the caller is the practice. Intake passes
+    `owner_of`, which answers from what its checks read already.
     """
+    if owner_of is not None:
+        return owner_of(str(scored.named)) or ctx.principal.org_id
     try:
         return resources.load(ctx, "ServiceRequest", scored.named.id).org_id
     except NotFound:
