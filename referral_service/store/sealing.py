@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, event
+from sqlalchemy import Connection, Select, event
 from sqlalchemy.orm import Mapper, QueryContext
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -60,28 +60,36 @@ def with_live_keys(stmt: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
 
 
 def opened_resources(
-    connection: Connection, found: Sequence[Row[*tuple[Any, ...]]]
+    connection: Connection, found: Sequence[Sequence[Any]]
 ) -> list[StoredResource]:
-    """The rows of a `with_live_keys` select of `resource` as StoredResources with their bodies
-    opened. They are never in the session (nothing to load, flush or expire: for reads only).
-    A body that does not open is logged, and its row comes back marked
-    (`unreadable.is_unreadable`) with no body, as a tolerant ORM load leaves it."""
+    """The rows of a `with_live_keys` select of `resource` (its columns id, type, version_id,
+    last_updated, org_id, body in this order, then the live keys: SQLAlchemy rows or the driver's
+    tuples) as StoredResources with their bodies opened. They are never in the session (nothing
+    to load, flush or expire: for reads only). A body that does not open is logged, and its row
+    comes back marked (`unreadable.is_unreadable`) with no body, as a tolerant ORM load leaves
+    it."""
     if found:
-        ring.note_live(connection, found[0]._mapping[LIVE_KEYS])
+        ring.note_live(connection, found[0][-1])
     return [_opened(connection, row) for row in found]
 
 
-def _opened(connection: Connection, found: Row[*tuple[Any, ...]]) -> StoredResource:
+def _opened(connection: Connection, found: Sequence[Any]) -> StoredResource:
+    rid, rtype, version_id, last_updated, tenant, sealed_body = found[:6]
     row = StoredResource(
-        id=found.id,
-        type=found.type,
-        version_id=found.version_id,
-        last_updated=found.last_updated,
-        org_id=found.org_id,
-        body=found.body,
+        id=rid,
+        type=rtype,
+        version_id=version_id,
+        last_updated=last_updated,
+        org_id=tenant,
+        body=sealed_body,
     )
     try:
-        row.body = ring.open_value(connection, _aad(row), found.body, _legacy_aad(row))
+        row.body = ring.open_value(
+            connection,
+            resource_aad(rid, rtype, version_id, tenant),
+            sealed_body,
+            legacy_resource_aad(rid, version_id),
+        )
     except OPEN_ERRORS as exc:
         log_failure(row, exc)
         mark(row, "body")
