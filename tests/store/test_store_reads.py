@@ -1,0 +1,127 @@
+"""A FHIR read's SQL: one SELECT (the row, tenancy and the live data keys together) and one
+INSERT (its audit event), in one transaction that commits before the response. Pinned, so that
+a change that adds a round trip to the hottest path shows here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral_service.app import create_app
+from referral_service.audit.models import AuditEvent
+from referral_service.audit.sealer import SEALER_THREAD
+from referral_service.config import Settings
+from referral_service.db import make_engine, make_sessionmaker
+from referral_service.migrate import upgrade
+from referral_service.organisations.models import OrgKind
+from tests.fixtures.fhir import FHIR_JSON, referral_bundle
+from tests.fixtures.referrals import Referral
+from tests.fixtures.systems import TestSystem, bearer, register_system
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """The SQL the request's thread sends: each statement, and BEGIN/COMMIT/ROLLBACK as such."""
+    seen: list[str] = []
+
+    def statement(*args: Any) -> None:
+        if threading.current_thread().name != SEALER_THREAD:  # the app's audit sealer
+            seen.append(" ".join(str(args[2]).split()[:3]))
+
+    def marker(name: str) -> Any:
+        def mark(*_: Any) -> None:
+            if threading.current_thread().name != SEALER_THREAD:
+                seen.append(name)
+
+        return mark
+
+    listeners = [
+        ("before_cursor_execute", statement),
+        ("begin", marker("BEGIN")),
+        ("commit", marker("COMMIT")),
+        ("rollback", marker("ROLLBACK")),
+    ]
+    for name, listener in listeners:
+        event.listen(Engine, name, listener)
+    try:
+        yield seen
+    finally:
+        for name, listener in listeners:
+            event.remove(Engine, name, listener)
+
+
+def _events(session_factory: sessionmaker[Session], kind: str) -> int:
+    with session_factory() as session:
+        stmt = select(func.count()).select_from(AuditEvent).where(AuditEvent.kind == kind)
+        return int(session.scalar(stmt) or 0)
+
+
+READ_SQL = ["BEGIN", "SELECT resource.id, resource.type,", "INSERT INTO audit_event", "COMMIT"]
+
+
+def test_a_read_is_one_select_and_one_audit_insert_in_one_transaction(
+    client: TestClient,
+    referral: Referral,
+    practice_headers: dict[str, str],
+    session_factory: sessionmaker[Session],
+) -> None:
+    before = _events(session_factory, "read")
+    with _statements() as seen:
+        answer = client.get(f"/fhir/{referral.patient}", headers=practice_headers)
+    assert answer.status_code == 200
+    assert seen == READ_SQL
+    assert _events(session_factory, "read") == before + 1
+
+    etag = answer.headers["ETag"]
+    with _statements() as seen:
+        unchanged = client.get(
+            f"/fhir/{referral.patient}", headers={**practice_headers, "If-None-Match": etag}
+        )
+    assert unchanged.status_code == 304
+    assert seen == READ_SQL  # a 304 is a disclosure that the version is current: audited too
+    assert _events(session_factory, "read") == before + 2
+
+
+def test_another_tenants_read_is_one_select_then_its_refusal_audited_apart(
+    client: TestClient,
+    referral: Referral,
+    practice_b: TestSystem,
+    practice_b_headers: dict[str, str],
+) -> None:
+    with _statements() as seen:
+        answer = client.get(f"/fhir/{referral.patient}", headers=practice_b_headers)
+    assert answer.status_code == 404  # tenancy is in the query: as if the row did not exist
+    assert seen == [*READ_SQL[:2], "ROLLBACK", "BEGIN", "INSERT INTO audit_event", "COMMIT"]
+
+
+def test_a_read_on_sqlite_runs_the_same_statements_through_sqlalchemy(tmp_path: Path) -> None:
+    """The embedded default has no psycopg: the same built-once statements, executed as usual."""
+    settings = Settings(
+        environment="test", var_dir=tmp_path / "var", public_base_url="http://testserver"
+    )
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    practice = register_system(make_sessionmaker(engine), OrgKind.PRACTICE, ods="F84001")
+    try:
+        with TestClient(create_app(settings)) as client:
+            headers = bearer(client, practice)
+            made = client.post(
+                "/fhir", json=referral_bundle(practice.org_id), headers={**headers, **FHIR_JSON}
+            )
+            patient = "/".join(made.json()["entry"][0]["response"]["location"].split("/")[:2])
+            with _statements() as seen:
+                answer = client.get(f"/fhir/{patient}", headers=headers)
+            assert answer.status_code == 200
+            assert answer.json()["identifier"][0]["value"] == "9434765919"
+            # SQLite chains the event in the same transaction (audit/pending.py): the rest.
+            assert seen[:3] == READ_SQL[:3]
+            assert seen[-1] == "COMMIT"
+    finally:
+        engine.dispose()
