@@ -96,6 +96,38 @@ def _opened(connection: Connection, found: Sequence[Any]) -> StoredResource:
     return row
 
 
+def opened_versions(
+    connection: Connection, found: Sequence[Sequence[Any]]
+) -> list[ResourceVersion]:
+    """`opened_resources` for a `with_live_keys` select of `resource_version` (its columns
+    resource_id, version_id, last_updated, org_id, body in this order, then the live keys)."""
+    if found:
+        ring.note_live(connection, found[0][-1])
+    return [_opened_version(connection, row) for row in found]
+
+
+def _opened_version(connection: Connection, found: Sequence[Any]) -> ResourceVersion:
+    rid, version_id, last_updated, tenant, sealed_body = found[:5]
+    row = ResourceVersion(
+        resource_id=rid,
+        version_id=version_id,
+        last_updated=last_updated,
+        org_id=tenant,
+        body=sealed_body,
+    )
+    try:
+        row.body = ring.open_value(
+            connection,
+            version_aad(rid, version_id, tenant),
+            sealed_body,
+            legacy_version_aad(rid, version_id),
+        )
+    except OPEN_ERRORS as exc:
+        log_failure(row, exc)
+        mark(row, "body")
+    return row
+
+
 def _aad(target: StoredResource | ResourceVersion) -> bytes:
     if isinstance(target, StoredResource):
         return resource_aad(target.id, target.type, target.version_id, target.org_id)

@@ -89,6 +89,17 @@ def test_a_read_is_one_select_and_one_audit_insert_in_one_transaction(
     assert _events(session_factory, "read") == before + 2
 
 
+def test_a_vread_and_a_history_are_two_selects_and_one_audit_insert(
+    client: TestClient, referral: Referral, practice_headers: dict[str, str]
+) -> None:
+    versions = ["BEGIN", "SELECT resource_version.resource_id, resource_version.version_id,"]
+    for path in (f"/fhir/{referral.task}/_history/1", f"/fhir/{referral.task}/_history"):
+        with _statements() as seen:
+            answer = client.get(path, headers=practice_headers)
+        assert answer.status_code == 200
+        assert seen == [*versions, *READ_SQL[1:]]
+
+
 def test_another_tenants_read_is_one_select_then_its_refusal_audited_apart(
     client: TestClient,
     referral: Referral,
