@@ -206,10 +206,11 @@ async def read(rtype: str, rid: str, principal: PrincipalDep, request: Request) 
 def _read(rtype: str, rid: str, unchanged_if: str | None, ctx: Context) -> Response:
     row = resources.read(ctx, rtype, rid)
     audit.record_read(ctx, [row])
-    version = replace(Version.of(row), body=resources.presented(ctx, rtype, row.org_id, row.body))
+    version = Version.of(row)
     if unchanged_if == str(version.version_id):
         return Response(status_code=304, headers={"ETag": version.etag})
-    return version_response(version)
+    body = resources.presented(ctx, rtype, row.org_id, row.body)
+    return version_response(version if body is row.body else replace(version, body=body))
 
 
 @router.put("/{rtype}/{rid}")
