@@ -66,6 +66,8 @@ class Prepared:
         parameters: Any = params if many else params[0]
         fairy = connection.connection
         cursor = fairy.driver_connection.cursor()  # type: ignore[union-attr]
+        # The private members below are what `Connection.execute` itself uses to the same ends
+        # (tests/kit/test_kit_prepared.py notices an SQLAlchemy upgrade that changes them).
         if connection._has_events or connection.engine._has_events:
             # As `execute` calls them, without letting a listener rewrite the statement.
             multiparams, one = (params, {}) if many else ([], params[0])
