@@ -55,14 +55,21 @@ ContextDep = Annotated[Context, Depends(get_context)]
 
 
 async def in_one_hop(
-    request: Request, principal: Principal, work: Callable[[Context], Response]
+    request: Request,
+    principal: Principal,
+    work: Callable[[Context], Response],
+    *,
+    one_event: bool = False,
 ) -> Response:
     """The reads: the work, its audit event and the commit in one worker thread
-    (`db.in_unit_of_work`), where `ContextDep` costs two hops. Committed before the response."""
+    (`db.in_unit_of_work`), where `ContextDep` costs two hops. Committed before the response.
+    `one_event`: the work writes nothing but one audit event (a read, vread or history of one
+    resource), so on PostgreSQL its statements need no transaction around them (`autocommit`)."""
     settings = request.app.state.settings
     return await in_unit_of_work(
         request.app.state.sessionmaker,
         lambda session: work(Context(session, principal, settings)),
+        autocommit=one_event,
     )
 
 
@@ -200,16 +207,19 @@ async def read(rtype: str, rid: str, principal: PrincipalDep, request: Request) 
     _known_type(rtype)
     require(principal, rtype, "r")
     unchanged_if = version_named(request.headers.get("if-none-match"))
-    return await in_one_hop(request, principal, partial(_read, rtype, rid, unchanged_if))
+    return await in_one_hop(
+        request, principal, partial(_read, rtype, rid, unchanged_if), one_event=True
+    )
 
 
 def _read(rtype: str, rid: str, unchanged_if: str | None, ctx: Context) -> Response:
     row = resources.read(ctx, rtype, rid)
     audit.record_read(ctx, [row])
-    version = replace(Version.of(row), body=resources.presented(ctx, rtype, row.org_id, row.body))
+    version = Version.of(row)
     if unchanged_if == str(version.version_id):
         return Response(status_code=304, headers={"ETag": version.etag})
-    return version_response(version)
+    body = resources.presented(ctx, rtype, row.org_id, row.body)
+    return version_response(version if body is row.body else replace(version, body=body))
 
 
 @router.put("/{rtype}/{rid}")
@@ -246,7 +256,7 @@ def patch(
 async def history(rtype: str, rid: str, principal: PrincipalDep, request: Request) -> Response:
     _known_type(rtype)
     require(principal, rtype, "r")
-    return await in_one_hop(request, principal, partial(_history, rtype, rid))
+    return await in_one_hop(request, principal, partial(_history, rtype, rid), one_event=True)
 
 
 def _history(rtype: str, rid: str, ctx: Context) -> Response:
@@ -261,7 +271,7 @@ async def vread(
 ) -> Response:
     _known_type(rtype)
     require(principal, rtype, "r")
-    return await in_one_hop(request, principal, partial(_vread, rtype, rid, vid))
+    return await in_one_hop(request, principal, partial(_vread, rtype, rid, vid), one_event=True)
 
 
 def _vread(rtype: str, rid: str, vid: str, ctx: Context) -> Response:

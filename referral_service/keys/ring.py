@@ -15,6 +15,7 @@ The KEK for each database is registered by whoever builds its engine.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -56,8 +57,15 @@ def _forget(connection: Connection, *_: Any) -> None:
     connection.info.pop(_LIVE, None)
 
 
+# Rendering an engine's URL costs more than opening a value: each engine's is kept.
+_names: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
 def _name(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=False)
+    name = _names.get(engine)
+    if name is None:
+        name = _names[engine] = engine.url.render_as_string(hide_password=False)
+    return name
 
 
 def register(engine: Engine, kek_secret: str) -> None:

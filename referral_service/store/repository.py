@@ -36,8 +36,10 @@ from sqlalchemy.orm import (
     aliased,
 )
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import BindParameter
 
 from referral_service.keys import ring
+from referral_service.kit.prepared import Prepared
 from referral_service.kit.refs import Ref
 from referral_service.principal import Principal
 from referral_service.store import sealing, unreadable, write_queue
@@ -138,22 +140,6 @@ def get(session: Session, principal: Principal, rtype: str, rid: str) -> StoredR
     return unreadable.first_readable(session, rows)
 
 
-def read(session: Session, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
-    """`get` for a read that changes nothing: one Core query that brings the live data keys too,
-    and the row comes back out of the session (sealing.opened_resources); `Unreadable` when its
-    body does not open."""
-    stmt = sealing.with_live_keys(
-        select(*_RESOURCE_COLUMNS).where(
-            StoredResource.type == rtype, StoredResource.id == rid, readable(principal)
-        )
-    )
-    connection = session.connection()
-    found = sealing.opened_resources(connection, connection.execute(stmt).all())
-    if any(unreadable.is_unreadable(row) for row in found):
-        raise unreadable.Unreadable
-    return found[0] if found else None
-
-
 _RESOURCE_COLUMNS = (
     StoredResource.id,
     StoredResource.type,
@@ -162,6 +148,34 @@ _RESOURCE_COLUMNS = (
     StoredResource.org_id,
     StoredResource.body,
 )
+
+
+def _read_statement(org_id: BindParameter[str] | None) -> Prepared:
+    by_id = (StoredResource.type == bindparam("rtype"), StoredResource.id == bindparam("rid"))
+    tenancy = () if org_id is None else (_visible_to(org_id),)
+    return Prepared(sealing.with_live_keys(select(*_RESOURCE_COLUMNS).where(*by_id, *tenancy)))
+
+
+# Built once (the hottest query there is), one per shape of caller: SPIS itself sees every
+# tenant's rows; any other caller its own and those shared with it, as `readable` says.
+_READ_AS_SYSTEM = _read_statement(None)
+_READ_AS_ORG = _read_statement(bindparam("org_id"))
+
+
+def read(session: Session, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
+    """`get` for a read that changes nothing: one query, built once and sent by the driver
+    (kit/prepared.py), that brings the live data keys too; the row comes back out of the session
+    (sealing.opened_resources). `Unreadable` when its body does not open."""
+    connection = session.connection()
+    if principal.system:
+        found = _READ_AS_SYSTEM.rows(connection, {"rtype": rtype, "rid": rid})
+    else:
+        params = {"rtype": rtype, "rid": rid, "org_id": principal.org_id}
+        found = _READ_AS_ORG.rows(connection, params)
+    opened = sealing.opened_resources(connection, found)
+    if any(unreadable.is_unreadable(row) for row in opened):
+        raise unreadable.Unreadable
+    return opened[0] if opened else None
 
 
 def get_for_update(
@@ -176,29 +190,59 @@ def get_for_update(
     return unreadable.first_readable(session, session.scalars(stmt).all())
 
 
+_VERSION_COLUMNS = (
+    ResourceVersion.resource_id,
+    ResourceVersion.version_id,
+    ResourceVersion.last_updated,
+    ResourceVersion.org_id,
+    ResourceVersion.body,
+)
+
+
+def _versions_statement(org_id: BindParameter[str] | None, *, one: bool) -> Prepared:
+    """A resource's versions, newest first, each read under its resource's tenant only (its
+    sealed body is bound to its own `org_id`); `one`: only version `version_id`."""
+    tenancy = () if org_id is None else (_visible_to(org_id),)
+    chosen = (ResourceVersion.version_id == bindparam("version_id"),) if one else ()
+    stmt = (
+        select(*_VERSION_COLUMNS)
+        .join(StoredResource, StoredResource.id == ResourceVersion.resource_id)
+        .where(
+            StoredResource.type == bindparam("rtype"),
+            StoredResource.id == bindparam("rid"),
+            ResourceVersion.org_id == StoredResource.org_id,
+            *tenancy,
+            *chosen,
+        )
+        .order_by(ResourceVersion.version_id.desc())
+    )
+    return Prepared(sealing.with_live_keys(stmt))
+
+
+# (caller is SPIS itself, one version only): built once, as the read's.
+_VERSIONS = {
+    (system, one): _versions_statement(None if system else bindparam("org_id"), one=one)
+    for system in (True, False)
+    for one in (True, False)
+}
+
+
 def versions(
     session: Session, principal: Principal, rtype: str, rid: str, version_id: int | None = None
 ) -> list[ResourceVersion]:
     """All versions (newest first), or the one asked for; empty when not visible; `Unreadable`
-    when one of them does not open. A version is read under its resource's tenant only (its
-    sealed body is bound to its own `org_id`)."""
-    stmt = (
-        select(ResourceVersion)
-        .join(StoredResource, StoredResource.id == ResourceVersion.resource_id)
-        .where(
-            StoredResource.type == rtype,
-            StoredResource.id == rid,
-            ResourceVersion.org_id == StoredResource.org_id,
-            readable(principal),
-        )
-        .order_by(ResourceVersion.version_id.desc())
-    )
+    when one of them does not open. Out of the session, as `read`'s row."""
+    params: dict[str, object] = {"rtype": rtype, "rid": rid}
+    if not principal.system:
+        params["org_id"] = principal.org_id
     if version_id is not None:
-        stmt = stmt.where(ResourceVersion.version_id == version_id)
-    found, bad = unreadable.split(session, session.scalars(stmt.execution_options(**_TOLERANT)))
-    if bad:
+        params["version_id"] = version_id
+    connection = session.connection()
+    found = _VERSIONS[principal.system, version_id is not None].rows(connection, params)
+    opened = sealing.opened_versions(connection, found)
+    if any(unreadable.is_unreadable(row) for row in opened):
         raise unreadable.Unreadable
-    return found
+    return opened
 
 
 def insert_resource(

@@ -7,11 +7,12 @@ Grants are not bound: see docs/security.md, "At rest"."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, Select, event
+from sqlalchemy import Connection, Select, event
 from sqlalchemy.orm import Mapper, QueryContext
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from referral_service.keys import ring, sealed
 from referral_service.store.models import ResourceVersion, StoredResource
@@ -60,28 +61,74 @@ def with_live_keys(stmt: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
 
 
 def opened_resources(
-    connection: Connection, found: Sequence[Row[*tuple[Any, ...]]]
+    connection: Connection, found: Sequence[Sequence[Any]]
 ) -> list[StoredResource]:
-    """The rows of a `with_live_keys` select of `resource` as StoredResources with their bodies
-    opened. They are never in the session (nothing to load, flush or expire: for reads only).
-    A body that does not open is logged, and its row comes back marked
-    (`unreadable.is_unreadable`) with no body, as a tolerant ORM load leaves it."""
+    """The rows of a `with_live_keys` select of `resource` (its columns id, type, version_id,
+    last_updated, org_id, body in this order, then the live keys: SQLAlchemy rows or the driver's
+    tuples) as StoredResources with their bodies opened. They are never in the session (nothing
+    to load, flush or expire: for reads only). A body that does not open is logged, and its row
+    comes back marked (`unreadable.is_unreadable`) with no body, as a tolerant ORM load leaves
+    it."""
     if found:
-        ring.note_live(connection, found[0]._mapping[LIVE_KEYS])
+        ring.note_live(connection, found[0][-1])
     return [_opened(connection, row) for row in found]
 
 
-def _opened(connection: Connection, found: Row[*tuple[Any, ...]]) -> StoredResource:
-    row = StoredResource(
-        id=found.id,
-        type=found.type,
-        version_id=found.version_id,
-        last_updated=found.last_updated,
-        org_id=found.org_id,
-        body=found.body,
-    )
+def _opened(connection: Connection, found: Sequence[Any]) -> StoredResource:
+    rid, rtype, version_id, last_updated, tenant, sealed_body = found[:6]
+    values = {
+        "id": rid,
+        "type": rtype,
+        "version_id": version_id,
+        "last_updated": last_updated,
+        "org_id": tenant,
+    }
+    aad = resource_aad(rid, rtype, version_id, tenant)
+    legacy = legacy_resource_aad(rid, version_id)
+    return _loaded(connection, _new_resource(), values, sealed_body, aad, legacy)
+
+
+def opened_versions(
+    connection: Connection, found: Sequence[Sequence[Any]]
+) -> list[ResourceVersion]:
+    """`opened_resources` for a `with_live_keys` select of `resource_version` (its columns
+    resource_id, version_id, last_updated, org_id, body in this order, then the live keys)."""
+    if found:
+        ring.note_live(connection, found[0][-1])
+    return [_opened_version(connection, row) for row in found]
+
+
+def _opened_version(connection: Connection, found: Sequence[Any]) -> ResourceVersion:
+    rid, version_id, last_updated, tenant, sealed_body = found[:5]
+    values = {
+        "resource_id": rid,
+        "version_id": version_id,
+        "last_updated": last_updated,
+        "org_id": tenant,
+    }
+    aad = version_aad(rid, version_id, tenant)
+    legacy = legacy_version_aad(rid, version_id)
+    return _loaded(connection, _new_version(), values, sealed_body, aad, legacy)
+
+
+# Instances made as an ORM load makes them: no __init__, no change events, the values put
+# straight into the instance's dict (several times cheaper than the constructor).
+_new_resource = manager_of_class(StoredResource).new_instance
+_new_version = manager_of_class(ResourceVersion).new_instance
+Loaded = TypeVar("Loaded", StoredResource, ResourceVersion)
+
+
+def _loaded(
+    connection: Connection,
+    row: Loaded,
+    values: dict[str, Any],
+    sealed_body: bytes,
+    aad: bytes,
+    legacy_aad: bytes,
+) -> Loaded:
+    row.__dict__.update(values, body=sealed_body)
     try:
-        row.body = ring.open_value(connection, _aad(row), found.body, _legacy_aad(row))
+        row.__dict__["body"] = ring.open_value(connection, aad, sealed_body, legacy_aad)
     except OPEN_ERRORS as exc:
         log_failure(row, exc)
         mark(row, "body")

@@ -1,0 +1,108 @@
+"""kit/prepared.py: a statement built once runs the same on PostgreSQL (sent by psycopg) and on
+SQLite (through SQLAlchemy), is seen by the connection's listeners like any statement, and fails
+as SQLAlchemy's own error when the server goes away mid-transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import OperationalError
+
+from referral_service.db import make_engine
+from referral_service.kit.prepared import Prepared
+
+_metadata = MetaData()
+_probe = Table(
+    "prepared_probe",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String(10)),
+    Column("name", String(10)),
+)
+_INSERT = Prepared(insert(_probe).values(owner=bindparam("owner"), name=bindparam("name")))
+# A value SQLAlchemy renders only at execution time (the separator), beside named parameters.
+_NAMES = Prepared(
+    select(func.aggregate_strings(_probe.c.name, ",")).where(_probe.c.owner == bindparam("owner"))
+)
+_BY_OWNER = Prepared(
+    select(_probe.c.id, _probe.c.name)
+    .where(_probe.c.owner == bindparam("owner"), _probe.c.name != bindparam("owner"))
+    .order_by(_probe.c.id)
+)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def connection(request: pytest.FixtureRequest, pg_engine: Engine) -> Iterator[Connection]:
+    engine = pg_engine if request.param == "postgresql" else make_engine("sqlite://")
+    with engine.connect() as conn, conn.begin() as transaction:  # rolled back: nothing stays
+        _metadata.create_all(conn)
+        yield conn
+        transaction.rollback()
+
+
+def test_rows_and_runs_are_the_same_whichever_way_the_statement_is_sent(
+    connection: Connection,
+) -> None:
+    _INSERT.run(connection, [{"owner": "a", "name": "x"}])  # one parameter set
+    _INSERT.run(connection, [{"owner": "a", "name": "y"}, {"owner": "b", "name": "z"}])  # many
+    _INSERT.run(connection, [])
+    assert [tuple(row) for row in _BY_OWNER.rows(connection, {"owner": "a"})] == [
+        (1, "x"),
+        (2, "y"),
+    ]
+    assert _BY_OWNER.rows(connection, {"owner": "nobody"}) == []
+    [(names,)] = _NAMES.rows(connection, {"owner": "a"})
+    assert sorted(names.split(",")) == ["x", "y"]
+
+
+def test_the_connection_listeners_see_each_statement(connection: Connection) -> None:
+    before: list[Any] = []
+    cursor: list[str] = []
+
+    def on_execute(conn: Connection, statement: Any, *_: Any) -> None:
+        before.append(statement)
+
+    def on_cursor(conn: Connection, _cursor: Any, sql: str, *_: Any) -> None:
+        cursor.append(sql)
+
+    event.listen(connection, "before_execute", on_execute)
+    event.listen(connection, "before_cursor_execute", on_cursor)
+    try:
+        _INSERT.run(connection, [{"owner": "a", "name": "x"}])
+        _BY_OWNER.rows(connection, {"owner": "a"})
+    finally:
+        event.remove(connection, "before_execute", on_execute)
+        event.remove(connection, "before_cursor_execute", on_cursor)
+    assert before == [_INSERT.statement, _BY_OWNER.statement]
+    assert [sql.split()[0] for sql in cursor] == ["INSERT", "SELECT"]
+
+
+def test_a_server_gone_mid_transaction_is_sqlalchemys_error_and_the_connection_is_dropped(
+    pg_engine: Engine,
+) -> None:
+    with pg_engine.connect() as conn:
+        conn.begin()
+        _metadata.create_all(conn)
+        pid = conn.scalar(select(func.pg_backend_pid()))
+        with pg_engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError):
+            _BY_OWNER.rows(conn, {"owner": "a"})
+        assert conn.invalidated
