@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
     app.state.settings = settings
     from referral_service.auth.endpoints import router as auth_router
     from referral_service.fhir.audit_events import router as audit_router
+    from referral_service.fhir.endpoints import plain_routes as fhir_plain_routes
     from referral_service.fhir.endpoints import router as fhir_router
     from referral_service.fhir.errors import LastResort, install_error_handlers
     from referral_service.fhir.measures import router as measures_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
     app.include_router(measures_router)  # so is /fhir/Measure
     app.include_router(subscriptions_router)  # and /fhir/Subscription, /fhir/Basic (the topics)
     app.include_router(fhir_router)
+    app.router.routes.extend(fhir_plain_routes)  # the hot reads, after the routes above
     app.include_router(ledger_router)
     app.include_router(transit_router)
     app.include_router(health_router)

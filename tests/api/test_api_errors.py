@@ -186,3 +186,25 @@ def test_a_health_board_gets_no_record_about_a_person(
     assert (
         client.get("/fhir/Organization", headers=board).status_code == 200
     )  # the directory is public
+
+
+@pytest.mark.parametrize(
+    "path", ["/fhir/Task", "/fhir/Task/x1", "/fhir/Task/x1/_history", "/fhir/Task/x1/_history/1"]
+)
+def test_the_plain_read_routes_check_as_every_fhir_route(
+    client: TestClient, practice_headers: dict[str, str], path: str
+) -> None:
+    """read, vread, history and search by GET are plain routes (fhir/endpoints.py): the Accept
+    check, then the NUL check, then the token, as the router's dependencies order them."""
+    with_nul = path.replace("Task", "Task%00")
+    html_and_no_token = {"Accept": "text/html"}
+    outcome(client.get(path, headers=html_and_no_token), 406, "not-supported")
+    outcome(client.get(with_nul, headers=html_and_no_token), 406, "not-supported")
+    nul = client.get(with_nul)
+    assert nul.status_code == 400, nul.text
+    assert nul.json()["resourceType"] == "OperationOutcome"
+    unauthenticated = client.get(path)
+    outcome(unauthenticated, 401, "login")
+    assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
+    assert client.head(path, headers=practice_headers).status_code in (404, 405)  # never a read
+    assert client.get(path, headers=practice_headers).status_code in (200, 404)
