@@ -97,7 +97,8 @@ _INSERT_MANY_PG = Prepared(
         "CAST(:actor_org_id AS TEXT[]), CAST(:tenant_org_id AS TEXT[]), "
         "CAST(:patient_id AS TEXT[]), CAST(:entities AS TEXT[]), CAST(:purpose AS TEXT[]), "
         "CAST(:outcome AS SMALLINT[]), CAST(:detail AS TEXT[]))"
-    )
+    ),
+    binary=True,
 )
 
 
@@ -223,10 +224,12 @@ _INSERT_LINKS_PG = Prepared(
         "INSERT INTO audit_chain (pos, event_seq, prev_hash, hash) "
         "SELECT * FROM unnest(CAST(:pos AS BIGINT[]), CAST(:event_seq AS BIGINT[]), "
         "CAST(:prev_hash AS TEXT[]), CAST(:hash AS TEXT[]))"
-    )
+    ),
+    binary=True,
 )
 _DEQUEUE_PG = Prepared(
-    text("DELETE FROM audit_unsealed WHERE event_seq = ANY(CAST(:event_seqs AS BIGINT[]))")
+    text("DELETE FROM audit_unsealed WHERE event_seq = ANY(CAST(:event_seqs AS BIGINT[]))"),
+    binary=True,
 )
 
 
