@@ -71,8 +71,7 @@ def test_many_events_are_one_insert_and_read_back_as_recorded(
     with session_factory() as session:
         stored = [repository.get(session, e.tenant_org_id or "", e.id) for e in recorded]
         back = [
-            r.event
-            for r in repository.for_patient(session, "org-a", "p-1", limit=10, offset=0)
+            r.event for r in repository.for_patient(session, "org-a", "p-1", limit=10, offset=0)
         ]
     # Events without a tenant are not readable by `get` with a tenant: check those by seq order.
     assert [s.event for s in stored if s is not None] == [
