@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -82,10 +83,53 @@ _INSERTED = (
 _INSERT = Prepared(insert(AuditEvent).inline().values({c: bindparam(c) for c in _INSERTED}))
 
 
+# PostgreSQL, two events or more: one INSERT of all of them, each column one typed array. Sent
+# row by row (psycopg's executemany sends one INSERT per parameter set), the statement-level queue
+# trigger ran once per event, and each INSERT was a round trip: a search page's 50 events cost
+# PostgreSQL 2.4 ms, 1.4 in one statement. `unnest` of several arrays yields their elements side
+# by side, in array order, so `seq` is still the events' order.
+_INSERT_MANY_PG = Prepared(
+    text(
+        "INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, actor_org_id, "
+        "tenant_org_id, patient_id, entities, purpose, outcome, detail) "
+        "SELECT * FROM unnest(CAST(:id AS TEXT[]), CAST(:recorded AS TIMESTAMPTZ[]), "
+        "CAST(:action AS TEXT[]), CAST(:kind AS TEXT[]), CAST(:actor_client_id AS TEXT[]), "
+        "CAST(:actor_org_id AS TEXT[]), CAST(:tenant_org_id AS TEXT[]), "
+        "CAST(:patient_id AS TEXT[]), CAST(:entities AS TEXT[]), CAST(:purpose AS TEXT[]), "
+        "CAST(:outcome AS SMALLINT[]), CAST(:detail AS TEXT[]))"
+    ),
+    binary=True,
+)
+
+
 def insert_events(session: Session, events: Sequence[chain.Event]) -> None:
-    """Store the events in the caller's transaction (the trigger queues them for the sealer)."""
-    if events:
-        _INSERT.run(session.connection(), [_row(event) for event in events])
+    """Store the events in the caller's transaction, in one statement (the trigger queues them
+    for the sealer)."""
+    if not events:
+        return
+    connection = session.connection()
+    if len(events) > 1 and connection.dialect.driver == "psycopg":
+        _INSERT_MANY_PG.run(connection, [_columns(events)])
+    else:
+        _INSERT.run(connection, [_row(event) for event in events])
+
+
+def _columns(events: Sequence[chain.Event]) -> dict[str, list[object]]:
+    """The events as one list per column, for `_INSERT_MANY_PG`."""
+    return {
+        "id": [e.id for e in events],
+        "recorded": [e.recorded for e in events],
+        "action": [e.action for e in events],
+        "kind": [e.kind for e in events],
+        "actor_client_id": [e.actor_client_id for e in events],
+        "actor_org_id": [e.actor_org_id for e in events],
+        "tenant_org_id": [e.tenant_org_id for e in events],
+        "patient_id": [e.patient_id for e in events],
+        "entities": [chain.entities_column(e.entities) for e in events],
+        "purpose": [e.purpose for e in events],
+        "outcome": [int(e.outcome) for e in events],
+        "detail": [e.detail for e in events],
+    }
 
 
 def _row(event: chain.Event) -> dict[str, object]:
@@ -148,7 +192,42 @@ def queued(
     queue row put back by hand: it is only dequeued). A queue row whose event is gone is left
     alone for `verify` to report."""
     stmt = queued_statement(limit, upto)
-    return [(_recorded(row), row.pos is not None) for row in connection.execute(stmt)]
+    return [_queued(*row) for row in connection.execute(stmt)]
+
+
+def _queued(
+    seq: int,
+    id_: str,
+    recorded: datetime,
+    action: str,
+    kind: str,
+    actor_client_id: str,
+    actor_org_id: str,
+    tenant_org_id: str | None,
+    patient_id: str | None,
+    entities: str,
+    purpose: str | None,
+    outcome: int,
+    detail: str | None,
+    pos: int | None,
+) -> tuple[chain.Recorded, bool]:
+    """As `_recorded`, by position: the sealer reads up to 1,000 rows a turn, and a Row's
+    attributes by name cost it more than building the event."""
+    event = chain.Event(
+        id_,
+        as_utc(recorded),
+        action,
+        kind,
+        actor_client_id,
+        actor_org_id,
+        tenant_org_id,
+        patient_id,
+        chain.entities_of(entities),
+        purpose,
+        outcome,
+        detail,
+    )
+    return chain.Recorded(seq, event), pos is not None
 
 
 def queued_statement(limit: int, upto: int | None = None) -> Select[*tuple[Any, ...]]:
@@ -171,18 +250,50 @@ def queued_statement(limit: int, upto: int | None = None) -> Select[*tuple[Any, 
     )
 
 
+# PostgreSQL: a turn's chain rows in one INSERT of arrays, and its queue rows out in one DELETE
+# with one array parameter (not an IN list of up to 1,000 parameters, a new statement to plan for
+# each batch size). PostgreSQL's CPU per sealed event went from ~32 to ~26 µs, the sealer's Python
+# (in the API processes) from ~41 to ~30 µs.
+_INSERT_LINKS_PG = Prepared(
+    text(
+        "INSERT INTO audit_chain (pos, event_seq, prev_hash, hash) "
+        "SELECT * FROM unnest(CAST(:pos AS BIGINT[]), CAST(:event_seq AS BIGINT[]), "
+        "CAST(:prev_hash AS TEXT[]), CAST(:hash AS TEXT[]))"
+    ),
+    binary=True,
+)
+_DEQUEUE_PG = Prepared(
+    text("DELETE FROM audit_unsealed WHERE event_seq = ANY(CAST(:event_seqs AS BIGINT[]))"),
+    binary=True,
+)
+
+
 def add_links(connection: Connection, links: Sequence[chain.Link]) -> None:
+    if not links:
+        return
+    if connection.dialect.driver == "psycopg":
+        columns = {
+            "pos": [lk.pos for lk in links],
+            "event_seq": [lk.event_seq for lk in links],
+            "prev_hash": [lk.prev_hash for lk in links],
+            "hash": [lk.hash for lk in links],
+        }
+        _INSERT_LINKS_PG.run(connection, [columns])
+        return
     rows = [
         {"pos": lk.pos, "event_seq": lk.event_seq, "prev_hash": lk.prev_hash, "hash": lk.hash}
         for lk in links
     ]
-    if rows:
-        connection.execute(_INSERT_LINKS, rows)
+    connection.execute(_INSERT_LINKS, rows)
 
 
 def dequeue(connection: Connection, event_seqs: Sequence[int]) -> None:
-    if event_seqs:
-        connection.execute(delete(AuditUnsealed).where(AuditUnsealed.event_seq.in_(event_seqs)))
+    if not event_seqs:
+        return
+    if connection.dialect.driver == "psycopg":
+        _DEQUEUE_PG.run(connection, [{"event_seqs": list(event_seqs)}])
+        return
+    connection.execute(delete(AuditUnsealed).where(AuditUnsealed.event_seq.in_(event_seqs)))
 
 
 def last_queued_seq(connection: Connection) -> int | None:

@@ -17,6 +17,7 @@ and a DB-API error comes out as SQLAlchemy's, a dropped connection invalidated, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,15 +26,23 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 Params = Mapping[str, Any]
+_NAMED_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 class Prepared:
-    """One statement whose bind parameters are all named (`bindparam("name")`)."""
+    """One statement whose bind parameters are all named (`bindparam("name")`).
 
-    __slots__ = ("_sql", "statement")
+    `binary`: psycopg sends the parameters in PostgreSQL's binary format. For a list (an array
+    parameter) that skips quoting each element as text, which costs psycopg a regular-expression
+    search per element: under a third of the time for a list of 50 strings. A binary parameter has
+    the type of its Python value (a `str` is `text`, not an untyped literal), so the statement
+    casts it where that matters."""
 
-    def __init__(self, statement: Executable) -> None:
+    __slots__ = ("_binary", "_sql", "statement")
+
+    def __init__(self, statement: Executable, *, binary: bool = False) -> None:
         self.statement = statement
+        self._binary = binary
         self._sql: str | None = None  # compiled for psycopg on first use
 
     def rows(self, connection: Connection, params: Params) -> Sequence[Sequence[Any]]:
@@ -55,7 +64,9 @@ class Prepared:
     def _compiled(self, connection: Connection) -> str:
         if self._sql is None:
             assert isinstance(self.statement, ClauseElement)
-            self._sql = compiled_sql(self.statement, connection.dialect)
+            sql = compiled_sql(self.statement, connection.dialect)
+            # psycopg's placeholder for a named parameter in binary format is %(name)b.
+            self._sql = _NAMED_PLACEHOLDER.sub(r"%(\1)b", sql) if self._binary else sql
         return self._sql
 
     def _send(self, connection: Connection, params: Sequence[Params]) -> Any:
