@@ -145,7 +145,16 @@ def metadata(request: Request) -> Response:
 
 @router.post("/", include_in_schema=False)
 @router.post("")
-def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
+async def transaction(principal: PrincipalDep, body: Body, request: Request) -> Response:
+    """The Bundle's work, its audit events and the commit in one worker thread (`in_one_hop`):
+    the same dependencies in the same order as `ContextDep` and `Body` (the router's, the token,
+    the body), one threadpool hop where a sync endpoint on `get_session` made two. Committed
+    before the response; an error rolls back everything and reaches the same handlers."""
+    prefer = request.headers.get("prefer", "")
+    return await in_one_hop(request, principal, partial(_transaction, body, prefer))
+
+
+def _transaction(body: dict[str, Any], prefer: str, ctx: Context) -> Response:
     validate_resource(body, expected_type="Bundle")
     kind = body.get("type")
     if kind not in ("transaction", "batch"):
@@ -154,7 +163,7 @@ def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
             status=400,
             expression=["Bundle.type"],
         )
-    with_resource = "return=representation" in request.headers.get("prefer", "")
+    with_resource = "return=representation" in prefer
     if kind == "transaction":
         outcomes = transactions.submit_transaction(ctx, body)
         rendered = [bundles.response_entry(o, _base(ctx), with_resource) for o in outcomes]
