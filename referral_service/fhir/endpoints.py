@@ -143,15 +143,23 @@ def metadata(request: Request) -> Response:
     return fhir_response(orjson.dumps(statement))
 
 
-@router.post("/", include_in_schema=False)
-@router.post("")
-async def transaction(principal: PrincipalDep, body: Body, request: Request) -> Response:
-    """The Bundle's work, its audit events and the commit in one worker thread (`in_one_hop`):
-    the same dependencies in the same order as `ContextDep` and `Body` (the router's, the token,
-    the body), one threadpool hop where a sync endpoint on `get_session` made two. Committed
-    before the response; an error rolls back everything and reaches the same handlers."""
+async def transaction(request: Request) -> Response:
+    """`POST /fhir`: a plain route, like the hot reads, making the checks FastAPI made for it in
+    the same order (the router's, the token, then the body: `read_json_body`). The Bundle's work,
+    its audit events and the commit in one worker thread (`in_one_hop`), where a sync endpoint on
+    `get_session` made two hops. Committed before the response; an error rolls back everything
+    and reaches the same handlers."""
+    principal = await _caller(request)
+    body = await read_json_body(request)
     prefer = request.headers.get("prefer", "")
     return await in_one_hop(request, principal, partial(_transaction, body, prefer))
+
+
+# `/fhir` and `/fhir/`, POST only (the app's own scan answers 405 for another method, as before).
+plain_routes.extend(
+    Route(router.prefix + path, transaction, methods=["POST"], include_in_schema=False)
+    for path in ("", "/")
+)
 
 
 def _transaction(body: dict[str, Any], prefer: str, ctx: Context) -> Response:
