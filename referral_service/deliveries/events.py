@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from fhir_adapters.task import REMINDER_DUE
 from referral_service.deliveries import event_repository as repository
 from referral_service.deliveries import matching
+from referral_service.deliveries.event_repository import Listener
 from referral_service.deliveries.models import Subscription
 from referral_service.deliveries.topics import (
     ROUTED,
@@ -54,7 +55,6 @@ from referral_service.deliveries.topics import (
 from referral_service.jobs.service import JobName, send_after_commit
 from referral_service.kit.changes import Change, What
 from referral_service.kit.clock import as_utc, utcnow
-from referral_service.organisations.models import OrgKind
 from referral_service.principal import Principal
 from referral_service.store import repository as store
 
@@ -93,9 +93,9 @@ def notify(session: Session, changes: Sequence[Change]) -> None:
     if not candidates:
         return
     now = utcnow()
-    by_topic: dict[str, list[tuple[Subscription, OrgKind]]] = defaultdict(list)
-    for subscription, kind in repository.listening(session, {t.url for _, t in candidates}, now):
-        by_topic[subscription.topic].append((subscription, kind))
+    by_topic: dict[str, list[Listener]] = defaultdict(list)
+    for listener in repository.listening(session, {t.url for _, t in candidates}, now):
+        by_topic[listener.topic].append(listener)
     if not by_topic:
         return
     check = _Check(session)
@@ -103,8 +103,8 @@ def notify(session: Session, changes: Sequence[Change]) -> None:
         (subscription.id, change)
         for change, topic in candidates
         if by_topic.get(topic.url) and is_event(topic, change, check.focus(change))
-        for subscription, kind in by_topic[topic.url]
-        if check.reaches(subscription, kind, topic, change)
+        for subscription in by_topic[topic.url]
+        if check.reaches(subscription, topic, change)
     ]
     if due:
         _write(session, due)
@@ -123,10 +123,8 @@ class _Check:
             self.focuses[change] = orjson.loads(change.body) if change.body else {}
         return self.focuses[change]
 
-    def reaches(
-        self, subscription: Subscription, kind: OrgKind, topic: Topic, change: Change
-    ) -> bool:
-        org = subscription.org_id
+    def reaches(self, subscription: Listener, topic: Topic, change: Change) -> bool:
+        org, kind = subscription.org_id, subscription.kind
         if kind not in topic.subscribers:
             return False
         if topic is SHARED_BACK and org not in change.shared_with:
@@ -137,22 +135,22 @@ class _Check:
         filters = _filters(subscription)
         if filters is None or not matching.matches(filters, change.rtype, change.rid, focus):
             return False
-        version = self._readable_version(subscription, kind, change)
+        version = self._readable_version(subscription, change)
         # No version as new as the change: it was rolled back (a savepoint), it is not an event.
         return version is not None and version >= change.version_id
 
-    def _readable_version(
-        self, subscription: Subscription, kind: OrgKind, change: Change
-    ) -> int | None:
+    def _readable_version(self, subscription: Listener, change: Change) -> int | None:
         key = (subscription.org_id, change.rtype, change.rid)
         if key not in self.readable:
-            reader = Principal(subscription.client_id, subscription.org_id, kind, frozenset())
+            reader = Principal(
+                subscription.client_id, subscription.org_id, subscription.kind, frozenset()
+            )
             row = store.get(self.session, reader, change.rtype, change.rid)
             self.readable[key] = None if row is None else row.version_id
         return self.readable[key]
 
 
-def _filters(subscription: Subscription) -> list[Filter] | None:
+def _filters(subscription: Listener) -> list[Filter] | None:
     """None when the stored filters do not decode (the Subscription API checks them): such a
     subscription hears of nothing, rather than failing the transaction of whoever made a change."""
     try:

@@ -143,9 +143,26 @@ def metadata(request: Request) -> Response:
     return fhir_response(orjson.dumps(statement))
 
 
-@router.post("/", include_in_schema=False)
-@router.post("")
-def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
+async def transaction(request: Request) -> Response:
+    """`POST /fhir`: a plain route, like the hot reads, making the checks FastAPI made for it in
+    the same order (the router's, the token, then the body: `read_json_body`). The Bundle's work,
+    its audit events and the commit in one worker thread (`in_one_hop`), where a sync endpoint on
+    `get_session` made two hops. Committed before the response; an error rolls back everything
+    and reaches the same handlers."""
+    principal = await _caller(request)
+    body = await read_json_body(request)
+    prefer = request.headers.get("prefer", "")
+    return await in_one_hop(request, principal, partial(_transaction, body, prefer))
+
+
+# `/fhir` and `/fhir/`, POST only (the app's own scan answers 405 for another method, as before).
+plain_routes.extend(
+    Route(router.prefix + path, transaction, methods=["POST"], include_in_schema=False)
+    for path in ("", "/")
+)
+
+
+def _transaction(body: dict[str, Any], prefer: str, ctx: Context) -> Response:
     validate_resource(body, expected_type="Bundle")
     kind = body.get("type")
     if kind not in ("transaction", "batch"):
@@ -154,7 +171,7 @@ def transaction(ctx: ContextDep, body: Body, request: Request) -> Response:
             status=400,
             expression=["Bundle.type"],
         )
-    with_resource = "return=representation" in request.headers.get("prefer", "")
+    with_resource = "return=representation" in prefer
     if kind == "transaction":
         outcomes = transactions.submit_transaction(ctx, body)
         rendered = [bundles.response_entry(o, _base(ctx), with_resource) for o in outcomes]

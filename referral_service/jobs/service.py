@@ -11,7 +11,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from referral_service.config import Settings
 from referral_service.errors import ServiceError
@@ -48,10 +48,59 @@ def handles(name: JobName) -> Callable[[Handler], Handler]:
 
 
 def enqueue(session: Session, name: JobName, **ids: str) -> str:
+    """The job's row is written in the caller's transaction, its message sent after commit.
+
+    Outside a savepoint the row waits until the commit (`_add_queued`), so that the jobs a
+    transaction enqueues, before and during its commit (an intake's routing job, the outcomes
+    refresh that `outcomes/triggers.py` enqueues at commit), go in the commit's one flush, one
+    INSERT, rather than in whichever flush a statement in between happens to cause. It commits
+    with the transaction or not at all, as before. Inside a savepoint it is added at once, so a
+    savepoint that rolls back takes it along; a query of the job table sees queued rows
+    (`_add_before_query`)."""
     job = Job(id=new_id(), name=name.value, args=json.dumps(ids, sort_keys=True))
-    repository.add(session, job)
+    if session.get_nested_transaction() is not None or session.info.get(_COMMITTING):
+        repository.add(session, job)
+    else:
+        if session.get_transaction() is None:
+            session.begin()
+        session.info.setdefault(QUEUED_KEY, []).append(job)
     session.info.setdefault(PENDING_KEY, []).append((name.value, job.id))
     return job.id
+
+
+QUEUED_KEY = "spis_queued_jobs"
+_COMMITTING = "spis_jobs_committing"
+
+
+def _add_queued(session: Session) -> None:
+    queued: list[Job] | None = session.info.pop(QUEUED_KEY, None)
+    if queued:
+        session.add_all(queued)
+
+
+@event.listens_for(Session, "before_commit")
+def _add_before_commit(session: Session) -> None:
+    """The queued rows join the unit of work, flushed by the commit (after every `before_commit`
+    listener); a job enqueued later in this commit is added at once (`_COMMITTING`)."""
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint is released: the outermost commit adds them
+    session.info[_COMMITTING] = True
+    _add_queued(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _add_before_query(state: ORMExecuteState) -> None:
+    """A query of the job table in the transaction sees the rows it enqueued (its autoflush
+    writes them first)."""
+    if state.session.info.get(QUEUED_KEY) and any(m.class_ is Job for m in state.all_mappers):
+        _add_queued(state.session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_queued(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(QUEUED_KEY, None)
+        session.info.pop(_COMMITTING, None)
 
 
 def send_after_commit(session: Session, name: JobName, entity_id: str) -> None:

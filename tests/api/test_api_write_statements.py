@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from anyio import to_thread
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.questionnaire_form import questionnaire_response
 from referral_service.audit.sealer import SEALER_THREAD
 from referral_service.config import Settings
+from referral_service.jobs.models import Job
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
 from tests.fixtures.referrals import Referral
 from tests.fixtures.routing import route_now
@@ -90,9 +92,38 @@ def test_an_intake_takes_a_fixed_number_of_statements(
         answer = client.post("/fhir", json=second, headers=headers)
     assert answer.status_code == 200, answer.text
     # the resubmission lookup, two conditional matches (NHS number, ifNoneExist), the practice,
-    # the data key, three INSERTs of the store's rows, the routing job, the submission, the
-    # subscriptions, the audit events, the outcomes refresh job
-    assert len(seen) <= 13
+    # the data key, three INSERTs of the store's rows, the submission, the subscriptions, the
+    # audit events, the jobs (routing and outcomes refresh, in one INSERT at commit)
+    assert len(seen) <= 12
+    assert sum(" ".join(s.split()).startswith("INSERT INTO job ") for s in seen) == 1
+
+
+def test_an_intake_takes_one_threadpool_hop_and_enqueues_its_jobs(
+    client: TestClient,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Bundle's work and its commit in one worker thread, where a sync endpoint on the session
+    dependency took two hops (the endpoint, then the commit); both jobs committed."""
+    headers = {**practice_headers, **FHIR_JSON}
+    bundle = referral_bundle(practice.org_id, nhs_number="9434765919", referral_id="R-1")
+    hops: list[str] = []
+    run_sync = to_thread.run_sync
+
+    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(to_thread, "run_sync", counted)
+    answer = client.post("/fhir", json=bundle, headers=headers)
+    monkeypatch.undo()
+    assert answer.status_code == 200, answer.text
+    assert len(hops) == 1, hops
+    with session_factory() as session:
+        names = sorted(session.scalars(select(Job.name)))
+    assert names == ["spis.refresh_outcomes", "spis.route_referral"]
 
 
 def test_a_batch_of_questionnaires_takes_the_same_statements_whatever_its_size(

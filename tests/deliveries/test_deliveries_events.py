@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters import task as fhir_task
 from referral_service.config import Settings
+from referral_service.deliveries import event_repository
 from referral_service.deliveries.models import (
     Delivery,
     DeliveryKind,
@@ -41,6 +42,7 @@ from referral_service.deliveries.topics import (
 from referral_service.kit import changes
 from referral_service.kit.clock import utcnow
 from referral_service.kit.ids import new_id
+from referral_service.organisations.models import OrgKind
 from referral_service.routing import service as routing
 from referral_service.routing import sla
 from referral_service.store import service as resources
@@ -616,3 +618,24 @@ def test_every_process_that_writes_has_the_processor(pg_url: str) -> None:
         [sys.executable, "-c", script], check=True, capture_output=True, text=True, timeout=120
     )
     assert out.stdout.split() == ["True"], out.stderr
+
+
+def test_listening_names_every_topic_asked_about_however_many(
+    session_factory: sessionmaker[Session], practice: TestSystem, timebank_a: TestSystem
+) -> None:
+    """The built-once statement asks about a few topics at a time: asked about more, it still
+    finds each listening subscription once, in id order, with its subscriber's kind."""
+    task = subscribe(session_factory, practice, TASK)
+    shared = subscribe(session_factory, practice, SHARED_BACK)
+    routed = subscribe(session_factory, timebank_a, ROUTED)
+    subscribe(session_factory, practice, TASK, status=SubscriptionStatus.OFF)
+    topics = {TASK.url, SHARED_BACK.url, ROUTED.url, SLA_REMINDER.url, "urn:a", "urn:b"}
+    with session_factory() as session:
+        found = event_repository.listening(session, topics, utcnow())
+        assert [(s.id, s.kind) for s in found] == sorted(
+            [(task, OrgKind.PRACTICE), (shared, OrgKind.PRACTICE), (routed, OrgKind.TIMEBANK)]
+        )
+        only = event_repository.listening(session, {ROUTED.url}, utcnow())
+        assert [(s.id, s.topic, s.org_id) for s in only] == [
+            (routed, ROUTED.url, timebank_a.org_id)
+        ]
