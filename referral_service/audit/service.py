@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import date
 
 import orjson
@@ -230,19 +231,8 @@ def _record_groups(
     for (tenant, patient), refs in groups.items():
         for start in range(0, max(len(refs), 1), MAX_ENTITIES):
             entities = tuple(r for r in refs[start : start + MAX_ENTITIES] if _REFERENCE.match(r))
-            event = chain.Event(
-                id=new_id(),
-                recorded=shared.recorded,
-                action=shared.action,
-                kind=shared.kind,
-                actor_client_id=shared.actor_client_id,
-                actor_org_id=shared.actor_org_id,
-                tenant_org_id=tenant,
-                patient_id=patient,
-                entities=entities,
-                purpose=shared.purpose,
-                outcome=shared.outcome,
-                detail=shared.detail,
+            event = replace(
+                shared, id=new_id(), tenant_org_id=tenant, patient_id=patient, entities=entities
             )
             pending.add(ctx.session, event)
 

@@ -55,14 +55,15 @@ async def get_context(request: Request, session: SessionDep, principal: Principa
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-# The hot reads (read, vread, history, search by GET) are plain Starlette routes: FastAPI's
-# dependency solving and request wrapping cost about 95 µs a request, as much as the rest of the
-# stack (uvicorn, the middleware, routing). They make the same checks, by the same functions, in
-# the order FastAPI made them (the router's dependencies, then the token); errors reach the same
-# handlers. app.py adds them right after `router`: a GET that one of its routes (or an earlier
-# router's) matches fully still goes there, and otherwise to these. GET only: a plain route would
-# also answer HEAD, which no FHIR route does. (Inside `router` they could not stay GET only:
-# FastAPI rebuilds a router's plain routes, and a rebuilt GET route answers HEAD again.)
+# The hot paths (read, vread, history, search by GET, and `POST /fhir`) are plain Starlette
+# routes: FastAPI's dependency solving and request wrapping cost about 95 µs a request, as much as
+# the rest of the stack (uvicorn, the middleware, routing). They make the same checks, by the same
+# functions, in the order FastAPI made them (the router's dependencies, then the token); errors
+# reach the same handlers. app.py adds them right after `router`: a request that one of its routes
+# (or an earlier router's) matches fully still goes there, and otherwise to these. The reads are
+# GET only: a plain route would also answer HEAD, which no FHIR route does. (Inside `router` they
+# could not stay GET only: FastAPI rebuilds a router's plain routes, and a rebuilt GET route
+# answers HEAD again.)
 plain_routes: list[Route] = []
 
 
