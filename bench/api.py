@@ -249,6 +249,7 @@ class Bench:
     ) -> Phase:
         seconds = self.args.warmup if warmup is None else warmup
         phase.warm = self.measured(phase.name, lambda: load(seconds))
+        common.analyze(self.database_url)  # statistics of the tables the warm-up grew
         for i in range(self.args.runs):
             run = self.measured(phase.name, lambda: load(duration))
             print(
@@ -581,6 +582,9 @@ def build_results(
             "broker": broker,
             **({"broker_note": broker_note} if broker_note else {}),
             "database": f"PostgreSQL, a fresh database on {common.admin_url_shown()}",
+            "statistics": "ANALYZE after each warm-up, as autovacuum does for a server that has"
+            " run a while (autovacuum on this server: "
+            f"{'on' if common.autovacuum_on(common.ADMIN_URL) else 'off'})",
             "load": "wrk -t2 -c16 (bench/wrk/*.lua), a new token before each run",
             "runs": args.runs,
             "seconds": {

@@ -60,6 +60,29 @@ def scratch_database() -> Iterator[str]:
         print(f"dropped database {name}", file=sys.stderr)
 
 
+def analyze(url: str) -> None:
+    """ANALYZE the whole database: what autovacuum does as tables grow. A bench fills fresh
+    tables faster than autovacuum looks at them (once a minute, and not at all where it is off),
+    and without statistics PostgreSQL plans for tables as they were when the bench began. ANALYZE
+    also makes each connection plan its prepared statements again, as on a server that has run a
+    while."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+    finally:
+        engine.dispose()
+
+
+def autovacuum_on(url: str) -> bool:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.scalar(text("SHOW autovacuum"))) == "on"
+    finally:
+        engine.dispose()
+
+
 def admin_url_shown() -> str:
     return make_url(ADMIN_URL).render_as_string()
 
