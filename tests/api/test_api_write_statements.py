@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.questionnaire_form import questionnaire_response
+from referral_service import db
 from referral_service.audit.sealer import SEALER_THREAD
 from referral_service.config import Settings
 from referral_service.jobs.models import Job
@@ -110,13 +112,20 @@ def test_an_intake_takes_one_threadpool_hop_and_enqueues_its_jobs(
     headers = {**practice_headers, **FHIR_JSON}
     bundle = referral_bundle(practice.org_id, nhs_number="9434765919", referral_id="R-1")
     hops: list[str] = []
-    run_sync = to_thread.run_sync
+    run_sync, units = to_thread.run_sync, db._UNITS_OF_WORK
 
     async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         hops.append(getattr(func, "__name__", repr(func)))
         return await run_sync(func, *args, **kwargs)
 
+    class CountedUnits(ThreadPoolExecutor):
+        def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            hops.append(getattr(fn, "__name__", repr(fn)))
+            return units.submit(fn, *args, **kwargs)
+
+    # Every way into a worker thread: anyio's (FastAPI's, Starlette's) and the units of work's.
     monkeypatch.setattr(to_thread, "run_sync", counted)
+    monkeypatch.setattr(db, "_UNITS_OF_WORK", CountedUnits(max_workers=1))
     answer = client.post("/fhir", json=bundle, headers=headers)
     monkeypatch.undo()
     assert answer.status_code == 200, answer.text
