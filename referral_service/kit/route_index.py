@@ -11,6 +11,14 @@ scan would pick: the first that matches fully, else the first that matches all b
 (405). When none matches it answers NONE and the app's own scan goes on as before (a 404, or a
 redirect of a trailing slash).
 
+It knows each route's methods too. A route that does not take the request's method can at best
+match all but the method, which counts only when no route matches fully. So it first tries the
+routes that take the method, and tries the rest for a partial match only when none of those
+matched fully. An included router is tried first only when one of its own routes both takes the
+method and has the path's start: a FHIR read (`GET /fhir/ServiceRequest/1`) no longer goes
+through the FHIR router, whose routes there are `PUT`, `PATCH` and other paths (FastAPI's matching
+of an included router cost 40-90 µs a read).
+
 Only the public route interface is used (`matches`, `handle`, `url_path_for`): an included
 router still matches and handles its own routes, with its dependencies and prefix.
 """
@@ -28,58 +36,69 @@ _CHOSEN = "spis.route_index.chosen"
 _CACHED = 4096  # path heads remembered; past that the cache starts again (unknown paths are many)
 
 
+Methods = frozenset[str] | None  # None: the route takes any method (a mount, a host)
+
+
 class RouteIndex(BaseRoute):
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self._routes = list(routes)
-        self._exact: dict[str, set[int]] = {}  # a path without parameters -> its routes
-        self._prefixes: list[tuple[str, int]] = []  # `/fhir/` for `/fhir/{rtype}`, and the route
+        # A path without parameters -> its routes, each with the methods it serves at that path.
+        self._exact: dict[str, list[tuple[int, Methods]]] = {}
+        self._prefixes: list[tuple[str, int, Methods]] = []  # `/fhir/` for `/fhir/{rtype}`
         self._always: set[int] = set()
         for position, route in enumerate(self._routes):
             paths = _paths(route)
             if paths is None:
                 self._always.add(position)
                 continue
-            for path in paths:
+            for path, methods in paths:
                 literal = path.split("{", 1)[0]
                 if literal == path:
-                    self._exact.setdefault(path, set()).add(position)
+                    self._exact.setdefault(path, []).append((position, methods))
                 elif literal.endswith("/"):
-                    self._prefixes.append((literal, position))
+                    self._prefixes.append((literal, position, methods))
                 else:  # a parameter inside a segment (`/members.{format}`): not worth indexing
                     self._always.add(position)
         # A path matching a prefix with n slashes has that prefix within its first n slashes:
         # the routes a path may match depend only on its head up to the deepest prefix's slashes.
-        self._depth = max((prefix.count("/") for prefix, _ in self._prefixes), default=1)
-        self._cache: dict[tuple[str, str | None], list[BaseRoute]] = {}
+        self._depth = max((prefix.count("/") for prefix, _, _ in self._prefixes), default=1)
+        self._cache: dict[tuple[str, str | None, str], tuple[list[BaseRoute], ...]] = {}
 
     def _candidates(self, scope: Scope) -> list[BaseRoute]:
+        """Every route the path may match, whatever the method, in the app's order."""
+        return self._tried(scope)[1]
+
+    def _tried(self, scope: Scope) -> tuple[list[BaseRoute], ...]:
+        """(the routes that may match the path and take the method, every route that may match
+        the path), each in the app's order."""
         if scope.get("root_path"):  # a path under a prefix: leave it to the full scan
-            return []
+            return [], []
         path: str = scope["path"]
-        key = (_head(path, self._depth), path if path in self._exact else None)
+        method: str = scope.get("method", "")
+        key = (_head(path, self._depth), path if path in self._exact else None, method)
         found = self._cache.get(key)
         if found is None:
-            head, exact = key
-            positions = set(self._always)
-            positions.update(self._exact.get(exact, ()) if exact is not None else ())
-            positions.update(at for prefix, at in self._prefixes if head.startswith(prefix))
-            found = [self._routes[at] for at in sorted(positions)]
+            head, exact, _ = key
+            entries = list(self._exact.get(exact, ())) if exact is not None else []
+            entries += [(at, m) for prefix, at, m in self._prefixes if head.startswith(prefix)]
+            anyhow = {at for at, _ in entries} | self._always
+            taking = {at for at, m in entries if m is None or method in m} | self._always
+            found = tuple([self._routes[at] for at in sorted(ats)] for ats in (taking, anyhow))
             if len(self._cache) >= _CACHED:
                 self._cache.clear()
             self._cache[key] = found
         return found
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        partial: tuple[BaseRoute, Scope] | None = None
-        for route in self._candidates(scope):
+        taking, anyhow = self._tried(scope)
+        for route in taking:
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 return Match.FULL, {**child_scope, _CHOSEN: route}
-            if match is Match.PARTIAL and partial is None:
-                partial = (route, child_scope)
-        if partial is not None:
-            route, child_scope = partial
-            return Match.PARTIAL, {**child_scope, _CHOSEN: route}
+        for route in anyhow:  # none matched fully: the first that matches all but the method
+            match, child_scope = route.matches(scope)
+            if match is Match.PARTIAL:
+                return Match.PARTIAL, {**child_scope, _CHOSEN: route}
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,23 +119,30 @@ def _head(path: str, depth: int) -> str:
     return path[:end]
 
 
-def _paths(route: BaseRoute) -> list[str] | None:
-    """The path formats of everything `route` serves, or None when it cannot tell (a mount, a
-    host, anything but plain routes): such a route is always tried."""
+def _paths(route: BaseRoute) -> list[tuple[str, Methods]] | None:
+    """The path formats of everything `route` serves, each with the methods served there, or
+    None when it cannot tell (a mount, a host, anything but plain routes): such a route is always
+    tried."""
     if isinstance(route, Route):
-        return [route.path]
+        return [(route.path, _methods(route))]
     contexts = getattr(route, "effective_route_contexts", None)  # an included FastAPI router
     if contexts is None:
         return None
     paths = []
     for context in contexts():
         if context.starlette_route is None and isinstance(context.original_route, Route):
-            paths.append(context.path_format)  # a FastAPI route, the router's prefix applied
+            # a FastAPI route, the router's prefix applied
+            paths.append((context.path_format, _methods(context.original_route)))
         elif type(context.starlette_route) is Route:  # a plain route: matched as it is
-            paths.append(context.starlette_route.path)
+            paths.append((context.starlette_route.path, _methods(context.starlette_route)))
         else:
             return None
     return paths
+
+
+def _methods(route: Route) -> Methods:
+    """What `route.matches` takes fully; None (any method) when it does not check."""
+    return None if route.methods is None else frozenset(route.methods)
 
 
 def index_routes(app: FastAPI) -> None:

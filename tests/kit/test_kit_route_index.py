@@ -18,7 +18,7 @@ from referral_service.kit.route_index import RouteIndex, index_routes
 from referral_service.migrate import upgrade
 from tests.conftest import TEST_KEK
 
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,27 @@ def test_it_tries_only_the_routes_whose_start_the_path_has(app: FastAPI) -> None
     )
 
 
+def test_a_read_tries_first_only_routes_that_take_its_method(app: FastAPI) -> None:
+    """The FHIR router's routes that a read's path could match are PUT and PATCH: it can only
+    match all but the method, so it is tried only if nothing else matches fully."""
+    from referral_service.fhir.endpoints import router as fhir_router
+
+    index = app.router.routes[0]
+    assert isinstance(index, RouteIndex)
+    scope = _scope("GET", "/fhir/ServiceRequest/1")
+    taking, anyhow = index._tried(scope)
+    fhir = [r for r in anyhow if getattr(r, "original_router", None) is fhir_router]
+    assert len(fhir) == 1  # tried for a partial match, after the rest
+    assert fhir[0] not in taking
+    match, child = index.matches(scope)
+    assert match is Match.FULL
+    assert child["spis.route_index.chosen"] in taking
+    assert (
+        index.matches(_scope("PUT", "/fhir/ServiceRequest/1"))[1]["spis.route_index.chosen"]
+        is fhir[0]
+    )
+
+
 def test_a_path_under_a_root_path_is_left_to_the_full_scan(app: FastAPI) -> None:
     index = app.router.routes[0]
     assert isinstance(index, RouteIndex)
@@ -160,7 +181,10 @@ def test_plain_routes_inside_a_router_and_mounts_are_indexed_soundly() -> None:
     index_routes(app)
     index = app.router.routes[0]
     assert isinstance(index, RouteIndex)
-    assert ("/fhir/", 4) in index._prefixes  # the router, by both of its routes' starts
+    assert index._prefixes == [  # the router, by both of its routes' starts and methods
+        ("/fhir/Task/", 4, frozenset({"GET"})),
+        ("/fhir/", 4, frozenset({"GET", "HEAD"})),  # Starlette's GET routes take HEAD too
+    ]
     assert index._always == {5}  # the mount: always tried
     with TestClient(app) as client:
         assert client.get("/fhir/Task/1").json() == "task 1"
