@@ -16,6 +16,7 @@ from referral_service.config import get_settings
 from referral_service.health.probes import BEAT_MAX_INTERVAL_S
 from referral_service.jobs.producer import celery_app
 from referral_service.logs import LOG_CONFIG
+from workers import broker
 from workers.schedule import beat_schedule
 
 logging.config.dictConfig(LOG_CONFIG)
@@ -45,3 +46,6 @@ app.conf.update(
     # workers.sealer: the audit sealer's thread in each process that runs tasks.
     include=["workers.tasks.jobs", "workers.sealer"],
 )
+if settings.broker_url.startswith("redis://"):
+    # kombu's Redis transport with a guard that keeps the worker up through a broker outage.
+    app.conf.broker_transport = broker.TRANSPORT

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from tests.deliveries.sending_support import Subscriber, register_subscriber
 from tests.fixtures.referrals import make_referral
 from tests.fixtures.subscription_body import subscription_body
 from tests.fixtures.systems import bearer
-from tests.integration.conftest import BROKER_URL, Worker, wait_for
+from tests.integration.conftest import BROKER_URL, PrivateRedis, Worker, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,12 +43,6 @@ WORKER_ENV = {
     "SPIS_DELIVERY_BACKOFF_BASE_S": "0.5",
     "SPIS_DELIVERY_BACKOFF_MAX_S": "2",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ class ReceiverProcess:
     that went down and came back. Everything it took is in `out`, one Bundle per line."""
 
     def __init__(self, tmp_path: Path, subscriber: Subscriber, spis_jwks: dict[str, Any]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.out = tmp_path / "received.jsonl"
         self.log = tmp_path / "receiver.log"
         self.key = tmp_path / "receiver.private.jwk"
@@ -222,44 +215,6 @@ def test_a_receiver_down_for_a_while_gets_every_notification_in_order_once_back(
     rows = event_rows(session_factory, sid)
     assert [row.event_number for row in rows] == [1, 2, 3, 4, 5, 6]
     assert {row.status for row in rows} == {DeliveryStatus.DELIVERED}
-
-
-class PrivateRedis:
-    """A Redis of this test's own, so stopping it disturbs nothing else on the machine."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is needed for this test: apt-get install redis-server")
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        wait_for(self._up, timeout=20, what="the private Redis to start")
-
-    def _up(self) -> bool:
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    redis = PrivateRedis()
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 def test_an_event_while_the_broker_is_down_is_delivered_once_it_is_back(
