@@ -39,6 +39,11 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     worker_hijack_root_logger=False,
+    # Reconnect to a lost broker for as long as it takes: Celery's default gives up after 100
+    # tries (about 50 minutes at up to 30 s apart) and the worker exits, which a worker run by
+    # hand or by a plain supervisor would not come back from. Work waits in the database
+    # meanwhile (jobs and deliveries are rows the relay and the sweep send again).
+    broker_connection_max_retries=None,
     beat_schedule=beat_schedule(settings),
     # Wake at least every BEAT_MAX_INTERVAL_S and touch the heartbeat `spis health beat` reads.
     beat_scheduler="workers.beat:HeartbeatScheduler",

@@ -4,6 +4,8 @@ it holding a message it has not acknowledged (a retry waiting out its backoff)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ import redis
 from celery import Celery
 
 from referral_service.config import Settings
+from referral_service.embedded import worker_env
 from referral_service.jobs.producer import celery_app
 from referral_service.jobs.service import JobName
 from tests.integration.conftest import PrivateRedis, Worker, wait_for
@@ -68,3 +71,22 @@ def test_a_worker_holding_an_unacknowledged_retry_survives_a_broker_outage(
     finally:
         sender.close()
         worker.stop()
+
+
+def test_the_worker_never_stops_trying_to_reach_the_broker(on_private: Settings) -> None:
+    """Celery's default gives up reconnecting after 100 tries, about 50 minutes, and the worker
+    exits: an outage that long is not simulated here, so the worker's own setting is read, as the
+    worker process loads it."""
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from workers.app import app; print(repr(app.conf.broker_connection_max_retries))",
+        ],
+        env=worker_env(on_private),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert found.stdout.strip() == "None"
