@@ -68,7 +68,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     code = {404: "not-found", 405: "not-supported", 401: "login", 403: "forbidden"}.get(
         exc.status_code, "processing"
     )
-    return outcome_response(exc.status_code, code, str(exc.detail))
+    response = outcome_response(exc.status_code, code, str(exc.detail))
+    if exc.headers and "Allow" in exc.headers:  # a 405 must say what the resource takes
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
 
 
 async def _request_validation(request: Request, exc: RequestValidationError) -> Response:

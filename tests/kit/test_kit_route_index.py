@@ -146,6 +146,12 @@ def test_answers_through_the_app_are_unchanged(app: FastAPI) -> None:
         wrong_method = client.delete("/healthz")
         assert wrong_method.status_code == 405
         assert wrong_method.json()["resourceType"] == "OperationOutcome"
+        assert wrong_method.headers["Allow"] == "GET"
+        # Every route's methods at that path: the plain read's, then the FHIR router's.
+        fhir_wrong = client.delete("/fhir/ServiceRequest/1")
+        assert (fhir_wrong.status_code, fhir_wrong.headers["Allow"]) == (405, "GET, PATCH, PUT")
+        assert fhir_wrong.json()["issue"][0]["code"] == "not-supported"
+        assert client.request("HEAD", "/fhir/Task").headers["Allow"] == "GET, POST"
         assert client.get("/no/such/page").status_code == 404
         unauthorised = client.get("/fhir/ServiceRequest/1")
         assert unauthorised.status_code == 401
