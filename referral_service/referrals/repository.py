@@ -8,6 +8,8 @@ from typing import Any, cast
 from sqlalchemy import String, Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from referral_service.kit.clock import utcnow
+from referral_service.kit.prepared import Prepared
 from referral_service.principal import Principal
 from referral_service.referrals.models import Submission
 
@@ -20,27 +22,37 @@ class Previous:
     digest: str | None
 
 
-# Built once: every intake asks, and building the statement cost more than running it.
-_FIND = select(Submission.response, Submission.digest).where(
-    Submission.org_id == bindparam("org", type_=String()),
-    Submission.key == bindparam("key", type_=String()),
+_TABLE = cast(Table, Submission.__table__)
+# Built once and sent by the driver (kit/prepared.py): every intake asks and writes one, and
+# building a statement and executing it through SQLAlchemy cost several times what it costs
+# PostgreSQL (about 190 against 40 µs of client CPU for a statement like these).
+_FIND = Prepared(
+    select(Submission.response, Submission.digest).where(
+        Submission.org_id == bindparam("org", type_=String()),
+        Submission.key == bindparam("key", type_=String()),
+    )
+)
+_ADD = Prepared(
+    insert(_TABLE).values({c.key: bindparam(c.key, type_=c.type) for c in _TABLE.columns})
 )
 
 
 def find_submission(session: Session, principal: Principal, key: str) -> Previous | None:
     """Core, not the ORM: a resend needs two columns."""
-    found = session.execute(_FIND, {"org": principal.org_id, "key": key}).first()
-    return None if found is None else Previous(found.response, found.digest)
+    found = _FIND.rows(session.connection(), {"org": principal.org_id, "key": key})
+    return None if not found else Previous(found[0][0], found[0][1])
 
 
 def add_submission(session: Session, submission: Submission | dict[str, Any]) -> None:
     """Sent now, with Core rather than the unit of work (which costs more than the row): the
     store's queued rows (store/write_queue.py), its ServiceRequest among them, go first. The
     row as column values (intake), or as an entity that is not added to the session (the
-    synthetic data set); columns left out or None take their defaults."""
-    table = cast(Table, Submission.__table__)
+    synthetic data set); a column left out or None is NULL, `created_at` now."""
     if isinstance(submission, Submission):
-        values = {column.key: getattr(submission, column.key) for column in table.columns}
+        values = {column.key: getattr(submission, column.key) for column in _TABLE.columns}
     else:
         values = submission
-    session.execute(insert(table), [{k: v for k, v in values.items() if v is not None}])
+    row = {column.key: values.get(column.key) for column in _TABLE.columns}
+    if row["created_at"] is None:
+        row["created_at"] = utcnow()
+    _ADD.run(session.connection(), [row])
