@@ -22,8 +22,10 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     ScalarSelect,
     String,
+    bindparam,
     cast,
     event,
     func,
@@ -36,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from referral_service.keys.models import DataKey
 from referral_service.kit import envelope
 from referral_service.kit.clock import utcnow
+from referral_service.kit.prepared import Prepared
 
 _lock = threading.Lock()
 _keks: dict[str, bytes] = {}
@@ -100,15 +103,20 @@ def _key(connection: Connection, key_id: int) -> bytes:
     return known[key_id]
 
 
+# Every transaction that seals asks once; built once and sent by the driver (kit/prepared.py):
+# building and executing it through SQLAlchemy cost about five times what it costs PostgreSQL.
+_READ_CURRENT = Prepared(
+    select(DataKey.id)
+    .where(DataKey.retired_at.is_(None))
+    .order_by(DataKey.id.desc())
+    .limit(bindparam("one", type_=Integer()))
+    .with_for_update(read=True, key_share=True)
+)
+
+
 def _read_current(connection: Connection) -> int | None:
-    stmt = (
-        select(DataKey.id)
-        .where(DataKey.retired_at.is_(None))
-        .order_by(DataKey.id.desc())
-        .limit(1)
-        .with_for_update(read=True, key_share=True)
-    )
-    return connection.scalar(stmt)
+    found = _READ_CURRENT.rows(connection, {"one": 1})
+    return int(found[0][0]) if found else None
 
 
 def current_id(connection: Connection) -> int:
