@@ -50,16 +50,18 @@ def handles(name: JobName) -> Callable[[Handler], Handler]:
 def enqueue(session: Session, name: JobName, **ids: str) -> str:
     """The job's row is written in the caller's transaction, its message sent after commit.
 
-    Outside a savepoint the row waits until the commit (`_add_queued`), so that the jobs a
-    transaction enqueues, before and during its commit (an intake's routing job, the outcomes
-    refresh that `outcomes/triggers.py` enqueues at commit), go in the commit's one flush, one
-    INSERT, rather than in whichever flush a statement in between happens to cause. It commits
-    with the transaction or not at all, as before. Inside a savepoint it is added at once, so a
+    Outside a savepoint the row waits until the commit (`_add_before_commit`), so that the jobs
+    a transaction enqueues before it go in one INSERT, rather than in whichever flush a statement
+    in between happens to cause; one enqueued during the commit (the outcomes refresh that
+    `outcomes/triggers.py` enqueues then) goes in at once. Either way it commits with the
+    transaction or not at all. Inside a savepoint it is added to the unit of work at once, so a
     savepoint that rolls back takes it along; a query of the job table sees queued rows
     (`_add_before_query`)."""
     job = Job(id=new_id(), name=name.value, args=json.dumps(ids, sort_keys=True))
-    if session.get_nested_transaction() is not None or session.info.get(_COMMITTING):
+    if session.get_nested_transaction() is not None:
         repository.add(session, job)
+    elif session.info.get(_COMMITTING):
+        repository.insert_new(session, [job])
     else:
         if session.get_transaction() is None:
             session.begin()
@@ -80,12 +82,16 @@ def _add_queued(session: Session) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _add_before_commit(session: Session) -> None:
-    """The queued rows join the unit of work, flushed by the commit (after every `before_commit`
-    listener); a job enqueued later in this commit is added at once (`_COMMITTING`)."""
+    """The queued rows go in, in one statement of their own (`repository.insert_new`), not
+    through the unit of work: its flush of them cost ten times as much. A job enqueued later in
+    this commit (the outcome refreshes that outcomes/triggers.py enqueues at commit) goes in at
+    once the same way (`_COMMITTING`)."""
     if session.get_nested_transaction() is not None:
         return  # a savepoint is released: the outermost commit adds them
     session.info[_COMMITTING] = True
-    _add_queued(session)
+    queued: list[Job] | None = session.info.pop(QUEUED_KEY, None)
+    if queued:
+        repository.insert_new(session, queued)
 
 
 @event.listens_for(Session, "do_orm_execute")

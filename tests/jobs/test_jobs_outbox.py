@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_service.jobs.models import Job
+from referral_service.jobs.models import Job, JobStatus
 from referral_service.jobs.service import PENDING_KEY, PRODUCER_KEY, JobName, enqueue
+from referral_service.kit.clock import utcnow
 
 
 class Sent:
@@ -46,7 +47,7 @@ def jobs(session_factory: sessionmaker[Session]) -> list[tuple[str, dict[str, st
         return [(name, json.loads(args)) for name, args in rows]
 
 
-def test_jobs_enqueued_before_and_during_the_commit_go_in_one_insert_and_are_sent_after(
+def test_jobs_enqueued_before_the_commit_go_in_one_insert_and_all_are_sent_after(
     session_factory: sessionmaker[Session],
 ) -> None:
     producer = Sent()
@@ -61,19 +62,30 @@ def test_jobs_enqueued_before_and_during_the_commit_go_in_one_insert_and_are_sen
         with job_inserts() as inserts, session_factory() as session:
             session.info[PRODUCER_KEY] = producer
             first = enqueue(session, JobName.ROUTE_REFERRAL, referral_task="t-1")
+            second = enqueue(session, JobName.ROUTE_REFERRAL, referral_task="t-2")
             session.flush()  # a flush (a statement's autoflush) between
             assert producer.sent == []
+            assert inserts == []
             session.info["test_enqueue_at_commit"] = True
             session.commit()
+            assert session.get(Job, first) is not None  # committed, read back
     finally:
         event.remove(Session, "before_commit", at_commit)
-    assert len(inserts) == 1
-    assert sorted(jobs(session_factory)) == [
+    # Those enqueued before the commit in one; the one enqueued during it at once, in its own.
+    assert len(inserts) == 2
+    assert sorted(jobs(session_factory), key=lambda job: (job[0], sorted(job[1].items()))) == [
         ("spis.refresh_outcomes", {"patient": "p-1"}),
         ("spis.route_referral", {"referral_task": "t-1"}),
+        ("spis.route_referral", {"referral_task": "t-2"}),
     ]
-    assert producer.sent[0] == ("spis.route_referral", first)
-    assert [name for name, _ in producer.sent] == ["spis.route_referral", "spis.refresh_outcomes"]
+    assert producer.sent[:2] == [("spis.route_referral", first), ("spis.route_referral", second)]
+    assert [name for name, _ in producer.sent][2:] == ["spis.refresh_outcomes"]
+    with session_factory() as session:
+        stored = session.scalars(select(Job)).all()
+        assert {(j.status, j.attempts, j.last_error) for j in stored} == {
+            (JobStatus.PENDING, 0, None)
+        }
+        assert all(j.next_attempt_at <= utcnow() for j in stored)  # due now: the relay's view
 
 
 def test_a_rolled_back_transaction_leaves_no_job_and_sends_nothing(
