@@ -232,9 +232,12 @@ def _index_value(ctx: Context, rtype: str, entry: IndexEntry, tenant: str) -> di
     value = entry.value
     if value is not None:
         value = token_value(ctx, rtype, entry.name, entry.system, value, tenant)[:255]
+    # Cut to the column as PostgreSQL's cast to VARCHAR(255)[] used to cut it: the write queue
+    # now stores with a check that refuses a longer value (write_queue.insert_rows).
+    system = entry.system if entry.system is None else entry.system[:255]
     return {
         "name": entry.name,
-        "system": entry.system,
+        "system": system,
         "value": value,
         "start": entry.start,
         "end": entry.end,
