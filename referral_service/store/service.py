@@ -90,9 +90,7 @@ def create(
     rid = rid or new_id()
     body = stamp(data, rid, 1, now)
     owner = tenant or ctx.principal.org_id
-    row = StoredResource(
-        id=rid, type=rtype, version_id=1, last_updated=now, org_id=owner, body=body
-    )
+    row = repository.new_row(rid, rtype, 1, now, owner, body)
     grants = [org for org in share_with if org != owner]
     repository.insert_resource(ctx.session, row, index_values(ctx, rtype, data, owner), grants)
     status, business = _codes(data)
