@@ -146,6 +146,11 @@ def index_entries(resource_type: str, data: dict[str, Any]) -> list[IndexEntry]:
 
 def _values(data: dict[str, Any], path: str) -> list[Any]:
     """The values at a dotted element path, with arrays flattened at every step."""
+    if "." not in path:  # every path indexed today: one element, read without the walk below
+        value = data.get(path)
+        if isinstance(value, list):
+            return [v for v in value if v is not None]
+        return [] if value is None else [value]
     current: list[Any] = [data]
     for step in path.split("."):
         found: list[Any] = []
