@@ -14,8 +14,12 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from fhir_adapters import _model_imports
 from fhir_adapters._shape import resource_class, resource_name, walk_shape
 from fhir_adapters.outcome import FhirError, Issue, from_validation_error
+
+# Before any validation: each resource inside a Bundle finds its model class once, not per use.
+_model_imports.install()
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(
     {

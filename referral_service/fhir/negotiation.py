@@ -76,10 +76,17 @@ async def read_json_body(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     if _content_type(request) not in ACCEPTED_BODY_TYPES:
         raise UnsupportedMediaType("Send FHIR JSON with Content-Type: application/fhir+json")
-    data = load_json(await _limited_body(request, settings), max_depth=settings.max_json_depth)
-    if _holds_nul(data):
+    body = await _limited_body(request, settings)
+    data = load_json(body, max_depth=settings.max_json_depth)
+    # JSON has no raw control character inside a string (the parser refuses one), so a NUL
+    # reaches a parsed key or value only as the escape \u0000: a body without it needs no walk
+    # (1.5 ms for a batch of 100 questionnaires). With it, the walk decides (`\\u0000` is text).
+    if _NUL_ESCAPE in body and _holds_nul(data):
         raise NulCharacter(NUL_MESSAGE)
     return data
+
+
+_NUL_ESCAPE = b"\\u0000"
 
 
 def _holds_nul(data: object) -> bool:

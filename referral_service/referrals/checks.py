@@ -23,7 +23,7 @@ def check(intake: Intake, target: Target) -> None:
     entry, principal = target.entry, intake.ctx.principal
     data = entry.resource
     old = resources.as_dict(target.existing) if target.existing is not None else None
-    _content_rules(entry.rtype, data, new=old is None)
+    _content_rules(target, data, new=old is None)
     check_reference_targets(intake, target)
     if entry.rtype == "ServiceRequest":
         if old is not None:
@@ -44,7 +44,8 @@ def check(intake: Intake, target: Target) -> None:
         )
 
 
-def _content_rules(rtype: str, data: dict[str, Any], *, new: bool) -> None:
+def _content_rules(target: Target, data: dict[str, Any], *, new: bool) -> None:
+    rtype = target.entry.rtype
     if rtype == "Patient":
         fhir_rules.check_patient(data)
     elif rtype == "Consent":
@@ -54,6 +55,7 @@ def _content_rules(rtype: str, data: dict[str, Any], *, new: bool) -> None:
     elif rtype == "Task" and new:
         fhir_rules.check_referral_task(data)
         data["owner"] = dict(referral_rules.SPIS_OWNER)  # SPIS coordinates, whatever was sent
+        target.references = None  # a reference changed: the checks find them again
 
 
 def _check_new_task(intake: Intake, task: dict[str, Any]) -> None:

@@ -45,6 +45,9 @@ class Target:
     ref: str  # Type/id: the id assigned to a create, or the stored resource's
     existing: StoredResource | None = None  # PUT target, or the conditional-create match
     write: bool = True
+    # The resource's references once resolved (`targets.resolve_references`), for the checks
+    # to use rather than walk the resource again; None until then.
+    references: list[str] | None = None
 
 
 @dataclass(slots=True)

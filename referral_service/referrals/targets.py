@@ -113,7 +113,8 @@ def _readable(row: StoredResource | None) -> StoredResource | None:
 def resolve_references(intake: Intake, target: Target) -> None:
     resource = target.entry.resource
     mapping: dict[str, str] = {}
-    for _, ref in fhir_rules.references(resource):
+    found = [ref for _, ref in fhir_rules.references(resource)]
+    for ref in found:
         if ref in intake.aliases:
             mapping[ref] = intake.aliases[ref]
         elif ref.startswith(("urn:uuid:", "urn:oid:")):
@@ -122,7 +123,10 @@ def resolve_references(intake: Intake, target: Target) -> None:
             )
         elif "?" in ref:
             mapping[ref] = _conditional_reference(intake.ctx, ref)
-    fhir_rules.rewrite_references(resource, mapping)
+    # Most entries (a time bank's questionnaires) have nothing to rewrite: no second walk.
+    if mapping:
+        fhir_rules.rewrite_references(resource, mapping)
+    target.references = [mapping.get(ref, ref) for ref in found]
 
 
 def _conditional_reference(ctx: Context, ref: str) -> str:
@@ -227,7 +231,7 @@ def check_reference_targets(intake: Intake, target: Target) -> None:
     kept = set()
     if target.existing is not None:
         kept = {ref for _, ref in fhir_rules.references(resources.as_dict(target.existing))}
-    for _, ref in fhir_rules.references(target.entry.resource):
+    for ref in _references(target):
         if ref in kept:
             continue
         local = ref.removeprefix(base)
@@ -237,6 +241,13 @@ def check_reference_targets(intake: Intake, target: Target) -> None:
         if parts is None:
             raise Invalid(f"{target.entry.rtype} has a reference SPIS cannot resolve")
         _check_reference_target(intake, target.entry.rtype, *parts)
+
+
+def _references(target: Target) -> list[str]:
+    """As resolved (the same walk would find the same), or found now if not resolved yet."""
+    if target.references is not None:
+        return target.references
+    return [ref for _, ref in fhir_rules.references(target.entry.resource)]
 
 
 def organisation(intake: Intake, org_id: str) -> Organisation | None:

@@ -36,6 +36,7 @@ from sqlalchemy.orm import (
     aliased,
 )
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql.elements import BindParameter
 
 from referral_service.keys import ring
@@ -243,6 +244,21 @@ def versions(
     if any(unreadable.is_unreadable(row) for row in opened):
         raise unreadable.Unreadable
     return opened
+
+
+_NEW_ROW = manager_of_class(StoredResource).new_instance
+
+
+def new_row(
+    rid: str, rtype: str, version_id: int, when: datetime, tenant: str, body: bytes
+) -> StoredResource:
+    """A new resource's row for `insert_resource`, made as an ORM load makes one: no
+    constructor, no change events (`write_queue.hold` would reset their history anyway). About
+    2 µs instead of 10: a batch of 100 questionnaires makes 200."""
+    row = _NEW_ROW()
+    values = {"id": rid, "type": rtype, "version_id": version_id, "last_updated": when}
+    row.__dict__.update(values, org_id=tenant, body=body)
+    return row
 
 
 def insert_resource(

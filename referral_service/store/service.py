@@ -90,9 +90,7 @@ def create(
     rid = rid or new_id()
     body = stamp(data, rid, 1, now)
     owner = tenant or ctx.principal.org_id
-    row = StoredResource(
-        id=rid, type=rtype, version_id=1, last_updated=now, org_id=owner, body=body
-    )
+    row = repository.new_row(rid, rtype, 1, now, owner, body)
     grants = [org for org in share_with if org != owner]
     repository.insert_resource(ctx.session, row, index_values(ctx, rtype, data, owner), grants)
     status, business = _codes(data)
@@ -232,9 +230,12 @@ def _index_value(ctx: Context, rtype: str, entry: IndexEntry, tenant: str) -> di
     value = entry.value
     if value is not None:
         value = token_value(ctx, rtype, entry.name, entry.system, value, tenant)[:255]
+    # Cut to the column as PostgreSQL's cast to VARCHAR(255)[] used to cut it: the write queue
+    # now stores with a check that refuses a longer value (write_queue.insert_rows).
+    system = entry.system if entry.system is None else entry.system[:255]
     return {
         "name": entry.name,
-        "system": entry.system,
+        "system": system,
         "value": value,
         "start": entry.start,
         "end": entry.end,

@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, LargeBinary, Table, TextClause, event, insert, text
+from sqlalchemy import Connection, Engine, String, Table, event, insert, text
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
+from sqlalchemy.types import TypeEngine
 
+from referral_service.kit.prepared import Prepared
 from referral_service.store.models import (
     ResourceGrant,
     ResourceVersion,
@@ -80,33 +82,31 @@ def send(connection: Connection) -> None:
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None:
     """One INSERT of rows that all have the same keys.
 
-    PostgreSQL, for rows of short values (`search_index`, `resource_grant`): `INSERT ... SELECT *
-    FROM unnest(<one array per column>)`, one statement whatever the number of rows, its text the
-    same for every batch (prepared once). A batch of 100 questionnaires queues some 1,500 index
-    rows, and per row this costs about a third of the client CPU of an executemany, whose per-row
-    parameter handling in SQLAlchemy dominated (measured, 200 rows: 2.5-2.7 ms -> 0.95-1.0 ms;
-    25 rows: 0.45-0.56 -> 0.23-0.28 ms; 4 rows: 0.17-0.23 -> 0.13-0.17 ms).
-    Rows with sealed bodies (`resource`, `resource_version`) keep executemany (pipelined by
-    psycopg): psycopg escapes a bytea array element by element in Python, which made unnest
-    slower there (200 rows: 3.6 ms -> 7.7 ms; 4 rows: 0.25 -> 0.36 ms). Elsewhere: executemany.
+    PostgreSQL: `INSERT ... SELECT * FROM unnest(<one array per column>)`, one statement whatever
+    the number of rows, its text the same for every batch (prepared once), its arrays sent in
+    binary format (kit/prepared.py). A batch of 100 questionnaires queues 200 resource and version
+    rows and some 1,500 index rows. Per row, an executemany's parameter handling in SQLAlchemy
+    dominated, and a text-format array costs psycopg a quoting step per element (for bytea, an
+    escape of every byte): measured for such a batch (client CPU), resource rows 3.2-3.7 ms ->
+    0.9 ms, version rows 2.7-3.0 -> 0.75, index rows 7.4-7.6 -> 2.3-2.4 (text-format unnest),
+    grants 0.7 -> 0.45; PostgreSQL's own time fell for the body tables and stayed for the others.
+    Each array is cast to its column's type without a length: PostgreSQL then checks each value
+    against the column as it stores it, refusing one too long as `INSERT ... VALUES` would
+    (an explicit cast to `VARCHAR(n)[]` would silently cut it).
     A multi-row INSERT ... VALUES was slower than both (about 0.14 ms per row: a compile for
-    each row count). The columns take no bind processing on either path."""
+    each row count). Elsewhere: executemany. The columns take no bind processing on either path."""
     names = tuple(rows[0])
-    if connection.dialect.name != "postgresql" or any(
-        isinstance(table.c[name].type, LargeBinary) for name in names
-    ):
+    if connection.dialect.name != "postgresql":
         connection.execute(insert(table), list(rows))
         return
-    statement = _unnest_insert(connection, table, names)
-    connection.execute(
-        statement, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)}
-    )
+    arrays = {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)}
+    _unnest_insert(connection, table, names).run(connection, [arrays])
 
 
-_UNNEST: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+_UNNEST: dict[tuple[str, tuple[str, ...]], Prepared] = {}
 
 
-def _unnest_insert(connection: Connection, table: Table, names: tuple[str, ...]) -> TextClause:
+def _unnest_insert(connection: Connection, table: Table, names: tuple[str, ...]) -> Prepared:
     key = (table.name, names)
     statement = _UNNEST.get(key)
     if statement is None:
@@ -114,13 +114,17 @@ def _unnest_insert(connection: Connection, table: Table, names: tuple[str, ...])
         quote = dialect.identifier_preparer.quote
         columns = ", ".join(quote(name) for name in names)
         arrays = ", ".join(
-            f"CAST(:c{i} AS {table.c[name].type.compile(dialect=dialect)}[])"
+            f"CAST(:c{i} AS {_unbounded(table.c[name].type).compile(dialect=dialect)}[])"
             for i, name in enumerate(names)
         )
         # Names and types from the models, quoted; the values are bound parameters.
         sql = f"INSERT INTO {quote(table.name)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
-        statement = _UNNEST[key] = text(sql)
+        statement = _UNNEST[key] = Prepared(text(sql), binary=True)
     return statement
+
+
+def _unbounded(column_type: TypeEngine[Any]) -> TypeEngine[Any]:
+    return String() if isinstance(column_type, String) else column_type
 
 
 def _drop(connection: Connection, *_: Any) -> None:

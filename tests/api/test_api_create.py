@@ -122,6 +122,25 @@ def test_client_supplied_task_is_used_and_checked(
     assert tasks[0]["resource"]["owner"]["reference"] == "Organization/spis"  # SPIS coordinates
 
 
+def test_a_client_task_owner_is_replaced_before_its_references_are_checked(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
+    """SPIS coordinates whatever Task.owner was sent, so an owner naming no Organization SPIS
+    knows is replaced, not refused: the references checked are those of the Task as stored."""
+    bundle = referral_bundle(practice.org_id)
+    task = load("task.json", practice.org_id)
+    task["focus"] = {"reference": entry_of(bundle, "ServiceRequest")["fullUrl"]}
+    task["for"] = {"reference": entry_of(bundle, "Patient")["fullUrl"]}
+    task["owner"] = {"reference": "Organization/no-such-organisation"}
+    bundle["entry"].append({"resource": task, "request": {"method": "POST", "url": "Task"}})
+    response = client.post("/fhir", json=bundle, headers={**practice_headers, **FHIR_JSON})
+    assert response.status_code == 200, response.text
+    [stored] = [
+        e["resource"] for e in client.get("/fhir/Task", headers=practice_headers).json()["entry"]
+    ]
+    assert stored["owner"]["reference"] == "Organization/spis"
+
+
 def test_batch_entries_succeed_or_fail_alone(
     client: TestClient, practice: TestSystem, practice_headers: dict[str, str], referral: Referral
 ) -> None:

@@ -52,6 +52,28 @@ def test_a_nul_in_a_fhir_body_is_a_400_and_stores_nothing(
     assert len(found["entry"]) == 1  # only the referral made before
 
 
+def test_a_nul_in_a_fhir_body_key_is_a_400(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
+    bundle = referral_bundle(practice.org_id, referral_id="REF-KEY-1")
+    bundle["entry"][0]["resource"]["gen\u0000der"] = "female"
+    response = client.post("/fhir", json=bundle, headers={**practice_headers, **FHIR_JSON})
+    _assert_refused(response)
+
+
+def test_the_text_backslash_u0000_in_a_fhir_body_is_no_nul(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
+    """The JSON escape for a backslash followed by "u0000" is text, not the NUL character."""
+    bundle = referral_bundle(practice.org_id, referral_id="REF-\\u0000-3")
+    response = client.post("/fhir", json=bundle, headers={**practice_headers, **FHIR_JSON})
+    assert response.status_code == 200, response.text
+    found = client.get("/fhir/ServiceRequest", headers=practice_headers).json()
+    [entry] = found["entry"]
+    values = [i["value"] for i in entry["resource"]["identifier"]]
+    assert "REF-\\u0000-3" in values
+
+
 @pytest.mark.parametrize(
     "path",
     ["/members/%00", "/exchanges?member_id=%00", "/offers?category=%00"],

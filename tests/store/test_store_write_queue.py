@@ -5,9 +5,12 @@ back is never written; a row read back by id comes from the identity map, with n
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.audit.sealer import SEALER_THREAD
@@ -16,9 +19,10 @@ from referral_service.context import Context
 from referral_service.organisations.models import OrgKind
 from referral_service.organisations.service import register
 from referral_service.principal import Principal
-from referral_service.store import repository, service
+from referral_service.store import repository, service, write_queue
 from referral_service.store.models import ResourceVersion, SearchIndex, StoredResource
 from referral_service.store.repository import TokenMatch
+from referral_service.store.write_queue import _table
 
 PATIENT = {
     "resourceType": "Patient",
@@ -88,3 +92,103 @@ def test_a_rolled_back_transaction_writes_nothing_and_a_new_row_reads_back_witho
         session.rollback()
         assert session.get(StoredResource, made.id) is None
         assert _count(session, StoredResource) == 0
+
+
+def _resource_row(rid: str, org: str, body: bytes) -> dict[str, Any]:
+    when = datetime(2026, 11, 29, 15, 0, 1, 123456, tzinfo=UTC)
+    return {
+        "id": rid,
+        "type": "Observation",
+        "version_id": 1,
+        "last_updated": when,
+        "org_id": org,
+        "body": body,
+    }
+
+
+def test_queued_rows_go_in_as_sent_values_nulls_and_bytes_alike(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """One INSERT per table (binary arrays on PostgreSQL): every value comes back as it went in,
+    a body's every byte, an empty body, a column of nothing but NULLs."""
+    with session_factory() as session, session.begin():
+        org = register(session, OrgKind.PRACTICE, "Practice", "F84001").id
+    bodies = [bytes(range(256)), b"", b"\x00\\x00'\"{}"]
+    rows = [_resource_row(f"r-{i}", org, body) for i, body in enumerate(bodies)]
+    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    index = [
+        {
+            "resource_id": row["id"],
+            "resource_type": "Observation",
+            "name": "code",
+            "system": None,
+            "value": value,
+            "start": None,
+            "end": None,
+        }
+        for row, value in zip(rows, ["a,b", '{"x"}', None], strict=True)
+    ]
+    index[0] |= {"start": start, "end": start}
+    with session_factory() as session, session.begin():
+        connection = session.connection()
+        write_queue.insert_rows(connection, _table(StoredResource), rows)
+        write_queue.insert_rows(connection, _table(SearchIndex), index)
+    with session_factory() as session:
+        stored = session.execute(
+            select(
+                StoredResource.id,
+                StoredResource.version_id,
+                StoredResource.last_updated,
+                StoredResource.org_id,
+                StoredResource.body,
+            ).order_by(StoredResource.id)
+        ).all()
+        assert [tuple(r) for r in stored] == [
+            (r["id"], 1, r["last_updated"], org, r["body"]) for r in rows
+        ]
+        found = session.execute(
+            select(
+                SearchIndex.resource_id,
+                SearchIndex.system,
+                SearchIndex.value,
+                SearchIndex.start,
+                SearchIndex.end,
+            ).order_by(SearchIndex.resource_id)
+        ).all()
+        assert [tuple(r) for r in found] == [
+            ("r-0", None, "a,b", start, start),
+            ("r-1", None, '{"x"}', None, None),
+            ("r-2", None, None, None, None),
+        ]
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory() as session, session.begin():
+        org = register(session, OrgKind.PRACTICE, "Practice", "F84001").id
+    with session_factory() as session, session.begin():
+        connection = session.connection()
+        with pytest.raises(DBAPIError):
+            write_queue.insert_rows(
+                connection, _table(StoredResource), [_resource_row("x" * 65, org, b"{}")]
+            )
+
+
+def test_a_long_token_system_is_indexed_cut_to_its_column(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    with session_factory() as session, session.begin():
+        org = register(session, OrgKind.PRACTICE, "Practice", "F84001").id
+    principal = Principal("client", org, OrgKind.PRACTICE, frozenset())
+    system = "https://example.org/" + "s" * 300
+    patient = {**PATIENT, "identifier": [*PATIENT["identifier"], {"system": system, "value": "7"}]}
+    with session_factory() as session, session.begin():
+        made = service.create(Context(session, principal, settings), "Patient", patient)
+    with session_factory() as session:
+        systems = session.scalars(
+            select(SearchIndex.system).where(
+                SearchIndex.resource_id == made.id, SearchIndex.value == "7"
+            )
+        ).all()
+        assert systems == [system[:255]]
