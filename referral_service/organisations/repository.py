@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Session
 
+from referral_service.kit.prepared import Prepared
 from referral_service.organisations.models import Organisation, OrgKind
 
 
 def get(session: Session, org_id: str) -> Organisation | None:
     return session.get(Organisation, org_id)
+
+
+_READ = Prepared(
+    select(
+        Organisation.id,
+        Organisation.kind,
+        Organisation.name,
+        Organisation.ods_code,
+        Organisation.board_id,
+        Organisation.created_at,
+    ).where(Organisation.id == bindparam("org_id", type_=String()))
+)
+
+
+def read(session: Session, org_id: str) -> Organisation | None:
+    """`get` for a look that changes nothing (every intake checks its practice): one statement
+    built once and sent by the driver, about a fifth of the ORM's client CPU. The organisation
+    comes back out of the session: never change it or pass it to one."""
+    found = _READ.rows(session.connection(), {"org_id": org_id})
+    if not found:
+        return None
+    id_, kind, name, ods_code, board_id, created_at = found[0]
+    return Organisation(
+        id=id_,
+        kind=OrgKind(kind),
+        name=name,
+        ods_code=ods_code,
+        board_id=board_id,
+        created_at=created_at,
+    )
 
 
 def get_for_update(session: Session, org_id: str) -> Organisation | None:

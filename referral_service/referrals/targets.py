@@ -253,7 +253,7 @@ def _references(target: Target) -> list[str]:
 def organisation(intake: Intake, org_id: str) -> Organisation | None:
     """Read once per intake: the practice's own is both referred to and checked against."""
     if org_id not in intake.organisations:
-        intake.organisations[org_id] = organisations.get(intake.ctx.session, org_id)
+        intake.organisations[org_id] = organisations.read(intake.ctx.session, org_id)
     return intake.organisations[org_id]
 
 
