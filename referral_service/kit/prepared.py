@@ -36,13 +36,20 @@ class Prepared:
     parameter) that skips quoting each element as text, which costs psycopg a regular-expression
     search per element: under a third of the time for a list of 50 strings. A binary parameter has
     the type of its Python value (a `str` is `text`, not an untyped literal), so the statement
-    casts it where that matters."""
+    casts it where that matters.
 
-    __slots__ = ("_binary", "_sql", "statement")
+    `server_prepared=False`: sent as a new statement each time, planned for its values, never
+    as a server-side prepared statement (whose generic plan may ignore them: see
+    store.repository.planned_for_its_values)."""
 
-    def __init__(self, statement: Executable, *, binary: bool = False) -> None:
+    __slots__ = ("_binary", "_prepare", "_sql", "statement")
+
+    def __init__(
+        self, statement: Executable, *, binary: bool = False, server_prepared: bool = True
+    ) -> None:
         self.statement = statement
         self._binary = binary
+        self._prepare = server_prepared
         self._sql: str | None = None  # compiled for psycopg on first use
 
     def rows(self, connection: Connection, params: Params) -> Sequence[Sequence[Any]]:
@@ -90,7 +97,7 @@ class Prepared:
             if many:
                 cursor.executemany(sql, parameters)
             else:
-                cursor.execute(sql, parameters, prepare=True)
+                cursor.execute(sql, parameters, prepare=self._prepare)
         except connection.dialect.loaded_dbapi.Error as exc:
             connection._handle_dbapi_exception(exc, sql, parameters, cursor, None)
         return cursor
