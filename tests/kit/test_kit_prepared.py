@@ -106,3 +106,26 @@ def test_a_server_gone_mid_transaction_is_sqlalchemys_error_and_the_connection_i
         with pytest.raises(OperationalError):
             _BY_OWNER.rows(conn, {"owner": "a"})
         assert conn.invalidated
+
+
+def test_a_statement_not_server_prepared_is_planned_for_its_values_every_time(
+    pg_engine: Engine,
+) -> None:
+    """psycopg prepares a statement on the server once it has run it a few times; one built with
+    `server_prepared=False` never is, however often it runs (its generic plan could ignore the
+    values: store.repository.match_token)."""
+    planned = Prepared(_BY_OWNER.statement, server_prepared=False)
+    with pg_engine.connect() as conn, conn.begin() as transaction:
+        _metadata.create_all(conn)
+        _INSERT.run(conn, [{"owner": "a", "name": "x"}])
+        driver: Any = conn.connection.driver_connection
+        for _ in range(driver.prepare_threshold * 3):
+            assert [tuple(r) for r in planned.rows(conn, {"owner": "a"})] == [(1, "x")]
+            _BY_OWNER.rows(conn, {"owner": "a"})  # the same statement, left to the driver
+        prepared = [
+            str(s)
+            for s in conn.scalars(text("SELECT statement FROM pg_prepared_statements"))
+            if "prepared_probe" in str(s) and "SELECT" in str(s)
+        ]
+        assert len(prepared) == 1  # `_BY_OWNER`'s: the check can fail
+        transaction.rollback()
