@@ -114,18 +114,21 @@ def test_a_statement_not_server_prepared_is_planned_for_its_values_every_time(
     """psycopg prepares a statement on the server once it has run it a few times; one built with
     `server_prepared=False` never is, however often it runs (its generic plan could ignore the
     values: store.repository.match_token)."""
-    planned = Prepared(_BY_OWNER.statement, server_prepared=False)
+    newest = select(_probe.c.id).where(_probe.c.owner == bindparam("owner"))
+    planned = Prepared(newest.order_by(_probe.c.id.desc()), server_prepared=False)
+    control = Prepared(newest.order_by(_probe.c.id.asc()))  # left to the driver
     with pg_engine.connect() as conn, conn.begin() as transaction:
         _metadata.create_all(conn)
-        _INSERT.run(conn, [{"owner": "a", "name": "x"}])
+        _INSERT.run(conn, [{"owner": "a", "name": "x"}, {"owner": "a", "name": "y"}])
         driver: Any = conn.connection.driver_connection
         for _ in range(driver.prepare_threshold * 3):
-            assert [tuple(r) for r in planned.rows(conn, {"owner": "a"})] == [(1, "x")]
-            _BY_OWNER.rows(conn, {"owner": "a"})  # the same statement, left to the driver
+            assert [tuple(r) for r in planned.rows(conn, {"owner": "a"})] == [(2,), (1,)]
+            assert [tuple(r) for r in control.rows(conn, {"owner": "a"})] == [(1,), (2,)]
         prepared = [
             str(s)
             for s in conn.scalars(text("SELECT statement FROM pg_prepared_statements"))
-            if "prepared_probe" in str(s) and "SELECT" in str(s)
+            if "prepared_probe.id ASC" in str(s) or "prepared_probe.id DESC" in str(s)
         ]
-        assert len(prepared) == 1  # `_BY_OWNER`'s: the check can fail
+        assert len(prepared) == 1  # the control's: the check can fail
+        assert "ASC" in prepared[0]
         transaction.rollback()
