@@ -200,6 +200,8 @@ def test_a_merged_row_verifies_and_is_found_by_each_patient(
         ]
         [found] = repository.for_patient(session, "org-b", "p2", limit=10, offset=0)
         assert (found.event.tenant_org_id, found.event.entities) == ("org-b", ("Task/t2",))
+        assert repository.seq_of(session, "org-b", found.event.id) == seq  # `_until` paging
+        assert repository.seq_of(session, "org-a", found.event.id) is None
         assert repository.for_patient(session, "org-a", "p2", limit=10, offset=0) == []
 
 
