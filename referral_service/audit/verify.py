@@ -101,7 +101,10 @@ def _groups_differ(session: Session, batch: list[chain.Link]) -> tuple[int, str]
 
 def _unaccounted(session: Session) -> str | None:
     if (seq := repository.first_stray_group(session)) is not None:
-        return f"a group row names event seq {seq}, which has no groups (audit_event_group edited)"
+        return (
+            f"a group row names event seq {seq}, which is missing or has no groups "
+            "(audit_event_group edited)"
+        )
     if (seq := repository.first_queued_without_event(session)) is not None:
         return f"event seq {seq} was queued for sealing and is missing (deleted)"
     if (seq := repository.first_unaccounted_event(session)) is not None:

@@ -230,7 +230,7 @@ def test_a_merged_row_verifies_and_is_found_by_each_patient(
         (
             "INSERT INTO audit_event_group (event_seq, grp, tenant_org_id, patient_id) "
             "SELECT seq, 0, 'org-c', 'p9' FROM audit_event WHERE seq <> :seq",
-            "which has no groups",
+            "which is missing or has no groups",
         ),
     ],
 )
@@ -260,3 +260,19 @@ def test_verify_catches_an_edit_to_the_groups_or_their_rows(
         result = verify(session)
     assert not result.ok
     assert reason in (result.reason or ""), result.reason
+
+
+def test_verify_catches_a_group_row_of_no_event(
+    session_factory: sessionmaker[Session], settings: Settings, tamper: Tamper
+) -> None:
+    seq = record_page(session_factory, settings)
+    seal(session_factory)
+    tamper(
+        "INSERT INTO audit_event_group (event_seq, grp, tenant_org_id, patient_id) "
+        "VALUES (:seq + 1000, 0, 'org-c', 'p9')",
+        seq=seq,
+    )
+    with session_factory() as session:
+        result = verify(session)
+    assert not result.ok
+    assert f"names event seq {seq + 1000}, which is missing" in (result.reason or "")
