@@ -30,9 +30,10 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 #
 # The role that runs migrations owns the tables, and an owner can disable the triggers that keep
 # the audit tables append-only. The API, worker and beat connect as another role with only the
-# rights they use: rows in, out and changed, but no UPDATE or DELETE on audit_event or audit_chain,
-# no UPDATE on audit_unsealed (its rows leave only once chained: a trigger checks) and no writes
-# to alembic_version; never TRUNCATE, ALTER, or trigger changes (those need ownership).
+# rights they use: rows in, out and changed, but no UPDATE or DELETE on audit_event, audit_chain
+# or audit_event_group, no UPDATE on audit_unsealed (its rows leave only once chained: a trigger
+# checks) and no writes to alembic_version; never TRUNCATE, ALTER, or trigger changes (those need
+# ownership).
 # Granted again on every `spis migrate`, so tables added by later migrations are covered too.
 
 APP_ROLE_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -41,7 +42,7 @@ _APP_GRANTS = (
     "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
     "GRANT USAGE ON SCHEMA public TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
-    "REVOKE UPDATE, DELETE ON audit_event, audit_chain FROM {role}",
+    "REVOKE UPDATE, DELETE ON audit_event, audit_chain, audit_event_group FROM {role}",
     "REVOKE UPDATE ON audit_unsealed FROM {role}",
     "REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role}",
     "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",

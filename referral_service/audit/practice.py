@@ -1,5 +1,10 @@
 """The practice's view: a GP practice reads the audit trail of its own patients (`/fhir/AuditEvent`).
-Each reading is itself audited."""
+Each reading is itself audited.
+
+A read of several patients is stored as one event (service.record_read) and shown here as the
+events it stands for, one per tenant and patient, each with the id `<event id>-<n>`
+(chain.parts): the repository finds only the caller's own groups, so these functions see a part
+exactly as they would a separate event."""
 
 from __future__ import annotations
 

@@ -16,21 +16,31 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     Row,
     Select,
+    and_,
     bindparam,
     delete,
+    desc,
     false,
     func,
     insert,
+    literal_column,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
 
 from referral_service.audit import chain
-from referral_service.audit.models import AuditChainLink, AuditEvent, AuditUnsealed
+from referral_service.audit.models import (
+    AuditChainLink,
+    AuditEvent,
+    AuditEventGroup,
+    AuditUnsealed,
+)
 from referral_service.kit.clock import as_utc
 from referral_service.kit.prepared import Prepared
 
@@ -52,6 +62,7 @@ _EVENT_COLUMNS = (
     AuditEvent.purpose,
     AuditEvent.outcome,
     AuditEvent.detail,
+    AuditEvent.entity_groups,
 )
 
 
@@ -85,9 +96,9 @@ _INSERT = Prepared(insert(AuditEvent).inline().values({c: bindparam(c) for c in 
 
 # PostgreSQL, two events or more: one INSERT of all of them, each column one typed array. Sent
 # row by row (psycopg's executemany sends one INSERT per parameter set), the statement-level queue
-# trigger ran once per event, and each INSERT was a round trip: a search page's 50 events cost
-# PostgreSQL 2.4 ms, 1.4 in one statement. `unnest` of several arrays yields their elements side
-# by side, in array order, so `seq` is still the events' order.
+# trigger ran once per event, and each INSERT was a round trip: a search page's 50 events (before
+# they became one merged event) cost PostgreSQL 2.4 ms, 1.4 in one statement. `unnest` of several
+# arrays yields their elements side by side, in array order, so `seq` is still the events' order.
 _INSERT_MANY_PG = Prepared(
     text(
         "INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, actor_org_id, "
@@ -102,16 +113,66 @@ _INSERT_MANY_PG = Prepared(
 )
 
 
+# PostgreSQL, a merged event (one with `entity_groups`): the event and its group rows in one
+# statement, the groups' `event_seq` from the event's RETURNING.
+_INSERT_MERGED_PG = Prepared(
+    text(
+        "WITH e AS (INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, "
+        "actor_org_id, entities, purpose, outcome, detail, entity_groups) "
+        "VALUES (CAST(:id AS TEXT), CAST(:recorded AS TIMESTAMPTZ), CAST(:action AS TEXT), "
+        "CAST(:kind AS TEXT), CAST(:actor_client_id AS TEXT), CAST(:actor_org_id AS TEXT), "
+        "CAST(:entities AS TEXT), CAST(:purpose AS TEXT), CAST(:outcome AS SMALLINT), "
+        "CAST(:detail AS TEXT), CAST(:entity_groups AS TEXT)) RETURNING seq) "
+        "INSERT INTO audit_event_group (event_seq, grp, tenant_org_id, patient_id) "
+        "SELECT e.seq, g.grp, g.tenant, g.patient FROM e, unnest(CAST(:grp AS INTEGER[]), "
+        "CAST(:group_tenant AS TEXT[]), CAST(:group_patient AS TEXT[])) AS g(grp, tenant, patient)"
+    ),
+    binary=True,
+)
+
+
 def insert_events(session: Session, events: Sequence[chain.Event]) -> None:
     """Store the events in the caller's transaction, in one statement (the trigger queues them
-    for the sealer)."""
+    for the sealer); a merged event, with its group rows, in one more."""
     if not events:
         return
     connection = session.connection()
-    if len(events) > 1 and connection.dialect.driver == "psycopg":
-        _INSERT_MANY_PG.run(connection, [_columns(events)])
-    else:
-        _INSERT.run(connection, [_row(event) for event in events])
+    alone = [event for event in events if event.entity_groups is None]
+    if len(alone) > 1 and connection.dialect.driver == "psycopg":
+        _INSERT_MANY_PG.run(connection, [_columns(alone)])
+    elif alone:
+        _INSERT.run(connection, [_row(event) for event in alone])
+    for event in events:
+        if event.entity_groups is not None:
+            _insert_merged(connection, event, chain.groups_of(event.entity_groups))
+
+
+def _insert_merged(
+    connection: Connection, event: chain.Event, groups: Sequence[chain.Group]
+) -> None:
+    row = {**_row(event), "entity_groups": event.entity_groups}
+    if connection.dialect.driver == "psycopg":
+        del row["tenant_org_id"], row["patient_id"]  # null: the groups name them
+        row["grp"] = list(range(len(groups)))
+        row["group_tenant"] = [g.tenant_org_id for g in groups]
+        row["group_patient"] = [g.patient_id for g in groups]
+        _INSERT_MERGED_PG.run(connection, [row])
+        return
+    inserted = connection.execute(insert(AuditEvent).values(row)).inserted_primary_key
+    assert inserted is not None  # sqlalchemy's typing: an INSERT of one row has its key
+    seq = inserted[0]
+    connection.execute(
+        insert(AuditEventGroup),
+        [
+            {
+                "event_seq": seq,
+                "grp": n,
+                "tenant_org_id": g.tenant_org_id,
+                "patient_id": g.patient_id,
+            }
+            for n, g in enumerate(groups)
+        ],
+    )
 
 
 def _columns(events: Sequence[chain.Event]) -> dict[str, list[object]]:
@@ -211,6 +272,7 @@ def _queued(
     purpose: str | None,
     outcome: int,
     detail: str | None,
+    entity_groups: str | None,
     pos: int | None,
 ) -> tuple[chain.Recorded, bool]:
     """As `_recorded`, by position: the sealer reads up to 1,000 rows a turn, and a Row's
@@ -228,6 +290,7 @@ def _queued(
         purpose,
         outcome,
         detail,
+        entity_groups,
     )
     return chain.Recorded(seq, event), pos is not None
 
@@ -385,6 +448,8 @@ def first_unaccounted_event(session: Session) -> int | None:
 
 # --- the practice's view (practice.py) ----------------------------------------------------------
 
+_ALONE = literal_column("-1", Integer)  # the `grp` of an event stored alone
+
 
 def for_patient(
     session: Session,
@@ -395,33 +460,110 @@ def for_patient(
     offset: int,
     max_seq: int | None = None,
 ) -> list[chain.Recorded]:
-    """A tenant's events about one patient, newest first, none after `max_seq`. The tenant is
-    part of the query. Chained or not: an event is readable once its transaction committed."""
-    stmt = (
-        select(*_EVENT_COLUMNS)
-        .where(AuditEvent.tenant_org_id == tenant_org_id, AuditEvent.patient_id == patient_id)
-        .order_by(AuditEvent.seq.desc())
-        .limit(limit)
-        .offset(offset)
+    """A tenant's events about one patient, newest first, none after `max_seq`: events stored
+    alone by their own columns, and the matching part of merged events by their group rows (both
+    indexed), paged together. The tenant is part of the query, and a part is shown only if the
+    hashed `entity_groups` agrees. Chained or not: an event is readable once its transaction
+    committed."""
+    alone = select(AuditEvent.seq.label("seq"), _ALONE.label("grp")).where(
+        AuditEvent.tenant_org_id == tenant_org_id, AuditEvent.patient_id == patient_id
+    )
+    merged = select(AuditEventGroup.event_seq.label("seq"), AuditEventGroup.grp.label("grp")).where(
+        AuditEventGroup.tenant_org_id == tenant_org_id, AuditEventGroup.patient_id == patient_id
     )
     if max_seq is not None:
-        stmt = stmt.where(AuditEvent.seq <= max_seq)
-    return [_recorded(row) for row in session.execute(stmt)]
-
-
-def seq_of(session: Session, tenant_org_id: str, event_id: str) -> int | None:
-    stmt = select(AuditEvent.seq).where(
-        AuditEvent.id == event_id, AuditEvent.tenant_org_id == tenant_org_id
+        alone = alone.where(AuditEvent.seq <= max_seq)
+        merged = merged.where(AuditEventGroup.event_seq <= max_seq)
+    hits = (
+        union_all(alone, merged)
+        .order_by(desc("seq"), desc("grp"))
+        .limit(limit)
+        .offset(offset)
+        .subquery()
     )
-    return session.scalar(stmt)
+    stmt = (
+        select(*_EVENT_COLUMNS, hits.c.grp)
+        .join_from(hits, AuditEvent, AuditEvent.seq == hits.c.seq)
+        .order_by(hits.c.seq.desc(), hits.c.grp.desc())
+    )
+    found = (_shown(row, row.grp, tenant_org_id) for row in session.execute(stmt))
+    return [recorded for recorded in found if recorded and recorded.event.patient_id == patient_id]
+
+
+def _shown(row: Row[*tuple[Any, ...]], grp: int, tenant_org_id: str) -> chain.Recorded | None:
+    """The event, or its part `grp` if merged; None when that part is not the tenant's (its
+    group row disagrees with the hashed groups: `verify` names it)."""
+    recorded = _recorded(row)
+    if recorded.event.entity_groups is None:
+        return recorded
+    try:
+        shown = chain.part(recorded.event, grp)
+    except (ValueError, IndexError):
+        return None
+    return chain.Recorded(recorded.seq, shown) if shown.tenant_org_id == tenant_org_id else None
+
+
+def _by_id(tenant_org_id: str, event_id: str) -> tuple[Select[*tuple[Any, ...]], int | None]:
+    """The statement that finds one of a tenant's events by the id it is shown with: a merged
+    event's part `<id>-<n>` through its group row, so the tenant is in the query either way."""
+    base, n = chain.split_part_id(event_id)
+    stmt = select(*_EVENT_COLUMNS).where(AuditEvent.id == base)
+    if n is None:
+        return stmt.where(AuditEvent.tenant_org_id == tenant_org_id), None
+    group = and_(
+        AuditEventGroup.event_seq == AuditEvent.seq,
+        AuditEventGroup.grp == n,
+        AuditEventGroup.tenant_org_id == tenant_org_id,
+    )
+    return stmt.where(select(AuditEventGroup.grp).where(group).exists()), n
 
 
 def get(session: Session, tenant_org_id: str, event_id: str) -> chain.Recorded | None:
-    stmt = select(*_EVENT_COLUMNS).where(
-        AuditEvent.id == event_id, AuditEvent.tenant_org_id == tenant_org_id
-    )
+    """One of the tenant's events, or one part of a merged event, by the id it is shown with."""
+    stmt, n = _by_id(tenant_org_id, event_id)
     row = session.execute(stmt).first()
-    return None if row is None else _recorded(row)
+    if row is None:
+        return None
+    return _recorded(row) if n is None else _shown(row, n, tenant_org_id)
+
+
+def seq_of(session: Session, tenant_org_id: str, event_id: str) -> int | None:
+    found = get(session, tenant_org_id, event_id)
+    return None if found is None else found.seq
+
+
+# --- checking the group rows (verify.py) --------------------------------------------------------
+
+
+GroupRow = tuple[int, str | None, str | None]  # (grp, tenant, patient)
+
+
+def group_rows(session: Session, event_seqs: Sequence[int]) -> dict[int, set[GroupRow]]:
+    """The group rows of these events."""
+    found: dict[int, set[GroupRow]] = {seq: set() for seq in event_seqs}
+    if not event_seqs:
+        return found
+    stmt = select(
+        AuditEventGroup.event_seq,
+        AuditEventGroup.grp,
+        AuditEventGroup.tenant_org_id,
+        AuditEventGroup.patient_id,
+    ).where(AuditEventGroup.event_seq.in_(event_seqs))
+    for seq, grp, tenant, patient in session.execute(stmt):
+        found[seq].add((grp, tenant, patient))
+    return found
+
+
+def first_stray_group(session: Session) -> int | None:
+    """A group row of an event that has no groups, or of no event at all."""
+    stmt = (
+        select(AuditEventGroup.event_seq)
+        .outerjoin(AuditEvent, AuditEvent.seq == AuditEventGroup.event_seq)
+        .where(AuditEvent.entity_groups.is_(None))
+        .order_by(AuditEventGroup.event_seq)
+        .limit(1)
+    )
+    return session.scalar(stmt)
 
 
 def _recorded(row: Row[*tuple[Any, ...]]) -> chain.Recorded:
@@ -438,5 +580,6 @@ def _recorded(row: Row[*tuple[Any, ...]]) -> chain.Recorded:
         purpose=row.purpose,
         outcome=row.outcome,
         detail=row.detail,
+        entity_groups=row.entity_groups,
     )
     return chain.Recorded(row.seq, event)

@@ -46,6 +46,9 @@ def verify(
             if problem := _check(link, expected, prev, anchor):
                 return VerifyResult(False, checked, expected, problem)
             expected, prev, checked = expected + 1, link.hash, checked + 1
+        if found := _groups_differ(session, batch):
+            pos, problem = found
+            return VerifyResult(False, pos - 1, pos, problem)
         if progress is not None:
             progress(checked, total)
     if anchor is not None and checked < anchor.seq:
@@ -72,7 +75,36 @@ def _check(link: chain.Link, pos: int, prev: str, anchor: ChainHead | None) -> s
     return None
 
 
+def _groups_differ(session: Session, batch: list[chain.Link]) -> tuple[int, str] | None:
+    """The first chained merged event whose group rows (not hashed: they only find it) are not
+    exactly what its hashed `entity_groups` says: a row edited, added or removed would show a
+    tenant or patient another event, or hide this one from them."""
+    merged = [
+        (link.pos, link.event_seq, link.event.entity_groups)
+        for link in batch
+        if link.event is not None and link.event.entity_groups is not None
+    ]
+    stored = repository.group_rows(session, [seq for _, seq, _ in merged])
+    for pos, seq, column in merged:
+        try:
+            groups = chain.groups_of(column)
+        except ValueError:
+            return pos, f"the entity_groups of event seq {seq} are unreadable"
+        expected = {(n, g.tenant_org_id, g.patient_id) for n, g in enumerate(groups)}
+        if stored[seq] != expected:
+            return pos, (
+                f"the group rows of event seq {seq} differ from its hashed "
+                "entity_groups (audit_event_group edited)"
+            )
+    return None
+
+
 def _unaccounted(session: Session) -> str | None:
+    if (seq := repository.first_stray_group(session)) is not None:
+        return (
+            f"a group row names event seq {seq}, which is missing or has no groups "
+            "(audit_event_group edited)"
+        )
     if (seq := repository.first_queued_without_event(session)) is not None:
         return f"event seq {seq} was queued for sealing and is missing (deleted)"
     if (seq := repository.first_unaccounted_event(session)) is not None:

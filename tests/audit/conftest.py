@@ -55,7 +55,7 @@ def seal(factory: sessionmaker[Session]) -> int:
 
 
 Tamper = Callable[..., None]
-AUDIT_TABLES = ("audit_event", "audit_chain", "audit_unsealed")
+AUDIT_TABLES = ("audit_event", "audit_chain", "audit_unsealed", "audit_event_group")
 
 
 @pytest.fixture

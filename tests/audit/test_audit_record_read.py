@@ -1,5 +1,5 @@
-"""record_read: one event per tenant and patient (IHE BALP), each naming its own resources, the
-rest (actor, purpose, time, action) shared by the request's events."""
+"""record_read: an event per tenant and patient (IHE BALP), each naming its own resources, the
+rest (actor, purpose, time, action) shared; stored as one event that names its groups."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
+from referral_service.audit import chain
 from referral_service.audit import service as audit
 from referral_service.audit.models import Action, Kind
 from referral_service.config import Settings
@@ -28,7 +29,7 @@ def _task(rid: str, org: str, patient: str) -> StoredResource:
     return _row("Task", rid, org, orjson.dumps(body))
 
 
-def test_a_search_page_records_one_event_per_tenant_and_patient(
+def test_a_search_page_records_one_event_that_stands_for_one_per_tenant_and_patient(
     session_factory: sessionmaker[Session], settings: Settings
 ) -> None:
     principal = Principal("client-a", "org-a", OrgKind.PRACTICE, frozenset())
@@ -41,10 +42,12 @@ def test_a_search_page_records_one_event_per_tenant_and_patient(
     ]
     with session_factory() as session:
         audit.record_read(Context(session, principal, settings), rows, kind=Kind.SEARCH)
-        queued = [q.event for q in session.info["spis.audit.pending"]]
+        [stored] = [q.event for q in session.info["spis.audit.pending"]]
         session.rollback()
-    by_group = {}
-    for event in queued:
+    assert (stored.tenant_org_id, stored.patient_id) == (None, None)
+    parts = chain.parts(stored)
+    by_group: dict[tuple[str | None, str | None], list[tuple[str, ...]]] = {}
+    for event in parts:
         by_group.setdefault((event.tenant_org_id, event.patient_id), []).append(event.entities)
     assert by_group == {
         ("org-a", "p1"): [
@@ -56,13 +59,27 @@ def test_a_search_page_records_one_event_per_tenant_and_patient(
         ("org-a", "p3"): [("Patient/p3",)],
         ("org-a", None): [("Organization/o1",)],
     }
-    assert len({event.id for event in queued}) == len(queued)
+    assert [event.id for event in parts] == [f"{stored.id}-{n}" for n in range(6)]
     shared = {
         (e.recorded, e.action, e.kind, e.actor_client_id, e.actor_org_id, e.purpose, e.outcome)
-        for e in queued
+        for e in parts
     }
-    assert shared == {(queued[0].recorded, Action.EXECUTE.value, "search", "client-a", "org-a",
+    assert shared == {(stored.recorded, Action.EXECUTE.value, "search", "client-a", "org-a",
                        "TREAT", 0)}  # fmt: skip
+
+
+def test_a_read_of_one_patient_is_stored_as_before(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    principal = Principal("client-a", "org-a", OrgKind.PRACTICE, frozenset())
+    rows = [_task("t1", "org-a", "p1"), _task("t2", "org-a", "p1")]
+    with session_factory() as session:
+        audit.record_read(Context(session, principal, settings), rows, kind=Kind.SEARCH)
+        [stored] = [q.event for q in session.info["spis.audit.pending"]]
+        session.rollback()
+    assert (stored.tenant_org_id, stored.patient_id, stored.entity_groups) == ("org-a", "p1", None)
+    assert stored.entities == ("Task/t1", "Task/t2")
+    assert chain.parts(stored) == [stored]
 
 
 def test_a_search_that_found_nothing_is_still_recorded(

@@ -9,16 +9,21 @@ from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_service.audit import sealer
+from referral_service.audit import repository, sealer
 from referral_service.audit.models import Action, Kind, Outcome
-from referral_service.audit.service import record
+from referral_service.audit.service import record, record_read
 from referral_service.audit.verify import VerifyResult, verify
+from referral_service.config import Settings
+from referral_service.context import Context
 from referral_service.db import make_engine, make_sessionmaker
-from referral_service.migrate import upgrade
+from referral_service.kit.clock import utcnow
+from referral_service.migrate import alembic_config, upgrade
+from referral_service.store.models import StoredResource
 from tests.audit.conftest import a_principal, seal
 
 
@@ -139,3 +144,63 @@ def test_a_failure_outlives_the_rollback_on_sqlite(sqlite_factory: sessionmaker[
     seal(sqlite_factory)
     with sqlite_factory() as session:
         assert verify(session) == VerifyResult(True, 1)
+
+
+def record_merged(factory: sessionmaker[Session], settings: Settings) -> None:
+    """A search of three patients' Tasks: one merged event."""
+    rows = [
+        StoredResource(
+            id=f"t{n}",
+            type="Task",
+            version_id=1,
+            last_updated=utcnow(),
+            org_id="org-a",
+            body=b'{"for": {"reference": "Patient/p%d"}}' % n,
+        )
+        for n in range(3)
+    ]
+    with factory.begin() as session:
+        record_read(Context(session, a_principal(), settings), rows, kind=Kind.SEARCH)
+
+
+def test_a_merged_read_is_stored_found_and_verified_on_sqlite(
+    sqlite_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    record_merged(sqlite_factory, settings)
+    with sqlite_factory() as session:
+        assert verify(session) == VerifyResult(True, 1)
+        [found] = repository.for_patient(session, "org-a", "p1", limit=10, offset=0)
+        assert (found.event.patient_id, found.event.entities) == ("p1", ("Task/t1",))
+        assert repository.get(session, "org-a", found.event.id) == found
+    with sqlite_factory.begin() as session, pytest.raises(DBAPIError, match="append-only"):
+        session.execute(text("UPDATE audit_event_group SET tenant_org_id = 'org-b'"))
+    with sqlite_factory.begin() as session:
+        session.execute(text("DROP TRIGGER audit_event_group_no_update"))
+        session.execute(text("UPDATE audit_event_group SET patient_id = 'p9' WHERE grp = 1"))
+    with sqlite_factory() as session:
+        result = verify(session)
+        assert not result.ok
+        assert "group rows" in (result.reason or "")
+        assert repository.for_patient(session, "org-a", "p9", limit=10, offset=0) == []
+
+
+def test_migration_0023_goes_back_unless_a_merged_read_would_lose_its_groups(
+    tmp_path: Path, settings: Settings
+) -> None:
+    url = f"sqlite:///{tmp_path / 'spis.sqlite3'}"
+    upgrade(url)
+    command.downgrade(alembic_config(url), "20261201_0022")
+    upgrade(url)  # the column and the table come back
+    engine = make_engine(url)
+    try:
+        factory = make_sessionmaker(engine)
+        append(factory, "a", 1)
+        record_merged(factory, settings)
+        with factory() as session:
+            assert verify(session) == VerifyResult(True, 2)
+        with pytest.raises(RuntimeError, match="would no longer verify"):
+            command.downgrade(alembic_config(url), "20261201_0022")
+        with factory() as session:
+            assert verify(session) == VerifyResult(True, 2)
+    finally:
+        engine.dispose()
