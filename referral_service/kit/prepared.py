@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Executable
+from sqlalchemy import Connection, Dialect, Executable, Table, bindparam, insert
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -101,6 +101,13 @@ class Prepared:
         except connection.dialect.loaded_dbapi.Error as exc:
             connection._handle_dbapi_exception(exc, sql, parameters, cursor, None)
         return cursor
+
+
+def inserting(table: Table) -> Prepared:
+    """An INSERT of one row of `table`, every column a named parameter (its key)."""
+    return Prepared(
+        insert(table).values({c.key: bindparam(c.key, type_=c.type) for c in table.columns})
+    )
 
 
 def compiled_sql(statement: ClauseElement, dialect: Dialect) -> str:

@@ -74,10 +74,6 @@ class RouteIndex(BaseRoute):
         self._depth = max((prefix.count("/") for prefix, _, _ in self._prefixes), default=1)
         self._cache: dict[tuple[str, str | None, str], tuple[list[BaseRoute], ...]] = {}
 
-    def _candidates(self, scope: Scope) -> list[BaseRoute]:
-        """Every route the path may match, whatever the method, in the app's order."""
-        return self._tried(scope)[1]
-
     def _tried(self, scope: Scope) -> tuple[list[BaseRoute], ...]:
         """(the routes that may match the path and take the method, every route that may match
         the path), each in the app's order."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, insert, select
+from sqlalchemy import String, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from referral_service.kit.clock import utcnow
-from referral_service.kit.prepared import Prepared
+from referral_service.kit.prepared import Prepared, inserting
 from referral_service.principal import Principal
 from referral_service.referrals.models import Submission
 
@@ -32,9 +32,7 @@ _FIND = Prepared(
         Submission.key == bindparam("key", type_=String()),
     )
 )
-_ADD = Prepared(
-    insert(_TABLE).values({c.key: bindparam(c.key, type_=c.type) for c in _TABLE.columns})
-)
+_ADD = inserting(_TABLE)
 
 
 def find_submission(session: Session, principal: Principal, key: str) -> Previous | None:

@@ -517,11 +517,11 @@ def match_token(
     `search_page` with that one match, tenancy inside the query; only the statement is built
     once, with bind parameters: building it per intake cost more client CPU than running it.
     It is never a server-side prepared statement (`Prepared(server_prepared=False)`, sent by the
-    driver, planned for its values each time): PostgreSQL keeps a
-    prepared statement's generic plan for the connection's life, and the bench's connections
-    made it on nearly empty tables, so each match walked every Patient newest first and scanned
-    search_index for each (4.4 ms a match at 20,000 Patients, and growing; 0.15 ms planned each
-    time). Nothing re-plans it until an ANALYZE, and autovacuum can be off or behind."""
+    driver, planned for its values each time): PostgreSQL keeps a prepared statement's generic
+    plan for the connection's life, and the bench's connections made it on nearly empty tables,
+    so each match walked every Patient newest first and scanned search_index for each (4.4 ms a
+    match at 20,000 Patients, and growing; 0.15 ms planned each time). Nothing re-plans it until
+    an ANALYZE, and autovacuum can be off or behind."""
     if match.value is None or match.own_only is not None:
         return None
     if match.system_given and match.system is None:
