@@ -12,9 +12,10 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 
 from fhir_adapters.parse import warm_up
+from referral_service.audit.grouped import GroupCommit
 from referral_service.audit.sealer import Sealer
 from referral_service.config import Settings, get_settings
-from referral_service.db import open_database
+from referral_service.db import AsyncReads, open_database
 
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
@@ -30,6 +31,8 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
         app.state.engine = database.engine
         app.state.producer = database.producer  # /readyz checks its broker
         app.state.sessionmaker = database.sessionmaker
+        app.state.async_reads = reads = await AsyncReads.open(database.engine)
+        app.state.read_events = GroupCommit(reads.connection) if reads else None
         # Chains this and every process's committed audit events within about a second.
         sealer = Sealer(database.engine)
         sealer.start()
@@ -40,6 +43,8 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
             gc.freeze()
         yield
         sealer.stop()
+        if app.state.async_reads is not None:
+            await app.state.async_reads.close()
         database.dispose()
 
     app = FastAPI(
@@ -51,6 +56,7 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
         telemetry=NO_TELEMETRY,
     )
     app.state.settings = settings
+    app.state.async_reads = None  # until the lifespan opens them
     from referral_service.auth.endpoints import router as auth_router
     from referral_service.fhir.audit_events import router as audit_router
     from referral_service.fhir.endpoints import plain_routes as fhir_plain_routes

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import (
     Connection,
     Integer,
@@ -145,6 +146,20 @@ def insert_events(session: Session, events: Sequence[chain.Event]) -> None:
     for event in events:
         if event.entity_groups is not None:
             _insert_merged(connection, event, chain.groups_of(event.entity_groups))
+
+
+async def insert_events_known(
+    connection: AsyncConnection[Any], events: Sequence[chain.Event]
+) -> None:
+    """`insert_events` of events that name no groups (reads of one resource each) on an async
+    connection in autocommit (audit/grouped.py): one statement, stored and committed when it
+    returns."""
+    if any(event.entity_groups is not None for event in events):
+        raise ValueError("a merged event is stored with its groups, by insert_events")
+    if len(events) > 1:
+        await _INSERT_MANY_PG.send(connection, _columns(events))
+    elif events:
+        await _INSERT.send(connection, _row(events[0]))
 
 
 def _insert_merged(

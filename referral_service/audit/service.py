@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.audit import patient_id_of
 from referral_service.audit import chain, pending
+from referral_service.audit.grouped import GroupCommit
 from referral_service.audit.models import Action, Kind, Outcome
 from referral_service.context import Context
 from referral_service.kit.clock import utcnow
@@ -132,6 +133,26 @@ def record_read(
     """A read, vread, history or search that returned `rows`: an event per tenant and patient,
     so a practice finds every disclosure of its patient's data. Stored as one event whatever
     their number (a search page: up to 50), each group named in its `entity_groups`."""
+    for event in read_events(ctx.principal, rows, kind=kind, detail=detail):
+        pending.add(ctx.session, event)
+
+
+async def record_read_now(group: GroupCommit, principal: Principal, row: StoredResource) -> None:
+    """`record_read` of one row, stored and committed with the other reads' events in flight
+    (grouped.py) before it returns; a psycopg error when it was not."""
+    (event,) = read_events(principal, [row])
+    await group.store(event)
+
+
+def read_events(
+    principal: Principal,
+    rows: Sequence[StoredResource],
+    *,
+    kind: Kind = Kind.READ,
+    detail: str | None = None,
+) -> list[chain.Event]:
+    """The events `record_read` queues, for a caller that stores them itself (the async reads,
+    db.AsyncReads: one row, so one event)."""
     groups: dict[_GroupKey, list[str]] = {}
     for row in rows:
         rtype, rid = row.type, row.id
@@ -140,7 +161,7 @@ def record_read(
     if not groups and kind is Kind.SEARCH:
         groups[(None, None)] = []  # a search that found nothing is still a search
     action = Action.EXECUTE if kind is Kind.SEARCH else Action.READ  # FHIR: a search executes
-    _record_groups(ctx, groups, kind, action, detail, merge=True)
+    return _group_events(principal, groups, kind, action, detail, merge=True)
 
 
 def record_unreadable(ctx: Context, rows: Sequence[StoredResource], *, kind: Kind) -> None:
@@ -227,11 +248,24 @@ def _record_groups(
     *,
     merge: bool = False,
 ) -> None:
-    """One event per group (and per MAX_ENTITIES of its references), as `record` would queue
-    each; what they share (actor, purpose, time: one request) is worked out once. `merge` stores
-    them as one event when there are several: each stored event cost ~80 µs of CPU to record and
+    for event in _group_events(ctx.principal, groups, kind, action, detail, merge=merge):
+        pending.add(ctx.session, event)
+
+
+def _group_events(
+    principal: Principal,
+    groups: dict[_GroupKey, list[str]],
+    kind: Kind,
+    action: Action,
+    detail: str | None,
+    *,
+    merge: bool = False,
+) -> list[chain.Event]:
+    """One event per group (and per MAX_ENTITIES of its references), as `record` would make
+    each; what they share (actor, purpose, time: one request) is worked out once. `merge` makes
+    them one event when there are several: each stored event cost ~80 µs of CPU to record and
     seal, and a search page had up to 50."""
-    shared = _event(ctx.principal, kind, action, (), None, None, None, Outcome.SUCCESS, detail)
+    shared = _event(principal, kind, action, (), None, None, None, Outcome.SUCCESS, detail)
     chunks = [
         (
             tenant,
@@ -244,13 +278,11 @@ def _record_groups(
     if merge and len(chunks) > 1:
         merged = chain.groups_column([chain.Group(t, p, len(refs)) for t, p, refs in chunks])
         entities = tuple(ref for _, _, refs in chunks for ref in refs)
-        pending.add(ctx.session, replace(shared, entities=entities, entity_groups=merged))
-        return
-    for tenant, patient, refs in chunks:
-        event = replace(
-            shared, id=new_id(), tenant_org_id=tenant, patient_id=patient, entities=refs
-        )
-        pending.add(ctx.session, event)
+        return [replace(shared, entities=entities, entity_groups=merged)]
+    return [
+        replace(shared, id=new_id(), tenant_org_id=tenant, patient_id=patient, entities=refs)
+        for tenant, patient, refs in chunks
+    ]
 
 
 def record_share(

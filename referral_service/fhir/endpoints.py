@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from psycopg import AsyncConnection
 from sqlalchemy.orm import Session
 from starlette.routing import Route
 
@@ -20,7 +21,7 @@ from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.auth.dependencies import current_principal, require
 from referral_service.context import Context
-from referral_service.db import get_session, in_unit_of_work
+from referral_service.db import AsyncReads, get_session, in_unit_of_work
 from referral_service.errors import Invalid, NotFound
 from referral_service.fhir import bundles, transactions
 from referral_service.fhir.capability import capability_statement
@@ -33,6 +34,7 @@ from referral_service.referrals import service as referrals
 from referral_service.referrals.service import STORED_TYPES, Entry
 from referral_service.store import patching, reads
 from referral_service.store import service as resources
+from referral_service.store.models import StoredResource
 from referral_service.store.service import Version, version_named
 
 # Not in FastAPI's OpenAPI: the document shows one path per type, from the CapabilityStatement.
@@ -264,6 +266,19 @@ async def read(request: Request, principal: Principal, path: dict[str, str]) -> 
     _known_type(rtype)
     require(principal, rtype, "r")
     unchanged_if = version_named(request.headers.get("if-none-match"))
+    first: AsyncReads | None = request.app.state.async_reads
+    if first is not None:
+
+        async def find(connection: AsyncConnection[Any]) -> StoredResource | None:
+            return await resources.read_known(connection, first.engine, principal, rtype, rid)
+
+        async def recorded(row: StoredResource) -> bool:
+            await audit.record_read_now(request.app.state.read_events, principal, row)
+            return True
+
+        row = await first.attempt(find)
+        if row is not None and await first.guarded(recorded(row)):
+            return _answer(principal, row, unchanged_if)
     return await in_one_hop(
         request, principal, partial(_read, rtype, rid, unchanged_if), one_event=True
     )
@@ -272,10 +287,14 @@ async def read(request: Request, principal: Principal, path: dict[str, str]) -> 
 def _read(rtype: str, rid: str, unchanged_if: str | None, ctx: Context) -> Response:
     row = resources.read(ctx, rtype, rid)
     audit.record_read(ctx, [row])
+    return _answer(ctx.principal, row, unchanged_if)
+
+
+def _answer(principal: Principal, row: StoredResource, unchanged_if: str | None) -> Response:
     version = Version.of(row)
     if unchanged_if == str(version.version_id):
         return Response(status_code=304, headers={"ETag": version.etag})
-    body = resources.presented(ctx, rtype, row.org_id, row.body)
+    body = resources.presented_to(principal, row.type, row.org_id, row.body)
     return version_response(version if body is row.body else replace(version, body=body))
 
 

@@ -163,9 +163,7 @@ def live_ids_column() -> ScalarSelect[str | None]:
 
 def note_live(connection: Connection, listed: str | None) -> None:
     """What `live_ids_column` read, as this transaction's live keys."""
-    connection.info[_LIVE] = frozenset(
-        int(key_id) for key_id in (listed or "").split(",") if key_id
-    )
+    connection.info[_LIVE] = live_listed(listed)
 
 
 def add_key(connection: Connection) -> int:
@@ -218,3 +216,22 @@ def open_value(connection: Connection, aad: bytes, sealed: bytes, legacy_aad: by
         raise InvalidTag
     legacy = envelope.format_of(sealed) == envelope.LEGACY_FORMAT
     return envelope.open_sealed(_key(connection, key_id), sealed, legacy_aad if legacy else aad)
+
+
+def open_known(
+    engine: Engine, live: frozenset[int], aad: bytes, sealed: bytes, legacy_aad: bytes
+) -> bytes | None:
+    """`open_value` without a connection (the async reads, db.AsyncReads): None when it would need
+    one, because the value's key is not among `live` (the live keys its statement read) or its
+    material is not yet in this process's cache. Raises InvalidTag as `open_value` does."""
+    key_id = envelope.key_id_of(sealed)
+    key = _material.get(_name(engine), {}).get(key_id)
+    if key is None or key_id not in live:
+        return None
+    legacy = envelope.format_of(sealed) == envelope.LEGACY_FORMAT
+    return envelope.open_sealed(key, sealed, legacy_aad if legacy else aad)
+
+
+def live_listed(listed: str | None) -> frozenset[int]:
+    """The key ids `live_ids_column` read."""
+    return frozenset(int(key_id) for key_id in (listed or "").split(",") if key_id)

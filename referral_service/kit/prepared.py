@@ -21,11 +21,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import Connection, Dialect, Executable, Table, bindparam, insert
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 Params = Mapping[str, Any]
+# What `fetch` and `send` compile for: an engine's psycopg dialect renders the same SQL
+# (tests/kit/test_kit_prepared.py compares them).
+_PSYCOPG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 _NAMED_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
@@ -42,7 +47,7 @@ class Prepared:
     as a server-side prepared statement (whose generic plan may ignore them: see
     store.repository.planned_for_its_values)."""
 
-    __slots__ = ("_binary", "_prepare", "_sql", "statement")
+    __slots__ = ("_binary", "_prepare", "_sql", "_sql_async", "statement")
 
     def __init__(
         self, statement: Executable, *, binary: bool = False, server_prepared: bool = True
@@ -51,6 +56,7 @@ class Prepared:
         self._binary = binary
         self._prepare = server_prepared
         self._sql: str | None = None  # compiled for psycopg on first use
+        self._sql_async: str | None = None  # the same, for `fetch` and `send` (no engine there)
 
     def rows(self, connection: Connection, params: Params) -> Sequence[Sequence[Any]]:
         """The rows, each a tuple in the statement's column order."""
@@ -68,13 +74,33 @@ class Prepared:
             return
         self._send(connection, params).close()
 
+    async def fetch(self, connection: AsyncConnection[Any], params: Params) -> list[Any]:
+        """`rows` on an async psycopg connection (db.AsyncReads): PostgreSQL only, no SQLAlchemy
+        around it, so no listener sees it and a DB-API error comes out as psycopg's."""
+        async with connection.cursor() as cursor:
+            await cursor.execute(self._compiled_async(), params, prepare=self._prepare)
+            return await cursor.fetchall()
+
+    async def send(self, connection: AsyncConnection[Any], params: Params) -> None:
+        """`run` of one parameter set on an async psycopg connection, as `fetch`."""
+        async with connection.cursor() as cursor:
+            await cursor.execute(self._compiled_async(), params, prepare=self._prepare)
+
     def _compiled(self, connection: Connection) -> str:
         if self._sql is None:
-            assert isinstance(self.statement, ClauseElement)
-            sql = compiled_sql(self.statement, connection.dialect)
-            # psycopg's placeholder for a named parameter in binary format is %(name)b.
-            self._sql = _NAMED_PLACEHOLDER.sub(r"%(\1)b", sql) if self._binary else sql
+            self._sql = self._for(connection.dialect)
         return self._sql
+
+    def _compiled_async(self) -> str:
+        if self._sql_async is None:
+            self._sql_async = self._for(_PSYCOPG)
+        return self._sql_async
+
+    def _for(self, dialect: Dialect) -> str:
+        assert isinstance(self.statement, ClauseElement)
+        sql = compiled_sql(self.statement, dialect)
+        # psycopg's placeholder for a named parameter in binary format is %(name)b.
+        return _NAMED_PLACEHOLDER.sub(r"%(\1)b", sql) if self._binary else sql
 
     def _send(self, connection: Connection, params: Sequence[Params]) -> Any:
         sql = self._compiled(connection)

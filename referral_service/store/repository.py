@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from psycopg import AsyncConnection
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     Integer,
     Select,
     String,
@@ -177,6 +179,20 @@ def read(session: Session, principal: Principal, rtype: str, rid: str) -> Stored
     if any(unreadable.is_unreadable(row) for row in opened):
         raise unreadable.Unreadable
     return opened[0] if opened else None
+
+
+async def read_known(
+    connection: AsyncConnection[Any], engine: Engine, principal: Principal, rtype: str, rid: str
+) -> list[StoredResource] | None:
+    """`read` on an async connection (db.AsyncReads), the same statement: the rows found (none,
+    or the one), or None when `read` must answer instead (a key not cached, a body that does not
+    open)."""
+    if principal.system:
+        found = await _READ_AS_SYSTEM.fetch(connection, {"rtype": rtype, "rid": rid})
+    else:
+        params = {"rtype": rtype, "rid": rid, "org_id": principal.org_id}
+        found = await _READ_AS_ORG.fetch(connection, params)
+    return sealing.opened_resources_known(engine, found)
 
 
 def get_for_update(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, event
+from sqlalchemy import Connection, Engine, Select, event
 from sqlalchemy.orm import Mapper, QueryContext
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -75,6 +75,35 @@ def opened_resources(
 
 
 def _opened(connection: Connection, found: Sequence[Any]) -> StoredResource:
+    values, sealed_body, aad, legacy = _resource_parts(found)
+    return _loaded(connection, _new_resource(), values, sealed_body, aad, legacy)
+
+
+def opened_resources_known(
+    engine: Engine, found: Sequence[Sequence[Any]]
+) -> list[StoredResource] | None:
+    """`opened_resources` without a connection (the async reads): None, and nothing logged, when
+    a row would need one (its key is not cached: `ring.open_known`) or does not open; the caller
+    then reads them the ordinary way, which fetches the key, or logs and marks the row."""
+    if not found:
+        return []
+    live = ring.live_listed(found[0][-1])
+    rows = []
+    for each in found:
+        values, sealed_body, aad, legacy = _resource_parts(each)
+        try:
+            body = ring.open_known(engine, live, aad, sealed_body, legacy)
+        except OPEN_ERRORS:
+            return None
+        if body is None:
+            return None
+        row = _new_resource()
+        row.__dict__.update(values, body=body)
+        rows.append(row)
+    return rows
+
+
+def _resource_parts(found: Sequence[Any]) -> tuple[dict[str, Any], bytes, bytes, bytes]:
     rid, rtype, version_id, last_updated, tenant, sealed_body = found[:6]
     values = {
         "id": rid,
@@ -84,8 +113,7 @@ def _opened(connection: Connection, found: Sequence[Any]) -> StoredResource:
         "org_id": tenant,
     }
     aad = resource_aad(rid, rtype, version_id, tenant)
-    legacy = legacy_resource_aad(rid, version_id)
-    return _loaded(connection, _new_resource(), values, sealed_body, aad, legacy)
+    return values, sealed_body, aad, legacy_resource_aad(rid, version_id)
 
 
 def opened_versions(

@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from psycopg import AsyncConnection
+from sqlalchemy import Engine
 
 from fhir_adapters.codes import NHS_NUMBER_SYSTEM
 from fhir_adapters.search_params import IndexEntry, index_entries
@@ -28,6 +30,7 @@ from referral_service.kit.crypto import tenant_blind_index
 from referral_service.kit.ids import new_id
 from referral_service.kit.refs import Ref
 from referral_service.organisations.models import OrgKind
+from referral_service.principal import Principal
 from referral_service.store import repository, unreadable
 from referral_service.store.models import StoredResource
 
@@ -60,7 +63,12 @@ class Version:
 def presented(ctx: Context, rtype: str, tenant: str, body: bytes) -> bytes:
     """The bytes this caller may see: the stored JSON itself, or a time bank's subset of a
     practice's resource."""
-    if ctx.principal.org_kind is not OrgKind.TIMEBANK or tenant == ctx.principal.org_id:
+    return presented_to(ctx.principal, rtype, tenant, body)
+
+
+def presented_to(principal: Principal, rtype: str, tenant: str, body: bytes) -> bytes:
+    """`presented`, for a caller with no Context (the async reads)."""
+    if principal.org_kind is not OrgKind.TIMEBANK or tenant == principal.org_id:
         return body
     if not needs_subsetting(rtype):
         return body
@@ -178,6 +186,18 @@ def read(ctx: Context, rtype: str, rid: str) -> StoredResource:
     if row is None:
         raise NotFound(f"{rtype}/{rid} is not known")
     return row
+
+
+async def read_known(
+    reads: AsyncConnection[Any], engine: Engine, principal: Principal, rtype: str, rid: str
+) -> StoredResource | None:
+    """`read` on the async reads' connection (db.AsyncReads), for the caller to try first: the
+    row, NotFound as `read` raises it, or None when `read` must answer (a key not cached, a body
+    that does not open), which it does as it always has."""
+    found = await repository.read_known(reads, engine, principal, rtype, rid)
+    if found == []:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    return found[0] if found else None
 
 
 def load_json(ctx: Context, rtype: str, rid: str) -> dict[str, Any] | None:

@@ -4,8 +4,9 @@ make its new values unreadable, and which key seals is decided once per transact
 from __future__ import annotations
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,3 +54,20 @@ def test_transactions_sealing_at_once_do_not_wait_for_each_other(
             retiring.execute(text("SET LOCAL lock_timeout = '200ms'"))
             with pytest.raises(OperationalError, match="lock timeout"):
                 ring.lock_older_keys(retiring.connection(), key_id + 1)
+
+
+def test_a_value_opens_without_a_connection_only_under_a_live_key_this_process_holds(
+    pg_engine: Engine, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`open_known` (the async reads): the value, or None where `open_value` would need the
+    database (a key not cached here, or not among the live keys the read found)."""
+    with session_factory() as session, session.begin():
+        key_id = ring.current_id(session.connection())
+        sealed = ring.seal(session.connection(), b"aad", b"plain")  # caches the key's material
+    live = frozenset({key_id})
+    assert ring.open_known(pg_engine, live, b"aad", sealed, b"old") == b"plain"
+    assert ring.open_known(pg_engine, frozenset({key_id + 1}), b"aad", sealed, b"old") is None
+    with pytest.raises(InvalidTag):
+        ring.open_known(pg_engine, live, b"other", sealed, b"old")
+    monkeypatch.setattr(ring, "_material", {})
+    assert ring.open_known(pg_engine, live, b"aad", sealed, b"old") is None

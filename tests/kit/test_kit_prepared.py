@@ -4,9 +4,11 @@ as SQLAlchemy's own error when the server goes away mid-transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import (
     Column,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from referral_service.db import make_engine
@@ -132,3 +135,30 @@ def test_a_statement_not_server_prepared_is_planned_for_its_values_every_time(
         assert len(prepared) == 1  # the control's: the check can fail
         assert "ASC" in prepared[0]
         transaction.rollback()
+
+
+def test_on_an_async_connection_the_statement_is_the_engines_sql_and_rows(
+    pg_engine: Engine, pg_url: str
+) -> None:
+    """`fetch` and `send` (the async reads, db.AsyncReads) compile without an engine: the SQL is
+    the one the engine's dialect makes, and it runs the same."""
+    for prepared in (_INSERT, _NAMES, _BY_OWNER):
+        assert prepared._compiled_async() == prepared._for(pg_engine.dialect)
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        conninfo = make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+        async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+            await conn.execute(
+                "CREATE TEMP TABLE prepared_probe "
+                "(id serial PRIMARY KEY, owner varchar(10), name varchar(10))"
+            )
+            await _INSERT.send(conn, {"owner": "a", "name": "x"})
+            await _INSERT.send(conn, {"owner": "a", "name": "y"})
+            rows = await _BY_OWNER.fetch(conn, {"owner": "a"})
+            names = await _NAMES.fetch(conn, {"owner": "a"})
+            await conn.rollback()
+            return rows, names
+
+    rows, [(names,)] = asyncio.run(run())
+    assert rows == [(1, "x"), (2, "y")]
+    assert sorted(names.split(",")) == ["x", "y"]

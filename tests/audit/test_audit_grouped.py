@@ -1,0 +1,101 @@
+"""Group commit of the async reads' audit events (audit/grouped.py): events handed over while an
+INSERT is in flight go in together, in the order they came, each caller answered only once its
+event is committed; a failed INSERT stores none of its events and each caller gets the error."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral_service.audit import chain
+from referral_service.audit.grouped import GroupCommit
+from referral_service.audit.models import AuditEvent
+from referral_service.db import AsyncReads
+from referral_service.kit.clock import utcnow
+from referral_service.kit.ids import new_id
+from tests.store.test_store_reads import _on_the_loop
+
+
+def _event(n: int) -> chain.Event:
+    return chain.Event(
+        id=new_id(),
+        recorded=utcnow(),
+        action="R",
+        kind="read",
+        actor_client_id="client",
+        actor_org_id="org",
+        tenant_org_id="org",
+        patient_id=f"patient-{n}",
+        entities=(f"Patient/patient-{n}",),
+        purpose="TREAT",
+        outcome=0,
+        detail=None,
+    )
+
+
+def _stored(session_factory: sessionmaker[Session]) -> list[str | None]:
+    with session_factory() as session:
+        return list(session.scalars(select(AuditEvent.patient_id).order_by(AuditEvent.seq)))
+
+
+def _run(engine: Engine, events: list[chain.Event]) -> list[Any]:
+    async def go() -> list[Any]:
+        reads = await AsyncReads.open(engine)
+        assert reads is not None
+        try:
+            group = GroupCommit(reads.connection)
+            await group.store(_event(0))  # alone: its own INSERT
+            return await asyncio.gather(
+                *(group.store(event) for event in events), return_exceptions=True
+            )
+        finally:
+            await reads.close()
+
+    return asyncio.run(go())
+
+
+def test_events_handed_over_together_are_one_insert_in_their_order(
+    pg_engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    with _on_the_loop() as looped:
+        answers = _run(pg_engine, [_event(n) for n in range(1, 6)])
+    assert answers == [None] * 5
+    assert looped == ["INSERT INTO audit_event", "INSERT INTO audit_event"]
+    assert _stored(session_factory) == [f"patient-{n}" for n in range(6)]
+
+
+def test_a_failed_insert_stores_none_of_its_events_and_each_caller_gets_the_error(
+    pg_engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    events = [_event(1), replace(_event(2), kind="k" * 40), _event(3)]  # kind is 32 at most
+    answers = _run(pg_engine, events)
+    assert all(isinstance(answer, psycopg.DataError) for answer in answers)
+    assert _stored(session_factory) == ["patient-0"]
+
+
+def test_a_caller_that_stops_waiting_leaves_the_others_events_stored(
+    pg_engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    cancelled = 1
+
+    async def go() -> None:
+        reads = await AsyncReads.open(pg_engine)
+        assert reads is not None
+        try:
+            group = GroupCommit(reads.connection)
+            waiting = [asyncio.create_task(group.store(_event(n))) for n in range(3)]
+            await asyncio.sleep(0)  # all three handed over, the INSERT under way
+            waiting[cancelled].cancel()
+            done = await asyncio.gather(*waiting, return_exceptions=True)
+            assert isinstance(done[cancelled], asyncio.CancelledError)
+            await asyncio.sleep(0.5)  # the INSERT it no longer waits for ends
+        finally:
+            await reads.close()
+
+    asyncio.run(go())
+    assert _stored(session_factory) == ["patient-0", "patient-1", "patient-2"]
