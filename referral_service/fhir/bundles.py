@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from email.utils import format_datetime
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -107,5 +107,17 @@ def response_bundle(kind: str, entries: Sequence[dict[str, Any]]) -> bytes:
     return orjson.dumps({"resourceType": "Bundle", "type": kind, "entry": list(entries)})
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(version: Version) -> str:
-    return format_datetime(version.last_updated, usegmt=True)
+    """`Last-Modified`: RFC 9110's IMF-fixdate (`email.utils.format_datetime(..., usegmt=True)`,
+    which cost 4% of a read), of a UTC time (`Version.of` makes it one)."""
+    t = version.last_updated
+    if t.utcoffset() != timedelta(0):
+        raise ValueError("an HTTP date is written from a UTC time")
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
+    )
