@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
+from fhir_core.utils import is_list_type, is_primitive_type
 from pydantic import ValidationError
 
 from fhir_adapters import _model_checks
@@ -49,6 +50,8 @@ def _answer(**value: Any) -> dict[str, Any]:
 
 
 TASK = json.loads((DATA / "task.json").read_text())
+PATIENT = json.loads((DATA / "patient.json").read_text())
+WHY = {"extension": [{"url": "http://example.org/why", "valueString": "unknown"}]}
 
 # (resource type, resource): valid ones, and ones each check refuses.
 CASES: list[tuple[str, dict[str, Any]]] = [
@@ -87,6 +90,13 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     # a required choice element with no value
     ("Task", {**TASK, "input": [{"type": {"text": "why"}}]}),
     ("Task", {**TASK, "input": [{"type": {"text": "why"}, "valueString": "x", "valueInteger": 2}]}),
+    # a null in a list of complex elements: refused; in a list of primitives: a placeholder
+    ("QuestionnaireResponse", {**QR, "basedOn": [None]}),
+    ("Observation", {**OBSERVATION, "category": [OBSERVATION["category"][0], None]}),
+    (
+        "Patient",
+        {**PATIENT, "name": [{"family": "X", "given": ["A", None], "_given": [None, WHY]}]},
+    ),
 ]
 
 
@@ -131,9 +141,14 @@ def test_the_cases_pass_and_fail_as_expected() -> None:
         ("model_field_validation.missing", ("intent",)),
     ]
     assert outcomes[10] == "valid"  # the missing status is explained by an extension
-    messages = [outcome[0][2] for outcome in outcomes[11:]]
+    messages = [outcome[0][2] for outcome in outcomes[11:15]]
     assert ["but got multiple" in m for m in messages] == [True, True, False, True]
     assert "Expect any of field value from this list" in messages[2]
+    assert [outcome[0][:2] for outcome in outcomes[15:17]] == [
+        ("list_type", ("basedOn",)),
+        ("list_type", ("category",)),
+    ]
+    assert outcomes[17] == "valid"
 
 
 def test_every_case_decides_as_the_library_does(library_checks: None) -> None:
@@ -158,3 +173,22 @@ def test_a_class_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(3):
         model.model_validate(copy.deepcopy(OBSERVATION))
     assert reads == ["Observation"]
+
+
+def _model_classes() -> list[type[FHIRAbstractModel]]:
+    found, pending = [], [FHIRAbstractModel]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def test_the_remembered_answers_are_the_library_functions_answers() -> None:
+    """For every field of every model class loaded (the validation warm-up loads them all)."""
+    fields = [f for cls in _model_classes() for f in cls.model_fields.values()]
+    assert len(fields) > 1000
+    assert [_model_checks._IS_LIST[f] for f in fields] == [is_list_type(f) for f in fields]
+    assert [_model_checks._IS_PRIMITIVE[f] for f in fields] == [
+        is_primitive_type(f) for f in fields
+    ]
