@@ -14,12 +14,14 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from fhir_adapters import _model_imports
+from fhir_adapters import _model_checks, _model_imports
 from fhir_adapters._shape import resource_class, resource_name, walk_shape
 from fhir_adapters.outcome import FhirError, Issue, from_validation_error
 
-# Before any validation: each resource inside a Bundle finds its model class once, not per use.
+# Before any validation: each resource inside a Bundle finds its model class once, not per use;
+# each model class's required elements and choice groups are read once, not per element.
 _model_imports.install()
+_model_checks.install()
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(
     {

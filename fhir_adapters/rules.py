@@ -237,6 +237,32 @@ def references(data: dict[str, Any]) -> list[tuple[JsonPath, str]]:
     return [((*_unlink(link), "reference"), holder["reference"]) for link, holder in _holders(data)]
 
 
+def reference_strings(data: dict[str, Any]) -> list[str]:
+    """The strings of `references`, in the same (document) order, without their paths: for the
+    callers that need only those (each entry of a batch is walked for them twice). Half the cost
+    of `references`: no generator, no path links, each container pushed as it is."""
+    found: list[str] = []
+    stack: list[Any] = [data]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value = pop()
+        if isinstance(value, dict):
+            ref = value.get("reference")
+            if isinstance(ref, str):
+                found.append(ref)
+            children: Any = value.values()
+        else:
+            children = value
+        # Pushed in reverse so that they come out in document order.
+        for child in reversed(children):
+            if isinstance(child, _CONTAINERS):
+                push(child)
+    return found
+
+
+_CONTAINERS = (dict, list)
+
+
 def rewrite_references(data: dict[str, Any], mapping: dict[str, str]) -> None:
     """Replace, in place, every Reference.reference equal to a key of ``mapping``.
 

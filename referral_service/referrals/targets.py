@@ -113,7 +113,7 @@ def _readable(row: StoredResource | None) -> StoredResource | None:
 def resolve_references(intake: Intake, target: Target) -> None:
     resource = target.entry.resource
     mapping: dict[str, str] = {}
-    found = [ref for _, ref in fhir_rules.references(resource)]
+    found = fhir_rules.reference_strings(resource)
     for ref in found:
         if ref in intake.aliases:
             mapping[ref] = intake.aliases[ref]
@@ -170,7 +170,7 @@ def prefetch(ctx: Context, shared: Shared, bodies: Iterable[dict[str, Any]]) -> 
     base = ctx.settings.fhir_base_url + "/"
     wanted: dict[str, Ref] = {}
     for body in bodies:
-        for _, ref in fhir_rules.references(body):
+        for ref in fhir_rules.reference_strings(body):
             parts = fhir_rules.split_reference(ref.removeprefix(base))
             if parts is not None and parts[0] in STORED_TYPES:
                 key = f"{parts[0]}/{parts[1]}"
@@ -230,7 +230,7 @@ def check_reference_targets(intake: Intake, target: Target) -> None:
     base = intake.ctx.settings.fhir_base_url + "/"
     kept = set()
     if target.existing is not None:
-        kept = {ref for _, ref in fhir_rules.references(resources.as_dict(target.existing))}
+        kept = set(fhir_rules.reference_strings(resources.as_dict(target.existing)))
     for ref in _references(target):
         if ref in kept:
             continue
@@ -247,7 +247,7 @@ def _references(target: Target) -> list[str]:
     """As resolved (the same walk would find the same), or found now if not resolved yet."""
     if target.references is not None:
         return target.references
-    return [ref for _, ref in fhir_rules.references(target.entry.resource)]
+    return fhir_rules.reference_strings(target.entry.resource)
 
 
 def organisation(intake: Intake, org_id: str) -> Organisation | None:

@@ -312,6 +312,31 @@ def test_references_finds_every_reference_with_its_path() -> None:
     assert found[("entry", 2, "resource", "supportingInfo", 0, "reference")].startswith("urn:uuid:")
 
 
+ODD_REFERENCES: dict[str, Any] = {
+    "resourceType": "QuestionnaireResponse",
+    "contained": [{"resourceType": "Patient", "id": "c", "link": [{"other": {"reference": "a"}}]}],
+    "subject": {"reference": "Patient/1", "extension": [{"valueReference": {"reference": "b"}}]},
+    "basedOn": [{"reference": "c"}, {"display": "no reference"}, {"reference": 7}, None],
+    "nested": [[{"reference": "d"}], [], [[{"reference": "e"}]]],
+    "item": [{"answer": [{"valueReference": {"reference": "f"}}]}, {"item": []}],
+    "reference": "g",
+    "text": "a reference: h",
+}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [load("referral-bundle.json"), load("task.json"), ODD_REFERENCES, {}, {"reference": None}],
+)
+def test_reference_strings_are_the_references_in_the_same_order(data: dict[str, Any]) -> None:
+    assert rules.reference_strings(data) == [ref for _, ref in rules.references(data)]
+
+
+def test_reference_strings_in_document_order() -> None:
+    expected = ["g", "a", "Patient/1", "b", "c", "d", "e", "f"]
+    assert rules.reference_strings(ODD_REFERENCES) == expected
+
+
 def test_rewrite_references_replaces_bundle_local_ids() -> None:
     bundle = load("referral-bundle.json")
     mapping = {
