@@ -123,8 +123,7 @@ def _send_after_commit(session: Session) -> None:
     producer: Producer | None = session.info.get(PRODUCER_KEY)
     if producer is None:
         return  # no broker wired (some tests, the CLI): the relay sends them
-    for name, job_id in pending:
-        producer.send(name, job_id)
+    producer.send_all(pending)  # in one round trip to the broker (producer.py)
 
 
 @event.listens_for(Session, "after_rollback")

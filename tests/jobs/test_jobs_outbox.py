@@ -25,6 +25,9 @@ class Sent:
         self.sent.append((name, job_id))
         return True
 
+    def send_all(self, messages: list[tuple[str, str]]) -> int:
+        return sum(self.send(name, job_id) for name, job_id in messages)
+
 
 @contextmanager
 def job_inserts() -> Iterator[list[str]]:
