@@ -44,6 +44,8 @@ class Queued:
     versions: list[Row] = field(default_factory=list)
     index: list[Row] = field(default_factory=list)
     grants: list[Row] = field(default_factory=list)
+    # Rows of other tables that refer to the store's (`add_rows`), sent after them.
+    others: dict[Table, list[Row]] = field(default_factory=dict)
 
     def batches(self) -> tuple[tuple[Table, list[Row]], ...]:
         return (
@@ -51,6 +53,7 @@ class Queued:
             (_table(ResourceVersion), self.versions),
             (_table(SearchIndex), self.index),
             (_table(ResourceGrant), self.grants),
+            *self.others.items(),
         )
 
 
@@ -205,6 +208,14 @@ def on_queued(observer: Observer) -> Observer:
 
 def observed(observer: Observer) -> bool:
     return observer in _OBSERVERS
+
+
+def add_rows(session: Session, table: Table, rows: Sequence[Row]) -> None:
+    """New rows of another table, every column given, queued with the store's and sent as they
+    are (with them, after them): for a row written with a resource that refers to it (an
+    intake's submission, its ServiceRequest's), which then costs no statement of its own."""
+    queue(session.connection()).others.setdefault(table, []).extend(rows)
+    session.info[_QUEUED] = True
 
 
 def queued_version(session: Session, rtype: str, rid: str, index: Sequence[Row]) -> None:

@@ -22,6 +22,9 @@ from referral_service.db import make_engine, make_sessionmaker
 from referral_service.migrate import upgrade
 from referral_service.organisations.models import OrgKind
 from referral_service.organisations.service import register
+from referral_service.principal import Principal
+from referral_service.referrals.models import Submission
+from referral_service.referrals.repository import add_submission, find_submission
 from referral_service.store import write_queue
 from referral_service.store.models import (
     ResourceGrant,
@@ -149,8 +152,66 @@ def _check(sessions: sessionmaker[Session], engine: Engine, statements: int) -> 
         assert ids == ["r-0", "r-1"]
 
 
+def _submission(org: str, key: str, sr: str) -> dict[str, Any]:
+    return {
+        "id": f"s-{key}",
+        "org_id": org,
+        "key": key,
+        "service_request_id": sr,
+        "response": b'["ServiceRequest/sr-1"]',
+        "digest": None,
+        "created_at": WHEN,
+    }
+
+
+def _check_submission(sessions: sessionmaker[Session], engine: Engine, statements: int) -> None:
+    """A submission (`referrals.repository.add_submission`) waits in the queue and goes in with
+    its ServiceRequest's rows; the next statement, its own look-up among them, sees it; a second
+    one under the same key is refused as its own INSERT was."""
+    org, other = _orgs(sessions)
+    principal = Principal("client", org, OrgKind.PRACTICE, frozenset())
+    with inserts(engine) as seen, sessions() as session, session.begin():
+        _queue(session, org, other, ["sr-1"])
+        add_submission(session, _submission(org, "k-1", "sr-1"))
+        assert seen == []
+        found = find_submission(session, principal, "k-1")
+        assert found is not None
+        assert (found.response, found.digest) == (b'["ServiceRequest/sr-1"]', None)
+    assert len(seen) == statements
+    with sessions() as session:
+        row = session.get(Submission, "s-k-1")
+        assert row is not None
+        assert (row.org_id, row.key, row.service_request_id) == (org, "k-1", "sr-1")
+        assert _utc(row.created_at) == WHEN
+    with sessions() as session, session.begin():
+        savepoint = session.begin_nested()
+        add_submission(session, {**_submission(org, "k-1", "sr-1"), "id": "s-again"})
+        with pytest.raises(IntegrityError):
+            find_submission(session, principal, "k-1")
+        savepoint.rollback()
+        assert find_submission(session, principal, "k-2") is None
+    with sessions() as session:
+        assert session.scalars(select(Submission.id)).all() == ["s-k-1"]
+
+
 def test_on_postgresql(session_factory: sessionmaker[Session], pg_engine: Engine) -> None:
     _check(session_factory, pg_engine, statements=1)
+
+
+def test_a_submission_on_postgresql(
+    session_factory: sessionmaker[Session], pg_engine: Engine
+) -> None:
+    _check_submission(session_factory, pg_engine, statements=1)
+
+
+def test_a_submission_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'spis.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        _check_submission(make_sessionmaker(engine), engine, statements=5)
+    finally:
+        engine.dispose()
 
 
 def test_on_sqlite(tmp_path: Path) -> None:
