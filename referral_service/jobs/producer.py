@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
@@ -49,6 +50,7 @@ class Producer:
 
     def __init__(self, settings: Settings) -> None:
         self.app = celery_app(settings, "spis-producer")
+        self._batching: bool | None = None  # known once the first batch is sent
 
     def send(self, name: str, job_id: str) -> bool:
         try:
@@ -60,3 +62,40 @@ class Producer:
             )
             return False
         return True
+
+    def send_all(self, messages: Sequence[tuple[str, str]]) -> int:
+        """Publish each `name(job_id)`, in order, as `send` would; how many were sent. On Redis,
+        two or more go through one producer from the app's pool in one round trip (kombu's
+        publish batch: one pipeline of LPUSHes): what a commit sends, an intake's routing job
+        and its outcomes refresh, cost two `send_task`s, each acquiring a producer, building a
+        Redis client and waiting for its own reply.
+
+        A failure leaves every message of the batch to the relay, each logged as `send` logs it:
+        a refused message aborts the batch before any of it is sent, and a pipeline that fails
+        part-way may have delivered some, which the relay sends again (running a job is
+        idempotent; a delivery's rows are its own outbox). A transport that cannot batch
+        (`filesystem://`, `memory://`) publishes each with `send`."""
+        if len(messages) < 2 or not self._batches():
+            return sum(self.send(name, job_id) for name, job_id in messages)
+        try:
+            with self.app.producer_or_acquire() as producer, producer.batch():
+                for name, job_id in messages:
+                    self.app.send_task(name, args=[job_id], retry=False, producer=producer)
+        except Exception as exc:
+            for _, job_id in messages:
+                log.warning(
+                    "job not sent; the relay will retry",
+                    extra={"job_id": job_id, "error": type(exc).__name__},
+                )
+            return 0
+        return len(messages)
+
+    def _batches(self) -> bool:
+        """Whether the broker's transport publishes in batches (kombu >= 5.7, Redis)."""
+        if self._batching is None:
+            try:
+                with self.app.producer_or_acquire() as producer:
+                    self._batching = bool(getattr(producer, "supports_batch_publish", False))
+            except Exception:
+                return False  # asked again next time; `send` logs what it cannot send
+        return self._batching

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
 
 from referral_service.jobs.models import Job, JobStatus
@@ -23,7 +23,7 @@ def add(session: Session, job: Job) -> None:
     session.add(job)
 
 
-def insert_new(session: Session, jobs: Sequence[Job]) -> None:
+def insert_new(connection: Connection, jobs: Sequence[Job]) -> None:
     """New jobs' rows in one statement, now, not through the unit of work (the Job objects stay
     out of the session): pending, no attempts yet, due now."""
     now = utcnow()
@@ -40,7 +40,7 @@ def insert_new(session: Session, jobs: Sequence[Job]) -> None:
         }
         for job in jobs
     ]
-    _INSERT.run(session.connection(), rows)
+    _INSERT.run(connection, rows)
 
 
 def get_for_update(session: Session, job_id: str) -> Job | None:

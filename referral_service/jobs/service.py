@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from referral_service.config import Settings
@@ -50,18 +50,18 @@ def handles(name: JobName) -> Callable[[Handler], Handler]:
 def enqueue(session: Session, name: JobName, **ids: str) -> str:
     """The job's row is written in the caller's transaction, its message sent after commit.
 
-    Outside a savepoint the row waits until the commit (`_add_before_commit`), so that the jobs
-    a transaction enqueues before it go in one INSERT, rather than in whichever flush a statement
-    in between happens to cause; one enqueued during the commit (the outcomes refresh that
-    `outcomes/triggers.py` enqueues then) goes in at once. Either way it commits with the
-    transaction or not at all. Inside a savepoint it is added to the unit of work at once, so a
-    savepoint that rolls back takes it along; a query of the job table sees queued rows
-    (`_add_before_query`)."""
+    Outside a savepoint the row waits until the transaction commits, and goes in at the very end
+    of the commit (`_insert_at_commit`), so that every job a transaction enqueues, before its
+    commit and during it (the outcomes refresh that `outcomes/triggers.py` enqueues then), goes
+    in one INSERT, rather than in whichever flush a statement in between happens to cause. It
+    commits with the transaction or not at all. Inside a savepoint it is added to the unit of
+    work at once, so a savepoint that rolls back takes it along; a query of the job table sees
+    queued rows (`_add_before_query`)."""
     job = Job(id=new_id(), name=name.value, args=json.dumps(ids, sort_keys=True))
     if session.get_nested_transaction() is not None:
         repository.add(session, job)
     elif session.info.get(_COMMITTING):
-        repository.insert_new(session, [job])
+        _handed_over(session).append(job)
     else:
         if session.get_transaction() is None:
             session.begin()
@@ -72,26 +72,63 @@ def enqueue(session: Session, name: JobName, **ids: str) -> str:
 
 QUEUED_KEY = "spis_queued_jobs"
 _COMMITTING = "spis_jobs_committing"
+_AT_COMMIT = "spis.jobs.at_commit"  # on the connection: the jobs its commit inserts first
 
 
 def _add_queued(session: Session) -> None:
     queued: list[Job] | None = session.info.pop(QUEUED_KEY, None)
     if queued:
-        session.add_all(queued)
+        jobs = list(queued)
+        queued.clear()  # also off the connection, if they were handed over to it
+        session.add_all(jobs)
+
+
+def _handed_over(session: Session) -> list[Job]:
+    """The session's queue, from now on also the list its connection inserts when it commits:
+    what is enqueued later in the commit goes in the same INSERT."""
+    connection = session.connection()
+    rows: list[Job] | None = connection.info.get(_AT_COMMIT)
+    if rows is None:
+        rows = connection.info[_AT_COMMIT] = []
+    queued: list[Job] | None = session.info.get(QUEUED_KEY)
+    if queued is not None and queued is not rows:
+        rows.extend(queued)
+    session.info[QUEUED_KEY] = rows
+    return rows
 
 
 @event.listens_for(Session, "before_commit")
 def _add_before_commit(session: Session) -> None:
-    """The queued rows go in, in one statement of their own (`repository.insert_new`), not
-    through the unit of work: its flush of them cost ten times as much. A job enqueued later in
-    this commit (the outcome refreshes that outcomes/triggers.py enqueues at commit) goes in at
-    once the same way (`_COMMITTING`)."""
+    """The queued rows are handed to the connection, which inserts them when it commits, after
+    every `before_commit` listener has run (`_insert_at_commit`), in one statement of their own
+    (`repository.insert_new`), not through the unit of work: its flush of them cost ten times
+    as much. A job enqueued later in this commit (the outcome refreshes that
+    outcomes/triggers.py enqueues at commit) joins them (`_COMMITTING`)."""
     if session.get_nested_transaction() is not None:
         return  # a savepoint is released: the outermost commit adds them
     session.info[_COMMITTING] = True
-    queued: list[Job] | None = session.info.pop(QUEUED_KEY, None)
-    if queued:
-        repository.insert_new(session, queued)
+    if session.info.get(QUEUED_KEY):
+        _handed_over(session)
+
+
+@event.listens_for(Engine, "commit")
+def _insert_at_commit(connection: Connection) -> None:
+    """Last thing before COMMIT: the jobs the committing session handed over. A failure fails
+    the commit, and the transaction rolls back with its jobs, as a failed COMMIT would."""
+    if connection.invalidated:
+        return
+    rows: list[Job] | None = connection.info.pop(_AT_COMMIT, None)
+    if rows:
+        repository.insert_new(connection, rows)
+
+
+def _drop(connection: Connection, *_: object) -> None:
+    if not connection.invalidated:
+        connection.info.pop(_AT_COMMIT, None)
+
+
+event.listen(Engine, "begin", _drop)
+event.listen(Engine, "rollback", _drop)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -123,8 +160,7 @@ def _send_after_commit(session: Session) -> None:
     producer: Producer | None = session.info.get(PRODUCER_KEY)
     if producer is None:
         return  # no broker wired (some tests, the CLI): the relay sends them
-    for name, job_id in pending:
-        producer.send(name, job_id)
+    producer.send_all(pending)  # in one round trip to the broker (producer.py)
 
 
 @event.listens_for(Session, "after_rollback")

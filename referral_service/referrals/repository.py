@@ -9,9 +9,10 @@ from sqlalchemy import String, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from referral_service.kit.clock import utcnow
-from referral_service.kit.prepared import Prepared, inserting
+from referral_service.kit.prepared import Prepared
 from referral_service.principal import Principal
 from referral_service.referrals.models import Submission
+from referral_service.store import write_queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,6 @@ _FIND = Prepared(
         Submission.key == bindparam("key", type_=String()),
     )
 )
-_ADD = inserting(_TABLE)
 
 
 def find_submission(session: Session, principal: Principal, key: str) -> Previous | None:
@@ -42,10 +42,11 @@ def find_submission(session: Session, principal: Principal, key: str) -> Previou
 
 
 def add_submission(session: Session, submission: Submission | dict[str, Any]) -> None:
-    """Sent now, with Core rather than the unit of work (which costs more than the row): the
-    store's queued rows (store/write_queue.py), its ServiceRequest among them, go first. The
-    row as column values (intake), or as an entity that is not added to the session (the
-    synthetic data set); a column left out or None is NULL, `created_at` now."""
+    """Queued with the store's rows (store/write_queue.py), its ServiceRequest among them, and
+    sent with them, rather than through the unit of work (which costs more than the row) or in
+    a statement of its own. The row as column values (intake), or as an entity that is not
+    added to the session (the synthetic data set); a column left out or None is NULL,
+    `created_at` now."""
     if isinstance(submission, Submission):
         values = {column.key: getattr(submission, column.key) for column in _TABLE.columns}
     else:
@@ -53,4 +54,4 @@ def add_submission(session: Session, submission: Submission | dict[str, Any]) ->
     row = {column.key: values.get(column.key) for column in _TABLE.columns}
     if row["created_at"] is None:
         row["created_at"] = utcnow()
-    _ADD.run(session.connection(), [row])
+    write_queue.add_rows(session, _TABLE, [row])

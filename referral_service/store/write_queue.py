@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, String, Table, event, insert, text
+from sqlalchemy import Connection, Dialect, Engine, String, Table, event, insert, text
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.types import TypeEngine
 
@@ -44,6 +44,8 @@ class Queued:
     versions: list[Row] = field(default_factory=list)
     index: list[Row] = field(default_factory=list)
     grants: list[Row] = field(default_factory=list)
+    # Rows of other tables that refer to the store's (`add_rows`), sent after them.
+    others: dict[Table, list[Row]] = field(default_factory=dict)
 
     def batches(self) -> tuple[tuple[Table, list[Row]], ...]:
         return (
@@ -51,6 +53,7 @@ class Queued:
             (_table(ResourceVersion), self.versions),
             (_table(SearchIndex), self.index),
             (_table(ResourceGrant), self.grants),
+            *self.others.items(),
         )
 
 
@@ -74,9 +77,12 @@ def send(connection: Connection) -> None:
     queued: Queued | None = connection.info.pop(_KEY, None)
     if queued is None:
         return
-    for table, rows in queued.batches():
-        if rows:
-            insert_rows(connection, table, rows)
+    batches = [(table, rows) for table, rows in queued.batches() if rows]
+    if len(batches) > 1 and connection.dialect.name == "postgresql":
+        _insert_together(connection, batches)
+        return
+    for table, rows in batches:
+        insert_rows(connection, table, rows)
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None:
@@ -110,17 +116,52 @@ def _unnest_insert(connection: Connection, table: Table, names: tuple[str, ...])
     key = (table.name, names)
     statement = _UNNEST.get(key)
     if statement is None:
-        dialect = connection.dialect
-        quote = dialect.identifier_preparer.quote
-        columns = ", ".join(quote(name) for name in names)
-        arrays = ", ".join(
-            f"CAST(:c{i} AS {_unbounded(table.c[name].type).compile(dialect=dialect)}[])"
-            for i, name in enumerate(names)
-        )
-        # Names and types from the models, quoted; the values are bound parameters.
-        sql = f"INSERT INTO {quote(table.name)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+        sql = _unnest_sql(connection.dialect, table, names, "c")
         statement = _UNNEST[key] = Prepared(text(sql), binary=True)
     return statement
+
+
+def _unnest_sql(dialect: Dialect, table: Table, names: tuple[str, ...], prefix: str) -> str:
+    """`INSERT ... SELECT * FROM unnest(...)` of `names`, the array of column i bound as
+    `<prefix><i>`."""
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in names)
+    arrays = ", ".join(
+        f"CAST(:{prefix}{i} AS {_unbounded(table.c[name].type).compile(dialect=dialect)}[])"
+        for i, name in enumerate(names)
+    )
+    # Names and types from the models, quoted; the values are bound parameters.
+    return f"INSERT INTO {quote(table.name)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+
+
+_TOGETHER: dict[tuple[tuple[str, tuple[str, ...]], ...], Prepared] = {}
+
+
+def _insert_together(
+    connection: Connection, batches: Sequence[tuple[Table, Sequence[Row]]]
+) -> None:
+    """PostgreSQL: the rows of several tables in one statement, each table's INSERT (as
+    `insert_rows` sends it) but the last in a WITH clause, the last the main statement: one
+    round trip where an intake's Patient, Consent, ServiceRequest and Task took three (resource,
+    version and index rows). The statement is atomic as each INSERT was, and the foreign keys of
+    the versions, index rows and grants on their resources are checked at its end, when every
+    row of it is in. Its text is the same for every write of the same tables (prepared once)."""
+    shape = tuple((table.name, tuple(rows[0])) for table, rows in batches)
+    statement = _TOGETHER.get(shape)
+    if statement is None:
+        dialect = connection.dialect
+        parts = [
+            _unnest_sql(dialect, table, names, f"t{j}c")
+            for j, ((_, names), (table, _)) in enumerate(zip(shape, batches, strict=True))
+        ]
+        sql = "WITH " + ", ".join(f"i{j} AS ({part})" for j, part in enumerate(parts[:-1]))
+        statement = _TOGETHER[shape] = Prepared(text(f"{sql} {parts[-1]}"), binary=True)
+    arrays = {
+        f"t{j}c{i}": [row[name] for row in rows]
+        for j, ((_, names), (_, rows)) in enumerate(zip(shape, batches, strict=True))
+        for i, name in enumerate(names)
+    }
+    statement.run(connection, [arrays])
 
 
 def _unbounded(column_type: TypeEngine[Any]) -> TypeEngine[Any]:
@@ -167,6 +208,14 @@ def on_queued(observer: Observer) -> Observer:
 
 def observed(observer: Observer) -> bool:
     return observer in _OBSERVERS
+
+
+def add_rows(session: Session, table: Table, rows: Sequence[Row]) -> None:
+    """New rows of another table, every column given, queued with the store's and sent as they
+    are (with them, after them): for a row written with a resource that refers to it (an
+    intake's submission, its ServiceRequest's), which then costs no statement of its own."""
+    queue(session.connection()).others.setdefault(table, []).extend(rows)
+    session.info[_QUEUED] = True
 
 
 def queued_version(session: Session, rtype: str, rid: str, index: Sequence[Row]) -> None:
