@@ -417,25 +417,42 @@ def search_page(
     those whose body does not open marked (`unreadable.partition`), and whether more match.
     One statement: the look-ahead row and the live data keys come with the page."""
     shape = (rtype, principal.system, _query_shape(query), newest_first)
-    stmt = _PAGES.get(shape)
-    if stmt is None:
-        stmt = _page_statement(principal, rtype, query, newest_first)
+    page = _PAGES.get(shape)
+    if page is None:
+        page = _Page.of(_page_statement(principal, rtype, query, newest_first))
         if len(_PAGES) >= _MAX_PAGES:
             _PAGES.clear()
-        _PAGES[shape] = stmt
-    params = {**_query_values(query), "page_org": principal.org_id}
+        _PAGES[shape] = page
+    params = {**page.fixed, **_query_values(query), "page_org": principal.org_id}
     params.update(page_limit=count + 1, page_offset=offset)
     connection = session.connection()
-    with planned_for_its_values(connection):
-        found = connection.execute(stmt, params).all()
+    found = page.statement.rows(connection, params)
     return sealing.opened_resources(connection, found[:count]), len(found) > count
 
 
 # A search page's statement by the shape of its query (`_query_shape`), its values bind
 # parameters (`_query_values`): building and compiling it cost more than the rest of the page's
-# Python. Shapes are few (a type and its parameters), but a client chooses them: bounded.
-_PAGES: dict[tuple[object, ...], Select[Any]] = {}
+# Python. Shapes are few (a type and its parameters), but a client chooses them: bounded. Sent by
+# the driver (kit/prepared.py: a third of the client CPU of SQLAlchemy's execute), and never as a
+# server-side prepared statement (`server_prepared=False`, as `planned_for_its_values`).
+_PAGES: dict[tuple[object, ...], _Page] = {}
 _MAX_PAGES = 512
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A page's statement, and the values its shape fixes (the type, each parameter's name), by
+    their bind parameters' names: given with the query's own values on every run."""
+
+    statement: Prepared
+    fixed: dict[str, Any]
+
+    @classmethod
+    def of(cls, stmt: Select[Any]) -> _Page:
+        compiled = stmt.compile()
+        required = {compiled.bind_names[b] for b in compiled.binds.values() if b.required}
+        fixed = {k: v for k, v in compiled.params.items() if k not in required}
+        return cls(Prepared(stmt, server_prepared=False), fixed)
 
 
 def _page_statement(
