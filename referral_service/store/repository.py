@@ -502,7 +502,8 @@ def _fixed_page(
             .offset(offset)
         )
         sql = stmt.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-        statement = Prepared(text(str(sql).replace(":", r"\:")))  # no colon names a parameter
+        # No colon in the SQL names a parameter; the rows come in binary (kit/prepared.py).
+        statement = Prepared(text(str(sql).replace(":", r"\:")), binary_rows=True)
         if len(_FIXED_PAGES) >= _MAX_PAGES:
             _FIXED_PAGES.clear()
         _FIXED_PAGES[key] = statement
@@ -533,7 +534,7 @@ class _Page:
         compiled = stmt.compile()
         required = {compiled.bind_names[b] for b in compiled.binds.values() if b.required}
         fixed = {k: v for k, v in compiled.params.items() if k not in required}
-        return cls(Prepared(stmt, server_prepared=False), fixed)
+        return cls(Prepared(stmt, server_prepared=False, binary_rows=True), fixed)
 
 
 def _page_statement(
