@@ -76,6 +76,21 @@ def write_apart(bind: Engine | Connection, events: list[chain.Event]) -> None:
         store(session, events)
 
 
+def write_failures_now(session: Session, events: list[chain.Event]) -> None:
+    """Failures (kept whatever becomes of the work) written now, on PostgreSQL in a short
+    transaction of their own, so that a unit of work in autocommit (fhir/endpoints.in_one_hop)
+    inserts only its one event, and nothing it committed already is written again if that
+    fails. On SQLite, where a second writer beside a transaction that has read would make that
+    transaction's own write fail, they are queued as any event."""
+    if not events:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        for audit_event in events:
+            add(session, audit_event)
+        return
+    write_apart(session.get_bind(), events)
+
+
 @event.listens_for(Session, "before_commit")
 def _insert_before_commit(session: Session) -> None:
     if session.get_nested_transaction() is not None:

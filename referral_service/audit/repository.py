@@ -115,7 +115,10 @@ _INSERT_MANY_PG = Prepared(
 
 
 # PostgreSQL, a merged event (one with `entity_groups`): the event and its group rows in one
-# statement, the groups' `event_seq` from the event's RETURNING.
+# statement, the groups' `event_seq` from the event's RETURNING. The group rows are read out of
+# the `entity_groups` text the event stored (a JSON list of [tenant, patient, count], chain.py),
+# so they are what its hash covers by construction; sending them again as three arrays cost the
+# client more than the insert (psycopg dumps a list element by element, in Python).
 _INSERT_MERGED_PG = Prepared(
     text(
         "WITH e AS (INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, "
@@ -123,10 +126,10 @@ _INSERT_MERGED_PG = Prepared(
         "VALUES (CAST(:id AS TEXT), CAST(:recorded AS TIMESTAMPTZ), CAST(:action AS TEXT), "
         "CAST(:kind AS TEXT), CAST(:actor_client_id AS TEXT), CAST(:actor_org_id AS TEXT), "
         "CAST(:entities AS TEXT), CAST(:purpose AS TEXT), CAST(:outcome AS SMALLINT), "
-        "CAST(:detail AS TEXT), CAST(:entity_groups AS TEXT)) RETURNING seq) "
+        "CAST(:detail AS TEXT), CAST(:entity_groups AS TEXT)) RETURNING seq, entity_groups) "
         "INSERT INTO audit_event_group (event_seq, grp, tenant_org_id, patient_id) "
-        "SELECT e.seq, g.grp, g.tenant, g.patient FROM e, unnest(CAST(:grp AS INTEGER[]), "
-        "CAST(:group_tenant AS TEXT[]), CAST(:group_patient AS TEXT[])) AS g(grp, tenant, patient)"
+        "SELECT e.seq, CAST(g.n - 1 AS INTEGER), g.grp ->> 0, g.grp ->> 1 "
+        "FROM e, json_array_elements(CAST(e.entity_groups AS JSON)) WITH ORDINALITY AS g(grp, n)"
     ),
     binary=True,
 )
@@ -145,7 +148,7 @@ def insert_events(session: Session, events: Sequence[chain.Event]) -> None:
         _INSERT.run(connection, [_row(event) for event in alone])
     for event in events:
         if event.entity_groups is not None:
-            _insert_merged(connection, event, chain.groups_of(event.entity_groups))
+            _insert_merged(connection, event, event.entity_groups)
 
 
 async def insert_events_known(
@@ -162,17 +165,13 @@ async def insert_events_known(
         await _INSERT.send(connection, _row(events[0]))
 
 
-def _insert_merged(
-    connection: Connection, event: chain.Event, groups: Sequence[chain.Group]
-) -> None:
-    row = {**_row(event), "entity_groups": event.entity_groups}
+def _insert_merged(connection: Connection, event: chain.Event, entity_groups: str) -> None:
+    row = {**_row(event), "entity_groups": entity_groups}
     if connection.dialect.driver == "psycopg":
         del row["tenant_org_id"], row["patient_id"]  # null: the groups name them
-        row["grp"] = list(range(len(groups)))
-        row["group_tenant"] = [g.tenant_org_id for g in groups]
-        row["group_patient"] = [g.patient_id for g in groups]
         _INSERT_MERGED_PG.run(connection, [row])
         return
+    groups = chain.groups_of(entity_groups)
     inserted = connection.execute(insert(AuditEvent).values(row)).inserted_primary_key
     assert inserted is not None  # sqlalchemy's typing: an INSERT of one row has its key
     seq = inserted[0]

@@ -164,22 +164,33 @@ def read_events(
     return _group_events(principal, groups, kind, action, detail, merge=True)
 
 
-def record_unreadable(ctx: Context, rows: Sequence[StoredResource], *, kind: Kind) -> None:
+def record_unreadable(
+    ctx: Context, rows: Sequence[StoredResource], *, kind: Kind, at_once: bool = False
+) -> None:
     """Rows the caller matched but whose stored body did not open (store/unreadable.py), so were
     left out: one serious failure each, kept even if the request rolls back. The patient is known
-    only for a Patient row: the body that would name it is what failed."""
-    for row in rows:
-        record(
-            ctx.session,
+    only for a Patient row: the body that would name it is what failed. `at_once`: written now
+    (pending.write_failures_now), so that the request's own unit of work inserts only its read."""
+    action = Action.EXECUTE if kind is Kind.SEARCH else Action.READ
+    events = [
+        _event(
             ctx.principal,
-            kind=kind,
-            action=Action.EXECUTE if kind is Kind.SEARCH else Action.READ,
-            entities=[f"{row.type}/{row.id}"],
-            patient_id=row.id if row.type == "Patient" else None,
-            tenant=row.org_id,
-            outcome=Outcome.SERIOUS_FAILURE,
-            detail=UNREADABLE_DETAIL,
+            kind,
+            action,
+            (f"{row.type}/{row.id}",),
+            row.id if row.type == "Patient" else None,
+            row.org_id,
+            None,
+            Outcome.SERIOUS_FAILURE,
+            UNREADABLE_DETAIL,
         )
+        for row in rows
+    ]
+    if at_once:
+        pending.write_failures_now(ctx.session, events)
+        return
+    for event in events:
+        pending.add(ctx.session, event)
 
 
 UNREADABLE_DETAIL = "left out: stored data failed its integrity check"

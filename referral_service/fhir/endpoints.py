@@ -104,7 +104,9 @@ async def in_one_hop(
     """The reads: the work, its audit event and the commit in one worker thread
     (`db.in_unit_of_work`), where `ContextDep` costs two hops. Committed before the response.
     `one_event`: the work writes nothing but one audit event (a read, vread or history of one
-    resource), so on PostgreSQL its statements need no transaction around them (`autocommit`)."""
+    resource; a search, whose page is one event however many patients it shows, and whose rows
+    that did not open are failures written at once), so on PostgreSQL its statements need no
+    transaction around them (`autocommit`)."""
     settings = request.app.state.settings
     return await in_unit_of_work(
         request.app.state.sessionmaker,
@@ -218,7 +220,8 @@ async def search_post(rtype: str, principal: PrincipalDep, request: Request) -> 
     params = [(k, str(v)) for k, v in form.multi_items()] + list(request.query_params.multi_items())
     _known_type(rtype)
     require(principal, rtype, "s")
-    return await in_one_hop(request, principal, partial(_search, rtype, params, _strict(request)))
+    search = partial(_search, rtype, params, _strict(request))
+    return await in_one_hop(request, principal, search, one_event=True)
 
 
 @_plain_get("/{rtype}")
@@ -227,7 +230,8 @@ async def search_get(request: Request, principal: Principal, path: dict[str, str
     params = list(request.query_params.multi_items())
     _known_type(rtype)
     require(principal, rtype, "s")
-    return await in_one_hop(request, principal, partial(_search, rtype, params, _strict(request)))
+    search = partial(_search, rtype, params, _strict(request))
+    return await in_one_hop(request, principal, search, one_event=True)
 
 
 def _strict(request: Request) -> bool:
@@ -241,7 +245,7 @@ def _search(rtype: str, params: list[tuple[str, str]], strict: bool, ctx: Contex
         return fhir_response(count_only(found.total))
     page = found.page
     audit.record_read(ctx, [*page.matches, *page.included], kind=Kind.SEARCH)
-    audit.record_unreadable(ctx, page.unreadable, kind=Kind.SEARCH)
+    audit.record_unreadable(ctx, page.unreadable, kind=Kind.SEARCH, at_once=True)
     present = partial(reads.present, ctx)
     return fhir_response(searchset(_base(ctx), rtype, found.parsed, page, present))
 

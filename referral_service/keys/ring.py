@@ -19,6 +19,7 @@ import weakref
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     Connection,
     Engine,
@@ -43,6 +44,9 @@ from referral_service.kit.prepared import Prepared
 _lock = threading.Lock()
 _keks: dict[str, bytes] = {}
 _material: dict[str, dict[int, bytes]] = {}
+# The AESGCM of each unwrapped key, by (database, key id): made once, as the key material is
+# unwrapped once. An AESGCM holds only its key; each decrypt is independent (thread-safe).
+_ciphers: dict[tuple[str, int], AESGCM] = {}
 # Per-transaction facts kept on the connection; cleared whenever a transaction begins or ends.
 _CURRENT = "spis_current_data_key"
 _LIVE = "spis_live_data_keys"
@@ -75,6 +79,8 @@ def register(engine: Engine, kek_secret: str) -> None:
     with _lock:
         _keks[_name(engine)] = envelope.derive_kek(kek_secret)
         _material.pop(_name(engine), None)
+        for known in [k for k in _ciphers if k[0] == _name(engine)]:
+            del _ciphers[known]
 
 
 def _kek(connection: Connection) -> bytes:
@@ -215,7 +221,18 @@ def open_value(connection: Connection, aad: bytes, sealed: bytes, legacy_aad: by
     if key_id not in live_ids(connection) and key_id not in live_ids(connection, refresh=True):
         raise InvalidTag
     legacy = envelope.format_of(sealed) == envelope.LEGACY_FORMAT
-    return envelope.open_sealed(_key(connection, key_id), sealed, legacy_aad if legacy else aad)
+    return envelope.open_with(_cipher(connection, key_id), sealed, legacy_aad if legacy else aad)
+
+
+def _cipher(connection: Connection, key_id: int) -> AESGCM:
+    """The key's AESGCM (`_key`'s material, set up once); KeyError when no such key exists."""
+    index = (_name(connection.engine), key_id)
+    cipher = _ciphers.get(index)
+    if cipher is None:
+        cipher = AESGCM(_key(connection, key_id))
+        with _lock:
+            _ciphers[index] = cipher
+    return cipher
 
 
 def open_known(
@@ -225,11 +242,19 @@ def open_known(
     one, because the value's key is not among `live` (the live keys its statement read) or its
     material is not yet in this process's cache. Raises InvalidTag as `open_value` does."""
     key_id = envelope.key_id_of(sealed)
-    key = _material.get(_name(engine), {}).get(key_id)
-    if key is None or key_id not in live:
+    if key_id not in live:
         return None
+    index = (_name(engine), key_id)
+    cipher = _ciphers.get(index)
+    if cipher is None:
+        key = _material.get(index[0], {}).get(key_id)
+        if key is None:
+            return None
+        cipher = AESGCM(key)
+        with _lock:
+            _ciphers[index] = cipher
     legacy = envelope.format_of(sealed) == envelope.LEGACY_FORMAT
-    return envelope.open_sealed(key, sealed, legacy_aad if legacy else aad)
+    return envelope.open_with(cipher, sealed, legacy_aad if legacy else aad)
 
 
 def live_listed(listed: str | None) -> frozenset[int]:

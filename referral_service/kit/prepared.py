@@ -45,15 +45,25 @@ class Prepared:
 
     `server_prepared=False`: sent as a new statement each time, planned for its values, never
     as a server-side prepared statement (whose generic plan may ignore them: see
-    store.repository.planned_for_its_values)."""
+    store.repository.planned_for_its_values).
 
-    __slots__ = ("_binary", "_prepare", "_sql", "_sql_async", "statement")
+    `binary_rows`: PostgreSQL sends the rows in its binary format, each value of the same Python
+    type as in text. A `bytea` in text is hex, which PostgreSQL writes and psycopg reads back
+    character by character: a search page of 50 sealed bodies cost each side about 0.1 ms more."""
+
+    __slots__ = ("_binary", "_binary_rows", "_prepare", "_sql", "_sql_async", "statement")
 
     def __init__(
-        self, statement: Executable, *, binary: bool = False, server_prepared: bool = True
+        self,
+        statement: Executable,
+        *,
+        binary: bool = False,
+        server_prepared: bool = True,
+        binary_rows: bool = False,
     ) -> None:
         self.statement = statement
         self._binary = binary
+        self._binary_rows = binary_rows
         self._prepare = server_prepared
         self._sql: str | None = None  # compiled for psycopg on first use
         self._sql_async: str | None = None  # the same, for `fetch` and `send` (no engine there)
@@ -78,7 +88,9 @@ class Prepared:
         """`rows` on an async psycopg connection (db.AsyncReads): PostgreSQL only, no SQLAlchemy
         around it, so no listener sees it and a DB-API error comes out as psycopg's."""
         async with connection.cursor() as cursor:
-            await cursor.execute(self._compiled_async(), params, prepare=self._prepare)
+            await cursor.execute(
+                self._compiled_async(), params, prepare=self._prepare, binary=self._binary_rows
+            )
             return await cursor.fetchall()
 
     async def send(self, connection: AsyncConnection[Any], params: Params) -> None:
@@ -123,7 +135,7 @@ class Prepared:
             if many:
                 cursor.executemany(sql, parameters)
             else:
-                cursor.execute(sql, parameters, prepare=self._prepare)
+                cursor.execute(sql, parameters, prepare=self._prepare, binary=self._binary_rows)
         except connection.dialect.loaded_dbapi.Error as exc:
             connection._handle_dbapi_exception(exc, sql, parameters, cursor, None)
         return cursor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql.elements import BindParameter
 
+from fhir_adapters.codes import REFERRAL_TASK_STATUSES
 from referral_service.keys import ring
 from referral_service.kit.prepared import Prepared
 from referral_service.kit.refs import Ref
@@ -156,7 +158,8 @@ _RESOURCE_COLUMNS = (
 def _read_statement(org_id: BindParameter[str] | None) -> Prepared:
     by_id = (StoredResource.type == bindparam("rtype"), StoredResource.id == bindparam("rid"))
     tenancy = () if org_id is None else (_visible_to(org_id),)
-    return Prepared(sealing.with_live_keys(select(*_RESOURCE_COLUMNS).where(*by_id, *tenancy)))
+    statement = sealing.with_live_keys(select(*_RESOURCE_COLUMNS).where(*by_id, *tenancy))
+    return Prepared(statement, binary_rows=True)  # the sealed body: bytes, not hex text
 
 
 # Built once (the hottest query there is), one per shape of caller: SPIS itself sees every
@@ -432,26 +435,123 @@ def search_page(
     """A page of a FHIR search without the ORM, as `read`: up to `count` rows out of the session,
     those whose body does not open marked (`unreadable.partition`), and whether more match.
     One statement: the look-ahead row and the live data keys come with the page."""
+    connection = session.connection()
+    fixed = _fixed_page(connection, principal, rtype, query, newest_first, count, offset)
+    if fixed is not None:
+        found = fixed.rows(connection, {})
+        return sealing.opened_resources(connection, found[:count]), len(found) > count
     shape = (rtype, principal.system, _query_shape(query), newest_first)
-    stmt = _PAGES.get(shape)
-    if stmt is None:
-        stmt = _page_statement(principal, rtype, query, newest_first)
+    page = _PAGES.get(shape)
+    if page is None:
+        page = _Page.of(_page_statement(principal, rtype, query, newest_first))
         if len(_PAGES) >= _MAX_PAGES:
             _PAGES.clear()
-        _PAGES[shape] = stmt
-    params = {**_query_values(query), "page_org": principal.org_id}
+        _PAGES[shape] = page
+    params = {**page.fixed, **_query_values(query), "page_org": principal.org_id}
     params.update(page_limit=count + 1, page_offset=offset)
-    connection = session.connection()
-    with planned_for_its_values(connection):
-        found = connection.execute(stmt, params).all()
+    found = page.statement.rows(connection, params)
     return sealing.opened_resources(connection, found[:count]), len(found) > count
 
 
 # A search page's statement by the shape of its query (`_query_shape`), its values bind
 # parameters (`_query_values`): building and compiling it cost more than the rest of the page's
-# Python. Shapes are few (a type and its parameters), but a client chooses them: bounded.
-_PAGES: dict[tuple[object, ...], Select[Any]] = {}
+# Python. Shapes are few (a type and its parameters), but a client chooses them: bounded. Sent by
+# the driver (kit/prepared.py: a third of the client CPU of SQLAlchemy's execute), and never as a
+# server-side prepared statement (`server_prepared=False`, as `planned_for_its_values`).
+_PAGES: dict[tuple[object, ...], _Page] = {}
 _MAX_PAGES = 512
+
+
+# Search parameters whose every value SPIS knows (a closed code set, FHIR's required binding):
+# a page that matches only such values is the one kind of page that is a server-side prepared
+# statement (`_fixed_page`).
+FIXED_CODES: dict[tuple[str, str], frozenset[str]] = {
+    ("Task", "status"): frozenset(str(code) for code in REFERRAL_TASK_STATUSES),
+}
+# A tenant's id as SPIS makes them (a UUID): the one value from outside the query written into a
+# fixed page's SQL.
+_ORG_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_FIXED_PAGES: dict[tuple[object, ...], Prepared] = {}
+
+
+def _fixed_page(
+    connection: Connection,
+    principal: Principal,
+    rtype: str,
+    query: Query,
+    newest_first: bool,
+    count: int,
+    offset: int,
+) -> Prepared | None:
+    """The page as a server-side prepared statement with every value written in it, when every
+    value is SPIS's own: each match a code of `FIXED_CODES` (the constant, not the client's
+    text), the caller's organisation a UUID, the page's size and offset numbers. None
+    otherwise, and on any database but PostgreSQL.
+
+    Planning the page cost PostgreSQL as much as running it (~0.4 ms), and a practice polls the
+    same page (`Task?status=requested`) over and over. With no parameter, the plan PostgreSQL
+    keeps is the one made for exactly these values (no generic plan that ignores them, the
+    reason `planned_for_its_values` exists), made again after an ANALYZE of its tables, and at
+    the latest when the pool recycles the connection (db.make_engine). psycopg keeps up to 100
+    per connection and forgets the least used."""
+    if connection.dialect.name != "postgresql" or principal.system:
+        return None
+    if not _ORG_ID.fullmatch(principal.org_id) or not query:
+        return None
+    fixed: list[tuple[TokenMatch, ...]] = []
+    for clause in query:
+        matches = tuple(_fixed_match(rtype, match) for match in clause)
+        if not all(matches):
+            return None
+        fixed.append(cast(tuple[TokenMatch, ...], matches))
+    key = (rtype, principal.org_id, tuple(fixed), newest_first, count, offset)
+    statement = _FIXED_PAGES.get(key)
+    if statement is None:
+        stmt = sealing.with_live_keys(
+            select(*_RESOURCE_COLUMNS)
+            .where(
+                StoredResource.type == rtype,
+                readable(principal),
+                *(_clause(rtype, c) for c in fixed),
+            )
+            .order_by(*_page_order(newest_first))
+            .limit(count + 1)
+            .offset(offset)
+        )
+        sql = stmt.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+        # No colon in the SQL names a parameter; the rows come in binary (kit/prepared.py).
+        statement = Prepared(text(str(sql).replace(":", r"\:")), binary_rows=True)
+        if len(_FIXED_PAGES) >= _MAX_PAGES:
+            _FIXED_PAGES.clear()
+        _FIXED_PAGES[key] = statement
+    return statement
+
+
+def _fixed_match(rtype: str, match: Match) -> TokenMatch | None:
+    """The match with the code of `FIXED_CODES` it asks for (the set's own string, not the
+    client's); None if it asks for anything else."""
+    if not isinstance(match, TokenMatch) or match.system_given or match.own_only is not None:
+        return None
+    codes = FIXED_CODES.get((rtype, match.name))
+    if codes is None or match.value not in codes:
+        return None
+    return TokenMatch(match.name, next(code for code in codes if code == match.value))
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A page's statement, and the values its shape fixes (the type, each parameter's name), by
+    their bind parameters' names: given with the query's own values on every run."""
+
+    statement: Prepared
+    fixed: dict[str, Any]
+
+    @classmethod
+    def of(cls, stmt: Select[Any]) -> _Page:
+        compiled = stmt.compile()
+        required = {compiled.bind_names[b] for b in compiled.binds.values() if b.required}
+        fixed = {k: v for k, v in compiled.params.items() if k not in required}
+        return cls(Prepared(stmt, server_prepared=False, binary_rows=True), fixed)
 
 
 def _page_statement(

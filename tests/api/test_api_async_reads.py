@@ -81,7 +81,8 @@ def test_a_read_whose_key_is_not_cached_is_answered_the_ordinary_way_then_on_the
     practice_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ring, "_material", {})  # as in a process that has opened nothing yet
+    monkeypatch.setattr(ring, "_material", {})
+    monkeypatch.setattr(ring, "_ciphers", {})  # as in a process that has opened nothing yet
     with _statements() as seen, _on_the_loop() as looped:
         answer = client.get(f"/fhir/{referral.patient}", headers=practice_headers)
     assert answer.status_code == 200

@@ -276,3 +276,53 @@ def test_verify_catches_a_group_row_of_no_event(
         result = verify(session)
     assert not result.ok
     assert f"names event seq {seq + 1000}, which is missing" in (result.reason or "")
+
+
+def test_the_group_rows_are_read_out_of_the_stored_groups_nulls_and_order_kept(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    """On PostgreSQL the group rows come from the `entity_groups` text the event stored: a group
+    with no patient is a NULL (not the text "null"), and each row's `grp` is its place in the
+    list, a patient split over two groups (more entities than one group holds) included."""
+    split = audit.MAX_ENTITIES + 1
+    rows = [
+        StoredResource(
+            id=rid,
+            type=rtype,
+            version_id=1,
+            last_updated=utcnow(),
+            org_id="org-a",
+            body=body,
+        )
+        for rid, rtype, body in [
+            ("t0", "Task", b'{"for": {"reference": "Patient/p0"}}'),
+            ("o1", "Organization", b"{}"),
+            *((f"x{n}", "Task", b'{"for": {"reference": "Patient/p2"}}') for n in range(split)),
+        ]
+    ]
+    with session_factory.begin() as session:
+        audit.record_read(Context(session, a_principal(), settings), rows)
+    with session_factory() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.entity_groups.is_not(None)))
+        [stored_event] = event.all()
+        assert stored_event.entity_groups is not None
+        groups = session.execute(
+            select(AuditEventGroup.grp, AuditEventGroup.tenant_org_id, AuditEventGroup.patient_id)
+            .where(AuditEventGroup.event_seq == stored_event.seq)
+            .order_by(AuditEventGroup.grp)
+        ).all()
+        hashed = chain.groups_of(stored_event.entity_groups)
+        assert [tuple(g) for g in groups] == [
+            (n, g.tenant_org_id, g.patient_id) for n, g in enumerate(hashed)
+        ]
+        assert [tuple(g) for g in groups] == [
+            (0, "org-a", "p0"),
+            (1, "org-a", None),
+            (2, "org-a", "p2"),
+            (3, "org-a", "p2"),
+        ]
+    seal(session_factory)
+    with session_factory() as session:
+        assert verify(session).ok
+        found = repository.for_patient(session, "org-a", "p2", limit=10, offset=0)
+        assert sorted(len(r.event.entities) for r in found) == [1, audit.MAX_ENTITIES]

@@ -70,4 +70,47 @@ def test_a_value_opens_without_a_connection_only_under_a_live_key_this_process_h
     with pytest.raises(InvalidTag):
         ring.open_known(pg_engine, live, b"other", sealed, b"old")
     monkeypatch.setattr(ring, "_material", {})
+    monkeypatch.setattr(ring, "_ciphers", {})
     assert ring.open_known(pg_engine, live, b"aad", sealed, b"old") is None
+
+
+def test_each_key_is_set_up_once_and_forgotten_with_its_kek(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Opening a value uses the key's AESGCM made the first time (ring._cipher), the same one for
+    every later value under that key; registering the database's KEK again forgets it, as it
+    forgets the unwrapped key, so that no value opens under key material of the old KEK."""
+    from referral_service.kit import envelope
+    from tests.conftest import TEST_KEK
+
+    with session_factory() as session:
+        connection = session.connection()
+        # Earlier tests' databases had keys of the same ids (the process keeps their material).
+        ring.register(connection.engine, TEST_KEK)
+        key_id, key = ring.current(connection)
+        aad = b"table=test\x00id=1"
+        sealed = envelope.seal(key_id, key, b"plain", aad)
+        assert ring.open_value(connection, aad, sealed, b"legacy") == b"plain"
+        cipher = ring._cipher(connection, key_id)
+        assert ring.open_value(connection, aad, sealed, b"legacy") == b"plain"
+        assert ring._cipher(connection, key_id) is cipher
+        with pytest.raises(InvalidTag):  # the associated data still decides, as before
+            ring.open_value(connection, b"table=test\x00id=2", sealed, b"legacy")
+        engine = connection.engine
+        ring.register(engine, TEST_KEK)
+        assert not [k for k in ring._ciphers if k[0] == ring._name(engine)]
+        assert ring.open_value(connection, aad, sealed, b"legacy") == b"plain"
+        assert ring._cipher(connection, key_id) is not cipher
+
+
+def test_the_resource_associated_data_is_the_bound_fields() -> None:
+    """`resource_aad`, written out for speed, is byte for byte what `bound` makes: values sealed
+    before it was written out still open."""
+    from referral_service.store.sealing import bound, resource_aad
+
+    for rid, rtype, version, tenant in [
+        ("a1", "Task", 1, "org-1"),
+        ("0b9c-x.y", "Patient", 1234567, "5c1e8a0e-9d7b-4c55-9a43-2f1f3b0e8d11"),
+    ]:
+        expected = bound(table="resource", id=rid, type=rtype, version=version, tenant=tenant)
+        assert resource_aad(rid, rtype, version, tenant) == expected

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -13,12 +14,15 @@ import pytest
 from sqlalchemy import (
     Column,
     Connection,
+    DateTime,
     Engine,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     bindparam,
+    cast,
     event,
     func,
     insert,
@@ -162,3 +166,26 @@ def test_on_an_async_connection_the_statement_is_the_engines_sql_and_rows(
     rows, [(names,)] = asyncio.run(run())
     assert rows == [(1, "x"), (2, "y")]
     assert sorted(names.split(",")) == ["x", "y"]
+
+
+def test_rows_in_binary_are_the_values_and_types_they_are_in_text(pg_engine: Engine) -> None:
+    """`binary_rows`: PostgreSQL sends the rows in its binary format; each value (bytes, a
+    timestamp with its zone, a number, text, NULL) comes back as it does in text."""
+    columns = select(
+        cast(bindparam("b", type_=LargeBinary), LargeBinary),
+        cast(bindparam("t", type_=DateTime(timezone=True)), DateTime(timezone=True)),
+        cast(bindparam("n", type_=Integer), Integer),
+        cast(bindparam("s", type_=String), String),
+        cast(bindparam("none", type_=String), String),
+    )
+    when = datetime(2026, 11, 29, 17, 0, 0, 123456, tzinfo=UTC)
+    params = {"b": b"\x00\xff\x02sealed", "t": when, "n": 1234567, "s": "Task", "none": None}
+    with pg_engine.connect() as connection:
+        in_text = [tuple(row) for row in Prepared(columns).rows(connection, params)]
+        binary = Prepared(columns, binary_rows=True)
+        in_binary = [tuple(row) for row in binary.rows(connection, params)]
+    assert in_binary == in_text
+    [(body, at, number, name, nothing)] = in_binary
+    assert (bytes(body), number, name, nothing) == (b"\x00\xff\x02sealed", 1234567, "Task", None)
+    assert at == when
+    assert [type(v) for v in in_binary[0]] == [type(v) for v in in_text[0]]

@@ -128,6 +128,24 @@ def test_a_vread_and_a_history_are_two_selects_and_one_audit_insert(
         assert seen == [*versions, *READ_SQL]
 
 
+def test_a_search_page_is_one_select_and_one_audit_insert_each_committing_itself(
+    client: TestClient,
+    referral: Referral,
+    practice_headers: dict[str, str],
+    session_factory: sessionmaker[Session],
+) -> None:
+    """A search writes nothing but its one event (one however many patients the page shows), so
+    it runs as a read does: no BEGIN or COMMIT reaches the server."""
+    before = _events(session_factory, "search")
+    for _ in range(2):  # the first run prepares the page's statement, the second runs it
+        with _statements() as seen:
+            answer = client.get("/fhir/Task?status=requested&_count=50", headers=practice_headers)
+        assert answer.status_code == 200
+        assert len(answer.json()["entry"]) == 1
+        assert seen == READ_SQL
+    assert _events(session_factory, "search") == before + 2
+
+
 def test_another_tenants_read_is_one_select_then_its_refusal_audited_apart(
     client: TestClient,
     referral: Referral,

@@ -1,5 +1,6 @@
 """A search page on PostgreSQL: planned for its own values on every run (never a server-side
-prepared statement, whose generic plan ignored them), in a total order that is walked the same
+prepared statement, whose generic plan ignored them) unless every value is SPIS's own and written
+into the statement (a known code, the tenant, the page), in a total order that is walked the same
 way forwards and backwards (ix_resource_type_updated), with the tenancy filter in the query."""
 
 from __future__ import annotations
@@ -189,3 +190,75 @@ def test_one_statement_per_query_shape_serves_every_caller_and_value(
         assert len(repository._PAGES) == len(queries) - 1  # female and male: one shape
         found, _ = repository.search_page(session, theirs, "Patient", FEMALE, count=10, offset=0)
         assert {r.id for r in found} == {their_woman, their_numbered}
+
+
+def _task(status: str) -> dict[str, Any]:
+    return {"resourceType": "Task", "status": status, "intent": "order"}
+
+
+def test_a_page_of_known_codes_only_is_prepared_with_every_value_written_in(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    """`Task?status=requested`, polled by every practice: a server-side prepared statement with
+    no parameter (the codes SPIS's own, the tenant and the page numbers written in), so that its
+    plan is made for exactly those values and kept. It finds, for each tenant, page and order,
+    what the page planned on every run finds; any other value is still a parameter."""
+    ours, theirs = _practice(session_factory), _practice(session_factory, "F84002")
+    with session_factory() as session, session.begin():
+        mine, other = Context(session, ours, settings), Context(session, theirs, settings)
+        for status in ("requested", "requested", "requested", "accepted", "ready"):
+            service.create(mine, "Task", _task(status))
+        service.create(other, "Task", _task("requested"))
+    requested = [[TokenMatch("status", "requested")]]
+    either = [[TokenMatch("status", "requested"), TokenMatch("status", "accepted")]]
+    not_ours = [[TokenMatch("status", "ready")]], [[TokenMatch("status", "x'); --")]]
+    repository._FIXED_PAGES.clear()
+    with session_factory() as session, session.begin():
+        connection = session.connection()
+        for principal in (ours, theirs):
+            for query in (requested, either, *not_ours):
+                for count, offset, newest_first in [(2, 0, True), (2, 2, True), (5, 0, False)]:
+                    page, more = repository.search_page(
+                        session, principal, "Task", query, count=count, offset=offset,
+                        newest_first=newest_first,
+                    )  # fmt: skip
+                    plain = repository.search(
+                        session, principal, "Task", query, limit=count + 1, offset=offset,
+                        newest_first=newest_first,
+                    )  # fmt: skip
+                    assert [r.id for r in page] == [r.id for r in plain[:count]], query
+                    assert more == (len(plain) > count)
+        assert len(repository._FIXED_PAGES) == 2 * 2 * 3  # tenants, queries, pages
+        prepared = connection.execute(
+            text(
+                "SELECT statement, parameter_types FROM pg_prepared_statements "
+                "WHERE statement LIKE 'SELECT%search_index%'"
+            )
+        ).all()
+        assert len(prepared) == 2 * 2 * 3
+        for statement, parameter_types in prepared:
+            assert parameter_types in ("{}", []), statement  # every value written in
+            assert "'requested'" in statement
+            assert "ready" not in statement
+            assert "x'" not in statement
+        found, _ = repository.search_page(session, theirs, "Task", requested, count=9, offset=0)
+        assert len(found) == 1  # the other practice's own Task only
+
+
+def test_a_page_of_known_codes_is_planned_as_per_run_where_not_postgresql_or_for_spis(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory() as session:
+        connection = session.connection()
+        requested = [[TokenMatch("status", "requested")]]
+        spis = Principal.spis()
+        assert repository._fixed_page(connection, spis, "Task", requested, True, 5, 0) is None
+        odd = Principal("client", "not-a-uuid'", OrgKind.PRACTICE, frozenset())
+        assert repository._fixed_page(connection, odd, "Task", requested, True, 5, 0) is None
+        own = [[TokenMatch("status", "requested", own_only="x")]]
+        practice = Principal(
+            "c", "5c1e8a0e-9d7b-4c55-9a43-2f1f3b0e8d11", OrgKind.PRACTICE, frozenset()
+        )
+        assert repository._fixed_page(connection, practice, "Task", own, True, 5, 0) is None
+        assert repository._fixed_page(connection, practice, "Patient", FEMALE, True, 5, 0) is None
+        assert repository._fixed_page(connection, practice, "Task", requested, True, 5, 0)
