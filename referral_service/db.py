@@ -181,9 +181,9 @@ async def in_unit_of_work(
 
     `autocommit`, on PostgreSQL: each statement is its own transaction, so a read costs two round
     trips (its SELECT, its audit INSERT) where BEGIN and COMMIT made four. Only for work that
-    writes nothing but one audit event (a read of one resource): that INSERT commits the event
-    itself, before the work returns, as the commit would have; a failure is still written apart
-    (audit/pending.py). Reads lose nothing either: under READ COMMITTED each statement of a
+    writes nothing but one audit event (a read of one resource, a search page): that INSERT
+    commits the event itself, before the work returns, as the commit would have; a failure is
+    still written apart (audit/pending.py). Reads lose nothing either: under READ COMMITTED each statement of a
     transaction sees a snapshot of its own anyway. SQLite, which chains the events in the
     transaction that inserts them, keeps its transaction."""
 

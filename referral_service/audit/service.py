@@ -133,8 +133,7 @@ def record_read(
     """A read, vread, history or search that returned `rows`: an event per tenant and patient,
     so a practice finds every disclosure of its patient's data. Stored as one event whatever
     their number (a search page: up to 50), each group named in its `entity_groups`."""
-    for event in read_events(ctx.principal, rows, kind=kind, detail=detail):
-        pending.add(ctx.session, event)
+    _queue(ctx.session, read_events(ctx.principal, rows, kind=kind, detail=detail))
 
 
 async def record_read_now(group: GroupCommit, principal: Principal, row: StoredResource) -> None:
@@ -189,8 +188,7 @@ def record_unreadable(
     if at_once:
         pending.write_failures_now(ctx.session, events)
         return
-    for event in events:
-        pending.add(ctx.session, event)
+    _queue(ctx.session, events)
 
 
 UNREADABLE_DETAIL = "left out: stored data failed its integrity check"
@@ -242,7 +240,7 @@ def record_write(ctx: Context, kind: Kind, versions: Sequence[Version]) -> None:
         groups = by_action.setdefault(action, {})
         groups.setdefault((tenant, patient), []).append(f"{version.type}/{version.id}")
     for action, groups in by_action.items():
-        _record_groups(ctx, groups, kind, action, None)
+        _queue(ctx.session, _group_events(ctx.principal, groups, kind, action, None))
 
 
 def _patient_of(rtype: str, rid: str, body: bytes) -> str | None:
@@ -250,17 +248,9 @@ def _patient_of(rtype: str, rid: str, body: bytes) -> str | None:
     return rid if rtype == "Patient" else patient_id_of(rtype, rid, orjson.loads(body))
 
 
-def _record_groups(
-    ctx: Context,
-    groups: dict[_GroupKey, list[str]],
-    kind: Kind,
-    action: Action,
-    detail: str | None,
-    *,
-    merge: bool = False,
-) -> None:
-    for event in _group_events(ctx.principal, groups, kind, action, detail, merge=merge):
-        pending.add(ctx.session, event)
+def _queue(session: Session, events: Iterable[chain.Event]) -> None:
+    for event in events:
+        pending.add(session, event)
 
 
 def _group_events(

@@ -220,19 +220,7 @@ def open_value(connection: Connection, aad: bytes, sealed: bytes, legacy_aad: by
     # A key made by a rotation after this transaction first looked is live too: look again.
     if key_id not in live_ids(connection) and key_id not in live_ids(connection, refresh=True):
         raise InvalidTag
-    legacy = envelope.format_of(sealed) == envelope.LEGACY_FORMAT
-    return envelope.open_with(_cipher(connection, key_id), sealed, legacy_aad if legacy else aad)
-
-
-def _cipher(connection: Connection, key_id: int) -> AESGCM:
-    """The key's AESGCM (`_key`'s material, set up once); KeyError when no such key exists."""
-    index = (_name(connection.engine), key_id)
-    cipher = _ciphers.get(index)
-    if cipher is None:
-        cipher = AESGCM(_key(connection, key_id))
-        with _lock:
-            _ciphers[index] = cipher
-    return cipher
+    return _opened(_cipher(connection, key_id), sealed, aad, legacy_aad)
 
 
 def open_known(
@@ -244,15 +232,32 @@ def open_known(
     key_id = envelope.key_id_of(sealed)
     if key_id not in live:
         return None
-    index = (_name(engine), key_id)
-    cipher = _ciphers.get(index)
+    name = _name(engine)
+    cipher = _ciphers.get((name, key_id))
     if cipher is None:
-        key = _material.get(index[0], {}).get(key_id)
+        key = _material.get(name, {}).get(key_id)
         if key is None:
             return None
-        cipher = AESGCM(key)
-        with _lock:
-            _ciphers[index] = cipher
+        cipher = _remembered(name, key_id, key)
+    return _opened(cipher, sealed, aad, legacy_aad)
+
+
+def _cipher(connection: Connection, key_id: int) -> AESGCM:
+    """The key's AESGCM (`_key`'s material, set up once); KeyError when no such key exists."""
+    name = _name(connection.engine)
+    cipher = _ciphers.get((name, key_id))
+    return cipher if cipher is not None else _remembered(name, key_id, _key(connection, key_id))
+
+
+def _remembered(name: str, key_id: int, key: bytes) -> AESGCM:
+    cipher = AESGCM(key)
+    with _lock:
+        _ciphers[(name, key_id)] = cipher
+    return cipher
+
+
+def _opened(cipher: AESGCM, sealed: bytes, aad: bytes, legacy_aad: bytes) -> bytes:
+    """With the associated data of the value's format (`legacy_aad` before the tenant was bound)."""
     legacy = envelope.format_of(sealed) == envelope.LEGACY_FORMAT
     return envelope.open_with(cipher, sealed, legacy_aad if legacy else aad)
 

@@ -22,6 +22,7 @@ from referral_service.jobs.service import PENDING_KEY, PRODUCER_KEY, JobName, en
 from referral_service.migrate import upgrade
 from referral_service.organisations.models import Organisation, OrgKind
 from referral_service.organisations.service import register
+from tests.jobs.test_jobs_outbox import job_inserts
 
 
 class Sent:
@@ -41,21 +42,6 @@ def at_commit(listener: Callable[[Session], None]) -> Iterator[None]:
         yield
     finally:
         event.remove(Session, "before_commit", listener)
-
-
-@contextmanager
-def job_inserts() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        if args[2].lstrip().upper().startswith("INSERT INTO JOB"):
-            seen.append(args[2])
-
-    event.listen(Engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", count)
 
 
 def stored(sessions: sessionmaker[Session]) -> list[tuple[str, dict[str, str], JobStatus]]:
