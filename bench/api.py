@@ -36,6 +36,7 @@ from cpu import MemorySampler, Watch, cpu_breakdown, cpu_sample, worker_pids
 from floor import measure_floor
 from load import WrkMissing, WrkRun, closed_loop, wrk, wrk_path
 from peer import PeerUnavailable, peer_env, peer_server
+from read_floor import read_floor_server
 
 BROKER_URL = os.environ.get("SPIS_BENCH_BROKER_URL", "redis://127.0.0.1:6379/11")
 ORG_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"  # floor bundles need no real practice
@@ -54,7 +55,8 @@ TARGETS = {
     "worker_rss_mb": 250.0,  # at most
 }
 READS_AIM = 3000.0
-PHASES = ("ceiling", "intake", "reads", "search", "batch")
+PHASES = ("ceiling", "intake", "reads", "read_floor", "read_floor_audited", "search", "batch")
+FLOOR_PHASES = ("read_floor", "read_floor_audited")  # another server: not SPIS's memory
 
 
 @dataclass
@@ -196,7 +198,8 @@ class Bench:
             run = load()
         run.cpu = cpu_breakdown(before, cpu_sample(self.watch))
         run.memory = memory.peak()
-        self.memory.append({"phase": phase, **run.memory})
+        if phase not in FLOOR_PHASES:
+            self.memory.append({"phase": phase, **run.memory})
         return run
 
     @contextlib.contextmanager
@@ -347,6 +350,28 @@ class Bench:
             return wrk("get.lua", url, seconds, env)
 
         return self.repeat(Phase("reads"), self.args.read_duration, load)
+
+    def read_floor(self) -> Phase:
+        """The same row read by plain FastAPI (bench/floor_app): one SELECT, nothing else."""
+        return self._floor_phase("read_floor", "select")
+
+    def read_floor_audited(self) -> Phase:
+        """The same, with an INSERT naming the row committed before each answer."""
+        return self._floor_phase("read_floor_audited", "audited")
+
+    def _floor_phase(self, name: str, route: str) -> Phase:
+        rid = self.setup.service_request.split("/", 1)[1]
+        with read_floor_server(self.database_url, rid, self.args.workers) as floor:
+            url = f"{floor.base_url}/{route}/{rid}"
+            ours, self.watch = self.watch, Watch(floor.pid, self.watch.database)
+            try:
+                return self.repeat(
+                    Phase(name),
+                    self.args.read_duration,
+                    lambda seconds: wrk("get.lua", url, seconds, {"TOKEN": ""}),
+                )
+            finally:
+                self.watch = ours
 
     def ceiling(self) -> Phase:
         """GET /healthz through the same server: uvicorn, the middleware, routing and the access
@@ -566,6 +591,8 @@ def build_results(
         "load_json_us_per_bundle_1proc": common.metric([s["load_json_us"] for s in single], "µs"),
         **_phase_metrics(phases["ceiling"], "answers/s"),
         **_phase_metrics(phases["reads"], "reads/s"),
+        **_phase_metrics(phases["read_floor"], "reads/s"),
+        **_phase_metrics(phases["read_floor_audited"], "reads/s"),
         **_phase_metrics(phases["search"], "searches/s"),
         **_phase_metrics(batch, "bundles/s"),
         "batch_resources_per_s": common.metric(
@@ -715,6 +742,12 @@ NOTES = [
     "least on these cores, so what reads and search can approach",
     "reads: GET /fhir/ServiceRequest/<id> by the practice that wrote it (audited, consent- and "
     "tenant-checked), each answer a ServiceRequest",
+    "read floor: the row reads read, by plain FastAPI on uvicorn with the same worker count "
+    "(bench/floor_app/read_floor_app.py; no access log, no middleware, psycopg's async pool): "
+    "read_floor one prepared SELECT by primary key and the sealed body sent back as it is, with "
+    "no token, tenancy, consent, decryption or audit; read_floor_audited that SELECT and one "
+    "INSERT naming the row, committed before each answer. No read through FastAPI and "
+    "PostgreSQL on these cores is faster than read_floor",
     "search: GET /fhir/Task?status=requested&_count=50 by the practice, after intake stored "
     "thousands of its Tasks; each answer must hold 50 matches",
     "batch: a time bank POSTs a batch Bundle of 100 QuestionnaireResponses (SWEMWBS and UCLA-3) "
@@ -760,6 +793,15 @@ def print_table(results: dict[str, Any]) -> None:
         if ceiling
         else "framework ceiling: no answers"
     )
+    floor, audited = m["read_floor_per_s"]["median"], m["read_floor_audited_per_s"]["median"]
+    if floor and audited:
+        print(
+            f"read floor (plain FastAPI, one SELECT of the same row; no token, tenancy, consent, "
+            f"decryption or audit): {floor:,.0f}/s; with one audit INSERT committed a read: "
+            f"{audited:,.0f}/s. Reads are {reads / floor:.0%} and {reads / audited:.0%} of them; "
+            f"the reads target ({TARGETS['reads_per_s']:,.0f}/s) is "
+            f"{TARGETS['reads_per_s'] / floor:.0%} of the floor"
+        )
     print(
         f"latency p50/p99 ms: intake {m['intake_p50_ms']['median']:g}/{m['intake_p99_ms']['median']:g}"
         f", reads {m['reads_p50_ms']['median']:g}/{m['reads_p99_ms']['median']:g}"

@@ -77,7 +77,7 @@ def peer_server(port: int, workers: int = 2) -> Iterator[Peer]:
         _wait_until_ready(proc, base_url)
         yield Peer(base_url, proc.pid)
     finally:
-        _stop(proc)
+        stop_server(proc)
         log.close()
 
 
@@ -100,7 +100,8 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], base_url: str) -> None:
     raise PeerUnavailable("the peer did not answer within 60 s")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a uvicorn supervisor, and its whole session if it does not stop in 10 s."""
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -1,0 +1,64 @@
+"""The read floor: what a read of one stored row costs on this machine without SPIS.
+
+Plain FastAPI on uvicorn (the worker count of the bench, no access log, no middleware), psycopg's
+async pool in autocommit, the same PostgreSQL database as the bench's SPIS server:
+- GET /select/<id>: one prepared SELECT of the row's sealed body by primary key, sent back as it
+  is. No token, no tenancy or consent check, no decryption, no audit. No read that does any of
+  those through FastAPI and PostgreSQL on these cores can be faster.
+- GET /audited/<id>: that SELECT, then one INSERT of a row naming it (an audit event reduced to
+  its id and time), committed before the answer: a read with its audit written the plain way,
+  one commit per read.
+
+Run by bench/read_floor.py for bench/api.py (the `read_floor` phases) with FLOOR_DATABASE_URL, a libpq URL of the bench's
+database, which has the `bench_floor_audit` table the bench makes for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from psycopg_pool import AsyncConnectionPool
+
+POOL = AsyncConnectionPool(
+    os.environ["FLOOR_DATABASE_URL"],
+    min_size=1,
+    max_size=10,  # as many as SPIS's read pool (referral_service/db.py AsyncReads)
+    open=False,
+    kwargs={"autocommit": True},
+)
+SELECT = "SELECT body FROM resource WHERE id = %s"
+INSERT = "INSERT INTO bench_floor_audit (resource_id, recorded) VALUES (%s, now())"
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    await POOL.open(wait=True)
+    yield
+    await POOL.close()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/select/{rid}")
+async def select(rid: str) -> Response:
+    async with POOL.connection() as conn:
+        cursor = await conn.execute(SELECT, (rid,), prepare=True)
+        row = await cursor.fetchone()
+    if row is None:
+        return Response(status_code=404)
+    return Response(bytes(row[0]), media_type="application/octet-stream")
+
+
+@app.get("/audited/{rid}")
+async def audited(rid: str) -> Response:
+    async with POOL.connection() as conn:
+        cursor = await conn.execute(SELECT, (rid,), prepare=True)
+        row = await cursor.fetchone()
+        if row is None:
+            return Response(status_code=404)
+        await conn.execute(INSERT, (rid,), prepare=True)
+    return Response(bytes(row[0]), media_type="application/octet-stream")

@@ -1,0 +1,99 @@
+"""The read floor's server (bench/floor_app/read_floor_app.py): plain FastAPI reading the bench's
+database, with the bench's worker count, in the bench's own venv (FastAPI, uvicorn and psycopg's
+pool are SPIS's own dependencies).
+
+    with read_floor_server(database_url, "ServiceRequest/<id>", workers=2) as floor:
+        run = wrk("get.lua", f"{floor.base_url}/select/<id>", 10, {"TOKEN": ""})
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from peer import stop_server
+from sqlalchemy import create_engine, make_url, text
+
+APP_DIR = Path(__file__).resolve().parent / "floor_app"
+READY_TIMEOUT_S = 60.0
+
+
+class FloorUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Floor:
+    base_url: str
+    pid: int  # uvicorn's supervisor: the session id its workers share
+
+
+@contextmanager
+def read_floor_server(database_url: str, rid: str, workers: int) -> Iterator[Floor]:
+    """The floor app on a free port, ready when GET /select/<rid> answers 200; its audit table
+    made in the database first (dropped with the bench's database)."""
+    from tests.fixtures.server import free_port
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE TABLE IF NOT EXISTS bench_floor_audit (seq BIGSERIAL PRIMARY KEY, "
+                    "resource_id TEXT NOT NULL, recorded TIMESTAMPTZ NOT NULL)"
+                )
+            )
+    finally:
+        engine.dispose()
+    libpq = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "read_floor_app:app", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--no-access-log",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            command,
+            cwd=APP_DIR,
+            env={"PATH": "/usr/bin:/bin", "FLOOR_DATABASE_URL": libpq},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_ready(proc, f"{base_url}/select/{rid}", log)
+            yield Floor(base_url, proc.pid)
+        finally:
+            stop_server(proc)
+
+
+def _wait_until_ready(proc: subprocess.Popen[bytes], url: str, log: object) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise FloorUnavailable(f"the read floor exited with {proc.returncode}: {_tail(log)}")
+        try:
+            answer = httpx.get(url)
+        except httpx.TransportError:
+            time.sleep(0.2)
+            continue
+        if answer.status_code == 200:
+            return
+        raise FloorUnavailable(f"the read floor answered {answer.status_code}: {_tail(log)}")
+    raise FloorUnavailable(f"the read floor did not answer within {READY_TIMEOUT_S:.0f} s")
+
+
+def _tail(log: object) -> str:
+    log.seek(0)  # type: ignore[attr-defined]
+    data: bytes = log.read()  # type: ignore[attr-defined]
+    return data[-2000:].decode(errors="replace")
