@@ -34,9 +34,9 @@ import orjson
 from api_setup import BATCH_ENTRIES, Prepared, Secrets, Systems, prepared, register
 from cpu import MemorySampler, Watch, cpu_breakdown, cpu_sample, worker_pids
 from floor import measure_floor
+from floor_server import floor_server
 from load import WrkMissing, WrkRun, closed_loop, wrk, wrk_path
 from peer import PeerUnavailable, peer_env, peer_server
-from read_floor import read_floor_server
 
 BROKER_URL = os.environ.get("SPIS_BENCH_BROKER_URL", "redis://127.0.0.1:6379/11")
 ORG_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"  # floor bundles need no real practice
@@ -55,8 +55,17 @@ TARGETS = {
     "worker_rss_mb": 250.0,  # at most
 }
 READS_AIM = 3000.0
-PHASES = ("ceiling", "intake", "reads", "read_floor", "read_floor_audited", "search", "batch")
-FLOOR_PHASES = ("read_floor", "read_floor_audited")  # another server: not SPIS's memory
+PHASES = (
+    "ceiling",
+    "intake",
+    "intake_floor",
+    "reads",
+    "read_floor",
+    "read_floor_audited",
+    "search",
+    "batch",
+)
+FLOOR_PHASES = ("intake_floor", "read_floor", "read_floor_audited")  # not SPIS: not its memory
 
 
 @dataclass
@@ -268,19 +277,7 @@ class Bench:
         from tests.fixtures.server import fhir_base
 
         def load(seconds: float) -> WrkRun:
-            block = self._nhs_block
-            self._nhs_block += 1
-            env = {
-                "BODY_FILE": str(self.setup.intake_template),
-                "PATH_": "/fhir",
-                "TOKEN": self.token(self.systems.practice),
-                "NHS_START": str(NHS_INTAKE_STEM + block * NHS_RUN_BLOCK),
-                "NHS_STRIDE": str(NHS_STRIDE),
-                "RID_PREFIX": f"BENCH{block}-{secrets.token_hex(3)}",
-                "COUNT": "201 Created",
-                "EXPECT": "3",  # Patient, Consent, ServiceRequest (the Task SPIS adds is not one)
-            }
-            run = wrk("post.lua", fhir_base(self.base_url), seconds, env)
+            run = wrk("post.lua", fhir_base(self.base_url), seconds, self._intake_env())
             if run.requests > NHS_STRIDE:
                 raise RuntimeError("more requests than NHS numbers set aside: raise NHS_STRIDE")
             return run
@@ -292,6 +289,21 @@ class Bench:
             ["Patient", "Consent", "ServiceRequest", "Task"],
             3,
         )
+
+    def _intake_env(self) -> dict[str, str]:
+        """post.lua's settings for one intake run: a block of new NHS numbers and referral ids."""
+        block = self._nhs_block
+        self._nhs_block += 1
+        return {
+            "BODY_FILE": str(self.setup.intake_template),
+            "PATH_": "/fhir",
+            "TOKEN": self.token(self.systems.practice),
+            "NHS_START": str(NHS_INTAKE_STEM + block * NHS_RUN_BLOCK),
+            "NHS_STRIDE": str(NHS_STRIDE),
+            "RID_PREFIX": f"BENCH{block}-{secrets.token_hex(3)}",
+            "COUNT": "201 Created",
+            "EXPECT": "3",  # Patient, Consent, ServiceRequest (the Task SPIS adds is not one)
+        }
 
     def batch(self) -> Phase:
         from tests.fixtures.server import fhir_base
@@ -351,24 +363,46 @@ class Bench:
 
         return self.repeat(Phase("reads"), self.args.read_duration, load)
 
+    def intake_floor(self) -> Phase:
+        """The intake's Bundles (as wrk sends them to SPIS) by plain FastAPI (bench/floor_app):
+        validated as SPIS validates them, their resources INSERTed in one transaction."""
+        return self._floor_phase(
+            "intake_floor",
+            self.args.duration,
+            lambda url, seconds: wrk(
+                "post.lua", url, seconds, {**self._intake_env(), "PATH_": "/bundle"}
+            ),
+        )
+
     def read_floor(self) -> Phase:
-        """The same row read by plain FastAPI (bench/floor_app): one SELECT, nothing else."""
-        return self._floor_phase("read_floor", "select")
+        """The row the reads read, by plain FastAPI: one SELECT, nothing else."""
+        rid = self.setup.service_request.split("/", 1)[1]
+        return self._floor_phase(
+            "read_floor",
+            self.args.read_duration,
+            lambda url, seconds: wrk("get.lua", f"{url}/select/{rid}", seconds, {"TOKEN": ""}),
+        )
 
     def read_floor_audited(self) -> Phase:
         """The same, with an INSERT naming the row committed before each answer."""
-        return self._floor_phase("read_floor_audited", "audited")
-
-    def _floor_phase(self, name: str, route: str) -> Phase:
         rid = self.setup.service_request.split("/", 1)[1]
-        with read_floor_server(self.database_url, rid, self.args.workers) as floor:
-            url = f"{floor.base_url}/{route}/{rid}"
+        return self._floor_phase(
+            "read_floor_audited",
+            self.args.read_duration,
+            lambda url, seconds: wrk("get.lua", f"{url}/audited/{rid}", seconds, {"TOKEN": ""}),
+        )
+
+    def _floor_phase(
+        self, name: str, duration: float, load: Callable[[str, float], WrkRun]
+    ) -> Phase:
+        """A phase against the floor app (bench/floor_app/floor_app.py), SPIS idle meanwhile; its
+        CPU is the floor server's, its memory left out of SPIS's."""
+        rid = self.setup.service_request.split("/", 1)[1]
+        with floor_server(self.database_url, rid, self.args.workers) as floor:
             ours, self.watch = self.watch, Watch(floor.pid, self.watch.database)
             try:
                 return self.repeat(
-                    Phase(name),
-                    self.args.read_duration,
-                    lambda seconds: wrk("get.lua", url, seconds, {"TOKEN": ""}),
+                    Phase(name), duration, lambda seconds: load(floor.base_url, seconds)
                 )
             finally:
                 self.watch = ours
@@ -590,6 +624,7 @@ def build_results(
         "validate_us_per_bundle_1proc": common.metric([s["validate_us"] for s in single], "µs"),
         "load_json_us_per_bundle_1proc": common.metric([s["load_json_us"] for s in single], "µs"),
         **_phase_metrics(phases["ceiling"], "answers/s"),
+        **_phase_metrics(phases["intake_floor"], "bundles/s"),
         **_phase_metrics(phases["reads"], "reads/s"),
         **_phase_metrics(phases["read_floor"], "reads/s"),
         **_phase_metrics(phases["read_floor_audited"], "reads/s"),
@@ -742,8 +777,13 @@ NOTES = [
     "least on these cores, so what reads and search can approach",
     "reads: GET /fhir/ServiceRequest/<id> by the practice that wrote it (audited, consent- and "
     "tenant-checked), each answer a ServiceRequest",
+    "intake floor: the intake's Bundles (new NHS numbers and ids, as wrk sends them to SPIS) by "
+    "plain FastAPI on uvicorn with the same worker count (bench/floor_app/floor_app.py, POST "
+    "/bundle): fhir_adapters load_json + validate_resource as the validation floor, then each "
+    "entry's resource INSERTed as JSON in one transaction, committed before the answer; no "
+    "token, consent, reference or resubmission check, encryption, search index, audit or job",
     "read floor: the row reads read, by plain FastAPI on uvicorn with the same worker count "
-    "(bench/floor_app/read_floor_app.py; no access log, no middleware, psycopg's async pool): "
+    "(bench/floor_app/floor_app.py; no access log, no middleware, psycopg's async pool): "
     "read_floor one prepared SELECT by primary key and the sealed body sent back as it is, with "
     "no token, tenancy, consent, decryption or audit; read_floor_audited that SELECT and one "
     "INSERT naming the row, committed before each answer. No read through FastAPI and "
@@ -793,6 +833,15 @@ def print_table(results: dict[str, Any]) -> None:
         if ceiling
         else "framework ceiling: no answers"
     )
+    intake, written = m["intake_per_s"]["median"], m["intake_floor_per_s"]["median"]
+    if written:
+        print(
+            f"intake floor (plain FastAPI: the same Bundles validated as SPIS does, their resources "
+            f"INSERTed in one transaction; no token, checks, encryption, index, audit or job): "
+            f"{written:,.0f}/s. Intake is {intake / written:.0%} of it; the intake target "
+            f"({TARGETS['intake_bundles_per_s']:,.0f}/s) is "
+            f"{TARGETS['intake_bundles_per_s'] / written:.0%} of it"
+        )
     floor, audited = m["read_floor_per_s"]["median"], m["read_floor_audited_per_s"]["median"]
     if floor and audited:
         print(

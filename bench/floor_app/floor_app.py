@@ -1,4 +1,4 @@
-"""The read floor: what a read of one stored row costs on this machine without SPIS.
+"""The floors of reads and intake: what they cost on this machine without SPIS.
 
 Plain FastAPI on uvicorn (the worker count of the bench, no access log, no middleware), psycopg's
 async pool in autocommit, the same PostgreSQL database as the bench's SPIS server:
@@ -8,9 +8,11 @@ async pool in autocommit, the same PostgreSQL database as the bench's SPIS serve
 - GET /audited/<id>: that SELECT, then one INSERT of a row naming it (an audit event reduced to
   its id and time), committed before the answer: a read with its audit written the plain way,
   one commit per read.
+- POST /bundle: the write floor (`write`).
 
-Run by bench/read_floor.py for bench/api.py (the `read_floor` phases) with FLOOR_DATABASE_URL, a libpq URL of the bench's
-database, which has the `bench_floor_audit` table the bench makes for it.
+Run by bench/floor_server.py for bench/api.py (the `*_floor*` phases) with FLOOR_DATABASE_URL,
+a libpq URL of the bench's database, which has the `bench_floor_audit` and `bench_floor_resource` tables the bench makes
+for it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from uuid import uuid4
 
-from fastapi import FastAPI, Response
+import orjson
+from fastapi import FastAPI, Request, Response
 from psycopg_pool import AsyncConnectionPool
+
+from fhir_adapters.parse import load_json, validate_resource
 
 POOL = AsyncConnectionPool(
     os.environ["FLOOR_DATABASE_URL"],
@@ -31,6 +37,7 @@ POOL = AsyncConnectionPool(
 )
 SELECT = "SELECT body FROM resource WHERE id = %s"
 INSERT = "INSERT INTO bench_floor_audit (resource_id, recorded) VALUES (%s, now())"
+WRITE = "INSERT INTO bench_floor_resource (id, type, body) VALUES (%s, %s, %s)"
 
 
 @asynccontextmanager
@@ -62,3 +69,20 @@ async def audited(rid: str) -> Response:
             return Response(status_code=404)
         await conn.execute(INSERT, (rid,), prepare=True)
     return Response(bytes(row[0]), media_type="application/octet-stream")
+
+
+@app.post("/bundle")
+async def write(request: Request) -> Response:
+    """The write floor: the referral Bundle parsed and validated as SPIS validates it
+    (`fhir_adapters.parse`, the validation floor's own calls), then each entry's resource stored
+    as JSON in one transaction, committed before the answer. No token, consent, reference or
+    resubmission check, no encryption, search index, audit or job."""
+    bundle = load_json(await request.body())
+    validate_resource(bundle, expected_type="Bundle")
+    entries = [entry["resource"] for entry in bundle["entry"]]
+    rows = [(str(uuid4()), r["resourceType"], orjson.dumps(r)) for r in entries]
+    async with POOL.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+        await cursor.executemany(WRITE, rows)
+    created = [{"response": {"status": "201 Created"}} for _ in rows]
+    body = {"resourceType": "Bundle", "type": "transaction-response", "entry": created}
+    return Response(orjson.dumps(body), media_type="application/fhir+json")

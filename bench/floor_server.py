@@ -1,8 +1,8 @@
-"""The read floor's server (bench/floor_app/read_floor_app.py): plain FastAPI reading the bench's
-database, with the bench's worker count, in the bench's own venv (FastAPI, uvicorn and psycopg's
-pool are SPIS's own dependencies).
+"""The floors' server (bench/floor_app/floor_app.py): plain FastAPI on the bench's database,
+with the bench's worker count, in the bench's own venv (FastAPI, uvicorn, psycopg's pool and
+fhir_adapters are SPIS's own).
 
-    with read_floor_server(database_url, "ServiceRequest/<id>", workers=2) as floor:
+    with floor_server(database_url, "<ServiceRequest id>", workers=2) as floor:
         run = wrk("get.lua", f"{floor.base_url}/select/<id>", 10, {"TOKEN": ""})
 """
 
@@ -23,6 +23,12 @@ from sqlalchemy import create_engine, make_url, text
 
 APP_DIR = Path(__file__).resolve().parent / "floor_app"
 READY_TIMEOUT_S = 60.0
+TABLES = (  # in the bench's database, dropped with it
+    "CREATE TABLE IF NOT EXISTS bench_floor_audit (seq BIGSERIAL PRIMARY KEY, "
+    "resource_id TEXT NOT NULL, recorded TIMESTAMPTZ NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bench_floor_resource (id TEXT PRIMARY KEY, type TEXT NOT NULL, "
+    "body BYTEA NOT NULL)",
+)
 
 
 class FloorUnavailable(RuntimeError):
@@ -36,26 +42,22 @@ class Floor:
 
 
 @contextmanager
-def read_floor_server(database_url: str, rid: str, workers: int) -> Iterator[Floor]:
-    """The floor app on a free port, ready when GET /select/<rid> answers 200; its audit table
-    made in the database first (dropped with the bench's database)."""
+def floor_server(database_url: str, rid: str, workers: int) -> Iterator[Floor]:
+    """The floor app on a free port, ready when GET /select/<rid> answers 200; its tables made in
+    the database first."""
     from tests.fixtures.server import free_port
 
     engine = create_engine(database_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "CREATE TABLE IF NOT EXISTS bench_floor_audit (seq BIGSERIAL PRIMARY KEY, "
-                    "resource_id TEXT NOT NULL, recorded TIMESTAMPTZ NOT NULL)"
-                )
-            )
+            for table in TABLES:
+                conn.execute(text(table))
     finally:
         engine.dispose()
     libpq = make_url(database_url).set(drivername="postgresql").render_as_string(False)
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "read_floor_app:app", "--host", "127.0.0.1",
+        sys.executable, "-m", "uvicorn", "floor_app:app", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--no-access-log",
         "--log-level", "warning",
     ]  # fmt: skip
