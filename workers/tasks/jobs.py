@@ -88,8 +88,8 @@ def sweep_deliveries() -> dict[str, int]:
     """Subscriptions past their end off, heartbeats due added, and `spis.deliver` sent for every
     subscription whose head delivery is due (a retry, a lost message)."""
     swept = delivery_sweep.sweep(session_scope)
-    producer = Producer(settings) if swept.due else None
-    sent = sum(producer.send(JobName.DELIVER.value, sid) for sid in swept.due) if producer else 0
+    due = [(JobName.DELIVER.value, sid) for sid in swept.due]
+    sent = Producer(settings).send_all(due) if due else 0
     return {
         "due": len(swept.due),
         "sent": sent,
@@ -100,11 +100,12 @@ def sweep_deliveries() -> dict[str, int]:
 
 @app.task(name="spis.relay_jobs")
 def relay_jobs() -> int:
-    """Send again what was never picked up (broker down at commit time, message lost)."""
+    """Send again what was never picked up (broker down at commit time, message lost): up to
+    500 a run, in one round trip to Redis (`Producer.send_all`)."""
     producer = Producer(settings)
     with session_scope() as session:
         due = [(job.name, job.id) for job in jobs.due(session, settings.relay_after_s)]
-    sent = sum(producer.send(name, job_id) for name, job_id in due)
+    sent = producer.send_all(due)
     if due:
         log.info("relayed pending jobs", extra={"count": sent})
     return sent
