@@ -101,7 +101,19 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> No
     against the column as it stores it, refusing one too long as `INSERT ... VALUES` would
     (an explicit cast to `VARCHAR(n)[]` would silently cut it).
     A multi-row INSERT ... VALUES was slower than both (about 0.14 ms per row: a compile for
-    each row count). Elsewhere: executemany. The columns take no bind processing on either path."""
+    each row count). Elsewhere: executemany. The columns take no bind processing on either path.
+
+    Measured and not kept (issue 12): each table's rows as ONE parameter, a JSON array made by
+    orjson and expanded by `json_to_recordset` (bodies as a bytea array beside it, zipped by
+    `ROWS FROM`), or one JSON array per column (`json_array_elements_text`). For such a batch
+    (200 resource and version rows, 1,600 index rows, 100 grants; in process, the base and the
+    variant interleaved, 200 batches each, client = this process's CPU, PostgreSQL = its
+    backend's): client 8.0-8.1 ms -> 3.4-4.1 (recordset) or 4.1-5.3 (columns), PostgreSQL
+    58-62 ms -> 65-68 or 63-67. PostgreSQL parsing JSON text (and timestamps as text) costs it
+    more than the binary arrays' receive functions, more than the client saves; with bodies in
+    base64 inside the JSON, some 15 ms more, and `jsonb_to_recordset` more still. Nor was a
+    hand-built binary array faster than psycopg's (its element dumpers are C: 0.2-0.3 µs an
+    element)."""
     names = tuple(rows[0])
     if connection.dialect.name != "postgresql":
         connection.execute(insert(table), list(rows))
