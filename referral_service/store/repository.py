@@ -394,7 +394,9 @@ def _version_row(connection: Connection, row: StoredResource) -> dict[str, objec
 
 
 def _index_rows(row: StoredResource, index: Iterable[IndexRow]) -> list[dict[str, object]]:
-    return [{"resource_id": row.id, "resource_type": row.type, **values} for values in index]
+    # Read once, not per index row: each read goes through the ORM's attribute descriptor.
+    rid, rtype = row.id, row.type
+    return [{"resource_id": rid, "resource_type": rtype, **values} for values in index]
 
 
 def search(
