@@ -21,58 +21,79 @@ _MAX = datetime.max.replace(tzinfo=UTC)
 
 
 def period_of(text: str) -> tuple[datetime, datetime] | None:
-    """The implied (first, last) instants of a FHIR date/dateTime/instant, or None if invalid."""
+    """The implied (first, last) instants of a FHIR date/dateTime/instant, or None if invalid.
+
+    Every resource written indexes its dates through this (a batch of 100 questionnaires: 200
+    calls, py-spy put it at 1.7% of the batch's server CPU): the parts read by position, each
+    precision's step and each offset's zone made once. Measured (timeit, old and new side by side
+    on 20,000 generated strings, the same answers): 11-13 µs -> 5.6-6.7 for a dateTime in UTC,
+    15-19 -> 8-9.5 with a fraction and an offset, 5-9 -> 3-4.7 for a date."""
     match = _DATE.match(text)
     if match is None:
         return None
     try:
-        return _period_from_parts(match)
+        return _period_from_parts(*match.groups())
     except (ValueError, OverflowError):  # e.g. month 13, 24:00, offset beyond a day
         return None
 
 
-def _period_from_parts(match: re.Match[str]) -> tuple[datetime, datetime]:
-    parts = {k: int(v) for k, v in match.groupdict().items() if v and k not in ("tz", "fraction")}
-    tz = _tzinfo(match["tz"])
-    fraction = match["fraction"] or ""
-    micro = int(fraction[:6].ljust(6, "0")) if fraction else 0
+def _period_from_parts(
+    year: str,
+    month: str | None,
+    day: str | None,
+    hour: str | None,
+    minute: str | None,
+    second: str | None,
+    fraction: str | None,
+    tz: str | None,
+) -> tuple[datetime, datetime]:
     start = datetime(
-        parts["year"],
-        parts.get("month", 1),
-        parts.get("day", 1),
-        parts.get("hour", 0),
-        parts.get("minute", 0),
-        parts.get("second", 0),
-        micro,
-        tzinfo=tz,
+        int(year),
+        int(month) if month else 1,
+        int(day) if day else 1,
+        int(hour) if hour else 0,
+        int(minute) if minute else 0,
+        int(second) if second else 0,
+        int(fraction[:6].ljust(6, "0")) if fraction else 0,
+        tzinfo=_tzinfo(tz),
     )
-    return start.astimezone(UTC), _last_instant(start, match, fraction).astimezone(UTC)
-
-
-def _last_instant(start: datetime, match: re.Match[str], fraction: str) -> datetime:
     if fraction:
-        step = timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
-    elif match["second"]:
-        step = timedelta(seconds=1)
-    elif match["minute"]:
-        step = timedelta(minutes=1)
-    elif match["day"]:
-        step = timedelta(days=1)
-    elif match["month"]:
+        step = _FRACTION_STEPS[min(len(fraction), 6)]
+    elif second:
+        step = _SECOND
+    elif minute:
+        step = _MINUTE
+    elif day:
+        step = _DAY
+    elif month:
         step = timedelta(days=calendar.monthrange(start.year, start.month)[1])
     else:
         step = timedelta(days=366 if calendar.isleap(start.year) else 365)
     try:
-        return start + step - _MICRO
+        last = start + step - _MICRO
     except OverflowError:  # the year 9999
-        return _MAX
+        last = _MAX
+    return start.astimezone(UTC), last.astimezone(UTC)
+
+
+_FRACTION_STEPS = {n: timedelta(microseconds=10 ** (6 - n)) for n in range(1, 7)}
+_SECOND, _MINUTE, _DAY = timedelta(seconds=1), timedelta(minutes=1), timedelta(days=1)
 
 
 def _tzinfo(tz: str | None) -> timezone:
-    if tz is None or tz == "Z":
+    if tz is None or tz == "Z" or tz == "+00:00":
         return UTC
+    known = _OFFSETS.get(tz)
+    if known is not None:
+        return known
     sign = -1 if tz[0] == "-" else 1
     hours, minutes = int(tz[1:3]), int(tz[4:6])
     if hours > 14 or minutes > 59:
         raise ValueError("time zone offset out of range")
-    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    if len(_OFFSETS) < 256:  # the offsets people use are few; remembered, never grown unbounded
+        _OFFSETS[tz] = zone
+    return zone
+
+
+_OFFSETS: dict[str, timezone] = {}

@@ -47,8 +47,13 @@ def unwrap(kek: bytes, wrapped: bytes) -> bytes:
 
 
 def seal(key_id: int, data_key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    return seal_with(key_id, AESGCM(data_key), plaintext, aad)
+
+
+def seal_with(key_id: int, cipher: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+    """`seal` with the key's AESGCM already made (see `open_with`); a fresh nonce every time."""
     nonce = os.urandom(NONCE_BYTES)
-    return HEADER.pack(FORMAT, key_id) + nonce + AESGCM(data_key).encrypt(nonce, plaintext, aad)
+    return HEADER.pack(FORMAT, key_id) + nonce + cipher.encrypt(nonce, plaintext, aad)
 
 
 def key_id_of(sealed: bytes) -> int:

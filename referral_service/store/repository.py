@@ -288,25 +288,28 @@ def insert_resource(
     its cost. Bodies are sealed here. The row joins the session as persistent, so that reading
     it back by id in this transaction (`session.get`) needs no query."""
     connection = session.connection()
+    # Each read of a row's attribute goes through the ORM's descriptor: once each, here.
+    rid, rtype, version_id, when = row.id, row.type, row.version_id, row.last_updated
+    tenant, body = row.org_id, row.body
     # Sealing may read the current key: a statement, which sends the queue. Seal, then queue.
-    sealed = sealing.seal_resource(connection, row, row.version_id, row.body)
-    version = _version_row(connection, row)
+    sealed = ring.seal(connection, sealing.resource_aad(rid, rtype, version_id, tenant), body)
+    version = _version_row(connection, rid, version_id, when, tenant, body)
     queued = write_queue.queue(connection)
     queued.resources.append(
         {
-            "id": row.id,
-            "type": row.type,
-            "version_id": row.version_id,
-            "last_updated": row.last_updated,
-            "org_id": row.org_id,
+            "id": rid,
+            "type": rtype,
+            "version_id": version_id,
+            "last_updated": when,
+            "org_id": tenant,
             "body": sealed,
         }
     )
     queued.versions.append(version)
-    rows = _index_rows(row, index)
+    rows = _index_rows(rid, rtype, index)
     queued.index.extend(rows)
-    queued.grants.extend({"resource_id": row.id, "org_id": org} for org in sorted(set(grants)))
-    write_queue.queued_version(session, row.type, row.id, rows)
+    queued.grants.extend({"resource_id": rid, "org_id": org} for org in sorted(set(grants)))
+    write_queue.queued_version(session, rtype, rid, rows)
     write_queue.hold(session, row)
 
 
@@ -373,28 +376,30 @@ def update_resource(
     session.execute(delete(SearchIndex).where(SearchIndex.resource_id == row.id))
     for name, value in (("version_id", version_id), ("last_updated", when), ("body", body)):
         set_committed_value(row, name, value)
-    version = _version_row(connection, row)
+    version = _version_row(connection, row.id, version_id, when, row.org_id, body)
     queued = write_queue.queue(connection)
     queued.versions.append(version)
-    rows = _index_rows(row, index)
+    rows = _index_rows(row.id, row.type, index)
     queued.index.extend(rows)
     write_queue.queued_version(session, row.type, row.id, rows)
     return True
 
 
-def _version_row(connection: Connection, row: StoredResource) -> dict[str, object]:
-    aad = sealing.version_aad(row.id, row.version_id, row.org_id)
+def _version_row(
+    connection: Connection, rid: str, version_id: int, when: datetime, tenant: str, body: bytes
+) -> dict[str, object]:
+    aad = sealing.version_aad(rid, version_id, tenant)
     return {
-        "resource_id": row.id,
-        "version_id": row.version_id,
-        "last_updated": row.last_updated,
-        "org_id": row.org_id,
-        "body": ring.seal(connection, aad, row.body),
+        "resource_id": rid,
+        "version_id": version_id,
+        "last_updated": when,
+        "org_id": tenant,
+        "body": ring.seal(connection, aad, body),
     }
 
 
-def _index_rows(row: StoredResource, index: Iterable[IndexRow]) -> list[dict[str, object]]:
-    return [{"resource_id": row.id, "resource_type": row.type, **values} for values in index]
+def _index_rows(rid: str, rtype: str, index: Iterable[IndexRow]) -> list[dict[str, object]]:
+    return [{"resource_id": rid, "resource_type": rtype, **values} for values in index]
 
 
 def search(

@@ -35,7 +35,11 @@ def resource_aad(resource_id: str, rtype: str, version_id: int, tenant: str) -> 
 
 
 def version_aad(resource_id: str, version_id: int, tenant: str) -> bytes:
-    return bound(table="resource_version", id=resource_id, version=version_id, tenant=tenant)
+    """`bound(table="resource_version", id=..., version=..., tenant=...)`, written out as
+    `resource_aad` is: every resource written makes one (0.5 µs against 3.3)."""
+    return (
+        f"table=resource_version\x00id={resource_id}\x00version={version_id}\x00tenant={tenant}"
+    ).encode()
 
 
 def legacy_resource_aad(resource_id: str, version_id: int) -> bytes:

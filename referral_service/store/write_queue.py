@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Engine, String, Table, event, insert, text
+from sqlalchemy import Connection, Dialect, Engine, String, Table, event, insert, inspect, text
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.types import TypeEngine
 
 from referral_service.kit.prepared import Prepared
@@ -100,7 +101,19 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> No
     against the column as it stores it, refusing one too long as `INSERT ... VALUES` would
     (an explicit cast to `VARCHAR(n)[]` would silently cut it).
     A multi-row INSERT ... VALUES was slower than both (about 0.14 ms per row: a compile for
-    each row count). Elsewhere: executemany. The columns take no bind processing on either path."""
+    each row count). Elsewhere: executemany. The columns take no bind processing on either path.
+
+    Measured and not kept (issue 12): each table's rows as ONE parameter, a JSON array made by
+    orjson and expanded by `json_to_recordset` (bodies as a bytea array beside it, zipped by
+    `ROWS FROM`), or one JSON array per column (`json_array_elements_text`). For such a batch
+    (200 resource and version rows, 1,600 index rows, 100 grants; in process, the base and the
+    variant interleaved, 200 batches each, client = this process's CPU, PostgreSQL = its
+    backend's): client 8.0-8.1 ms -> 3.4-4.1 (recordset) or 4.1-5.3 (columns), PostgreSQL
+    58-62 ms -> 65-68 or 63-67. PostgreSQL parsing JSON text (and timestamps as text) costs it
+    more than the binary arrays' receive functions, more than the client saves; with bodies in
+    base64 inside the JSON, some 15 ms more, and `jsonb_to_recordset` more still. Nor was a
+    hand-built binary array faster than psycopg's (its element dumpers are C: 0.2-0.3 µs an
+    element)."""
     names = tuple(rows[0])
     if connection.dialect.name != "postgresql":
         connection.execute(insert(table), list(rows))
@@ -232,10 +245,36 @@ _HELD = "spis.store.held"  # (row, innermost savepoint when inserted): kept in t
 def hold(session: Session, row: StoredResource) -> None:
     """A new row, queued: persistent in the session without the unit of work, and strongly
     referenced until the transaction ends (the identity map's own references are weak), so that
-    reading it back by id needs no query."""
-    make_transient_to_detached(row)
-    session.add(row)
+    reading it back by id needs no query.
+
+    A row with no history (`repository.new_row`'s) is attached as a query attaches a row it
+    loads: its identity key set, into the identity map (which refuses a second row of the same
+    key, as `Session.add` does), its session noted. `make_transient_to_detached` and
+    `Session.add` did that too, and also reset the history (there is none), cascaded along
+    relationships (a resource row has none), ran attach events (nothing listens; if something
+    does, they still run) and began the session's transaction (it has begun): measured in
+    process, 13-29 µs a row against 2.5-4.5 µs, some 2-5 ms less for a batch of 100
+    questionnaires (200 rows; py-spy had put `hold` at 3.6% of the batch's server CPU)."""
+    state = instance_state(row)
+    if state.key or state.session_id or state.modified or _attach_listened(session):
+        make_transient_to_detached(row)  # refuses a row that is not transient
+        session.add(row)
+    else:
+        state.key = _RESOURCE.identity_key_from_primary_key((row.id,))
+        session.identity_map.add(state)
+        state.session_id = session.hash_key
     session.info.setdefault(_HELD, []).append((row, session.get_nested_transaction()))
+
+
+_RESOURCE = inspect(StoredResource)
+
+
+def _attach_listened(session: Session) -> bool:
+    """Something listens to attach events, or the session has not begun (`Session.add` would
+    begin it): `hold` takes the long way."""
+    dispatch = session.dispatch
+    listened = dispatch.before_attach or dispatch.after_attach or dispatch.detached_to_persistent
+    return bool(listened) or not session.in_transaction()
 
 
 @event.listens_for(Session, "before_commit")

@@ -104,9 +104,9 @@ def test_each_key_is_set_up_once_and_forgotten_with_its_kek(
 
 
 def test_the_resource_associated_data_is_the_bound_fields() -> None:
-    """`resource_aad`, written out for speed, is byte for byte what `bound` makes: values sealed
-    before it was written out still open."""
-    from referral_service.store.sealing import bound, resource_aad
+    """`resource_aad` and `version_aad`, written out for speed, are byte for byte what `bound`
+    makes: values sealed before they were written out still open."""
+    from referral_service.store.sealing import bound, resource_aad, version_aad
 
     for rid, rtype, version, tenant in [
         ("a1", "Task", 1, "org-1"),
@@ -114,3 +114,34 @@ def test_the_resource_associated_data_is_the_bound_fields() -> None:
     ]:
         expected = bound(table="resource", id=rid, type=rtype, version=version, tenant=tenant)
         assert resource_aad(rid, rtype, version, tenant) == expected
+        in_version = bound(table="resource_version", id=rid, version=version, tenant=tenant)
+        assert version_aad(rid, version, tenant) == in_version
+
+
+def test_sealing_uses_the_current_keys_one_cipher_with_a_fresh_nonce_each_time(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """`ring.seal` seals with the current key's AESGCM made once (`_cipher`), forgotten with the
+    KEK as the reads' is: what it seals opens with the key material itself, under its associated
+    data only, and two seals of one value differ (a nonce each)."""
+    from referral_service.kit import envelope
+    from tests.conftest import TEST_KEK
+
+    with session_factory() as session:
+        connection = session.connection()
+        ring.register(connection.engine, TEST_KEK)
+        key_id, key = ring.current(connection)
+        aad = b"table=test\x00id=3"
+        first, second = ring.seal(connection, aad, b"plain"), ring.seal(connection, aad, b"plain")
+        cipher = ring._cipher(connection, key_id)
+        assert envelope.key_id_of(first) == key_id
+        assert first != second
+        assert envelope.open_sealed(key, first, aad) == envelope.open_sealed(key, second, aad)
+        assert envelope.open_sealed(key, first, aad) == b"plain"
+        with pytest.raises(InvalidTag):
+            envelope.open_sealed(key, first, b"table=test\x00id=4")
+        ring.seal(connection, aad, b"again")
+        assert ring._cipher(connection, key_id) is cipher
+        ring.register(connection.engine, TEST_KEK)
+        assert envelope.open_sealed(key, ring.seal(connection, aad, b"later"), aad) == b"later"
+        assert ring._cipher(connection, key_id) is not cipher

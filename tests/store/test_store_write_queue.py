@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, event, func, inspect, select
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from referral_service.audit.sealer import SEALER_THREAD
 from referral_service.config import Settings
@@ -192,3 +192,57 @@ def test_a_long_token_system_is_indexed_cut_to_its_column(
             )
         ).all()
         assert systems == [system[:255]]
+
+
+def _new_row(rid: str) -> StoredResource:
+    when = datetime(2026, 11, 29, 15, 0, 1, 123456, tzinfo=UTC)
+    return repository.new_row(rid, "Observation", 1, when, "org-x", b"{}")
+
+
+def test_a_held_row_is_persistent_in_the_session_and_its_id_taken(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """`hold` attaches a new row as a query's load would: persistent, no pending change, found
+    by id, gone with the savepoint it was held in; a second row of the same id is refused as
+    `Session.add` refuses it."""
+    configure_mappers()  # as the first query would
+    with session_factory() as session:
+        session.connection()  # begun, as by `insert_resource`
+        savepoint = session.begin_nested()
+        row = _new_row("held-1")
+        write_queue.hold(session, row)
+        state = inspect(row)
+        assert (state.persistent, state.modified, state.identity) == (True, False, ("held-1",))
+        assert row in session
+        assert session.get(StoredResource, "held-1") is row
+        assert (list(session.dirty), list(session.new)) == ([], [])
+        with pytest.raises(InvalidRequestError):
+            write_queue.hold(session, _new_row("held-1"))
+        with pytest.raises(InvalidRequestError):  # not transient any more
+            write_queue.hold(session, row)
+        savepoint.rollback()
+        assert row not in session
+        assert session.get(StoredResource, "held-1") is None
+
+
+def test_hold_still_runs_attach_events_and_resets_a_row_with_history(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """The long way (`make_transient_to_detached`, `Session.add`) where it does more: a
+    listener sees the attach, a row built by its constructor has its history reset."""
+    attached: list[object] = []
+
+    def seen(_: Session, instance: object) -> None:
+        attached.append(instance)
+
+    with session_factory() as session:
+        event.listen(session, "after_attach", seen)
+        row = _new_row("held-2")
+        write_queue.hold(session, row)
+        assert attached == [row]
+        event.remove(session, "after_attach", seen)
+        built = StoredResource(id="held-3", type="Observation", version_id=1, org_id="org-x")
+        write_queue.hold(session, built)
+        assert (inspect(built).persistent, inspect(built).modified) == (True, False)
+        assert session.get(StoredResource, "held-3") is built
+        session.rollback()
