@@ -376,29 +376,30 @@ class Bench:
 
     def read_floor(self) -> Phase:
         """The row the reads read, by plain FastAPI: one SELECT, nothing else."""
-        rid = self.setup.service_request.split("/", 1)[1]
-        return self._floor_phase(
-            "read_floor",
-            self.args.read_duration,
-            lambda url, seconds: wrk("get.lua", f"{url}/select/{rid}", seconds, {"TOKEN": ""}),
-        )
+        return self._read_floor("read_floor", "select")
 
     def read_floor_audited(self) -> Phase:
         """The same, with an INSERT naming the row committed before each answer."""
-        rid = self.setup.service_request.split("/", 1)[1]
+        return self._read_floor("read_floor_audited", "audited")
+
+    def _read_floor(self, name: str, route: str) -> Phase:
+        path = f"/{route}/{self._read_id()}"
         return self._floor_phase(
-            "read_floor_audited",
+            name,
             self.args.read_duration,
-            lambda url, seconds: wrk("get.lua", f"{url}/audited/{rid}", seconds, {"TOKEN": ""}),
+            lambda url, seconds: wrk("get.lua", url + path, seconds, {"TOKEN": ""}),
         )
+
+    def _read_id(self) -> str:
+        """The id of the ServiceRequest the reads read (`setup.service_request` is its ref)."""
+        return self.setup.service_request.split("/", 1)[1]
 
     def _floor_phase(
         self, name: str, duration: float, load: Callable[[str, float], WrkRun]
     ) -> Phase:
         """A phase against the floor app (bench/floor_app/floor_app.py), SPIS idle meanwhile; its
         CPU is the floor server's, its memory left out of SPIS's."""
-        rid = self.setup.service_request.split("/", 1)[1]
-        with floor_server(self.database_url, rid, self.args.workers) as floor:
+        with floor_server(self.database_url, self._read_id(), self.args.workers) as floor:
             ours, self.watch = self.watch, Watch(floor.pid, self.watch.database)
             try:
                 return self.repeat(

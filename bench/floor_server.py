@@ -11,18 +11,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from peer import stop_server
+from peer import Served, stop_server, wait_until_ready
 from sqlalchemy import create_engine, make_url, text
 
 APP_DIR = Path(__file__).resolve().parent / "floor_app"
-READY_TIMEOUT_S = 60.0
 TABLES = (  # in the bench's database, dropped with it
     "CREATE TABLE IF NOT EXISTS bench_floor_audit (seq BIGSERIAL PRIMARY KEY, "
     "resource_id TEXT NOT NULL, recorded TIMESTAMPTZ NOT NULL)",
@@ -35,14 +32,8 @@ class FloorUnavailable(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class Floor:
-    base_url: str
-    pid: int  # uvicorn's supervisor: the session id its workers share
-
-
 @contextmanager
-def floor_server(database_url: str, rid: str, workers: int) -> Iterator[Floor]:
+def floor_server(database_url: str, rid: str, workers: int) -> Iterator[Served]:
     """The floor app on a free port, ready when GET /select/<rid> answers 200; its tables made in
     the database first."""
     from tests.fixtures.server import free_port
@@ -73,26 +64,16 @@ def floor_server(database_url: str, rid: str, workers: int) -> Iterator[Floor]:
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_ready(proc, f"{base_url}/select/{rid}", log)
-            yield Floor(base_url, proc.pid)
+            wait_until_ready(
+                proc,
+                lambda: httpx.get(f"{base_url}/select/{rid}"),
+                200,
+                FloorUnavailable("the floor app"),
+                lambda: _tail(log),
+            )
+            yield Served(base_url, proc.pid)
         finally:
             stop_server(proc)
-
-
-def _wait_until_ready(proc: subprocess.Popen[bytes], url: str, log: object) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise FloorUnavailable(f"the read floor exited with {proc.returncode}: {_tail(log)}")
-        try:
-            answer = httpx.get(url)
-        except httpx.TransportError:
-            time.sleep(0.2)
-            continue
-        if answer.status_code == 200:
-            return
-        raise FloorUnavailable(f"the read floor answered {answer.status_code}: {_tail(log)}")
-    raise FloorUnavailable(f"the read floor did not answer within {READY_TIMEOUT_S:.0f} s")
 
 
 def _tail(log: object) -> str:

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ VENV = BENCH / ".peer-venv"
 STAMP = VENV / ".installed"
 PACKAGES = ["fhirstarter", "uvicorn[standard]", "orjson"]
 BODY = PEER_DIR / "servicerequest.json"
+READY_TIMEOUT_S = 60.0
 
 
 class PeerUnavailable(RuntimeError):
@@ -32,7 +33,9 @@ class PeerUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Peer:
+class Served:
+    """A uvicorn server the bench started (the peer, the floor app)."""
+
     base_url: str
     pid: int  # uvicorn's supervisor: the session id its workers share
 
@@ -57,7 +60,7 @@ def ensure_venv() -> Path:
 
 
 @contextmanager
-def peer_server(port: int, workers: int = 2) -> Iterator[Peer]:
+def peer_server(port: int, workers: int = 2) -> Iterator[Served]:
     python = ensure_venv()
     log = open(BENCH / ".peer-venv" / "peer.log", "wb")  # noqa: SIM115 - closed below
     command = [
@@ -75,7 +78,7 @@ def peer_server(port: int, workers: int = 2) -> Iterator[Peer]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_ready(proc, base_url)
-        yield Peer(base_url, proc.pid)
+        yield Served(base_url, proc.pid)
     finally:
         stop_server(proc)
         log.close()
@@ -83,21 +86,42 @@ def peer_server(port: int, workers: int = 2) -> Iterator[Peer]:
 
 def _wait_until_ready(proc: subprocess.Popen[bytes], base_url: str) -> None:
     """Ready when a ServiceRequest create answers 201 (from at least one worker: warm up)."""
-    deadline = time.monotonic() + 60
     body = BODY.read_bytes()
     headers = {"Content-Type": "application/fhir+json"}
+    wait_until_ready(
+        proc,
+        lambda: httpx.post(f"{base_url}/ServiceRequest", content=body, headers=headers),
+        201,
+        PeerUnavailable("the peer"),
+        lambda: f"see {VENV}/peer.log",
+    )
+
+
+def wait_until_ready(
+    proc: subprocess.Popen[bytes],
+    probe: Callable[[], httpx.Response],
+    good: int,
+    unavailable: Exception,
+    log: Callable[[], str],
+) -> None:
+    """Until `probe` answers `good`; `unavailable` (its message naming the server), with what
+    `log` tells, when the server exits first, answers anything else, or not within 60 s."""
+    what = str(unavailable)
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise PeerUnavailable(f"the peer exited with {proc.returncode}: see {VENV}/peer.log")
+            raise type(unavailable)(f"{what} exited with {proc.returncode}: {log()}")
         try:
-            answer = httpx.post(f"{base_url}/ServiceRequest", content=body, headers=headers)
+            answer = probe()
         except httpx.TransportError:
             time.sleep(0.2)
             continue
-        if answer.status_code == 201:
+        if answer.status_code == good:
             return
-        raise PeerUnavailable(f"the peer answered {answer.status_code}: {answer.text[:300]}")
-    raise PeerUnavailable("the peer did not answer within 60 s")
+        raise type(unavailable)(
+            f"{what} answered {answer.status_code}: {answer.text[:300]} {log()}"
+        )
+    raise type(unavailable)(f"{what} did not answer within {READY_TIMEOUT_S:.0f} s")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

@@ -52,22 +52,22 @@ app = FastAPI(lifespan=lifespan)
 
 @app.get("/select/{rid}")
 async def select(rid: str) -> Response:
-    async with POOL.connection() as conn:
-        cursor = await conn.execute(SELECT, (rid,), prepare=True)
-        row = await cursor.fetchone()
-    if row is None:
-        return Response(status_code=404)
-    return Response(bytes(row[0]), media_type="application/octet-stream")
+    return await _read(rid, audited=False)
 
 
 @app.get("/audited/{rid}")
 async def audited(rid: str) -> Response:
+    return await _read(rid, audited=True)
+
+
+async def _read(rid: str, *, audited: bool) -> Response:
     async with POOL.connection() as conn:
         cursor = await conn.execute(SELECT, (rid,), prepare=True)
         row = await cursor.fetchone()
         if row is None:
             return Response(status_code=404)
-        await conn.execute(INSERT, (rid,), prepare=True)
+        if audited:
+            await conn.execute(INSERT, (rid,), prepare=True)
     return Response(bytes(row[0]), media_type="application/octet-stream")
 
 
