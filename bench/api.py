@@ -44,6 +44,7 @@ NHS_STRIDE = 50_000  # NHS number stems per wrk thread per run
 NHS_RUN_BLOCK = 2 * NHS_STRIDE  # two threads
 NHS_INTAKE_STEM = 999_000_000
 BATCH_WARMUP_S = 6.0  # at least: long enough for a few answers of 100 entries each
+SEARCH_COUNTED = {"TOKEN": "", "COUNT": '"mode":"match"', "EXPECT": "50"}  # a full page: good
 
 TARGETS = {
     "intake_bundles_per_s": 250.0,
@@ -63,9 +64,17 @@ PHASES = (
     "read_floor",
     "read_floor_audited",
     "search",
+    "search_floor",
     "batch",
+    "batch_floor",
 )
-FLOOR_PHASES = ("intake_floor", "read_floor", "read_floor_audited")  # not SPIS: not its memory
+FLOOR_PHASES = (  # not SPIS: not its memory
+    "intake_floor",
+    "read_floor",
+    "read_floor_audited",
+    "search_floor",
+    "batch_floor",
+)
 
 
 @dataclass
@@ -101,7 +110,8 @@ def parse_args() -> argparse.Namespace:
         "--only",
         type=lambda text: [name for name in text.split(",") if name],
         help=f"a probe while working: only these phases ({','.join(PHASES)}), no floor, no peer, "
-        "nothing written to the results (search runs intake first, for the Tasks it finds)",
+        "nothing written to the results (search runs intake first, for the Tasks it finds, and "
+        "search_floor intake_floor, for its rows)",
     )
     parser.add_argument(
         "--profile",
@@ -308,27 +318,30 @@ class Bench:
     def batch(self) -> Phase:
         from tests.fixtures.server import fhir_base
 
-        body = self.setup.batch_body.read_bytes()
-
         def load(seconds: float) -> WrkRun:
-            headers = {
-                "Authorization": f"Bearer {self.token(self.systems.timebank)}",
-                "Content-Type": "application/fhir+json",
-                "Accept": "application/fhir+json",
-            }
-            url = fhir_base(self.base_url)
-            connections = self.args.batch_connections
-            return closed_loop(url, body, headers, connections, seconds, batch_created)
+            token = self.token(self.systems.timebank)
+            return self._post_batches(fhir_base(self.base_url), seconds, token)
 
-        warmup = max(self.args.warmup, BATCH_WARMUP_S)
         return self.write_phase(
             Phase("batch"),
             self.args.batch_duration,
             load,
             ["QuestionnaireResponse", "Observation"],
             1,
-            warmup,
+            self._batch_warmup(),
         )
+
+    def _post_batches(self, url: str, seconds: float, token: str | None) -> WrkRun:
+        """The time bank's batch Bundle POSTed by `--batch-connections` clients in a closed
+        loop; each answer counts its entries answered 201."""
+        headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        body = self.setup.batch_body.read_bytes()
+        return closed_loop(url, body, headers, self.args.batch_connections, seconds, batch_created)
+
+    def _batch_warmup(self) -> float:
+        return max(float(self.args.warmup), BATCH_WARMUP_S)
 
     def write_phase(
         self,
@@ -382,6 +395,27 @@ class Bench:
         """The same, with an INSERT naming the row committed before each answer."""
         return self._read_floor("read_floor_audited", "audited")
 
+    def search_floor(self) -> Phase:
+        """A page of 50 of the ServiceRequests the intake floor stored, by plain FastAPI: one
+        SELECT, the stored JSON put in a searchset as it is."""
+        return self._floor_phase(
+            "search_floor",
+            self.args.read_duration,
+            lambda url, seconds: wrk(
+                "get.lua", url + "/search/ServiceRequest", seconds, SEARCH_COUNTED
+            ),
+        )
+
+    def batch_floor(self) -> Phase:
+        """The time bank's batch Bundle, by plain FastAPI: validated as SPIS validates it, its
+        100 QuestionnaireResponses INSERTed as JSON in one transaction."""
+        return self._floor_phase(
+            "batch_floor",
+            self.args.batch_duration,
+            lambda url, seconds: self._post_batches(url + "/bundle", seconds, None),
+            self._batch_warmup(),
+        )
+
     def _read_floor(self, name: str, route: str) -> Phase:
         path = f"/{route}/{self._read_id()}"
         return self._floor_phase(
@@ -395,7 +429,11 @@ class Bench:
         return self.setup.service_request.split("/", 1)[1]
 
     def _floor_phase(
-        self, name: str, duration: float, load: Callable[[str, float], WrkRun]
+        self,
+        name: str,
+        duration: float,
+        load: Callable[[str, float], WrkRun],
+        warmup: float | None = None,
     ) -> Phase:
         """A phase against the floor app (bench/floor_app/floor_app.py), SPIS idle meanwhile; its
         CPU is the floor server's, its memory left out of SPIS's."""
@@ -403,7 +441,7 @@ class Bench:
             ours, self.watch = self.watch, Watch(floor.pid, self.watch.database)
             try:
                 return self.repeat(
-                    Phase(name), duration, lambda seconds: load(floor.base_url, seconds)
+                    Phase(name), duration, lambda seconds: load(floor.base_url, seconds), warmup
                 )
             finally:
                 self.watch = ours
@@ -424,11 +462,7 @@ class Bench:
         url = f"{fhir_base(self.base_url)}/Task?status=requested&_count=50"
 
         def load(seconds: float) -> WrkRun:
-            env = {
-                "TOKEN": self.token(self.systems.practice),
-                "COUNT": '"mode":"match"',
-                "EXPECT": "50",
-            }
+            env = {**SEARCH_COUNTED, "TOKEN": self.token(self.systems.practice)}
             return wrk("get.lua", url, seconds, env)
 
         return self.repeat(Phase("search"), self.args.read_duration, load)
@@ -521,9 +555,8 @@ def main() -> int:
 
 def probe(args: argparse.Namespace) -> int:
     """--only: the phases asked for, their per-run lines, nothing written."""
-    names = [
-        name for name in PHASES if name in args.only or (name == "intake" and "search" in args.only)
-    ]
+    first = {"intake": "search", "intake_floor": "search_floor"}  # what the search finds
+    names = [name for name in PHASES if name in args.only or first.get(name) in args.only]
     broker, _ = choose_broker()
     try:
         phases, _, _ = run_spis(args, broker, tuple(names))
@@ -630,10 +663,11 @@ def build_results(
         **_phase_metrics(phases["read_floor"], "reads/s"),
         **_phase_metrics(phases["read_floor_audited"], "reads/s"),
         **_phase_metrics(phases["search"], "searches/s"),
+        **_phase_metrics(phases["search_floor"], "searches/s"),
         **_phase_metrics(batch, "bundles/s"),
-        "batch_resources_per_s": common.metric(
-            [r.counted_per_s for r in batch.runs], "entries answered 201 per s"
-        ),
+        "batch_resources_per_s": _batch_resources(batch),
+        **_phase_metrics(phases["batch_floor"], "bundles/s"),
+        "batch_floor_resources_per_s": _batch_resources(phases["batch_floor"]),
     }
     worst = _memory_peaks(memory)
     return {
@@ -672,6 +706,10 @@ def build_results(
         },
         "notes": NOTES,
     }
+
+
+def _batch_resources(phase: Phase) -> dict[str, Any]:
+    return common.metric([r.counted_per_s for r in phase.runs], "entries answered 201 per s")
 
 
 def _memory_peaks(memory: list[dict[str, Any]]) -> dict[str, Any]:
@@ -791,10 +829,20 @@ NOTES = [
     "PostgreSQL on these cores is faster than read_floor",
     "search: GET /fhir/Task?status=requested&_count=50 by the practice, after intake stored "
     "thousands of its Tasks; each answer must hold 50 matches",
+    "search floor: GET /search/ServiceRequest of plain FastAPI (bench/floor_app/floor_app.py, "
+    "same worker count, no access log or middleware): one prepared SELECT of 51 of the rows the "
+    "intake floor stored, by type in primary-key order, the first 50 put as stored into a "
+    "searchset Bundle; no token, tenancy, consent, search index, decryption or audit. Each "
+    "answer must hold 50 matches",
     "batch: a time bank POSTs a batch Bundle of 100 QuestionnaireResponses (SWEMWBS and UCLA-3) "
     "about referrals routed to it; each entry answered 201 counts as one resource, and SPIS "
     "stores with it the score Observation it derives. Time banks cannot POST Observations or "
     "Procedures: SPIS writes those from questionnaires and the ledger (docs/api.md)",
+    "batch floor: the same batch Bundle POSTed to plain FastAPI (bench/floor_app/floor_app.py, "
+    "POST /bundle) by the same closed loop: validated as SPIS validates it, its 100 "
+    "QuestionnaireResponses INSERTed as JSON in one transaction, committed before a "
+    "batch-response of 100 '201 Created'; no token, consent, reference check, encryption, "
+    "search index, derived Observation, audit or job",
     "stored: after each write phase, rows added per type in the database >= entries answered "
     "201 (more when requests in flight at wrk's end were committed); lost > 0 fails the bench",
     "memory: RSS and PSS (/proc/<pid>/smaps_rollup) of each uvicorn worker, sampled twice a "
@@ -834,15 +882,14 @@ def print_table(results: dict[str, Any]) -> None:
         if ceiling
         else "framework ceiling: no answers"
     )
-    intake, written = m["intake_per_s"]["median"], m["intake_floor_per_s"]["median"]
-    if written:
-        print(
-            f"intake floor (plain FastAPI: the same Bundles validated as SPIS does, their resources "
-            f"INSERTed in one transaction; no token, checks, encryption, index, audit or job): "
-            f"{written:,.0f}/s. Intake is {intake / written:.0%} of it; the intake target "
-            f"({TARGETS['intake_bundles_per_s']:,.0f}/s) is "
-            f"{TARGETS['intake_bundles_per_s'] / written:.0%} of it"
-        )
+    _floor_line(
+        "intake floor (plain FastAPI: the same Bundles validated as SPIS does, their resources "
+        "INSERTed in one transaction; no token, checks, encryption, index, audit or job)",
+        m["intake_per_s"]["median"],
+        m["intake_floor_per_s"]["median"],
+        "intake",
+        TARGETS["intake_bundles_per_s"],
+    )
     floor, audited = m["read_floor_per_s"]["median"], m["read_floor_audited_per_s"]["median"]
     if floor and audited:
         print(
@@ -852,6 +899,23 @@ def print_table(results: dict[str, Any]) -> None:
             f"the reads target ({TARGETS['reads_per_s']:,.0f}/s) is "
             f"{TARGETS['reads_per_s'] / floor:.0%} of the floor"
         )
+    _floor_line(
+        "search floor (plain FastAPI: one SELECT of 51 stored JSON rows, 50 put in a searchset; "
+        "no token, tenancy, consent, index, decryption or audit)",
+        m["search_per_s"]["median"],
+        m["search_floor_per_s"]["median"],
+        "search",
+        TARGETS["searches_per_s"],
+    )
+    _floor_line(
+        "batch floor (plain FastAPI: the same batch validated as SPIS does, its 100 resources "
+        "INSERTed in one transaction; no token, checks, encryption, index, Observation, audit or "
+        "job), resources",
+        m["batch_resources_per_s"]["median"],
+        m["batch_floor_resources_per_s"]["median"],
+        "batch",
+        TARGETS["batch_resources_per_s"],
+    )
     print(
         f"latency p50/p99 ms: intake {m['intake_p50_ms']['median']:g}/{m['intake_p99_ms']['median']:g}"
         f", reads {m['reads_p50_ms']['median']:g}/{m['reads_p99_ms']['median']:g}"
@@ -883,6 +947,15 @@ def print_table(results: dict[str, Any]) -> None:
             )
     if "broker_note" in config:
         print(f"note: {config['broker_note']}")
+
+
+def _floor_line(label: str, ours: float, floor: float, what: str, target: float) -> None:
+    """The table's line for a floor: its rate, the share of it SPIS reaches and the target asks."""
+    if floor:
+        print(
+            f"{label}: {floor:,.0f}/s. The {what} phase is {ours / floor:.0%} of it; the {what} "
+            f"target ({target:,.0f}/s) is {target / floor:.0%} of it"
+        )
 
 
 if __name__ == "__main__":
