@@ -266,22 +266,29 @@ def _group_events(
     each; what they share (actor, purpose, time: one request) is worked out once. `merge` makes
     them one event when there are several: each stored event cost ~80 µs of CPU to record and
     seal, and a search page had up to 50."""
-    shared = _event(principal, kind, action, (), None, None, None, Outcome.SUCCESS, detail)
     chunks = [
-        (
-            tenant,
-            patient,
-            tuple(r for r in refs[start : start + MAX_ENTITIES] if _REFERENCE.match(r)),
-        )
+        (tenant, patient, refs[start : start + MAX_ENTITIES])
         for (tenant, patient), refs in groups.items()
         for start in range(0, max(len(refs), 1), MAX_ENTITIES)
     ]
-    if merge and len(chunks) > 1:
+    if len(chunks) == 1:  # a read of one resource: the event as `record` makes it, made once
+        tenant, patient, refs = chunks[0]
+        return [
+            _event(
+                principal, kind, action, tuple(refs), patient, tenant, None, Outcome.SUCCESS, detail
+            )
+        ]
+    shared = _event(principal, kind, action, (), None, None, None, Outcome.SUCCESS, detail)
+    chunks = [
+        (tenant, patient, [r for r in refs if _REFERENCE.match(r)])
+        for tenant, patient, refs in chunks
+    ]
+    if merge:
         merged = chain.groups_column([chain.Group(t, p, len(refs)) for t, p, refs in chunks])
         entities = tuple(ref for _, _, refs in chunks for ref in refs)
         return [replace(shared, entities=entities, entity_groups=merged)]
     return [
-        replace(shared, id=new_id(), tenant_org_id=tenant, patient_id=patient, entities=refs)
+        replace(shared, id=new_id(), tenant_org_id=tenant, patient_id=patient, entities=tuple(refs))
         for tenant, patient, refs in chunks
     ]
 

@@ -35,7 +35,14 @@ async def refuse_nul_in_url(request: Request) -> None:
     """No id, code or search value holds a NUL, and PostgreSQL text cannot: refuse it (400) in
     the path or the query before it reaches a query as a 500. Async: a router-wide dependency
     that is a plain `def` costs every request a threadpool hop."""
-    if NUL in request.scope["path"] or any(
-        NUL in name or NUL in value for name, value in request.query_params.multi_items()
-    ):
+    if NUL in request.scope["path"] or _query_holds_nul(request):
         raise NulCharacter(NUL_MESSAGE)
+
+
+def _query_holds_nul(request: Request) -> bool:
+    """A decoded query name or value holds a NUL only where the raw query has `%00` or the byte
+    itself: without either (nearly every request) the query is not parsed here."""
+    raw: bytes = request.scope["query_string"]
+    if b"%00" not in raw and b"\x00" not in raw:
+        return False
+    return any(NUL in name or NUL in value for name, value in request.query_params.multi_items())

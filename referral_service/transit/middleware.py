@@ -66,6 +66,9 @@ class _Wants:
     encrypt: bool
 
 
+_NEITHER = _Wants(decrypt=False, encrypt=False)
+
+
 class TransitMiddleware:
     def __init__(
         self,
@@ -101,8 +104,12 @@ class TransitMiddleware:
         await self.app(*prepared)
 
     def _wants(self, scope: Scope) -> _Wants:
-        if scope["type"] != "http" or not _under(scope["path"], self._prefixes):
-            return _Wants(decrypt=False, encrypt=False)
+        if (
+            scope["type"] != "http"
+            or not _under(scope["path"], self._prefixes)
+            or not _names_jose(scope["headers"])
+        ):
+            return _NEITHER
         headers = Headers(scope=scope)
         return _Wants(
             decrypt=media_type(headers.get("content-type")) == JOSE,
@@ -155,6 +162,15 @@ class TransitMiddleware:
 
 
 # -- request side ---------------------------------------------------------------------------------
+
+
+def _names_jose(raw_headers: list[tuple[bytes, bytes]]) -> bool:
+    """Could `Content-Type` or `Accept` name application/jose? Neither can without the word, so
+    the plain requests (nearly all) skip parsing them."""
+    return any(name in _JOSE_HEADERS and b"jose" in value.lower() for name, value in raw_headers)
+
+
+_JOSE_HEADERS = (b"content-type", b"accept")  # ASGI header names are lower-case
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
