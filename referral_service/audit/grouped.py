@@ -1,5 +1,7 @@
-"""Group commit for the async reads' audit events (db.AsyncReads): the events of the reads in
-flight in one process go in together, one INSERT and one commit for all of them.
+"""Group commit for the async reads' audit events (db.AsyncReads): the events of the reads and
+searches in flight in one process go in together, one INSERT and one commit for all of them (a
+search page's merged event, with its group rows, in an INSERT of its own in the same
+transaction).
 
 Each read hands its event to `GroupCommit.store` and waits. One INSERT is in flight at a time:
 while it runs, the events that arrive queue, and the next INSERT takes them all. A lone read
@@ -9,8 +11,8 @@ PostgreSQL's work per event (a statement, a commit, its WAL flush) and the clien
 Nothing changes for the chain: the events are inserted as `repository.insert_events` inserts
 several (one statement, `seq` in their order; the trigger queues them for the sealer), and
 each read answers only after the commit that holds its event. A failed INSERT stored none of
-its events (one statement, in autocommit): each of its reads gets the error, and takes the
-ordinary path, which records its event itself.
+its events (one statement in autocommit, or one transaction): each of its reads gets the error,
+and takes the ordinary path, which records its event itself.
 """
 
 from __future__ import annotations

@@ -154,23 +154,41 @@ def insert_events(session: Session, events: Sequence[chain.Event]) -> None:
 async def insert_events_known(
     connection: AsyncConnection[Any], events: Sequence[chain.Event]
 ) -> None:
-    """`insert_events` of events that name no groups (reads of one resource each) on an async
-    connection in autocommit (audit/grouped.py): one statement, stored and committed when it
-    returns."""
-    if any(event.entity_groups is not None for event in events):
-        raise ValueError("a merged event is stored with its groups, by insert_events")
-    if len(events) > 1:
-        await _INSERT_MANY_PG.send(connection, _columns(events))
-    elif events:
-        await _INSERT.send(connection, _row(events[0]))
+    """`insert_events` on an async connection in autocommit (audit/grouped.py), the same
+    statements: stored and committed when it returns. The events that name no groups (reads of
+    one resource each) in one statement, a merged event (a search page's) with its group rows in
+    one of its own; more than one statement in one transaction, so that a failure stores none."""
+    alone = [event for event in events if event.entity_groups is None]
+    sends: list[tuple[Prepared, dict[str, Any]]] = []
+    if len(alone) > 1:
+        sends.append((_INSERT_MANY_PG, _columns(alone)))
+    elif alone:
+        sends.append((_INSERT, _row(alone[0])))
+    sends += [
+        (_INSERT_MERGED_PG, _merged_row_pg(event, event.entity_groups))
+        for event in events
+        if event.entity_groups is not None
+    ]
+    if len(sends) == 1:
+        await sends[0][0].send(connection, sends[0][1])
+        return
+    async with connection.transaction():
+        for statement, params in sends:
+            await statement.send(connection, params)
+
+
+def _merged_row_pg(event: chain.Event, entity_groups: str) -> dict[str, Any]:
+    """A merged event's row for `_INSERT_MERGED_PG`: no tenant or patient, the groups name them."""
+    row = {**_row(event), "entity_groups": entity_groups}
+    del row["tenant_org_id"], row["patient_id"]
+    return row
 
 
 def _insert_merged(connection: Connection, event: chain.Event, entity_groups: str) -> None:
-    row = {**_row(event), "entity_groups": entity_groups}
     if connection.dialect.driver == "psycopg":
-        del row["tenant_org_id"], row["patient_id"]  # null: the groups name them
-        _INSERT_MERGED_PG.run(connection, [row])
+        _INSERT_MERGED_PG.run(connection, [_merged_row_pg(event, entity_groups)])
         return
+    row = {**_row(event), "entity_groups": entity_groups}
     groups = chain.groups_of(entity_groups)
     inserted = connection.execute(insert(AuditEvent).values(row)).inserted_primary_key
     assert inserted is not None  # sqlalchemy's typing: an INSERT of one row has its key

@@ -143,6 +143,15 @@ async def record_read_now(group: GroupCommit, principal: Principal, row: StoredR
     await group.store(event)
 
 
+async def record_search_now(
+    group: GroupCommit, principal: Principal, rows: Sequence[StoredResource]
+) -> None:
+    """`record_read` of a search page's rows, as `record_read_now`: its one event stored and
+    committed with the other reads' events in flight before it returns."""
+    for event in read_events(principal, rows, kind=Kind.SEARCH):
+        await group.store(event)
+
+
 def read_events(
     principal: Principal,
     rows: Sequence[StoredResource],

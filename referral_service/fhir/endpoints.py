@@ -20,7 +20,7 @@ from fhir_adapters.questionnaires import QUESTIONNAIRES
 from referral_service.audit import service as audit
 from referral_service.audit.models import Kind
 from referral_service.auth.dependencies import current_principal, require
-from referral_service.context import Context
+from referral_service.context import Asking, Context
 from referral_service.db import AsyncReads, get_session, in_unit_of_work
 from referral_service.errors import Invalid, NotFound
 from referral_service.fhir import bundles, transactions
@@ -35,7 +35,7 @@ from referral_service.referrals.service import STORED_TYPES, Entry
 from referral_service.store import patching, reads
 from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
-from referral_service.store.service import Version, version_named
+from referral_service.store.service import SearchPage, Version, version_named
 
 # Not in FastAPI's OpenAPI: the document shows one path per type, from the CapabilityStatement.
 router = APIRouter(
@@ -230,8 +230,38 @@ async def search_get(request: Request, principal: Principal, path: dict[str, str
     params = list(request.query_params.multi_items())
     _known_type(rtype)
     require(principal, rtype, "s")
-    search = partial(_search, rtype, params, _strict(request))
+    strict = _strict(request)
+    first: AsyncReads | None = request.app.state.async_reads
+    if first is not None:
+        settings = request.app.state.settings
+        caller = Asking(principal, settings)
+
+        async def find(connection: AsyncConnection[Any]) -> reads.Searched | None:
+            return await reads.search_known(
+                connection, first.engine, caller, rtype, params, strict=strict
+            )
+
+        async def recorded(page: SearchPage) -> bool:
+            await audit.record_search_now(request.app.state.read_events, principal, page.matches)
+            return True
+
+        found = await first.attempt(find)
+        if found is not None and found.page and await first.guarded(recorded(found.page)):
+            return fhir_response(
+                searchset(
+                    settings.fhir_base_url,
+                    rtype,
+                    found.parsed,
+                    found.page,
+                    partial(_shown, principal),
+                )
+            )
+    search = partial(_search, rtype, params, strict)
     return await in_one_hop(request, principal, search, one_event=True)
+
+
+def _shown(principal: Principal, row: StoredResource) -> bytes:
+    return resources.presented_to(principal, row.type, row.org_id, row.body)
 
 
 def _strict(request: Request) -> bool:

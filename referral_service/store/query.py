@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from fhir_adapters.codes import NHS_NUMBER_SYSTEM
 from fhir_adapters.rules import nhs_number_problem, split_reference
 from fhir_adapters.search_params import PARAMS, parse_search_date, parse_token
-from referral_service.context import Context
+from referral_service.context import Caller, Context
 from referral_service.errors import Invalid, ServiceError
 from referral_service.kit.numbers import MAX_SQL_INT, whole_number
 from referral_service.store import service
@@ -38,7 +38,7 @@ class ParsedSearch:
 
 
 def parse(
-    ctx: Context, rtype: str, params: Sequence[tuple[str, str]], *, strict: bool = False
+    ctx: Caller, rtype: str, params: Sequence[tuple[str, str]], *, strict: bool = False
 ) -> ParsedSearch:
     result = ParsedSearch(count=ctx.settings.default_page_size)
     for raw_name, value in params:
@@ -94,7 +94,7 @@ def split_values(value: str) -> list[str]:
     return parts
 
 
-def _match(ctx: Context, rtype: str, name: str, value: str) -> Match:
+def _match(ctx: Caller, rtype: str, name: str, value: str) -> Match:
     if name == "_id":
         return IdMatch(value)
     kind = "date" if name == "_lastUpdated" else PARAMS[rtype][name]
@@ -140,7 +140,7 @@ def _bare_reference(rtype: str, name: str, value: str) -> str:
     return f"{target}/{value}"
 
 
-def _result_param(ctx: Context, rtype: str, result: ParsedSearch, name: str, value: str) -> None:
+def _result_param(ctx: Caller, rtype: str, result: ParsedSearch, name: str, value: str) -> None:
     if name in ("_count", "_offset"):
         number = whole_number(value)
         if number is None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from referral_service.context import Context
+from psycopg import AsyncConnection
+from sqlalchemy import Engine
+
+from referral_service.context import Caller, Context
 from referral_service.errors import NotFound
 from referral_service.kit.clock import as_utc
 from referral_service.kit.numbers import whole_number
@@ -87,6 +91,39 @@ def search(
         includes=parsed.includes,
     )
     return Searched(parsed, page)
+
+
+async def search_known(
+    reads: AsyncConnection[Any],
+    engine: Engine,
+    caller: Caller,
+    rtype: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    strict: bool,
+) -> Searched | None:
+    """`search` on the async reads' connection (db.AsyncReads), for the caller to try first: a
+    page with no `_include`, whose statement is one SPIS prepares (`repository.fixed_page_known`:
+    the open Tasks every practice polls). Its parameters are read as `search` reads them, and
+    refused the same way; None when `search` must answer (another page, a count, a key not
+    cached, a body that does not open), which it does as it always has."""
+    parsed = query.parse(caller, rtype, params, strict=strict)
+    if parsed.count == 0 or parsed.includes:
+        return None
+    found = await repository.fixed_page_known(
+        reads,
+        engine,
+        caller.principal,
+        rtype,
+        parsed.query,
+        count=parsed.count,
+        offset=parsed.offset,
+        newest_first=parsed.newest_first,
+    )
+    if found is None:
+        return None
+    rows, more = found
+    return Searched(parsed, SearchPage(rows, more, [], []))
 
 
 def present(ctx: Context, row: StoredResource) -> bytes:

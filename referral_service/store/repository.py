@@ -33,6 +33,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import (
     InstrumentedAttribute,
     Session,
@@ -441,7 +442,7 @@ def search_page(
     those whose body does not open marked (`unreadable.partition`), and whether more match.
     One statement: the look-ahead row and the live data keys come with the page."""
     connection = session.connection()
-    fixed = _fixed_page(connection, principal, rtype, query, newest_first, count, offset)
+    fixed = _fixed_page(connection.dialect, principal, rtype, query, newest_first, count, offset)
     if fixed is not None:
         found = fixed.rows(connection, {})
         return sealing.opened_resources(connection, found[:count]), len(found) > count
@@ -456,6 +457,29 @@ def search_page(
     params.update(page_limit=count + 1, page_offset=offset)
     found = page.statement.rows(connection, params)
     return sealing.opened_resources(connection, found[:count]), len(found) > count
+
+
+async def fixed_page_known(
+    connection: AsyncConnection[Any],
+    engine: Engine,
+    principal: Principal,
+    rtype: str,
+    query: Query,
+    *,
+    count: int,
+    offset: int,
+    newest_first: bool,
+) -> tuple[list[StoredResource], bool] | None:
+    """`search_page` on an async connection (db.AsyncReads), for a page that is a server-side
+    prepared statement (`_fixed_page`: `Task?status=requested`, which every practice polls), the
+    same statement: its rows and whether more match, or None when `search_page` must answer
+    instead (another page, a key not cached, a body that does not open)."""
+    fixed = _fixed_page(engine.dialect, principal, rtype, query, newest_first, count, offset)
+    if fixed is None:
+        return None
+    found = await fixed.fetch(connection, {})
+    opened = sealing.opened_resources_known(engine, found[:count])
+    return None if opened is None else (opened, len(found) > count)
 
 
 # A search page's statement by the shape of its query (`_query_shape`), its values bind
@@ -480,7 +504,7 @@ _FIXED_PAGES: dict[tuple[object, ...], Prepared] = {}
 
 
 def _fixed_page(
-    connection: Connection,
+    dialect: Dialect,
     principal: Principal,
     rtype: str,
     query: Query,
@@ -499,7 +523,7 @@ def _fixed_page(
     reason `planned_for_its_values` exists), made again after an ANALYZE of its tables, and at
     the latest when the pool recycles the connection (db.make_engine). psycopg keeps up to 100
     per connection and forgets the least used."""
-    if connection.dialect.name != "postgresql" or principal.system:
+    if dialect.name != "postgresql" or principal.system:
         return None
     if not _ORG_ID.fullmatch(principal.org_id) or not query:
         return None
@@ -523,7 +547,7 @@ def _fixed_page(
             .limit(count + 1)
             .offset(offset)
         )
-        sql = stmt.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+        sql = stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
         # No colon in the SQL names a parameter; the rows come in binary (kit/prepared.py).
         statement = Prepared(text(str(sql).replace(":", r"\:")), binary_rows=True)
         if len(_FIXED_PAGES) >= _MAX_PAGES:

@@ -21,7 +21,7 @@ from fhir_adapters.codes import NHS_NUMBER_SYSTEM
 from fhir_adapters.search_params import IndexEntry, index_entries
 from fhir_adapters.task import business_status_codes
 from fhir_adapters.views import broker_can_search, broker_view, needs_subsetting
-from referral_service.context import Context
+from referral_service.context import Caller, Context
 from referral_service.errors import NotFound, VersionConflict
 from referral_service.kit import changes
 from referral_service.kit.changes import Change, What
@@ -75,7 +75,7 @@ def presented_to(principal: Principal, rtype: str, tenant: str, body: bytes) -> 
     return orjson.dumps(broker_view(rtype, orjson.loads(body)))
 
 
-def searchable_in_others(ctx: Context, rtype: str, param: str) -> bool:
+def searchable_in_others(ctx: Caller, rtype: str, param: str) -> bool:
     """Whether a search parameter may match other organisations' resources for this caller: not
     when it reads an element the caller is never shown (see `presented`)."""
     if ctx.principal.org_kind is not OrgKind.TIMEBANK:
@@ -228,7 +228,7 @@ def check_version(row: StoredResource, if_match: str | None) -> None:
 
 
 def token_value(
-    ctx: Context, rtype: str, name: str, system: str | None, value: str, tenant: str | None = None
+    ctx: Caller, rtype: str, name: str, system: str | None, value: str, tenant: str | None = None
 ) -> str:
     """The value as indexed: NHS numbers only ever as their blind index, keyed per tenant (the
     resource's owner when indexing, the caller when searching: nobody else's index matches)."""
