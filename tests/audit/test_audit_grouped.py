@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.audit import chain
 from referral_service.audit.grouped import GroupCommit
-from referral_service.audit.models import AuditEvent
+from referral_service.audit.models import AuditEvent, AuditEventGroup
 from referral_service.db import AsyncReads
 from referral_service.kit.clock import utcnow
 from referral_service.kit.ids import new_id
@@ -99,3 +99,51 @@ def test_a_caller_that_stops_waiting_leaves_the_others_events_stored(
 
     asyncio.run(go())
     assert _stored(session_factory) == ["patient-0", "patient-1", "patient-2"]
+
+
+def _merged(n: int) -> chain.Event:
+    """A search page's event naming two patients' Tasks (audit/service.py `_group_events`)."""
+    groups = [chain.Group("org", f"patient-{n}", 1), chain.Group("org", f"patient-{n}b", 1)]
+    return replace(
+        _event(n),
+        action="E",
+        kind="search",
+        tenant_org_id=None,
+        patient_id=None,
+        entities=(f"Task/task-{n}", f"Task/task-{n}b"),
+        entity_groups=chain.groups_column(groups),
+    )
+
+
+def _groups(session_factory: sessionmaker[Session]) -> list[str | None]:
+    with session_factory() as session:
+        return list(
+            session.scalars(
+                select(AuditEventGroup.patient_id).order_by(
+                    AuditEventGroup.event_seq, AuditEventGroup.grp
+                )
+            )
+        )
+
+
+def test_search_pages_and_reads_handed_over_together_commit_in_one_transaction(
+    pg_engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    """The reads' events in one INSERT, each merged event with its group rows in one of its own:
+    all of them committed together."""
+    with _on_the_loop() as looped:
+        answers = _run(pg_engine, [_event(1), _merged(2), _event(3), _merged(4)])
+    assert answers == [None] * 4
+    assert looped == ["INSERT INTO audit_event", "INSERT INTO audit_event", *["WITH e AS"] * 2]
+    assert _stored(session_factory) == ["patient-0", "patient-1", "patient-3", None, None]
+    assert _groups(session_factory) == ["patient-2", "patient-2b", "patient-4", "patient-4b"]
+
+
+def test_a_failed_search_page_event_stores_none_of_the_events_committed_with_it(
+    pg_engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    events = [_event(1), replace(_merged(2), kind="k" * 40), _event(3)]  # kind is 32 at most
+    answers = _run(pg_engine, events)
+    assert all(isinstance(answer, psycopg.DataError) for answer in answers)
+    assert _stored(session_factory) == ["patient-0"]
+    assert _groups(session_factory) == []
