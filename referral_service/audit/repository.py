@@ -135,6 +135,25 @@ _INSERT_MERGED_PG = Prepared(
 )
 
 
+# PostgreSQL, two merged events or more (search pages' in one group commit, grouped.py): all of
+# them and their group rows in one statement, as `_INSERT_MANY_PG` and `_INSERT_MERGED_PG`.
+_INSERT_MERGED_MANY_PG = Prepared(
+    text(
+        "WITH e AS (INSERT INTO audit_event (id, recorded, action, kind, actor_client_id, "
+        "actor_org_id, entities, purpose, outcome, detail, entity_groups) "
+        "SELECT * FROM unnest(CAST(:id AS TEXT[]), CAST(:recorded AS TIMESTAMPTZ[]), "
+        "CAST(:action AS TEXT[]), CAST(:kind AS TEXT[]), CAST(:actor_client_id AS TEXT[]), "
+        "CAST(:actor_org_id AS TEXT[]), CAST(:entities AS TEXT[]), CAST(:purpose AS TEXT[]), "
+        "CAST(:outcome AS SMALLINT[]), CAST(:detail AS TEXT[]), CAST(:entity_groups AS TEXT[])) "
+        "RETURNING seq, entity_groups) "
+        "INSERT INTO audit_event_group (event_seq, grp, tenant_org_id, patient_id) "
+        "SELECT e.seq, CAST(g.n - 1 AS INTEGER), g.grp ->> 0, g.grp ->> 1 "
+        "FROM e, json_array_elements(CAST(e.entity_groups AS JSON)) WITH ORDINALITY AS g(grp, n)"
+    ),
+    binary=True,
+)
+
+
 def insert_events(session: Session, events: Sequence[chain.Event]) -> None:
     """Store the events in the caller's transaction, in one statement (the trigger queues them
     for the sealer); a merged event, with its group rows, in one more."""
@@ -154,21 +173,26 @@ def insert_events(session: Session, events: Sequence[chain.Event]) -> None:
 async def insert_events_known(
     connection: AsyncConnection[Any], events: Sequence[chain.Event]
 ) -> None:
-    """`insert_events` on an async connection in autocommit (audit/grouped.py), the same
-    statements: stored and committed when it returns. The events that name no groups (reads of
-    one resource each) in one statement, a merged event (a search page's) with its group rows in
-    one of its own; more than one statement in one transaction, so that a failure stores none."""
+    """`insert_events` on an async connection in autocommit (audit/grouped.py): stored and
+    committed when it returns. The events that name no groups (reads of one resource each) in
+    one statement, the merged ones (search pages') with their group rows in another; both in one
+    transaction, so that a failure stores none."""
     alone = [event for event in events if event.entity_groups is None]
+    merged = [event for event in events if event.entity_groups is not None]
     sends: list[tuple[Prepared, dict[str, Any]]] = []
     if len(alone) > 1:
         sends.append((_INSERT_MANY_PG, _columns(alone)))
     elif alone:
         sends.append((_INSERT, _row(alone[0])))
-    sends += [
-        (_INSERT_MERGED_PG, _merged_row_pg(event, event.entity_groups))
-        for event in events
-        if event.entity_groups is not None
-    ]
+    if len(merged) > 1:
+        columns = _columns(merged)
+        del columns["tenant_org_id"], columns["patient_id"]  # null: the groups name them
+        columns["entity_groups"] = [event.entity_groups for event in merged]
+        sends.append((_INSERT_MERGED_MANY_PG, columns))
+    elif merged:
+        [event] = merged
+        assert event.entity_groups is not None  # mypy: `merged` holds only events with groups
+        sends.append((_INSERT_MERGED_PG, _merged_row_pg(event, event.entity_groups)))
     if len(sends) == 1:
         await sends[0][0].send(connection, sends[0][1])
         return
