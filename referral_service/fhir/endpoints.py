@@ -32,9 +32,10 @@ from referral_service.organisations import service as organisations
 from referral_service.principal import Principal
 from referral_service.referrals import service as referrals
 from referral_service.referrals.service import STORED_TYPES, Entry
-from referral_service.store import patching, reads
+from referral_service.store import patching, query, reads
 from referral_service.store import service as resources
 from referral_service.store.models import StoredResource
+from referral_service.store.query import ParsedSearch
 from referral_service.store.service import SearchPage, Version, version_named
 
 # Not in FastAPI's OpenAPI: the document shows one path per type, from the CapabilityStatement.
@@ -220,8 +221,8 @@ async def search_post(rtype: str, principal: PrincipalDep, request: Request) -> 
     params = [(k, str(v)) for k, v in form.multi_items()] + list(request.query_params.multi_items())
     _known_type(rtype)
     require(principal, rtype, "s")
-    search = partial(_search, rtype, params, _strict(request))
-    return await in_one_hop(request, principal, search, one_event=True)
+    parsed = _parsed(request, principal, rtype, params)
+    return await in_one_hop(request, principal, partial(_search, rtype, parsed), one_event=True)
 
 
 @_plain_get("/{rtype}")
@@ -230,46 +231,45 @@ async def search_get(request: Request, principal: Principal, path: dict[str, str
     params = list(request.query_params.multi_items())
     _known_type(rtype)
     require(principal, rtype, "s")
-    strict = _strict(request)
+    parsed = _parsed(request, principal, rtype, params)
     first: AsyncReads | None = request.app.state.async_reads
-    if first is not None:
-        settings = request.app.state.settings
-        caller = Asking(principal, settings)
+    page = None if first is None else reads.fixed_page(first.engine, principal, rtype, parsed)
+    if first is not None and page is not None:
+        engine = first.engine
 
         async def find(connection: AsyncConnection[Any]) -> reads.Searched | None:
-            return await reads.search_known(
-                connection, first.engine, caller, rtype, params, strict=strict
-            )
+            return await reads.search_known(connection, engine, parsed, page)
 
-        async def recorded(page: SearchPage) -> bool:
-            await audit.record_search_now(request.app.state.read_events, principal, page.matches)
+        async def recorded(found: SearchPage) -> bool:
+            await audit.record_search_now(request.app.state.read_events, principal, found.matches)
             return True
 
-        found = await first.attempt(find)
-        if found is not None and found.page and await first.guarded(recorded(found.page)):
-            return fhir_response(
-                searchset(
-                    settings.fhir_base_url,
-                    rtype,
-                    found.parsed,
-                    found.page,
-                    partial(_shown, principal),
-                )
-            )
-    search = partial(_search, rtype, params, strict)
-    return await in_one_hop(request, principal, search, one_event=True)
+        searched = await first.attempt(find)
+        if (
+            searched is not None
+            and searched.page is not None
+            and await first.guarded(recorded(searched.page))
+        ):
+            base = request.app.state.settings.fhir_base_url
+            shown = partial(_shown, principal)
+            return fhir_response(searchset(base, rtype, parsed, searched.page, shown))
+    return await in_one_hop(request, principal, partial(_search, rtype, parsed), one_event=True)
 
 
 def _shown(principal: Principal, row: StoredResource) -> bytes:
     return resources.presented_to(principal, row.type, row.org_id, row.body)
 
 
-def _strict(request: Request) -> bool:
-    return "handling=strict" in request.headers.get("prefer", "")
+def _parsed(
+    request: Request, principal: Principal, rtype: str, params: list[tuple[str, str]]
+) -> ParsedSearch:
+    """The search's parameters read, and refused, on the event loop: no database is needed."""
+    strict = "handling=strict" in request.headers.get("prefer", "")
+    return query.parse(Asking(principal, request.app.state.settings), rtype, params, strict=strict)
 
 
-def _search(rtype: str, params: list[tuple[str, str]], strict: bool, ctx: Context) -> Response:
-    found = reads.search(ctx, rtype, params, strict=strict)
+def _search(rtype: str, parsed: ParsedSearch, ctx: Context) -> Response:
+    found = reads.search_parsed(ctx, rtype, parsed)
     if found.page is None:  # _count=0: how many, no page
         audit.record_read(ctx, [], kind=Kind.SEARCH, detail="count only")
         return fhir_response(count_only(found.total))

@@ -13,10 +13,12 @@ from typing import Any
 from psycopg import AsyncConnection
 from sqlalchemy import Engine
 
-from referral_service.context import Caller, Context
+from referral_service.context import Context
 from referral_service.errors import NotFound
 from referral_service.kit.clock import as_utc
 from referral_service.kit.numbers import whole_number
+from referral_service.kit.prepared import Prepared
+from referral_service.principal import Principal
 from referral_service.store import query, repository, service
 from referral_service.store.models import ResourceVersion, StoredResource
 from referral_service.store.query import ParsedSearch
@@ -76,7 +78,11 @@ class Searched:
 def search(
     ctx: Context, rtype: str, params: Sequence[tuple[str, str]], *, strict: bool
 ) -> Searched:
-    parsed = query.parse(ctx, rtype, params, strict=strict)
+    return search_parsed(ctx, rtype, query.parse(ctx, rtype, params, strict=strict))
+
+
+def search_parsed(ctx: Context, rtype: str, parsed: ParsedSearch) -> Searched:
+    """`search` of parameters already read (`query.parse`)."""
     if parsed.count == 0:  # FHIR's _summary=count
         return Searched(
             parsed, None, repository.count(ctx.session, ctx.principal, rtype, parsed.query)
@@ -93,33 +99,32 @@ def search(
     return Searched(parsed, page)
 
 
-async def search_known(
-    reads: AsyncConnection[Any],
-    engine: Engine,
-    caller: Caller,
-    rtype: str,
-    params: Sequence[tuple[str, str]],
-    *,
-    strict: bool,
-) -> Searched | None:
-    """`search` on the async reads' connection (db.AsyncReads), for the caller to try first: a
-    page with no `_include`, whose statement is one SPIS prepares (`repository.fixed_page_known`:
-    the open Tasks every practice polls). Its parameters are read as `search` reads them, and
-    refused the same way; None when `search` must answer (another page, a count, a key not
-    cached, a body that does not open), which it does as it always has."""
-    parsed = query.parse(caller, rtype, params, strict=strict)
+def fixed_page(
+    engine: Engine, principal: Principal, rtype: str, parsed: ParsedSearch
+) -> Prepared | None:
+    """The page's statement when it is one SPIS prepares (`repository.fixed_page`: the open Tasks
+    every practice polls) and asks for no `_include` and no count: what `search_known` can
+    answer; None for any other search."""
     if parsed.count == 0 or parsed.includes:
         return None
-    found = await repository.fixed_page_known(
-        reads,
-        engine,
-        caller.principal,
+    return repository.fixed_page(
+        engine.dialect,
+        principal,
         rtype,
         parsed.query,
-        count=parsed.count,
-        offset=parsed.offset,
-        newest_first=parsed.newest_first,
+        parsed.newest_first,
+        parsed.count,
+        parsed.offset,
     )
+
+
+async def search_known(
+    reads: AsyncConnection[Any], engine: Engine, parsed: ParsedSearch, page: Prepared
+) -> Searched | None:
+    """`search_parsed` on the async reads' connection (db.AsyncReads), for the caller to try
+    first, of a search `fixed_page` gave `page` for: None when `search_parsed` must answer (a key
+    not cached, a body that does not open), which it does as it always has."""
+    found = await repository.fixed_page_known(reads, engine, page, parsed.count)
     if found is None:
         return None
     rows, more = found

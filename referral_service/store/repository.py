@@ -442,7 +442,7 @@ def search_page(
     those whose body does not open marked (`unreadable.partition`), and whether more match.
     One statement: the look-ahead row and the live data keys come with the page."""
     connection = session.connection()
-    fixed = _fixed_page(connection.dialect, principal, rtype, query, newest_first, count, offset)
+    fixed = fixed_page(connection.dialect, principal, rtype, query, newest_first, count, offset)
     if fixed is not None:
         found = fixed.rows(connection, {})
         return sealing.opened_resources(connection, found[:count]), len(found) > count
@@ -460,24 +460,13 @@ def search_page(
 
 
 async def fixed_page_known(
-    connection: AsyncConnection[Any],
-    engine: Engine,
-    principal: Principal,
-    rtype: str,
-    query: Query,
-    *,
-    count: int,
-    offset: int,
-    newest_first: bool,
+    connection: AsyncConnection[Any], engine: Engine, page: Prepared, count: int
 ) -> tuple[list[StoredResource], bool] | None:
     """`search_page` on an async connection (db.AsyncReads), for a page that is a server-side
-    prepared statement (`_fixed_page`: `Task?status=requested`, which every practice polls), the
+    prepared statement (`fixed_page`: `Task?status=requested`, which every practice polls), the
     same statement: its rows and whether more match, or None when `search_page` must answer
-    instead (another page, a key not cached, a body that does not open)."""
-    fixed = _fixed_page(engine.dialect, principal, rtype, query, newest_first, count, offset)
-    if fixed is None:
-        return None
-    found = await fixed.fetch(connection, {})
+    instead (a key not cached, a body that does not open)."""
+    found = await page.fetch(connection, {})
     opened = sealing.opened_resources_known(engine, found[:count])
     return None if opened is None else (opened, len(found) > count)
 
@@ -493,7 +482,7 @@ _MAX_PAGES = 512
 
 # Search parameters whose every value SPIS knows (a closed code set, FHIR's required binding):
 # a page that matches only such values is the one kind of page that is a server-side prepared
-# statement (`_fixed_page`).
+# statement (`fixed_page`).
 FIXED_CODES: dict[tuple[str, str], frozenset[str]] = {
     ("Task", "status"): frozenset(str(code) for code in REFERRAL_TASK_STATUSES),
 }
@@ -503,7 +492,7 @@ _ORG_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 _FIXED_PAGES: dict[tuple[object, ...], Prepared] = {}
 
 
-def _fixed_page(
+def fixed_page(
     dialect: Dialect,
     principal: Principal,
     rtype: str,

@@ -253,19 +253,17 @@ def test_a_page_of_known_codes_is_planned_as_per_run_where_not_postgresql_or_for
         requested = [[TokenMatch("status", "requested")]]
         spis = Principal.spis()
         assert (
-            repository._fixed_page(connection.dialect, spis, "Task", requested, True, 5, 0) is None
+            repository.fixed_page(connection.dialect, spis, "Task", requested, True, 5, 0) is None
         )
         odd = Principal("client", "not-a-uuid'", OrgKind.PRACTICE, frozenset())
-        assert (
-            repository._fixed_page(connection.dialect, odd, "Task", requested, True, 5, 0) is None
-        )
+        assert repository.fixed_page(connection.dialect, odd, "Task", requested, True, 5, 0) is None
         own = [[TokenMatch("status", "requested", own_only="x")]]
         practice = Principal(
             "c", "5c1e8a0e-9d7b-4c55-9a43-2f1f3b0e8d11", OrgKind.PRACTICE, frozenset()
         )
-        assert repository._fixed_page(connection.dialect, practice, "Task", own, True, 5, 0) is None
+        assert repository.fixed_page(connection.dialect, practice, "Task", own, True, 5, 0) is None
         assert (
-            repository._fixed_page(connection.dialect, practice, "Patient", FEMALE, True, 5, 0)
+            repository.fixed_page(connection.dialect, practice, "Patient", FEMALE, True, 5, 0)
             is None
         )
-        assert repository._fixed_page(connection.dialect, practice, "Task", requested, True, 5, 0)
+        assert repository.fixed_page(connection.dialect, practice, "Task", requested, True, 5, 0)
