@@ -8,7 +8,6 @@ fhir_adapters are SPIS's own).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from peer import Served, stop_server, wait_until_ready
+from peer import Served, start_server, stop_server, wait_until_ready
 from sqlalchemy import create_engine, make_url, text
 
 APP_DIR = Path(__file__).resolve().parent / "floor_app"
@@ -53,15 +52,8 @@ def floor_server(database_url: str, rid: str, workers: int) -> Iterator[Served]:
         "--log-level", "warning",
     ]  # fmt: skip
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            command,
-            cwd=APP_DIR,
-            env={"PATH": "/usr/bin:/bin", "FLOOR_DATABASE_URL": libpq},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        env = {"PATH": "/usr/bin:/bin", "FLOOR_DATABASE_URL": libpq}
+        proc = start_server(command, APP_DIR, log, env)
         base_url = f"http://127.0.0.1:{port}"
         try:
             wait_until_ready(

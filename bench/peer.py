@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -67,14 +68,7 @@ def peer_server(port: int, workers: int = 2) -> Iterator[Served]:
         str(python), "-m", "uvicorn", "peer_fhirstarter:app", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--no-access-log",
     ]  # fmt: skip
-    proc = subprocess.Popen(  # noqa: S603 - our own venv's python, fixed arguments
-        command,
-        cwd=PEER_DIR,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = start_server(command, PEER_DIR, log)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_ready(proc, base_url)
@@ -122,6 +116,22 @@ def wait_until_ready(
             f"{what} answered {answer.status_code}: {answer.text[:300]} {log()}"
         )
     raise type(unavailable)(f"{what} did not answer within {READY_TIMEOUT_S:.0f} s")
+
+
+def start_server(
+    command: list[str], cwd: Path, log: IO[bytes], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A uvicorn server in a session of its own (so `stop_server` can end its workers too), its
+    output to `log`."""
+    return subprocess.Popen(  # noqa: S603 - the bench's own commands, fixed arguments
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

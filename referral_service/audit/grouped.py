@@ -1,6 +1,6 @@
 """Group commit for the async reads' audit events (db.AsyncReads): the events of the reads and
-searches in flight in one process go in together, one INSERT and one commit for all of them (a
-search page's merged event, with its group rows, in an INSERT of its own in the same
+searches in flight in one process go in together, one INSERT and one commit for all of them (the
+search pages' merged events, with their group rows, in one INSERT of their own in the same
 transaction).
 
 Each read hands its event to `GroupCommit.store` and waits. One INSERT is in flight at a time:

@@ -146,10 +146,11 @@ async def record_read_now(group: GroupCommit, principal: Principal, row: StoredR
 async def record_search_now(
     group: GroupCommit, principal: Principal, rows: Sequence[StoredResource]
 ) -> None:
-    """`record_read` of a search page's rows, as `record_read_now`: its one event stored and
-    committed with the other reads' events in flight before it returns."""
-    for event in read_events(principal, rows, kind=Kind.SEARCH):
-        await group.store(event)
+    """`record_read` of a search page's rows, as `record_read_now`: its one event (merged when
+    the page shows several patients) stored and committed with the other reads' events in
+    flight before it returns."""
+    (event,) = read_events(principal, rows, kind=Kind.SEARCH)
+    await group.store(event)
 
 
 def read_events(

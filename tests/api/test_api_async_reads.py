@@ -88,6 +88,13 @@ def _search_events(session_factory: sessionmaker[Session]) -> list[dict[str, Any
 OPEN_TASKS = "/fhir/Task?status=requested&_count=50"
 
 
+def _forget_data_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's unwrapped data keys forgotten, as in a process that has opened nothing
+    yet."""
+    monkeypatch.setattr(ring, "_material", {})
+    monkeypatch.setattr(ring, "_ciphers", {})
+
+
 def test_the_open_tasks_page_on_the_loop_is_the_ordinary_paths_answer_and_event(
     client: TestClient,
     referral: Referral,
@@ -149,8 +156,7 @@ def test_an_open_tasks_page_whose_key_is_not_cached_is_answered_the_ordinary_way
     practice_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ring, "_material", {})
-    monkeypatch.setattr(ring, "_ciphers", {})  # as in a process that has opened nothing yet
+    _forget_data_keys(monkeypatch)
     with _statements() as seen, _on_the_loop() as looped:
         answer = client.get(OPEN_TASKS, headers=practice_headers)
     assert answer.status_code == 200
@@ -170,8 +176,7 @@ def test_a_read_whose_key_is_not_cached_is_answered_the_ordinary_way_then_on_the
     practice_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ring, "_material", {})
-    monkeypatch.setattr(ring, "_ciphers", {})  # as in a process that has opened nothing yet
+    _forget_data_keys(monkeypatch)
     with _statements() as seen, _on_the_loop() as looped:
         answer = client.get(f"/fhir/{referral.patient}", headers=practice_headers)
     assert answer.status_code == 200
