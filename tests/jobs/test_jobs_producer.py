@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
+import kombu
 import pytest
 import redis
 from redis.client import Pipeline
@@ -82,6 +83,53 @@ def test_send_all_publishes_what_send_publishes_in_order_in_one_round_trip(
     ]
 
 
+# What differs from one message to the next, or from one sender to another.
+_OWN_HEADERS = {"id", "root_id", "origin"}
+_OWN_PROPERTIES = {"correlation_id", "delivery_tag", "reply_to"}
+
+
+def _envelope(raw: bytes) -> dict[str, Any]:
+    """A message as the worker reads it, less what is its own (ids, the sender's name)."""
+    envelope = json.loads(raw)
+    envelope["body"] = json.loads(base64.b64decode(envelope["body"]))
+    envelope["headers"] = {k: v for k, v in envelope["headers"].items() if k not in _OWN_HEADERS}
+    envelope["properties"] = {
+        k: v for k, v in envelope["properties"].items() if k not in _OWN_PROPERTIES
+    }
+    return envelope
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_worker_is_sent_what_celerys_send_task_sends(queue: str, batched: bool) -> None:
+    """The producer builds its messages with Celery's `create_task_message` and publishes them
+    with kombu, skipping `send_task`'s routing and bookkeeping (producer.py): a worker must get
+    the very message `send_task` would have sent, field for field, once or in a batch."""
+    producer = producer_on(queue)
+    producer.app.send_task(JobName.ROUTE_REFERRAL.value, args=["job-1"], retry=False)
+    if batched:
+        assert producer.send_all([(JobName.ROUTE_REFERRAL.value, "job-1")] * 2) == 2
+    else:
+        assert producer.send(JobName.ROUTE_REFERRAL.value, "job-1")
+    client = redis.Redis.from_url(BROKER_URL)
+    try:
+        raw = client.lrange(queue, 0, -1)
+        full = json.loads(raw[0])
+    finally:
+        client.close()
+    by_send_task, *ours = reversed(raw)
+    assert len(ours) == (2 if batched else 1)
+    expected = _envelope(by_send_task)
+    assert expected["headers"]["task"] == "spis.route_referral"
+    assert expected["body"][0] == ["job-1"]
+    for message in ours:
+        assert _envelope(message) == expected
+    # Its own ids are its own: a task id, and the same as its correlation id.
+    assert (
+        full["headers"]["id"] == full["properties"]["correlation_id"] == full["headers"]["root_id"]
+    )
+    assert len({json.loads(m)["headers"]["id"] for m in raw}) == len(raw)
+
+
 def test_what_a_commit_enqueued_is_sent_after_it_in_one_batch(
     session_factory: sessionmaker[Session], queue: str
 ) -> None:
@@ -116,14 +164,14 @@ def test_a_message_refused_in_a_batch_sends_none_of_it(
     logged as such, rather than some sent and some not without saying which."""
     producer = producer_on(queue)
     assert producer.send_all([]) == 0
-    send_task = producer.app.send_task
+    publish = Producer._publish
 
-    def refuse_the_second(name: str, *args: Any, **kwargs: Any) -> Any:
-        if kwargs["args"] == ["job-2"]:
+    def refuse_the_second(self: Producer, kombu_producer: Any, name: str, job_id: str) -> None:
+        if job_id == "job-2":
             raise ConnectionError("refused")
-        return send_task(name, *args, **kwargs)
+        publish(self, kombu_producer, name, job_id)
 
-    monkeypatch.setattr(producer.app, "send_task", refuse_the_second)
+    monkeypatch.setattr(Producer, "_publish", refuse_the_second)
     messages = [(JobName.ROUTE_REFERRAL.value, "job-1"), (JobName.REFRESH_OUTCOMES.value, "job-2")]
     with caplog.at_level(logging.WARNING, logger="spis.jobs"):
         assert producer.send_all(messages) == 0
@@ -152,3 +200,18 @@ def test_a_transport_that_cannot_batch_sends_each_on_its_own(
     ]
     assert producer.send_all(messages) == 2
     assert sent == messages
+
+
+def test_the_queue_is_declared_where_the_broker_needs_it(queue: str) -> None:
+    """On AMQP (RabbitMQ) a message for a queue nobody declared yet is dropped, so the producer
+    declares the queue as `send_task` does; kombu's virtual transports (Redis, the embedded
+    broker) push to the queue the message names, so there it declares nothing."""
+    for url, declared in [
+        (BROKER_URL, []),
+        ("memory://", []),
+        ("amqp://guest@127.0.0.1:9//", [queue]),
+    ]:
+        producer = producer_on(queue, url)
+        with kombu.Connection(url) as connection:  # not connected: only its transport is asked
+            chosen = producer._declare(connection.Producer(auto_declare=False))
+        assert [q.name for q in chosen] == declared
