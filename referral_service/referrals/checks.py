@@ -30,8 +30,7 @@ def check(intake: Intake, target: Target) -> None:
             referral_rules.check_service_request_update(old, data)
         else:
             referral_rules.check_new_referral_status(data)
-            practice = organisation(intake, principal.org_id)
-            referral_rules.check_requester(principal, data, practice.ods_code if practice else None)
+            referral_rules.check_requester(principal, data, lambda: _ods_code(intake))
             _check_referral_consent(intake, data)
     elif entry.rtype == "Task":
         if old is not None:
@@ -42,6 +41,11 @@ def check(intake: Intake, target: Target) -> None:
         intake.scored[target.ref] = wellbeing.check_response(
             intake.ctx, data, lookup=lambda ref: lookup(intake, ref)
         )
+
+
+def _ods_code(intake: Intake) -> str | None:
+    practice = organisation(intake, intake.ctx.principal.org_id)
+    return practice.ods_code if practice else None
 
 
 def _content_rules(target: Target, data: dict[str, Any], *, new: bool) -> None:

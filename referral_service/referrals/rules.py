@@ -6,6 +6,7 @@ resources it refers to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fhir_adapters import codes
@@ -45,11 +46,14 @@ MAY_SET: dict[OrgKind, frozenset[TaskStatus]] = {
 }
 
 
-def check_requester(principal: Principal, sr: dict[str, Any], ods_code: str | None) -> None:
+def check_requester(
+    principal: Principal, sr: dict[str, Any], ods_code: Callable[[], str | None]
+) -> None:
     """A practice refers on its own behalf only (DESIGN §3 step 1). The requester is the practice:
     its Organization (`Organization/<id>`, or logically by its own ODS code), or a PractitionerRole
     at the practice contained in the ServiceRequest. (SPIS stores no PractitionerRole, so one sent
-    as a Bundle entry is refused by the reference checks before this.)"""
+    as a Bundle entry is refused by the reference checks before this.) `ods_code` gives the
+    practice's code, asked only for a requester named by an identifier: it is a look-up."""
     where = "ServiceRequest.requester"
     requester = sr.get("requester")
     ref = fhir_rules.reference(requester)
@@ -73,16 +77,17 @@ def check_requester(principal: Principal, sr: dict[str, Any], ods_code: str | No
         )
 
 
-def _is_practice(principal: Principal, value: object, ods_code: str | None) -> bool:
+def _is_practice(principal: Principal, value: object, ods_code: Callable[[], str | None]) -> bool:
     """A reference to the practice: literal, logical by ODS code, or both (then both agree)."""
     ref, logical = fhir_rules.reference(value), fhir_rules.logical_identifier(value)
     if ref is None and logical is None:
         return False
-    literal_ok = ref is None or ref == f"Organization/{principal.org_id}"
-    logical_ok = logical is None or (
-        ods_code is not None and logical == (codes.ODS_SYSTEM, ods_code)
-    )
-    return literal_ok and logical_ok
+    if ref is not None and ref != f"Organization/{principal.org_id}":
+        return False
+    if logical is None:
+        return True
+    code = ods_code()
+    return code is not None and logical == (codes.ODS_SYSTEM, code)
 
 
 def _contained(resource: dict[str, Any], ref: str) -> dict[str, Any] | None:

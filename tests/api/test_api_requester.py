@@ -136,3 +136,29 @@ def test_a_contained_role_at_another_practice_is_refused(
     assert response.status_code == 422, response.text
     assert "organization must be the sending practice" in response.json()["issue"][0]["diagnostics"]
     assert client.get("/fhir/ServiceRequest", headers=practice_headers).json()["entry"] == []
+
+
+def test_an_organization_that_is_not_there_is_refused_and_nothing_is_stored(
+    client: TestClient, practice: TestSystem, practice_headers: dict[str, str]
+) -> None:
+    """Every Organization a referral names must exist. The practice's own is known without a
+    look (its token was issued for it); any other is looked up, and one that is not there
+    fails the whole Bundle."""
+    before = client.get("/fhir/ServiceRequest", headers=practice_headers).json()["total"]
+    nowhere = {"reference": "Organization/3f1c0a9e-0000-4000-8000-000000000000"}
+
+    response = send(
+        client,
+        practice_headers,
+        practice.org_id,
+        {"reference": f"Organization/{practice.org_id}"},
+        performer=[nowhere],
+    )
+
+    assert response.status_code == 422, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "not-found"
+    assert "refers to an unknown Organization" in outcome["issue"][0]["diagnostics"]
+    after = client.get("/fhir/ServiceRequest", headers=practice_headers).json()["total"]
+    assert after == before
