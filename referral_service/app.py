@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, *, whole_process: bool = False)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(warm_up)
-        database = open_database(settings)
+        database = open_database(settings, send_in_background=True)
         app.state.engine = database.engine
         app.state.producer = database.producer  # /readyz checks its broker
         app.state.sessionmaker = database.sessionmaker

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
 from referral_service.config import Settings
-from referral_service.jobs.producer import Producer
+from referral_service.jobs.producer import BackgroundSender, Producer, Sends
 from referral_service.jobs.service import PRODUCER_KEY
 from referral_service.keys import ring as key_ring
 
@@ -36,20 +36,25 @@ CONNECT_TIMEOUT_S = 10
 @dataclass(frozen=True)
 class Database:
     engine: Engine
-    sessionmaker: sessionmaker[Session]  # each session carries the job producer (jobs/service.py)
+    sessionmaker: sessionmaker[Session]  # each session carries the job sender (jobs/service.py)
     producer: Producer  # `/readyz` checks its broker
+    sender: Sends  # the producer itself, or the API's BackgroundSender around it
 
     def dispose(self) -> None:
+        if isinstance(self.sender, BackgroundSender):
+            self.sender.close()  # what commits queued goes to the broker first
         self.engine.dispose()
 
 
-def open_database(settings: Settings) -> Database:
+def open_database(settings: Settings, *, send_in_background: bool = False) -> Database:
     """The one way the API, the workers and the CLI open SPIS's database: the engine, with the
-    KEK registered so sealed columns open (keys/ring.py), and sessions that send jobs after commit."""
+    KEK registered so sealed columns open (keys/ring.py), and sessions that send jobs after commit:
+    at once, or (`send_in_background`, the API) from a thread of their own (BackgroundSender)."""
     engine = make_engine(settings.database_url)
     key_ring.register(engine, settings.kek.get_secret_value())
     producer = Producer(settings)
-    return Database(engine, make_sessionmaker(engine, {PRODUCER_KEY: producer}), producer)
+    sender: Sends = BackgroundSender(producer) if send_in_background else producer
+    return Database(engine, make_sessionmaker(engine, {PRODUCER_KEY: sender}), producer, sender)
 
 
 @contextmanager

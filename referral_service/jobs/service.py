@@ -17,7 +17,7 @@ from referral_service.config import Settings
 from referral_service.errors import ServiceError
 from referral_service.jobs import repository
 from referral_service.jobs.models import Job, JobStatus
-from referral_service.jobs.producer import Producer
+from referral_service.jobs.producer import Sends
 from referral_service.kit.clock import utcnow
 from referral_service.kit.ids import new_id
 
@@ -157,10 +157,12 @@ def send_after_commit(session: Session, name: JobName, entity_id: str) -> None:
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, [])
-    producer: Producer | None = session.info.get(PRODUCER_KEY)
-    if producer is None:
+    sender: Sends | None = session.info.get(PRODUCER_KEY)
+    if sender is None:
         return  # no broker wired (some tests, the CLI): the relay sends them
-    producer.send_all(pending)  # in one round trip to the broker (producer.py)
+    # The API's sender queues them for its thread; the worker's and the CLI's producer sends
+    # them now, in one round trip to the broker (producer.py).
+    sender.send_all(pending)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,8 @@ from redis.client import Pipeline
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
-from referral_service.jobs.producer import Producer
+from referral_service.db import open_database
+from referral_service.jobs.producer import SENDER_THREAD, BackgroundSender, Producer
 from referral_service.jobs.service import PRODUCER_KEY, JobName, enqueue
 
 BROKER_URL = os.environ.get("SPIS_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -215,3 +217,111 @@ def test_the_queue_is_declared_where_the_broker_needs_it(queue: str) -> None:
         with kombu.Connection(url) as connection:  # not connected: only its transport is asked
             chosen = producer._declare(connection.Producer(auto_declare=False))
         assert [q.name for q in chosen] == declared
+
+
+# --- the API's background sender ------------------------------------------------------------------
+
+
+def test_the_background_sender_sends_what_commits_hand_it_in_order(queue: str) -> None:
+    sender = BackgroundSender(producer_on(queue))
+    try:
+        for i in range(20):
+            handed = [(JobName.ROUTE_REFERRAL.value, f"job-{i}"), (JobName.DELIVER.value, f"s-{i}")]
+            assert sender.send_all(handed) == 2
+        assert sender.send_all([]) == 0
+        assert sender.wait_sent()
+    finally:
+        sender.close()
+    expected = []
+    for i in range(20):
+        expected += [("spis.route_referral", [f"job-{i}"], {}), ("spis.deliver", [f"s-{i}"], {})]
+    assert taken(queue) == expected
+
+
+def test_commits_that_queue_while_a_batch_is_sent_go_together_in_the_next(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread takes all that waits: while one batch is on its way, what later commits hand
+    over piles up and goes in one `send_all` (one round trip), not one each."""
+    sent: list[list[str]] = []
+    first_on_its_way, release = threading.Event(), threading.Event()
+    send_all = Producer.send_all
+
+    def held(self: Producer, messages: Any) -> int:
+        sent.append([job_id for _, job_id in messages])
+        if len(sent) == 1:
+            first_on_its_way.set()
+            assert release.wait(10)
+        return send_all(self, messages)
+
+    monkeypatch.setattr(Producer, "send_all", held)
+    sender = BackgroundSender(producer_on(queue))
+    try:
+        sender.send_all([(JobName.ROUTE_REFERRAL.value, "job-0")])
+        assert first_on_its_way.wait(10)
+        for i in range(1, 6):
+            sender.send_all([(JobName.ROUTE_REFERRAL.value, f"job-{i}")])
+        assert not sender.wait_sent(timeout=0.05)  # held: nothing after the first has gone
+        release.set()
+        assert sender.wait_sent()
+    finally:
+        release.set()
+        sender.close()
+    assert sent == [["job-0"], ["job-1", "job-2", "job-3", "job-4", "job-5"]]
+    assert [args for _, args, _ in taken(queue)] == [[f"job-{i}"] for i in range(6)]
+
+
+def test_closing_the_sender_sends_what_is_queued_and_later_commits_send_at_once(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's shutdown closes it (db.Database.dispose): nothing queued is left behind."""
+    first_on_its_way, release = threading.Event(), threading.Event()
+    send_all = Producer.send_all
+
+    def held(self: Producer, messages: Any) -> int:
+        if not first_on_its_way.is_set():
+            first_on_its_way.set()
+            assert release.wait(10)
+        return send_all(self, messages)
+
+    monkeypatch.setattr(Producer, "send_all", held)
+    sender = BackgroundSender(producer_on(queue))
+    sender.send_all([(JobName.ROUTE_REFERRAL.value, "job-0")])
+    assert first_on_its_way.wait(10)
+    sender.send_all([(JobName.ROUTE_REFERRAL.value, "job-1")])
+    threading.Timer(0.1, release.set).start()
+    sender.close()
+    assert [args for _, args, _ in taken(queue)] == [["job-0"], ["job-1"]]
+    assert sender.send_all([(JobName.ROUTE_REFERRAL.value, "job-2")]) == 1  # sent, not queued
+    assert [args for _, args, _ in taken(queue)] == [["job-0"], ["job-1"], ["job-2"]]
+    sender.close()  # twice is harmless
+
+
+def test_a_broker_that_is_down_leaves_the_background_senders_messages_to_the_relay(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sender = BackgroundSender(producer_on("spis-test-nowhere", NOBODY))
+    messages = [(JobName.ROUTE_REFERRAL.value, "job-1"), (JobName.REFRESH_OUTCOMES.value, "job-2")]
+    with caplog.at_level(logging.WARNING, logger="spis.jobs"):
+        assert sender.send_all(messages) == 2  # taken: the request does not wait
+        assert sender.wait_sent()
+        sender.close()
+    logged = [r for r in caplog.records if r.getMessage() == "job not sent; the relay will retry"]
+    assert [r.__dict__["job_id"] for r in logged] == ["job-1", "job-2"]
+    assert not sender._thread.is_alive()
+    assert sender._thread.name == SENDER_THREAD
+
+
+def test_the_apis_sessions_send_from_the_background_and_the_cli_sends_at_once(
+    settings: Settings,
+) -> None:
+    api = open_database(settings, send_in_background=True)
+    cli = open_database(settings)
+    try:
+        assert isinstance(api.sessionmaker.kw["info"][PRODUCER_KEY], BackgroundSender)
+        assert cli.sessionmaker.kw["info"][PRODUCER_KEY] is cli.producer
+    finally:
+        api.dispose()
+        cli.dispose()
+    assert isinstance(api.sender, BackgroundSender)
+    assert not api.sender._thread.is_alive()
