@@ -26,6 +26,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal_column,
     not_,
     or_,
     select,
@@ -66,8 +67,20 @@ def readable(principal: Principal, org: Any = None) -> ColumnElement[bool]:
 
 
 def _visible_to(org: Any) -> ColumnElement[bool]:
-    granted = exists().where(
-        ResourceGrant.resource_id == StoredResource.id, ResourceGrant.org_id == org
+    """Owned by `org`, or granted to it: the grant looked up row by row, by its index.
+
+    The `OFFSET 0` keeps PostgreSQL from turning the EXISTS into a hashed subplan, which reads
+    every grant the organisation holds to build a hash table, whatever the rows in question.
+    Its plans chose that whenever the organisation's grants were estimated many (a generic plan
+    divides the grants evenly between organisations): a time bank's batch, checking 40 shared
+    resources it refers to, scanned all 69,400 grants, 5.6 ms a batch and growing with the
+    table, against 40 index probes of about a microsecond each now. A row of the caller's own
+    organisation never asks."""
+    granted = (
+        select(literal_column("1"))
+        .where(ResourceGrant.resource_id == StoredResource.id, ResourceGrant.org_id == org)
+        .offset(literal_column("0"))
+        .exists()
     )
     return or_(StoredResource.org_id == org, granted)
 
