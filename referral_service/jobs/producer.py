@@ -182,7 +182,10 @@ class BackgroundSender:
     process that dies with messages still queued leaves them to the relay in the same way.
     `close` sends what is queued and stops the thread; a commit after that sends at once."""
 
-    MAX_BATCH = 500
+    # A broker that does not answer holds each attempt for the connection timeout (2 s) while
+    # commits queue more: an attempt must take far more than they queue meanwhile (an intake
+    # queues two), or the queue, and the process's memory, would grow for as long as it is down.
+    MAX_BATCH = 5_000
 
     def __init__(self, producer: Producer) -> None:
         self.producer = producer

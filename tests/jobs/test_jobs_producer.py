@@ -325,3 +325,34 @@ def test_the_apis_sessions_send_from_the_background_and_the_cli_sends_at_once(
         cli.dispose()
     assert isinstance(api.sender, BackgroundSender)
     assert not api.sender._thread.is_alive()
+
+
+def test_a_broker_that_does_not_answer_does_not_let_the_queue_grow_without_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each attempt takes what piled up while the last one waited (up to MAX_BATCH): while a
+    broker holds every attempt for its timeout, the queue drains far faster than commits fill
+    it, rather than a few messages an attempt."""
+    attempts: list[int] = []
+    first_on_its_way, release = threading.Event(), threading.Event()
+
+    def unanswered(self: Producer, messages: Any) -> int:
+        attempts.append(len(messages))
+        if len(attempts) == 1:
+            first_on_its_way.set()
+            assert release.wait(10)
+        return 0  # each of them logged for the relay, as send_all does
+
+    monkeypatch.setattr(Producer, "send_all", unanswered)
+    sender = BackgroundSender(producer_on("spis-test-nowhere", NOBODY))
+    try:
+        sender.send_all([(JobName.ROUTE_REFERRAL.value, "job-0")])
+        assert first_on_its_way.wait(10)
+        for i in range(12_000):  # 6,000 intakes' worth, queued during one attempt
+            sender.send_all([(JobName.ROUTE_REFERRAL.value, f"job-{i}")])
+        release.set()
+        assert sender.wait_sent()
+    finally:
+        release.set()
+        sender.close()
+    assert attempts == [1, BackgroundSender.MAX_BATCH, BackgroundSender.MAX_BATCH, 2_000]
