@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -172,9 +173,12 @@ class BackgroundSender:
 
     The thread takes everything queued (up to MAX_BATCH messages) and publishes it as
     `Producer.send_all` does, in one Redis pipeline, in the order the commits handed it over.
-    A lone commit's messages go at once; under load, the commits that come in while one batch is
-    being sent make the next. The producer's cost per batch (a producer from the pool, a Redis
-    pipeline built, a round trip) was about half of what sending an intake's two messages cost.
+    A batch waits LINGER_S (20 ms) after its first commit for the commits that follow, so a
+    message reaches the broker at most about that much later than it would have been sent from
+    the request. The producer's cost per batch (a producer from the pool, a Redis pipeline
+    built, a round trip) was about half of what sending an intake's two messages cost; without
+    the wait, the thread sent each commit's messages alone and paid it every time (the thread's
+    share of an intake's CPU in the profile: 16.5% without, 10.3% with).
 
     Nothing is lost that was committed: every message stands for a committed job row, which the
     relay sends again, or a delivery row, which the sweep finds again (jobs/service.py). A
@@ -186,6 +190,10 @@ class BackgroundSender:
     # commits queue more: an attempt must take far more than they queue meanwhile (an intake
     # queues two), or the queue, and the process's memory, would grow for as long as it is down.
     MAX_BATCH = 5_000
+    # How long a batch waits for more after its first commit. Without it the thread woke for
+    # every commit and sent its two messages alone: the batch's own cost (a producer from the
+    # pool, a Redis pipeline, a round trip) was still paid once a commit, in this thread.
+    LINGER_S = 0.02
 
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
@@ -228,6 +236,7 @@ class BackgroundSender:
             first = self._queue.get()
             if first is None:
                 return
+            time.sleep(self.LINGER_S)  # what the next commits hand over goes in the same batch
             batch = first
             while len(batch) < self.MAX_BATCH:
                 try:

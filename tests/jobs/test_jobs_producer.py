@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -356,3 +357,30 @@ def test_a_broker_that_does_not_answer_does_not_let_the_queue_grow_without_end(
         release.set()
         sender.close()
     assert attempts == [1, BackgroundSender.MAX_BATCH, BackgroundSender.MAX_BATCH, 2_000]
+
+
+def test_the_commits_that_follow_within_the_linger_go_in_the_same_batch(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch waits LINGER_S after its first commit: without the wait the thread sent every
+    commit's messages alone, and paid a batch's cost (a pooled producer, a pipeline, a round
+    trip) for each. Here the wait is made long, so that the test cannot race it."""
+    sent: list[list[str]] = []
+    send_all = Producer.send_all
+
+    def recorded(self: Producer, messages: Any) -> int:
+        sent.append([job_id for _, job_id in messages])
+        return send_all(self, messages)
+
+    monkeypatch.setattr(Producer, "send_all", recorded)
+    monkeypatch.setattr(BackgroundSender, "LINGER_S", 0.5)
+    sender = BackgroundSender(producer_on(queue))
+    try:
+        sender.send_all([(JobName.ROUTE_REFERRAL.value, "a-1"), (JobName.DELIVER.value, "a-2")])
+        time.sleep(0.1)  # the next commit, a while later: the thread has taken the first
+        sender.send_all([(JobName.ROUTE_REFERRAL.value, "b-1")])
+        assert sender.wait_sent()
+    finally:
+        sender.close()
+    assert sent == [["a-1", "a-2", "b-1"]]
+    assert [args for _, args, _ in taken(queue)] == [["a-1"], ["a-2"], ["b-1"]]
