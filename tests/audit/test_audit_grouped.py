@@ -5,10 +5,12 @@ event is committed; a failed INSERT stores none of its events and each caller ge
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import psycopg
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,15 +69,6 @@ def test_events_handed_over_together_are_one_insert_in_their_order(
     assert answers == [None] * 5
     assert looped == ["INSERT INTO audit_event", "INSERT INTO audit_event"]
     assert _stored(session_factory) == [f"patient-{n}" for n in range(6)]
-
-
-def test_a_failed_insert_stores_none_of_its_events_and_each_caller_gets_the_error(
-    pg_engine: Engine, session_factory: sessionmaker[Session]
-) -> None:
-    events = [_event(1), replace(_event(2), kind="k" * 40), _event(3)]  # kind is 32 at most
-    answers = _run(pg_engine, events)
-    assert all(isinstance(answer, psycopg.DataError) for answer in answers)
-    assert _stored(session_factory) == ["patient-0"]
 
 
 def test_a_caller_that_stops_waiting_leaves_the_others_events_stored(
@@ -139,10 +132,11 @@ def test_search_pages_and_reads_handed_over_together_commit_in_one_transaction(
     assert _groups(session_factory) == ["patient-2", "patient-2b", "patient-4", "patient-4b"]
 
 
-def test_a_failed_search_page_event_stores_none_of_the_events_committed_with_it(
-    pg_engine: Engine, session_factory: sessionmaker[Session]
+@pytest.mark.parametrize("failing", [_event, _merged], ids=["a read's", "a search page's"])
+def test_a_failed_event_stores_none_of_the_events_committed_with_it_and_each_caller_gets_the_error(
+    pg_engine: Engine, session_factory: sessionmaker[Session], failing: Callable[[int], chain.Event]
 ) -> None:
-    events = [_event(1), replace(_merged(2), kind="k" * 40), _event(3)]  # kind is 32 at most
+    events = [_event(1), replace(failing(2), kind="k" * 40), _event(3)]  # kind is 32 at most
     answers = _run(pg_engine, events)
     assert all(isinstance(answer, psycopg.DataError) for answer in answers)
     assert _stored(session_factory) == ["patient-0"]
