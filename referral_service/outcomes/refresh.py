@@ -139,7 +139,7 @@ class _Referral:
         kids: list[tuple[StoredResource, dict[str, Any]]],
     ) -> None:
         self.ctx, self.row, self.task = ctx, row, task
-        self.history = sources.history(ctx, row.id)
+        self.history = sources.history(ctx, row)
         self.children = [_child(ctx, kid_row, kid) for kid_row, kid in kids]
         owned = [(c.owner, c.task_id) for c in self.children if c.owner is not None]
         members = repository.enrolled_from(ctx.session, owned)
@@ -252,7 +252,7 @@ def _rejected_reason(task: dict[str, Any]) -> str | None:
 
 
 def _child(ctx: Context, row: StoredResource, kid: dict[str, Any]) -> _Child:
-    history = sources.history(ctx, row.id)
+    history = sources.history(ctx, row)
     owner, focus = Ref.of(kid.get("owner")), Ref.of(kid.get("focus"))
     declined = None
     if kid["status"] == "rejected":

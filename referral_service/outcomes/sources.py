@@ -50,9 +50,10 @@ def children(
     return kids
 
 
-def history(ctx: Context, task_id: str) -> list[Version]:
-    """The Task's versions, oldest first (`resource_version` keeps every one)."""
-    versions = store.versions(ctx.session, ctx.principal, "Task", task_id)
+def history(ctx: Context, task: StoredResource) -> list[Version]:
+    """The versions of a Task row read here, oldest first: the row is the current one,
+    `resource_version` keeps every one it replaced (no statement when there are none)."""
+    versions = store.versions_of(ctx.session, task)
     return [
         Version(as_utc(v.last_updated), str(orjson.loads(v.body)["status"]))
         for v in reversed(versions)

@@ -3,7 +3,8 @@ outcomes benchmark): never on a request path.
 
 It writes the same rows as `service.create` followed by `service.update` for each later version:
 the current row with its id, `meta.versionId` and `meta.lastUpdated` stamped by
-`service.stamp`; one `resource_version` row per version; the current version's `search_index`
+`service.stamp`; one `resource_version` row per superseded version (every version but the last,
+as `service.update` leaves them); the current version's `search_index`
 rows from `service.index_values` (NHS numbers blind-indexed per tenant, as always); the grants;
 and every body sealed with the associated data `sealing.py` binds it to. Only the way the rows
 reach the database differs: built in memory and inserted with Core executemany in batches
@@ -61,9 +62,12 @@ class BulkWriter:
             raise ValueError("a resource needs at least one version")
         connection = self.ctx.session.connection()
         rtype, rid, tenant = resource.rtype, resource.rid, resource.tenant
+        last = len(resource.versions)
         body = b""
         for number, (when, data) in enumerate(resource.versions, start=1):
             body = stamp(data, rid, number, as_utc(when))
+            if number == last:
+                break  # the current version: the resource row below
             aad = sealing.version_aad(rid, number, tenant)
             self.versions.append(
                 {
@@ -75,7 +79,6 @@ class BulkWriter:
                 }
             )
         last_at, current = resource.versions[-1]
-        last = len(resource.versions)
         sealed = ring.seal(connection, sealing.resource_aad(rid, rtype, last, tenant), body)
         self.resources.append(
             {

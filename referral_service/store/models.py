@@ -33,7 +33,9 @@ class StoredResource(Base):
 
 
 class ResourceVersion(Base):
-    """Every version, the current one included: vread and _history read from here."""
+    """Every superseded version: the current one is the `resource` row, and a version is written
+    here when a newer one replaces it (repository.update_resource). vread and _history read
+    both (repository.versions_of)."""
 
     __tablename__ = "resource_version"
 

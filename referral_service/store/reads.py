@@ -32,34 +32,30 @@ class Versions:
 
 
 def history(ctx: Context, rtype: str, rid: str) -> Versions:
-    found = repository.versions(ctx.session, ctx.principal, rtype, rid)
-    if not found:
-        raise NotFound(f"{rtype}/{rid} is not known")
-    return _presented(ctx, rtype, rid, found)
+    current = service.read(ctx, rtype, rid)
+    return _presented(ctx, current, repository.versions_of(ctx.session, current))
 
 
 def vread(ctx: Context, rtype: str, rid: str, vid: str) -> Versions:
     """One version, as `versions[0]`."""
     version_id = whole_number(vid)  # beyond the column's range: no such version, not a 500
-    found = (
-        []
-        if version_id is None
-        else repository.versions(ctx.session, ctx.principal, rtype, rid, version_id)
+    current = (
+        None if version_id is None else repository.read(ctx.session, ctx.principal, rtype, rid)
     )
-    if not found:
+    found = [] if current is None else repository.versions_of(ctx.session, current, version_id)
+    if current is None or not found:
         raise NotFound(f"{rtype}/{rid} has no version {vid}")
-    return _presented(ctx, rtype, rid, found)
+    return _presented(ctx, current, found)
 
 
-def _presented(ctx: Context, rtype: str, rid: str, found: Sequence[ResourceVersion]) -> Versions:
-    current = service.read(ctx, rtype, rid)
+def _presented(ctx: Context, current: StoredResource, found: Sequence[ResourceVersion]) -> Versions:
     versions = [
         Version(
-            rtype,
-            rid,
+            current.type,
+            current.id,
             v.version_id,
             as_utc(v.last_updated),
-            service.presented(ctx, rtype, current.org_id, v.body),
+            service.presented(ctx, current.type, current.org_id, v.body),
         )
         for v in found
     ]

@@ -233,32 +233,27 @@ _VERSION_COLUMNS = (
 )
 
 
-def _versions_statement(org_id: BindParameter[str] | None, *, one: bool) -> Prepared:
-    """A resource's versions, newest first, each read under its resource's tenant only (its
-    sealed body is bound to its own `org_id`); `one`: only version `version_id`."""
-    tenancy = () if org_id is None else (_visible_to(org_id),)
+def _older_statement(*, one: bool) -> Prepared:
+    """A resource's superseded versions below `below` (its current version number), newest
+    first, each read under its resource's tenant only (its sealed body is bound to its own
+    `org_id`); `one`: only version `version_id`. The caller has read the current row, which
+    decides whether the caller may see the resource at all."""
     chosen = (ResourceVersion.version_id == bindparam("version_id"),) if one else ()
     stmt = (
         select(*_VERSION_COLUMNS)
-        .join(StoredResource, StoredResource.id == ResourceVersion.resource_id)
         .where(
-            StoredResource.type == bindparam("rtype"),
-            StoredResource.id == bindparam("rid"),
-            ResourceVersion.org_id == StoredResource.org_id,
-            *tenancy,
+            ResourceVersion.resource_id == bindparam("rid"),
+            ResourceVersion.org_id == bindparam("org_id"),
+            ResourceVersion.version_id < bindparam("below"),
             *chosen,
         )
         .order_by(ResourceVersion.version_id.desc())
     )
-    return Prepared(sealing.with_live_keys(stmt))
+    return Prepared(sealing.with_live_keys(stmt), binary_rows=True)
 
 
-# (caller is SPIS itself, one version only): built once, as the read's.
-_VERSIONS = {
-    (system, one): _versions_statement(None if system else bindparam("org_id"), one=one)
-    for system in (True, False)
-    for one in (True, False)
-}
+_OLDER = {one: _older_statement(one=one) for one in (True, False)}
+_NEW_VERSION = manager_of_class(ResourceVersion).new_instance
 
 
 def versions(
@@ -266,17 +261,45 @@ def versions(
 ) -> list[ResourceVersion]:
     """All versions (newest first), or the one asked for; empty when not visible; `Unreadable`
     when one of them does not open. Out of the session, as `read`'s row."""
-    params: dict[str, object] = {"rtype": rtype, "rid": rid}
-    if not principal.system:
-        params["org_id"] = principal.org_id
+    current = read(session, principal, rtype, rid)
+    return [] if current is None else versions_of(session, current, version_id)
+
+
+def versions_of(
+    session: Session, current: StoredResource, version_id: int | None = None
+) -> list[ResourceVersion]:
+    """`versions` of a row the caller has read (`read`): the current version is that row, so
+    asking for it costs no statement; the superseded ones are in `resource_version`, which holds
+    only those (a version is written there when a newer one replaces it)."""
+    if version_id is not None and version_id >= current.version_id:
+        return [_as_version(current)] if version_id == current.version_id else []
+    if current.version_id == 1:  # nothing superseded (a version 0 is no version)
+        return [] if version_id is not None else [_as_version(current)]
+    params: dict[str, object] = {
+        "rid": current.id,
+        "org_id": current.org_id,
+        "below": current.version_id,
+    }
     if version_id is not None:
         params["version_id"] = version_id
     connection = session.connection()
-    found = _VERSIONS[principal.system, version_id is not None].rows(connection, params)
+    found = _OLDER[version_id is not None].rows(connection, params)
     opened = sealing.opened_versions(connection, found)
     if any(unreadable.is_unreadable(row) for row in opened):
         raise unreadable.Unreadable
-    return opened
+    return opened if version_id is not None else [_as_version(current), *opened]
+
+
+def _as_version(row: StoredResource) -> ResourceVersion:
+    version = _NEW_VERSION()
+    version.__dict__.update(
+        resource_id=row.id,
+        version_id=row.version_id,
+        last_updated=row.last_updated,
+        org_id=row.org_id,
+        body=row.body,
+    )
+    return version
 
 
 _NEW_ROW = manager_of_class(StoredResource).new_instance
@@ -300,14 +323,14 @@ def insert_resource(
     """Queued, not sent (store/write_queue.py): a whole Bundle's rows go in one INSERT per table
     before the next statement, as the unit of work's autoflush would send them, for a fraction of
     its cost. Bodies are sealed here. The row joins the session as persistent, so that reading
-    it back by id in this transaction (`session.get`) needs no query."""
+    it back by id in this transaction (`session.get`) needs no query. A new resource has no
+    `resource_version` row: that table holds superseded versions only (`update_resource`)."""
     connection = session.connection()
     # Each read of a row's attribute goes through the ORM's descriptor: once each, here.
     rid, rtype, version_id, when = row.id, row.type, row.version_id, row.last_updated
     tenant, body = row.org_id, row.body
     # Sealing may read the current key: a statement, which sends the queue. Seal, then queue.
     sealed = ring.seal(connection, sealing.resource_aad(rid, rtype, version_id, tenant), body)
-    version = _version_row(connection, rid, version_id, when, tenant, body)
     queued = write_queue.queue(connection)
     queued.resources.append(
         {
@@ -319,7 +342,6 @@ def insert_resource(
             "body": sealed,
         }
     )
-    queued.versions.append(version)
     rows = _index_rows(rid, rtype, index)
     queued.index.extend(rows)
     queued.grants.extend({"resource_id": rid, "org_id": org} for org in sorted(set(grants)))
@@ -374,9 +396,10 @@ def update_resource(
     session: Session, row: StoredResource, body: bytes, when: datetime, index: Iterable[IndexRow]
 ) -> bool:
     """Optimistic: succeeds only if nobody else wrote a newer version meanwhile. `row` then
-    holds the new version (as a reload would, without one); its version and index rows are
-    queued as `insert_resource` queues them."""
+    holds the new version (as a reload would, without one); the version it replaced goes to
+    `resource_version`, and the new index rows are queued as `insert_resource` queues them."""
     version_id = row.version_id + 1
+    replaced = (row.version_id, row.last_updated, row.body)
     connection = session.connection()
     sealed = sealing.seal_resource(connection, row, version_id, body)
     result = session.execute(
@@ -390,7 +413,7 @@ def update_resource(
     session.execute(delete(SearchIndex).where(SearchIndex.resource_id == row.id))
     for name, value in (("version_id", version_id), ("last_updated", when), ("body", body)):
         set_committed_value(row, name, value)
-    version = _version_row(connection, row.id, version_id, when, row.org_id, body)
+    version = _version_row(connection, row.id, *replaced, row.org_id)
     queued = write_queue.queue(connection)
     queued.versions.append(version)
     rows = _index_rows(row.id, row.type, index)
@@ -400,7 +423,7 @@ def update_resource(
 
 
 def _version_row(
-    connection: Connection, rid: str, version_id: int, when: datetime, tenant: str, body: bytes
+    connection: Connection, rid: str, version_id: int, when: datetime, body: bytes, tenant: str
 ) -> dict[str, object]:
     aad = sealing.version_aad(rid, version_id, tenant)
     return {

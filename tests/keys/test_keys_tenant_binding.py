@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import orjson
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -13,12 +14,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from referral_service.config import Settings
+from referral_service.context import Context
 from referral_service.keys import ring
 from referral_service.keys.service import finish, reencrypt_batch, rotate, status
 from referral_service.kit import envelope
+from referral_service.kit.clock import utcnow
 from referral_service.ledger.models import Member
 from referral_service.organisations.models import OrgKind
-from referral_service.store import sealing
+from referral_service.principal import Principal
+from referral_service.store import repository, sealing, service
 from referral_service.store.models import StoredResource
 from tests.fixtures.referrals import Referral
 from tests.fixtures.systems import TestSystem, bearer, register_system
@@ -62,19 +67,34 @@ def test_a_resource_moved_to_another_practice_does_not_open(
 def test_history_is_not_read_under_another_tenant_than_the_resource(
     client: TestClient,
     session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice: TestSystem,
     practice_b: TestSystem,
     practice_b_headers: dict[str, str],
     referral: Referral,
 ) -> None:
-    # only the current row moved: its versions still name (and are sealed for) the practice
+    patient_id = referral.patient.split("/")[1]
+    with session_factory() as session, session.begin():  # version 1 is superseded
+        ctx = Context(session, Principal.spis(), settings)
+        row = service.load(ctx, "Patient", patient_id, for_update=True)
+        service.update(ctx, row, {**orjson.loads(row.body), "gender": "unknown"})
+    # only the current row moved: the superseded version still names (and is sealed for) the
+    # practice
     with session_factory() as session, session.begin():
         session.execute(
             text("UPDATE resource SET org_id = :org WHERE id = :id"),
-            {"org": practice_b.org_id, "id": referral.patient.split("/")[1]},
+            {"org": practice_b.org_id, "id": patient_id},
         )
     response = client.get(f"/fhir/{referral.patient}/_history/1", headers=practice_b_headers)
-    assert response.status_code == 404, response.text
+    assert response.status_code == 500, response.text  # the current row does not open
     assert "Okafor" not in response.text
+    # Even a current row that opened under the new tenant would bring no version of the old one.
+    with session_factory() as session:
+        under_b = repository.new_row(patient_id, "Patient", 2, utcnow(), practice_b.org_id, b"{}")
+        assert [v.version_id for v in repository.versions_of(session, under_b)] == [2]
+        assert repository.versions_of(session, under_b, 1) == []
+        under_a = repository.new_row(patient_id, "Patient", 2, utcnow(), practice.org_id, b"{}")
+        assert [v.version_id for v in repository.versions_of(session, under_a)] == [2, 1]
 
 
 def test_a_member_moved_to_another_time_bank_does_not_open(

@@ -76,26 +76,30 @@ def write_as_previous_release(engine: Engine, orgs: list[str]) -> None:
             conn.execute(
                 text(
                     "INSERT INTO resource (id, type, version_id, last_updated, org_id, body) "
-                    "VALUES (:id, 'Patient', 1, :now, :org, :body)"
+                    "VALUES (:id, 'Patient', 2, :now, :org, :body)"
                 ),
                 {
                     "id": rid,
                     "org": org,
                     "now": now,
-                    "body": legacy_sealed(data_key, sealing.legacy_resource_aad(rid, 1), body),
+                    "body": legacy_sealed(data_key, sealing.legacy_resource_aad(rid, 2), body),
                 },
             )
-            conn.execute(
-                text(
-                    "INSERT INTO resource_version (resource_id, version_id, last_updated, body) "
-                    "VALUES (:id, 1, :now, :body)"
-                ),
-                {
-                    "id": rid,
-                    "now": now,
-                    "body": legacy_sealed(data_key, sealing.legacy_version_aad(rid, 1), body),
-                },
-            )
+            for version in (1, 2):  # that release kept the current version here too
+                conn.execute(
+                    text(
+                        "INSERT INTO resource_version (resource_id, version_id, last_updated, body)"
+                        " VALUES (:id, :version, :now, :body)"
+                    ),
+                    {
+                        "id": rid,
+                        "version": version,
+                        "now": now,
+                        "body": legacy_sealed(
+                            data_key, sealing.legacy_version_aad(rid, version), body
+                        ),
+                    },
+                )
             conn.execute(
                 text(
                     "INSERT INTO search_index (resource_id, resource_type, name, system, value) "
@@ -146,13 +150,17 @@ def test_upgrade_rekeys_the_index_per_tenant_and_old_bodies_still_open(
                     )
                 ).all()
             )
-            versions = dict(
-                conn.execute(text("SELECT resource_id, org_id FROM resource_version")).all()
-            )
+            versions = conn.execute(
+                text(
+                    "SELECT resource_id, version_id, org_id FROM resource_version"
+                    " ORDER BY resource_id, version_id"
+                )
+            ).all()
         for org in orgs:  # what a search by this practice computes now
             assert index[org] == tenant_blind_index(BLIND_KEY.encode(), org, "nhs-number", NHS)
         assert index[orgs[0]] != index[orgs[1]]
-        assert versions == {"pt-0": orgs[0], "pt-1": orgs[1]}
+        # The superseded versions, now naming their tenant; the current versions' copies are gone.
+        assert versions == [("pt-0", 1, orgs[0]), ("pt-1", 1, orgs[1])]
 
         ring.register(engine, TEST_KEK)
         with make_sessionmaker(engine)() as session:

@@ -117,15 +117,35 @@ def test_a_read_is_one_select_and_one_audit_insert_each_committing_itself(
     assert _events(session_factory, "read") == before + 2
 
 
-def test_a_vread_and_a_history_are_two_selects_and_one_audit_insert(
+def test_a_vread_and_a_history_read_superseded_versions_only_when_there_are_some(
     client: TestClient, referral: Referral, practice_headers: dict[str, str]
 ) -> None:
-    versions = ["SELECT resource_version.resource_id, resource_version.version_id,"]
-    for path in (f"/fhir/{referral.task}/_history/1", f"/fhir/{referral.task}/_history"):
+    """The current version is the resource row (the read's SELECT); `resource_version` holds only
+    the versions a newer one replaced, and is read only for those."""
+    read, event = READ_SQL
+    older = "SELECT resource_version.resource_id, resource_version.version_id,"
+    task = f"/fhir/{referral.task}"
+    for path in (f"{task}/_history/1", f"{task}/_history"):  # one version: the current one
         with _statements() as seen:
             answer = client.get(path, headers=practice_headers)
         assert answer.status_code == 200
-        assert seen == [*versions, *READ_SQL]
+        assert seen == [read, event]
+    cancelled = {**client.get(task, headers=practice_headers).json(), "status": "cancelled"}
+    cancelled["statusReason"] = {"text": "Patient moved away"}
+    put = client.put(task, json=cancelled, headers={**practice_headers, **FHIR_JSON})
+    assert put.status_code == 200, put.text
+    for path, shown, statements in (
+        (f"{task}/_history/2", ["cancelled"], [read, event]),
+        (f"{task}/_history/1", ["requested"], [read, older, event]),
+        (f"{task}/_history", ["cancelled", "requested"], [read, older, event]),
+    ):
+        with _statements() as seen:
+            answer = client.get(path, headers=practice_headers)
+        assert answer.status_code == 200
+        found = answer.json()
+        resources = [e["resource"] for e in found["entry"]] if "entry" in found else [found]
+        assert [r["status"] for r in resources] == shown
+        assert seen == statements
 
 
 def test_a_search_page_is_one_select_and_one_audit_insert_each_committing_itself(

@@ -54,14 +54,22 @@ def test_queued_rows_are_seen_by_the_next_query_and_dropped_with_a_savepoint(
         try:
             with session.begin_nested():
                 service.create(ctx, "Patient", _patient("male"))
-                assert _count(session, StoredResource) == 2
+                # An update queues the version it replaces: dropped with the savepoint too.
+                row = service.load(ctx, "Patient", kept.id, for_update=True)
+                service.update(ctx, row, {**_patient("unknown"), "id": kept.id})
+                assert (_count(session, StoredResource), _count(session, ResourceVersion)) == (2, 1)
                 raise RuntimeError("roll the savepoint back")
         except RuntimeError:
             pass
-        service.create(ctx, "Patient", _patient("other"))
+        other = service.create(ctx, "Patient", _patient("male"))
+        row = service.load(ctx, "Patient", other.id, for_update=True)
+        service.update(ctx, row, {**_patient("other"), "id": other.id})
     with session_factory() as session:
         assert _count(session, StoredResource) == 2
-        assert _count(session, ResourceVersion) == 2
+        superseded = session.execute(
+            select(ResourceVersion.resource_id, ResourceVersion.version_id)
+        )
+        assert superseded.all() == [(other.id, 1)]
         genders = session.scalars(select(SearchIndex.value).where(SearchIndex.name == "gender"))
         assert sorted(str(g) for g in genders) == ["female", "other"]
 
