@@ -38,12 +38,15 @@ test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The API under load (bench/api.py: intake, reads, search, batch, memory, against the validation
-# floor and the fhirstarter peer), then the outcome reports (the first run loads their synthetic
+# floor and the fhirstarter peer), the server's instructions per request under callgrind
+# (bench/instructions.py: what a noisy machine cannot move, for comparing commits), then the
+# outcome reports (the first run loads their synthetic
 # data set, about an hour; later runs reuse it), then notification latency. Each writes its key
-# of bench/results.json, keeping the others'. Needs PostgreSQL, Redis and wrk.
+# of bench/results.json, keeping the others'. Needs PostgreSQL, Redis, wrk and valgrind.
 bench: $(STAMP)
 	@$(BIN)/python scripts/check_services.py --bench
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/instructions.py
 	$(BIN)/python bench/outcomes.py
 	$(BIN)/python bench/deliveries.py
 

@@ -140,7 +140,7 @@ def cpu_model() -> str:
 
 # bench/api.py, bench/outcomes.py, bench/deliveries.py. Anything else at the top level (what the
 # intake bench wrote there before bench/api.py took its place) is dropped on the next write.
-BENCH_KEYS = ("api", "outcomes", "deliveries")
+BENCH_KEYS = ("api", "instructions", "outcomes", "deliveries")
 
 
 def merge_results(path: Path, key: str, results: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 need and what is missing.
 
     check_services.py                 make test: PostgreSQL, Redis, Chromium
-    check_services.py --bench         make bench: PostgreSQL, Redis (notification latency), wrk
+    check_services.py --bench         make bench: PostgreSQL, Redis (notification latency), wrk,
+                                      valgrind
     check_services.py --bench-quick   make bench-quick: PostgreSQL, wrk (Redis if there)
 """
 
@@ -32,6 +33,8 @@ CHROMIUM = os.environ.get("SPIS_TEST_CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_INSTALL = "apt-get install chromium"
 # The API bench (bench/api.py) drives its HTTP load with wrk.
 WRK_INSTALL = "apt-get install wrk"
+# bench/instructions.py counts the server's instructions per request under callgrind.
+VALGRIND_INSTALL = "apt-get install valgrind"
 
 
 def reachable(url: str) -> bool:
@@ -70,6 +73,14 @@ def main() -> int:
         missing.append("wrk")
         print(f"{what} needs wrk (the HTTP load generator); it is not on PATH.", file=sys.stderr)
         print(f"  install it with: {WRK_INSTALL}", file=sys.stderr)
+    if bench and not bench_quick and shutil.which("callgrind_control") is None:
+        missing.append("valgrind")
+        print(
+            f"{what} needs valgrind (bench/instructions.py counts instructions under callgrind); "
+            "it is not on PATH.",
+            file=sys.stderr,
+        )
+        print(f"  install it with: {VALGRIND_INSTALL}", file=sys.stderr)
     if not bench and not executable(CHROMIUM):
         missing.append("Chromium")
         print(
