@@ -11,7 +11,8 @@ until the requests are sent (`callgrind_control -i on`), so start-up and set-up 
 counted. Each phase sends `--warmup` requests, then `--requests` one after another; the count is
 every thread of the server process (the request's, the audit sealer's, the job sender's) from the
 first request until 0.5 s after the last (the sender's wait and the group commit). PostgreSQL's
-CPU over the same requests is read from `/proc` (clock ticks, so coarser than the count).
+CPU over the same requests (its backends for our database) is read from `/proc` (clock ticks, so
+coarser than the count).
 
 The requests are `bench/api.py`'s, from the same set-up (`bench/api_setup.py`): a referral
 Bundle (a new NHS number and referral id each), a read of a ServiceRequest, a search page of open
@@ -42,6 +43,7 @@ import common
 import httpx
 from api import choose_broker, flush_broker
 from api_setup import FHIR_HEADERS, Secrets, prepared, register
+from cpu import Watch, cpu_sample
 
 PHASES = ("intake", "read", "search", "batch")
 SETTLE_S = 0.5  # after the last request: the job sender's wait, the audit group commit
@@ -60,25 +62,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def postgres_cpu_s() -> float:
-    """User and system CPU of every PostgreSQL process now, in seconds."""
-    ticks = 0
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if (proc / "comm").read_text().strip() != "postgres":
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+def postgres_cpu_s(database: str) -> float:
+    """CPU seconds used so far by the backends connected to our database (bench/cpu.py)."""
+    return sum(cpu_sample(Watch(server_sid=-1, database=database)).postgres.values())
 
 
 class Counter:
     """callgrind_control on the server process: counting on, the requests, a dump, counting off."""
 
-    def __init__(self, pid: int, folder: Path) -> None:
-        self.pid, self.folder = pid, folder
+    def __init__(self, pid: int, folder: Path, database: str) -> None:
+        self.pid, self.folder, self.database = pid, folder, database
 
     def _control(self, *args: str) -> None:
         control = [tool("callgrind_control"), *args, str(self.pid)]
@@ -88,13 +81,13 @@ class Counter:
         before = set(self.folder.glob("callgrind.*"))
         self._control("--zero")
         self._control("--instr=on")
-        cpu = postgres_cpu_s()
+        cpu = postgres_cpu_s(self.database)
         for i in range(requests):
             send(i)
         time.sleep(SETTLE_S)
         self._control("--dump")
         self._control("--instr=off")
-        postgres = postgres_cpu_s() - cpu
+        postgres = postgres_cpu_s(self.database) - cpu
         dumped = sorted(set(self.folder.glob("callgrind.*")) - before, key=os.path.getmtime)
         if not dumped:
             raise RuntimeError("callgrind wrote no dump")
@@ -213,7 +206,7 @@ def main() -> int:
                     "timebank": access_token(server.base_url, systems.timebank),
                 }
                 send = senders(http, server.base_url, tokens, setup)
-                counter = Counter(server.pid, folder)
+                counter = Counter(server.pid, folder, common.database_name(url))
                 for phase in args.phases.split(","):
                     for i in range(args.warmup):
                         send[phase](-1 - i)

@@ -134,11 +134,30 @@ def elements_of(resource_type: str, name: str) -> frozenset[str]:
 # `patient` parameters only index references whose target is a Patient (R4 search definitions).
 _TARGET_TYPES = {"patient": "Patient"}
 
+# A parameter stored as another's rows: where a type's `patient` reads the same element as its
+# `subject`, its values are exactly the `subject` values that name a Patient, so it has no rows
+# of its own (a batch of 100 questionnaires and their scores wrote 200 duplicate rows of 1,500).
+# A search or an `_include` by `patient` reads `subject`'s rows, `Patient/` values only.
+_STORED_AS: dict[tuple[str, str], str] = {
+    (rtype, "patient"): "subject"
+    for rtype, specs in _SPECS.items()
+    if "patient" in specs and specs["patient"] == specs.get("subject")
+}
+
+
+def stored_name(resource_type: str, name: str) -> str:
+    """The name of the rows a parameter's values are stored under (`_STORED_AS`): its own, or
+    for `patient`, where it repeats `subject`, `subject` (whose `Patient/` values are its)."""
+    return _STORED_AS.get((resource_type, name), name)
+
 
 def index_entries(resource_type: str, data: dict[str, Any]) -> list[IndexEntry]:
-    """Every IndexEntry for one resource, deduplicated, in parameter order."""
+    """Every IndexEntry for one resource, deduplicated, in parameter order; none for a parameter
+    stored as another's rows (`stored_name`)."""
     entries: list[IndexEntry] = []
     for name, (kind, paths) in _SPECS.get(resource_type, {}).items():
+        if (resource_type, name) in _STORED_AS:
+            continue
         for path in paths:
             for value in _values(data, path):
                 entries.extend(_EXTRACTORS[kind](name, value))

@@ -17,6 +17,7 @@ from sqlalchemy import delete, exists, insert, or_, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from fhir_adapters.search_params import stored_name
 from referral_service.ledger.models import Exchange, Member
 from referral_service.organisations.models import Organisation
 from referral_service.outcomes.models import (
@@ -161,7 +162,8 @@ def referred_patients(session: Session, practice_id: str | None) -> list[str]:
         .join(StoredResource, StoredResource.id == SearchIndex.resource_id)
         .where(
             SearchIndex.resource_type == "Task",
-            SearchIndex.name == "patient",
+            SearchIndex.name == stored_name("Task", "patient"),
+            SearchIndex.value.startswith(_PATIENT_PREFIX),
             StoredResource.type == "Task",
             ~exists().where(
                 part_of.resource_id == SearchIndex.resource_id, part_of.name == "part-of"

@@ -40,6 +40,7 @@ _PATIENTS = "spis.outcomes.patients"
 _MEMBERS = "spis.outcomes.members"
 _PAUSED = "spis.outcomes.paused"
 _PATIENT_PREFIX = "Patient/"
+_PATIENT_NAMES = frozenset({"patient", "subject"})
 _WATCHED = (Member, LedgerEntry)
 
 
@@ -64,7 +65,9 @@ def _note_version(session: Session, rtype: str, rid: str, index: Sequence[dict[s
         patients.add(rid)
     for row in index:
         value = row["value"]
-        if row["name"] == "patient" and value and value.startswith(_PATIENT_PREFIX):
+        # `patient` rows (a Consent's), or `subject` rows, which are the other types' `patient`
+        # values (search_params.stored_name): a Patient's either way.
+        if row["name"] in _PATIENT_NAMES and value and value.startswith(_PATIENT_PREFIX):
             patients.add(value.removeprefix(_PATIENT_PREFIX))
 
 

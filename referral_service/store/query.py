@@ -108,6 +108,10 @@ def _match(ctx: Caller, rtype: str, name: str, value: str) -> Match:
     if kind == "reference":
         parts = split_reference(value)
         target = f"{parts[0]}/{parts[1]}" if parts else _bare_reference(rtype, name, value)
+        if name == "patient" and not target.startswith("Patient/"):
+            # Only a Patient can be one (R4's search definitions): `patient=Group/1` would
+            # otherwise find Tasks `for` that Group through `subject`'s rows (`stored_name`).
+            raise BadSearch("patient needs a reference to a Patient: Patient/id, or the bare id")
         return TokenMatch(name, target, own_only=own_only)
     system, code, system_given = parse_token(value)
     if name == "identifier" and system == NHS_NUMBER_SYSTEM and code is not None:

@@ -45,6 +45,7 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql.elements import BindParameter
 
 from fhir_adapters.codes import REFERRAL_TASK_STATUSES
+from fhir_adapters.search_params import stored_name
 from referral_service.keys import ring
 from referral_service.kit.prepared import Prepared
 from referral_service.kit.refs import Ref
@@ -699,7 +700,7 @@ def match_token(
     stmt = _token_statement(principal.system, match.system_given)
     params: dict[str, str | int | None] = {
         "rtype": rtype,
-        "name": match.name,
+        "name": stored_name(rtype, match.name),
         "value": match.value,
         "org": principal.org_id,
         "two": 2,
@@ -770,7 +771,7 @@ def search_by_values(
             and_(
                 index.resource_id == StoredResource.id,
                 index.resource_type == rtype,
-                index.name == name,
+                index.name == stored_name(rtype, name),
                 index.value.in_(sorted(set(values))),
             ),
         )
@@ -830,15 +831,21 @@ def find_by_token(
     return search(session, principal, rtype, [[match]], limit=limit, offset=0)
 
 
-def references_from(session: Session, resource_ids: Sequence[str], name: str) -> list[Ref]:
-    """The references of one reference parameter across some resources (for _include); a value
-    that is not a local `Type/id` names nothing that could be included."""
+def references_from(
+    session: Session, rtype: str, resource_ids: Sequence[str], name: str
+) -> list[Ref]:
+    """The references of one reference parameter across some resources of `rtype` (for
+    _include); a value that is not a local `Type/id` names nothing that could be included. A
+    parameter stored as another's rows (`stored_name`: `patient` as `subject`) is the Patients
+    among them."""
     if not resource_ids:
         return []
+    stored = stored_name(rtype, name)
     stmt = select(SearchIndex.value).where(
-        SearchIndex.resource_id.in_(resource_ids), SearchIndex.name == name
+        SearchIndex.resource_id.in_(resource_ids), SearchIndex.name == stored
     )
-    return [ref for value in session.scalars(stmt) if value and (ref := _local_ref(value))]
+    refs = [ref for value in session.scalars(stmt) if value and (ref := _local_ref(value))]
+    return refs if stored == name else [ref for ref in refs if ref.rtype == "Patient"]
 
 
 def _local_ref(value: str) -> Ref | None:
@@ -883,7 +890,7 @@ def _match(rtype: str, match: Match, values: Mapping[str, Any]) -> ColumnElement
     conditions: list[ColumnElement[bool]] = [
         SearchIndex.resource_id == StoredResource.id,
         SearchIndex.resource_type == rtype,
-        SearchIndex.name == match.name,
+        SearchIndex.name == stored_name(rtype, match.name),
     ]
     if isinstance(match, TokenMatch):
         if "own" in values:

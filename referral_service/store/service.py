@@ -316,8 +316,8 @@ def search(
     )
     rows, bad = unreadable.partition(found)
     targets: list[Ref] = []
-    for _, param in includes:
-        targets += repository.references_from(ctx.session, [r.id for r in rows], param)
+    for source, param in includes:
+        targets += repository.references_from(ctx.session, source, [r.id for r in rows], param)
     included, bad_included = unreadable.partition(
         repository.read_many(ctx.session, ctx.principal, targets)
     )

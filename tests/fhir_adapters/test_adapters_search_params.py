@@ -65,7 +65,9 @@ def test_task_entries() -> None:
         IndexEntry("code", codes.TASK_CODE_FULFILL, codes.TASK_CODE_SYSTEM)
     ]
     assert named(entries, "requester") == [IndexEntry("requester", PRACTICE)]
-    assert named(entries, "patient") == [IndexEntry("patient", PATIENT)]
+    # `patient` is searched through `subject`'s rows (stored_name): no rows of its own
+    assert named(entries, "subject") == [IndexEntry("subject", PATIENT)]
+    assert named(entries, "patient") == []
     assert named(entries, "focus")[0].value is not None
     assert named(entries, "focus")[0].value.startswith("ServiceRequest/")  # type: ignore[union-attr]
     assert named(entries, "part-of") == [IndexEntry("part-of", "Task/parent-1")]
@@ -88,7 +90,7 @@ def test_unsplittable_references_are_skipped() -> None:
     sr["subject"] = {"reference": "urn:uuid:7c4f3a2b-1e0d-4c9b-8a7f-6e5d4c3b2a19"}
     sr["supportingInfo"] = [{"reference": "Patient?identifier=x|y"}, {"display": "no ref"}]
     entries = index_entries("ServiceRequest", sr)
-    assert named(entries, "patient") == named(entries, "supporting-info") == []
+    assert named(entries, "subject") == named(entries, "supporting-info") == []
 
 
 def test_absolute_references_index_as_type_and_id() -> None:
@@ -109,8 +111,8 @@ def test_service_request_entries() -> None:
     )
     assert IndexEntry("category", codes.SOCIAL_SERVICE_PROCEDURE, codes.SNOMED) in entries
     assert IndexEntry("code", codes.SOCIAL_PRESCRIBING_REFERRAL, codes.SNOMED) in entries
-    assert IndexEntry("patient", PATIENT) in entries
     assert IndexEntry("subject", PATIENT) in entries
+    assert named(entries, "patient") == []  # searched through `subject` (stored_name)
     assert named(entries, "supporting-info")[0].value.startswith("Consent/")  # type: ignore[union-attr]
     assert len(named(entries, "authored")) == 1
 
@@ -173,7 +175,7 @@ def test_procedure_entries() -> None:
     entries = index_entries("Procedure", proc)
     assert IndexEntry("status", "completed") in entries
     assert IndexEntry("category", codes.SOCIAL_SERVICE_PROCEDURE, codes.SNOMED) in entries
-    assert IndexEntry("patient", PATIENT) in entries
+    assert IndexEntry("subject", PATIENT) in entries
     [date] = named(entries, "date")
     assert (date.start, date.end) == (utc(2024, 1, 1), utc(2024, 12, 31, 23, 59, 59, 999_999))
 
@@ -212,7 +214,7 @@ def test_condition_entries() -> None:
     }
     entries = index_entries("Condition", condition)
     assert IndexEntry("code", "422650009", codes.SNOMED) in entries
-    assert IndexEntry("patient", PATIENT) in entries
+    assert IndexEntry("subject", PATIENT) in entries
     assert IndexEntry("category", "problem-list-item", "http://x") in entries
 
 
