@@ -43,6 +43,7 @@ SEALED_COLUMNS = (
     ("ledger_request", "description"),
 )
 BATCH = 25
+BEFORE = 60  # referrals taken in before the rotation
 
 
 @pytest.fixture
@@ -144,7 +145,9 @@ def test_rotation_is_seen_by_every_process_and_leaves_nothing_under_the_old_key(
     )
     token = access_token(api, practice)
     headers = {"Authorization": f"Bearer {token}", **FHIR_JSON}
-    for bundle in referral_bundles(practice.org_id, 30, prefix="BEFORE"):
+    # Four sealed bodies each (Patient, Consent, ServiceRequest, Task; no version is superseded
+    # yet): 240 values.
+    for bundle in referral_bundles(practice.org_id, BEFORE, prefix="BEFORE"):
         assert (
             httpx.post(f"{api}/fhir", json=bundle, headers=headers, timeout=60).status_code == 200
         )
@@ -190,4 +193,4 @@ def test_rotation_is_seen_by_every_process_and_leaves_nothing_under_the_old_key(
     # and the API still reads everything, old and new
     last = httpx.get(f"{api}/fhir/Patient?_count=500", headers=headers, timeout=60)
     assert last.status_code == 200, last.text
-    assert len(last.json()["entry"]) == 30 + 1 + writer.sent
+    assert len(last.json()["entry"]) == BEFORE + 1 + writer.sent
