@@ -59,6 +59,19 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture
+def empty_pg() -> Iterator[str]:
+    """A database of its own, with nothing in it, for a test that migrates it (dropped after)."""
+    name = f"spis_empty_{secrets.token_hex(4)}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def migrate(url: str) -> None:
     from referral_service.migrate import upgrade
 

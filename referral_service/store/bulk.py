@@ -90,8 +90,8 @@ class BulkWriter:
                 "body": sealed,
             }
         )
-        for values in index_values(self.ctx, rtype, current, tenant):
-            self.index.append({"resource_id": rid, "resource_type": rtype, **values})
+        for n, values in enumerate(index_values(self.ctx, rtype, current, tenant)):
+            self.index.append({"resource_id": rid, "position": n, "resource_type": rtype, **values})
         for org in dict.fromkeys(resource.grants):
             if org != tenant:
                 self.grants.append({"resource_id": rid, "org_id": org})

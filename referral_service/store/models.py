@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referral_service.kit.models import Base
@@ -56,25 +56,27 @@ class ResourceVersion(Base):
 
 
 class SearchIndex(Base):
+    """A resource's search values, one row each, keyed by the resource and the row's place among
+    its rows. Written only by repository.py, in the statement that writes their resource (or
+    right after its update), and no resource is ever deleted: no foreign key is checked row by
+    row (migration 0026)."""
+
     __tablename__ = "search_index"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    resource_id: Mapped[str] = mapped_column(ForeignKey("resource.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
     resource_type: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(64))
     system: Mapped[str | None] = mapped_column(String(255))
     value: Mapped[str | None] = mapped_column(String(255))
     start: Mapped[datetime | None]
     end: Mapped[datetime | None]
-    resource: Mapped[StoredResource] = relationship(lazy="raise")  # flush order only
 
     __table_args__ = (
         # resource_id last: each search parameter is a correlated EXISTS on this table, so one
         # index seek per candidate resource (without it SQLite scans every row with the value).
+        # A resource's own rows are found through the primary key.
         Index("ix_search_index_lookup", "resource_type", "name", "value", "resource_id"),
-        Index("ix_search_index_resource", "resource_id"),
     )
 
     def __repr__(self) -> str:

@@ -437,7 +437,10 @@ def _version_row(
 
 
 def _index_rows(rid: str, rtype: str, index: Iterable[IndexRow]) -> list[dict[str, object]]:
-    return [{"resource_id": rid, "resource_type": rtype, **values} for values in index]
+    return [
+        {"resource_id": rid, "position": n, "resource_type": rtype, **values}
+        for n, values in enumerate(index)
+    ]
 
 
 def search(

@@ -157,8 +157,9 @@ def _insert_together(
     `insert_rows` sends it) but the last in a WITH clause, the last the main statement: one
     round trip where an intake's Patient, Consent, ServiceRequest and Task took three (resource,
     version and index rows). The statement is atomic as each INSERT was, and the foreign keys of
-    the versions, index rows and grants on their resources are checked at its end, when every
-    row of it is in. Its text is the same for every write of the same tables (prepared once)."""
+    the versions and grants on their resources are checked at its end, when every row of it is
+    in (index rows have none: models.SearchIndex). Its text is the same for every write of the
+    same tables (prepared once)."""
     shape = tuple((table.name, tuple(rows[0])) for table, rows in batches)
     statement = _TOGETHER.get(shape)
     if statement is None:

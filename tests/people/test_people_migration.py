@@ -3,33 +3,16 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from referral_service.db import make_engine
 from referral_service.migrate import alembic_config, upgrade
-from tests.conftest import ADMIN_URL
 
 TABLES = {"person", "web_session", "setup_link"}
 BEFORE = "20261128_0012"
-
-
-@pytest.fixture
-def empty_pg() -> Iterator[str]:
-    name = f"spis_people_mig_{secrets.token_hex(4)}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def tables(url: str) -> set[str]:

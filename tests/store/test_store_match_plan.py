@@ -52,10 +52,10 @@ def _grow(session: Session, org: str) -> None:
     )
     session.execute(
         text(
-            "INSERT INTO search_index (resource_id, resource_type, name, system, value)"
-            " SELECT 'filler-' || n, 'Patient', 'identifier', :system, 'F' || n"
+            "INSERT INTO search_index (resource_id, position, resource_type, name, system, value)"
+            " SELECT 'filler-' || n, 0, 'Patient', 'identifier', :system, 'F' || n"
             " FROM generate_series(1, :rows) AS n"
-            " UNION ALL SELECT 'filler-' || n, 'Patient', 'p' || k, NULL, 'v' || k"
+            " UNION ALL SELECT 'filler-' || n, k, 'Patient', 'p' || k, NULL, 'v' || k"
             " FROM generate_series(1, :rows) AS n, generate_series(1, 20) AS k"
         ),
         {"system": LOCAL, "rows": FILLER},

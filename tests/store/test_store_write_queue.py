@@ -127,6 +127,7 @@ def test_queued_rows_go_in_as_sent_values_nulls_and_bytes_alike(
     index = [
         {
             "resource_id": row["id"],
+            "position": 0,
             "resource_type": "Observation",
             "name": "code",
             "system": None,

@@ -74,6 +74,7 @@ def _queue(session: Session, org: str, other: str, rids: list[str]) -> None:
         queued.index.append(
             {
                 "resource_id": rid,
+                "position": 0,
                 "resource_type": "Task",
                 "name": "status",
                 "system": None,
