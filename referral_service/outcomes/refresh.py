@@ -78,7 +78,13 @@ def system_context(session: Session, settings: Settings) -> Context:
 
 @handles(JobName.REFRESH_OUTCOMES)
 def refresh_job(session: Session, settings: Settings, args: dict[str, str]) -> None:
-    refresh_patient(system_context(session, settings), args["patient"])
+    """`patients`: Patient resource ids, comma-separated and sorted (outcomes/triggers.py), so
+    two jobs lock the patients they share in the same order; `patient`: one, as a job queued by
+    an earlier release names it."""
+    ctx = system_context(session, settings)
+    patients = args["patients"].split(",") if "patients" in args else [args["patient"]]
+    for patient_id in patients:
+        refresh_patient(ctx, patient_id)
 
 
 def refresh_patient(ctx: Context, patient_id: str) -> int:

@@ -17,9 +17,12 @@ It notes the patients new rows are about:
   resource rows do not go through the unit of work);
 - after each flush, a ledger member enrolled from a referral, and both members of a new exchange
   or reversal (through their entries), when a member came from a referral.
-When the outermost transaction commits, it enqueues one `spis.refresh_outcomes` job per patient,
-carrying the Patient's resource id only, in the same transaction: the job row commits with the
-change or not at all, and the outbox relays it if the broker is down (jobs/service.py).
+When the outermost transaction commits, it enqueues one `spis.refresh_outcomes` job for the
+patients it noted (`patients`: their Patient resource ids, comma-separated, in order; one job for
+every REFRESH_BATCH of them), in the same transaction: the job row commits with the change or not
+at all, and the outbox relays it if the broker is down (jobs/service.py). A time bank's batch of
+questionnaires about 20 patients enqueued 20 jobs, each a row, a message and a worker run: 5% of
+the batch's CPU on the API's side for the messages alone.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ _PAUSED = "spis.outcomes.paused"
 _PATIENT_PREFIX = "Patient/"
 _PATIENT_NAMES = frozenset({"patient", "subject"})
 _WATCHED = (Member, LedgerEntry)
+# Patients per refresh job: one job's refresh locks each of them until it commits, and a failure
+# runs all of them again.
+REFRESH_BATCH = 50
 
 
 @contextmanager
@@ -94,8 +100,10 @@ def _enqueue(session: Session) -> None:
     members: set[tuple[str, str]] = session.info.pop(_MEMBERS, set())
     if members:
         patients.update(repository.patients_of_members(session, members))
-    for patient_id in sorted(patients):
-        enqueue(session, JobName.REFRESH_OUTCOMES, patient=patient_id)
+    ordered = sorted(patients)
+    for start in range(0, len(ordered), REFRESH_BATCH):
+        batch = ordered[start : start + REFRESH_BATCH]
+        enqueue(session, JobName.REFRESH_OUTCOMES, patients=",".join(batch))
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -112,7 +112,9 @@ def test_withdrawing_secondary_use_excludes_at_once_and_permission_returns_by_th
 ) -> None:
     scene.change(referral.consent, secondary_use("deny"))
     # No job has run: the request's own transaction marked the rows.
-    assert pending_refreshes(scene.session_factory) == [{"patient": referral.patient.split("/")[1]}]
+    assert pending_refreshes(scene.session_factory) == [
+        {"patients": referral.patient.split("/")[1]}
+    ]
     assert scene.eligible(two_referrals) == [False, False]
     scene.refresh()  # the refresh agrees
     assert scene.eligible(two_referrals) == [False, False]

@@ -1,5 +1,6 @@
 """What keeps the rows up to date: every process that writes registers the trigger, each
-transaction enqueues one refresh per patient it touched (the Patient's id, nothing else), a
+transaction enqueues one refresh for the patients it touched (their ids, nothing else; one job per
+50), a
 refresh only ever rewrites its own patient's rows, and `spis outcomes rebuild` recomputes them all."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.config import Settings
 from referral_service.embedded import worker_env
+from referral_service.jobs.service import JobName, enqueue
 from referral_service.ledger.models import Member
 from referral_service.outcomes import triggers
 from referral_service.outcomes.models import (
@@ -80,7 +82,7 @@ def test_every_process_that_writes_registers_the_trigger(
         assert handler == "True"  # and it can run the refresh job itself
 
 
-def test_one_refresh_per_patient_per_transaction_with_the_patient_id_only(
+def test_one_refresh_per_transaction_with_the_patient_ids_only(
     client: TestClient,
     session_factory: sessionmaker[Session],
     settings: Settings,
@@ -89,17 +91,17 @@ def test_one_refresh_per_patient_per_transaction_with_the_patient_id_only(
 ) -> None:
     patient_id = referral.patient.split("/")[1]
     # Patient, Consent, ServiceRequest and the referral Task: one Bundle, one job
-    assert pending_refreshes(session_factory) == [{"patient": patient_id}]
+    assert pending_refreshes(session_factory) == [{"patients": patient_id}]
     run_refreshes(session_factory, settings)
     timebank = add_timebank(session_factory, "Catford Time Bank", ["SE6"], ["befriending"], 2)
     child = route_now(session_factory, settings, referral.task_id)
     assert child is not None
-    assert pending_refreshes(session_factory) == [{"patient": patient_id}]
+    assert pending_refreshes(session_factory) == [{"patients": patient_id}]
     run_refreshes(session_factory, settings)
     assert referral_row(session_factory, referral.task_id).timebank_id == timebank.org_id
 
     put_task(client, timebank, child, status="accepted")  # the child and the referral Task
-    assert pending_refreshes(session_factory) == [{"patient": patient_id}]
+    assert pending_refreshes(session_factory) == [{"patients": patient_id}]
 
 
 def test_an_exchange_between_two_referred_members_refreshes_both(
@@ -133,9 +135,9 @@ def test_an_exchange_between_two_referred_members_refreshes_both(
 
     made = exchange(client, timebank_headers, timebank, members[0], members[1], date="2026-11-20")
     assert made.status_code == 201, made.text
-    assert sorted(job["patient"] for job in pending_refreshes(session_factory)) == sorted(
-        r.patient_id for r in routed
-    )
+    # One job for both patients, in order.
+    both = ",".join(sorted(r.patient_id for r in routed))
+    assert pending_refreshes(session_factory) == [{"patients": both}]
     run_refreshes(session_factory, settings)
     first, second = (r.referral.task_id for r in routed)
     assert partners(session_factory, first) == {"2026-11-01": {members[1]}}
@@ -157,7 +159,7 @@ def test_a_refresh_touches_its_own_patient_only_and_writes_nothing_without_a_ref
     sent = client.post("/fhir/Patient", json=patient, headers={**practice_headers, **FHIR_JSON})
     assert sent.status_code == 201, sent.text
     alone = sent.json()["id"]
-    assert pending_refreshes(session_factory) == [{"patient": alone}]
+    assert pending_refreshes(session_factory) == [{"patients": alone}]
     run_refreshes(session_factory, settings)
     with session_factory() as session, session.begin():
         assert refresh_patient(system_context(session, settings), alone) == 0
@@ -192,7 +194,51 @@ def test_paused_writes_enqueue_nothing(
     assert pending_refreshes(session_factory) == []
     with session_factory() as session, session.begin():
         session.add(Member(id="m-2", org_id=practice.org_id, alias="Ana", patient_id="p-2"))
-    assert pending_refreshes(session_factory) == [{"patient": "p-2"}]
+    assert pending_refreshes(session_factory) == [{"patients": "p-2"}]
+
+
+def test_a_transaction_about_many_patients_enqueues_a_job_per_fifty(
+    session_factory: sessionmaker[Session], practice: TestSystem
+) -> None:
+    ids = [f"p-{n:03d}" for n in range(triggers.REFRESH_BATCH + 1)]
+    with session_factory() as session, session.begin():
+        for n, patient_id in enumerate(reversed(ids)):
+            session.add(
+                Member(id=f"m-{n}", org_id=practice.org_id, alias="M", patient_id=patient_id)
+            )
+    assert pending_refreshes(session_factory) == [
+        {"patients": ",".join(ids[: triggers.REFRESH_BATCH])},
+        {"patients": ids[-1]},
+    ]
+
+
+def test_a_job_of_several_patients_refreshes_each_and_an_earlier_releases_job_still_runs(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    practice: TestSystem,
+    practice_headers: dict[str, str],
+) -> None:
+    referrals = [
+        make_referral(client, practice_headers, practice.org_id, nhs_number=nhs, referral_id=ref)
+        for nhs, ref in (("9434765919", "REF-A"), ("9000000009", "REF-B"))
+    ]
+    patients = sorted(r.patient.split("/")[1] for r in referrals)
+    with session_factory() as session, session.begin():
+        session.execute(delete(ReferralOutcome))
+        enqueue(session, JobName.REFRESH_OUTCOMES, patients=",".join(patients))
+    assert run_refreshes(session_factory, settings) == 3  # the two intakes' and this one
+    assert {referral_row(session_factory, r.task_id).referral_id for r in referrals} == {
+        r.task_id for r in referrals
+    }
+    with session_factory() as session, session.begin():
+        session.execute(delete(ReferralOutcome))
+        enqueue(session, JobName.REFRESH_OUTCOMES, patient=patients[0])  # as queued before
+    assert run_refreshes(session_factory, settings) == 1
+    with session_factory() as session:
+        found = session.scalars(select(ReferralOutcome.referral_id)).all()
+    first = next(r for r in referrals if r.patient == f"Patient/{patients[0]}")
+    assert found == [first.task_id]
 
 
 # --- rebuild -------------------------------------------------------------------------------------
