@@ -10,7 +10,7 @@ answers against, so ranges are written once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -44,9 +44,12 @@ class Instrument:
     description: str
     copyright: str
 
-    @property
-    def link_ids(self) -> tuple[str, ...]:
-        return tuple(str(n) for n in range(1, len(self.items) + 1))
+    # "1".."n", made once: every answer of every questionnaire read is checked against them.
+    link_ids: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        numbers = tuple(str(n) for n in range(1, len(self.items) + 1))
+        object.__setattr__(self, "link_ids", numbers)
 
     @property
     def url(self) -> str:

@@ -118,24 +118,26 @@ def _check_completed(qr: dict[str, Any]) -> None:
 def _read_item(
     instrument: Instrument, index: int, item: object, answers: dict[str, int]
 ) -> Issue | None:
-    """Add the item's answer to ``answers``, or return what is wrong with it."""
-    where = f"QuestionnaireResponse.item[{index}]"
+    """Add the item's answer to ``answers``, or return what is wrong with it. The messages are
+    made only for a wrong item (a batch reads hundreds of good ones)."""
     link_id = item.get("linkId") if isinstance(item, dict) else None
     if link_id not in instrument.link_ids:
+        where = f"QuestionnaireResponse.item[{index}]"
         # Not echoed: an unknown linkId is client text.
         return Issue("value", f"{where}: linkId is not an item of {instrument.name}", (where,))
     assert isinstance(item, dict)
     assert isinstance(link_id, str)
+    value = _single_answer(item)
+    if link_id not in answers and value is not None and instrument.low <= value <= instrument.high:
+        answers[link_id] = value
+        return None
+    where = f"QuestionnaireResponse.item[{index}]"
     label = f"{where} (linkId '{link_id}')"
     if link_id in answers:
         return Issue("value", f"{label}: the item is answered more than once", (where,))
-    value = _single_answer(item)
     if value is None:
         return _bad_answer(instrument, label, f"{where}.answer")
-    if not instrument.low <= value <= instrument.high:
-        return _bad_answer(instrument, label, f"{where}.answer[0].valueInteger")
-    answers[link_id] = value
-    return None
+    return _bad_answer(instrument, label, f"{where}.answer[0].valueInteger")
 
 
 def _single_answer(item: dict[str, Any]) -> int | None:

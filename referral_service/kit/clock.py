@@ -15,4 +15,5 @@ def as_utc(value: datetime) -> datetime:
 
 
 def fhir_instant(value: datetime) -> str:
-    return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    utc = value if value.tzinfo is UTC else as_utc(value)  # `utcnow`'s need no conversion
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
