@@ -261,7 +261,9 @@ def versions(
     session: Session, principal: Principal, rtype: str, rid: str, version_id: int | None = None
 ) -> list[ResourceVersion]:
     """All versions (newest first), or the one asked for; empty when not visible; `Unreadable`
-    when one of them does not open. Out of the session, as `read`'s row."""
+    when one of them does not open. Out of the session, as `read`'s row. The one-call form, for
+    a caller with no row in hand; vread and history read first and ask `versions_of` the row
+    they read, which needs no statement for the current version."""
     current = read(session, principal, rtype, rid)
     return [] if current is None else versions_of(session, current, version_id)
 

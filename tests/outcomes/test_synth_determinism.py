@@ -62,23 +62,17 @@ def _snapshot(sessions: sessionmaker[Session]) -> dict[str, object]:
                 found = found.replace(org_id, label)
             return found
 
+        def version(
+            rid: str, number: int, updated: datetime, org: str, body: bytes
+        ) -> tuple[object, ...]:
+            digest = hashlib.sha256(plain(body).encode()).hexdigest()
+            return (rid, number, updated.isoformat(), plain(org), digest)
+
         versions = sorted(
-            (
-                v.resource_id,
-                v.version_id,
-                v.last_updated.isoformat(),
-                plain(v.org_id),
-                hashlib.sha256(plain(v.body).encode()).hexdigest(),
-            )
+            version(v.resource_id, v.version_id, v.last_updated, v.org_id, v.body)
             for v in session.scalars(select(ResourceVersion))
         ) + sorted(  # the current versions: the resource rows
-            (
-                r.id,
-                r.version_id,
-                r.last_updated.isoformat(),
-                plain(r.org_id),
-                hashlib.sha256(plain(r.body).encode()).hexdigest(),
-            )
+            version(r.id, r.version_id, r.last_updated, r.org_id, r.body)
             for r in session.scalars(select(StoredResource))
         )
         index = sorted(
