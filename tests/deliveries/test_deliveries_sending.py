@@ -50,7 +50,10 @@ from tests.deliveries.sending_support import (
     verify_signature,
 )
 
-T0 = datetime(2026, 11, 30, 9, 0, tzinfo=utcnow().tzinfo)
+# The tests' clock: on the hour, one to two hours ahead of the real one, which stamps the rows
+# `add_delivery` makes (due at once), so that they are due at T0 whatever the day. (A fixed
+# 2026-11-30 09:00 failed every test that sends from that time on.)
+T0 = (utcnow() + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
