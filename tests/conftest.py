@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,17 +60,27 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture
-def empty_pg() -> Iterator[str]:
-    """A database of its own, with nothing in it, for a test that migrates it (dropped after)."""
-    name = f"spis_empty_{secrets.token_hex(4)}"
+@contextmanager
+def new_database(prefix: str = "spis_empty") -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database of its own (for a test that migrates it, or a
+    server it starts), dropped afterwards, also when the test fails."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     admin = _admin_engine()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def empty_pg() -> Iterator[str]:
+    """`new_database` as a fixture."""
+    with new_database() as url:
+        yield url
 
 
 def migrate(url: str) -> None:

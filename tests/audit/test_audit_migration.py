@@ -5,15 +5,13 @@ databases."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral_service.audit import chain, sealer
@@ -24,7 +22,7 @@ from referral_service.audit.verify import verify
 from referral_service.db import make_engine, make_sessionmaker
 from referral_service.migrate import alembic_config, upgrade
 from tests.audit.conftest import a_principal
-from tests.conftest import ADMIN_URL
+from tests.conftest import new_database
 
 BEFORE = "20261129_0018"
 OLD_ROWS = 5
@@ -35,16 +33,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'var' / 'spis.sqlite3'}"
         return
-    name = f"spis_test_mig_{secrets.token_hex(4)}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_database("spis_test_mig") as url:
+        yield url
 
 
 def old_event(n: int) -> chain.Event:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,14 +9,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from referral_service.app import create_app
 from referral_service.config import Settings
 from referral_service.health.service import migration_heads
 from referral_service.migrate import upgrade
-from tests.conftest import ADMIN_URL, TEST_KEK, _admin_engine
+from tests.conftest import TEST_KEK, new_database
 
 REFUSED_PORT = 1  # nothing listens on port 1 of 127.0.0.1: connections are refused at once
 
@@ -68,14 +65,8 @@ def test_readyz_names_an_unreachable_database_without_its_address(tmp_path: Path
 
 @pytest.fixture
 def empty_database() -> Iterator[str]:
-    name = f"spis_test_ready_{secrets.token_hex(4)}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with new_database("spis_test_ready") as url:
+        yield url
 
 
 def test_readyz_says_when_the_schema_is_not_at_head(empty_database: str, tmp_path: Path) -> None:

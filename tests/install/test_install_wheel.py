@@ -29,11 +29,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from referral_service.organisations.models import OrgKind
-from tests.conftest import ADMIN_URL, _admin_engine
+from tests.conftest import new_database
 from tests.fixtures.fhir import FHIR_JSON, referral_bundle
 from tests.fixtures.server import access_token, free_port
 from tests.fixtures.systems import TestSystem, new_key, public_jwks
@@ -108,20 +106,6 @@ def install(wheel: Path, venv: Path) -> Path:
 
 
 # -- the deployment ------------------------------------------------------------------------------
-
-
-@contextmanager
-def new_database() -> Iterator[str]:
-    name = f"spis_install_{secrets.token_hex(4)}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass
@@ -260,7 +244,7 @@ def test_a_wheel_installed_in_a_new_venv_migrates_serves_and_routes_on_postgres_
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
     queue = f"spis-install-{secrets.token_hex(4)}"
-    with new_database() as database_url, ExitStack() as stack:
+    with new_database("spis_install") as database_url, ExitStack() as stack:
         port = free_port()
         env = deployment_env(database_url, port, run_dir / "var", queue)
         deployment = Deployment(bin_dir, run_dir, env, f"http://127.0.0.1:{port}", port)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from fhir_adapters.codes import NHS_NUMBER_SYSTEM
 from referral_service.db import make_engine, make_sessionmaker
@@ -25,7 +24,7 @@ from referral_service.kit.crypto import blind_index, tenant_blind_index
 from referral_service.migrate import upgrade
 from referral_service.store import sealing
 from referral_service.store.models import ResourceVersion, StoredResource
-from tests.conftest import ADMIN_URL, TEST_KEK, _admin_engine
+from tests.conftest import TEST_KEK, new_database
 from tests.fixtures.server import REPO_ROOT
 
 NHS = "9434765919"
@@ -36,16 +35,9 @@ PREVIOUS = "20261125_0007"
 @pytest.fixture
 def old_database() -> Iterator[str]:
     """A database at the previous release's schema."""
-    name = f"spis_test_upgrade_{secrets.token_hex(4)}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url, PREVIOUS)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with new_database("spis_test_upgrade") as url:
+        upgrade(url, PREVIOUS)
+        yield url
 
 
 def legacy_sealed(key: bytes, aad: bytes, plaintext: bytes) -> bytes:
