@@ -63,7 +63,7 @@ class Shared:
     read: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)  # Type/id -> the stored row's tenant
     organisations: dict[str, Organisation | None] = field(default_factory=dict)
-    decisions: Decisions = field(default_factory=dict)
+    decisions: Decisions = field(default_factory=Decisions)
 
     def clear(self) -> None:
         self.read.clear()
@@ -91,7 +91,7 @@ class Intake:
     owners: dict[str, str] = field(default_factory=dict)
     # Organisations read in this intake, kept: the identity map alone holds them weakly.
     organisations: dict[str, Organisation | None] = field(default_factory=dict)
-    # Consent decisions a batch's questionnaires share (each audited every time it is used).
+    # Consent decisions a batch's questionnaires share (each audited the first time it is used).
     # None in any other intake: its writes may change a Consent between two decisions.
     decisions: Decisions | None = None
 

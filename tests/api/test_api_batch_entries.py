@@ -123,9 +123,14 @@ def test_each_questionnaire_in_a_batch_is_stored_as_if_sent_alone(
         assert count(session, "QuestionnaireResponse") == 7
         assert count(session, "Observation") == 7  # one score each
         assert len(audited(session, Kind.BATCH)) == 6
-        decisions = [e.detail for e in audited(session, Kind.CONSENT_DECISION)]
-        # each entry's share-back decision is audited, reused or not
-        assert sum(1 for d in decisions if d and d.startswith("permit share-back")) == 7
+        decisions = [e for e in audited(session, Kind.CONSENT_DECISION)]
+        permits = [e for e in decisions if (e.detail or "").startswith("permit share-back")]
+        # one for the questionnaire sent alone, one for the batch: its six entries made the same
+        # decision, for the same patient by the same Consent
+        assert len(permits) == 2
+        assert {(e.patient_id, e.entities) for e in permits} == {
+            (referral.patient.split("/")[1], referral.consent)
+        }
 
 
 def test_a_refused_questionnaire_leaves_nothing_and_the_others_are_stored(
@@ -178,14 +183,15 @@ def test_any_other_entry_clears_what_the_questionnaires_share(
     filler = child["focus"]["reference"]
     shared = Shared()
     key = (practice.org_id, referral.patient, Purpose.SHARE_BACK, f"Organization/{practice.org_id}")
-    shared.decisions[key] = Decision(False, Purpose.SHARE_BACK, None, "planted")
+    shared.decisions.made[key] = Decision(False, Purpose.SHARE_BACK, None, "planted")
     first = referrals.submit_entry(
         broker, Entry("POST", "QuestionnaireResponse", qr(referral, filler)), shared
     )
     assert stored(broker.session, first.version.id)[1] == set()  # the planted answer was used
     task = {**child, "businessStatus": {"text": "member matched"}}
     referrals.submit_entry(broker, Entry("PUT", "Task", task, rid=child["id"]), shared)
-    assert not shared.decisions
+    assert not shared.decisions.made
+    assert not shared.decisions.audited
     assert not shared.read
     assert not shared.owners
     second = referrals.submit_entry(
@@ -285,7 +291,38 @@ def test_share_back_decided_for_each_patient_of_a_batch_as_for_one_sent_alone(
             assert rid is not None
             assert stored(session, rid) == stored(session, alone[ref.patient])
         permits, denies = share_back_decisions(session)
-        assert (permits - before[0], denies - before[1]) == (2, 3)  # one audited per entry
+        # each decision audited once, however many entries it governed
+        assert (permits - before[0], denies - before[1]) == (1, 1)
+
+
+def test_a_decision_is_audited_again_after_an_entry_that_could_change_it(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    timebank_a: TestSystem,
+    referral: Referral,
+    child: dict[str, Any],
+) -> None:
+    """Two questionnaires, a Task update, two more: the decision is made (and audited) once for
+    each run of questionnaires, as the update clears what they share."""
+    headers = {**bearer(client, timebank_a), **FHIR_JSON}
+    filler = child["focus"]["reference"]
+    task = {**child, "businessStatus": {"text": "member matched"}}
+    entries = [
+        post_entry(qr(referral, filler, 0)),
+        post_entry(qr(referral, filler, 1)),
+        {"resource": task, "request": {"method": "PUT", "url": f"Task/{child['id']}"}},
+        post_entry(qr(referral, filler, 2)),
+        post_entry(qr(referral, filler, 3)),
+    ]
+    with session_factory() as session:
+        before = share_back_decisions(session)
+    answer = client.post("/fhir", json=batch(entries), headers=headers)
+    assert answer.status_code == 200, answer.text
+    statuses = [e["response"]["status"] for e in answer.json()["entry"]]
+    assert statuses == ["201 Created", "201 Created", "200 OK", "201 Created", "201 Created"]
+    with session_factory() as session:
+        permits, denies = share_back_decisions(session)
+    assert (permits - before[0], denies - before[1]) == (2, 0)
 
 
 def share_back_decisions(session: Session) -> tuple[int, int]:
