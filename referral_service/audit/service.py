@@ -239,8 +239,13 @@ def record_refusal(
     )
 
 
-def record_write(ctx: Context, kind: Kind, versions: Sequence[Version]) -> None:
-    """Resources created or updated by one request (a transaction: every entry's version)."""
+def record_write(
+    ctx: Context, kind: Kind, versions: Sequence[Version], *, merge: bool = False
+) -> None:
+    """Resources created or updated by one request (a transaction: every entry's version): an
+    event per action (create, update) and per tenant and patient, or with `merge` one stored
+    event per action whatever their number, each tenant and patient a group of it (as a search
+    page's read: `_group_events`)."""
     by_action: dict[Action, dict[_GroupKey, list[str]]] = {}
     for version in versions:
         row = ctx.session.get(StoredResource, version.id)  # in the identity map: no query
@@ -250,7 +255,7 @@ def record_write(ctx: Context, kind: Kind, versions: Sequence[Version]) -> None:
         groups = by_action.setdefault(action, {})
         groups.setdefault((tenant, patient), []).append(f"{version.type}/{version.id}")
     for action, groups in by_action.items():
-        _queue(ctx.session, _group_events(ctx.principal, groups, kind, action, None))
+        _queue(ctx.session, _group_events(ctx.principal, groups, kind, action, None, merge=merge))
 
 
 def _patient_of(rtype: str, rid: str, body: bytes) -> str | None:

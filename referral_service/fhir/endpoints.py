@@ -288,7 +288,7 @@ def create(rtype: str, ctx: ContextDep, body: Body, request: Request) -> Respons
     entry = Entry("POST", rtype, body, if_none_exist=request.headers.get("if-none-exist"))
     [outcome] = referrals.submit(ctx, [entry])
     if outcome.created:
-        audit.record_write(ctx, Kind.CREATE, [outcome.version])
+        audit.record_write(ctx, Kind.CREATE, outcome.written())
     version = outcome.version
     status = 201 if outcome.created else 200
     return version_response(version, status, location=f"{_base(ctx)}/{version.location}")

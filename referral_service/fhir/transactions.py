@@ -25,13 +25,17 @@ from referral_service.referrals.service import Outcome as Written
 
 
 def submit_transaction(ctx: Context, bundle: dict[str, Any]) -> list[Written]:
-    """A validated transaction Bundle, all or nothing; audited as one transaction."""
+    """A validated transaction Bundle, all or nothing; audited as one transaction (with what SPIS
+    wrote for it: the referral Task it adds)."""
     entries = bundles.entries_of(bundle)
     for entry in entries:
         require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
     outcomes = referrals.submit(ctx, entries)
     written = [
-        o.version for o, e in zip(outcomes, entries, strict=True) if o.created or e.method == "PUT"
+        version
+        for o, e in zip(outcomes, entries, strict=True)
+        if o.created or e.method == "PUT"
+        for version in o.written()
     ]
     audit.record_write(ctx, Kind.TRANSACTION, written)
     return outcomes
@@ -41,17 +45,21 @@ def submit_batch(
     ctx: Context, entries: list[Entry], base: str, with_resource: bool
 ) -> list[dict[str, Any]]:
     """A validated batch Bundle's entries, each succeeding or failing on its own
-    (`referrals.submit_entry`), each write audited; the batch-response entries."""
+    (`referrals.submit_entry`); the batch-response entries. What the entries that succeeded wrote
+    (with what SPIS wrote for them: a questionnaire's scores) is one write event, shown as one
+    per patient (`audit.record_write`, `merge`): an event per entry cost a batch of 100
+    questionnaires 100 events. A refused entry's failure is its own event, as before."""
     for entry in entries:
         require(ctx.principal, entry.rtype, "c" if entry.method == "POST" else "u")
-    answered = []
+    answered, written = [], []
     for entry, outcome in zip(entries, referrals.submit_each(ctx, entries), strict=True):
         if isinstance(outcome, ServiceError | FhirError):
             answered.append(bundles.error_entry(outcome))
             continue
         if outcome.created or entry.method == "PUT":
-            audit.record_write(ctx, Kind.BATCH, [outcome.version])
+            written.extend(outcome.written())
         answered.append(bundles.response_entry(outcome, base, with_resource))
+    audit.record_write(ctx, Kind.BATCH, written, merge=True)
     return answered
 
 

@@ -37,6 +37,13 @@ class Outcome:
     created: bool
     version: Version
     note: str | None = None  # e.g. the referral Task SPIS created for a ServiceRequest
+    # What SPIS wrote for this entry besides its own resource: the referral Task it added for a
+    # ServiceRequest, a questionnaire's score Observations. Audited with the entry's write.
+    derived: tuple[Version, ...] = ()
+
+    def written(self) -> list[Version]:
+        """Every version this entry wrote, for its write event: its own, then what SPIS added."""
+        return [self.version, *self.derived]
 
 
 @dataclass(slots=True)

@@ -43,9 +43,14 @@ def _write(intake: Intake, target: Target) -> Outcome:
         return outcome
     rid = id_of(target.ref)
     if target.ref in intake.scored:
-        return Outcome(True, _write_scored(intake, target, rid))
+        return _write_scored(intake, target, rid)
     version = resources.create(ctx, entry.rtype, entry.resource, rid)
-    outcome = Outcome(True, version, _add_referral_task(intake, target))
+    task = _add_referral_task(intake, target)
+    outcome = (
+        Outcome(True, version, f"Referral Task created: Task/{task.id}", (task,))
+        if task is not None
+        else Outcome(True, version)
+    )
     if entry.rtype == "Consent" and not _about_new_patient(intake, entry.resource):
         _consent_changed(ctx, OrgId(ctx.principal.org_id), entry.resource)
     if entry.rtype == "Task" and entry.resource["status"] == "requested":
@@ -53,7 +58,7 @@ def _write(intake: Intake, target: Target) -> Outcome:
     return outcome
 
 
-def _write_scored(intake: Intake, target: Target, rid: ResourceId) -> Version:
+def _write_scored(intake: Intake, target: Target, rid: ResourceId) -> Outcome:
     """A questionnaire answer and its scores belong to whoever recorded them. The referral's
     practice records its own; a time bank's record stays the time bank's, shared back with the
     practice (which finds the scores with `Observation?based-on=`) while the patient's Consent
@@ -74,9 +79,11 @@ def _write_scored(intake: Intake, target: Target, rid: ResourceId) -> Version:
     version = resources.create(
         ctx, "QuestionnaireResponse", target.entry.resource, rid, tenant=owner, share_with=share
     )
-    for observation in observations:
+    scores = tuple(
         resources.create(ctx, "Observation", observation, tenant=owner, share_with=share)
-    return version
+        for observation in observations
+    )
+    return Outcome(True, version, derived=scores)
 
 
 def _about_new_patient(intake: Intake, consent: dict[str, Any]) -> bool:
@@ -92,7 +99,7 @@ def _consent_changed(ctx: Context, tenant: OrgId, consent: dict[str, Any]) -> No
         lifecycle.apply_consent_change(system, tenant, patient)
 
 
-def _add_referral_task(intake: Intake, target: Target) -> str | None:
+def _add_referral_task(intake: Intake, target: Target) -> Version | None:
     if target.entry.rtype != "ServiceRequest" or target.ref in intake.with_task:
         return None
     sr = target.entry.resource
@@ -105,4 +112,4 @@ def _add_referral_task(intake: Intake, target: Target) -> str | None:
     )
     version = resources.create(intake.ctx, "Task", task)
     routing.request_routing(intake.ctx.session, version.id)
-    return f"Referral Task created: Task/{version.id}"
+    return version

@@ -113,7 +113,7 @@ def save_answers(
             request, viewer, member, questionnaire_id, answers, errors, form_error, exc.status
         )
     if outcome.created:
-        audit.record_write(ctx, Kind.CREATE, [outcome.version])
+        audit.record_write(ctx, Kind.CREATE, outcome.written())
     return see_other(f"/broker/members/{member.id}", notice="questionnaire-saved")
 
 

@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_adapters.questionnaire_form import questionnaire_response
+from referral_service.audit import chain
+from referral_service.audit.chain import Group
 from referral_service.audit.models import AuditEvent, Kind
 from referral_service.config import Settings
 from referral_service.consent.rules import Purpose
@@ -122,8 +124,26 @@ def test_each_questionnaire_in_a_batch_is_stored_as_if_sent_alone(
         assert all(stored(session, rid) == expected for rid in ids if rid)
         assert count(session, "QuestionnaireResponse") == 7
         assert count(session, "Observation") == 7  # one score each
-        assert len(audited(session, Kind.BATCH)) == 6
-        decisions = [e for e in audited(session, Kind.CONSENT_DECISION)]
+        # one write event for the batch's entries, one patient's: each response and its score,
+        # as the response sent alone names its own and its score
+        [created] = audited(session, Kind.CREATE)
+        [written] = audited(session, Kind.BATCH)
+        assert written.entity_groups is None  # one patient: an event as before
+        assert written.patient_id == referral.patient.split("/")[1]
+        alone_refs, batch_refs = created.entities.split(), written.entities.split()
+        assert alone_refs[0] == f"QuestionnaireResponse/{alone.json()['id']}"
+        # each entry's response, then its score
+        assert batch_refs[0::2] == [f"QuestionnaireResponse/{rid}" for rid in ids]
+        observations = {
+            f"Observation/{rid}"
+            for rid in session.scalars(
+                select(StoredResource.id).where(StoredResource.type == "Observation")
+            )
+        }
+        assert len(alone_refs) == 2
+        assert len(batch_refs) == 12
+        assert {alone_refs[1], *batch_refs[1::2]} == observations
+        decisions = audited(session, Kind.CONSENT_DECISION)
         permits = [e for e in decisions if (e.detail or "").startswith("permit share-back")]
         # one for the questionnaire sent alone, one for the batch: its six entries made the same
         # decision, for the same patient by the same Consent
@@ -157,7 +177,13 @@ def test_a_refused_questionnaire_leaves_nothing_and_the_others_are_stored(
     with session_factory() as session:
         assert count(session, "QuestionnaireResponse") == 3
         assert count(session, "Observation") == 3
-        assert len(audited(session, Kind.BATCH)) == 3
+        # the three stored, each with its score, in the batch's one write event
+        [written] = audited(session, Kind.BATCH)
+        refs = written.entities.split()
+        stored_ids = [rid for rid in created_ids(answer.json()) if rid]
+        assert refs[0::2] == [f"QuestionnaireResponse/{rid}" for rid in stored_ids]
+        assert len(refs) == 6
+        assert all(ref.startswith("Observation/") for ref in refs[1::2])
 
 
 @pytest.fixture
@@ -293,6 +319,16 @@ def test_share_back_decided_for_each_patient_of_a_batch_as_for_one_sent_alone(
         permits, denies = share_back_decisions(session)
         # each decision audited once, however many entries it governed
         assert (permits - before[0], denies - before[1]) == (1, 1)
+        # the writes: one stored event, a group per patient (each response with its score)
+        [written] = audited(session, Kind.BATCH)
+        assert (written.tenant_org_id, written.patient_id) == (None, None)
+        assert written.entity_groups is not None
+        groups = chain.groups_of(written.entity_groups)
+        [a_id, b_id] = [ref.patient.split("/")[1] for ref in (a, b)]
+        assert groups == (Group(timebank_a.org_id, a_id, 4), Group(timebank_a.org_id, b_id, 6))
+        refs = written.entities.split()
+        assert refs[:4:2] == [f"QuestionnaireResponse/{rid}" for rid in ids[0::2][:2]]
+        assert refs[4::2] == [f"QuestionnaireResponse/{rid}" for rid in ids[1::2] + ids[4:]]
 
 
 def test_a_decision_is_audited_again_after_an_entry_that_could_change_it(

@@ -291,3 +291,24 @@ def test_no_health_data_in_any_event(
 def all_events(factory: sessionmaker[Session]) -> list[AuditEvent]:
     with factory() as session:
         return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+
+
+def test_a_referrals_write_event_names_the_task_spis_added_for_it(
+    client: TestClient, settings: Settings, practice: TestSystem, referral: Referral
+) -> None:
+    """The Bundle held a Patient, Consent and ServiceRequest; SPIS added the referral Task. The
+    practice's trail shows one transaction event that created all four."""
+    bundle = events(client, audit_headers(settings, practice), referral.patient)
+    writes = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"].get("subtype", [{}])[0].get("code") == "transaction"
+    ]
+    assert len(writes) == 1
+    assert writes[0]["action"] == "C"
+    assert [e["what"]["reference"] for e in writes[0]["entity"]] == [
+        referral.patient,
+        referral.consent,
+        referral.service_request,
+        referral.task,
+    ]

@@ -753,7 +753,7 @@ def test_sending_and_viewing_a_referral_are_audited_as_the_person(
     assert written[0].actor_client_id.startswith("person/")
     assert written[0].actor_org_id == practice.org_id
     kinds = sorted(ref.split("/")[0] for ref in written[0].entities.split())
-    assert kinds == ["Consent", "Patient", "ServiceRequest"]  # as over /fhir
+    assert kinds == ["Consent", "Patient", "ServiceRequest", "Task"]  # as over /fhir
     viewed = [e for e in found if e.kind == Kind.READ and f"Task/{task_id}" in e.entities]
     assert len(viewed) == 1
     assert viewed[0].actor_client_id == written[0].actor_client_id

@@ -185,11 +185,16 @@ def test_answers_saved_on_the_form_score_exactly_as_over_fhir(
     assert web["valueQuantity"]["value"] == 16.36
     assert web["component"][0]["valueQuantity"]["value"] == 16
     assert web["basedOn"] == [{"reference": routed.referral.service_request}]
-    # The write is audited as /fhir audits a create: the response, for the practice's patient.
+    # The write is audited as /fhir audits a create: the response and its score, for the
+    # practice's patient.
     with session_factory() as session:
         [written] = session.scalars(
-            select(AuditEvent).where(AuditEvent.kind == "create", AuditEvent.entities == web_ref)
+            select(AuditEvent).where(
+                AuditEvent.kind == "create", AuditEvent.entities.startswith(f"{web_ref} ")
+            )
         ).all()
+    [_, score_ref] = written.entities.split()
+    assert score_ref == f"Observation/{web['id']}"
     assert (written.action, written.patient_id) == ("C", routed.patient_id)
     assert written.actor_org_id == timebank.org_id
 
