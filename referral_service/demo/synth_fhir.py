@@ -44,8 +44,9 @@ Emit = Callable[[BulkResource], None]
 
 
 class Ids:
-    """Random-looking resource ids (UUID version 4, like `kit.ids.new_id`) from a seeded
-    generator, so the same seed gives the same ids."""
+    """Random-looking resource ids (UUID version 4, as `kit.ids.new_person_id` makes) from a
+    seeded generator, so the same seed gives the same ids: a time-ordered id (`kit.ids.new_id`)
+    would differ from one run to the next."""
 
     def __init__(self, key: str) -> None:
         self.rng = random.Random(key)

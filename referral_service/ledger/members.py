@@ -7,7 +7,7 @@ from referral_service.audit.models import Action
 from referral_service.context import Context
 from referral_service.errors import BusinessRuleViolation, NotFound
 from referral_service.kit.clock import utcnow
-from referral_service.kit.ids import new_id
+from referral_service.kit.ids import new_id, new_person_id
 from referral_service.ledger import common, feedback, repository, rules
 from referral_service.ledger.common import Listed
 from referral_service.ledger.models import Member
@@ -17,7 +17,9 @@ from referral_service.store import unreadable
 
 def add_member(ctx: Context, alias: str) -> Member:
     member = Member(
-        id=new_id(), org_id=common.tenant(ctx), alias=rules.text(alias, "alias", rules.MAX_ALIAS)
+        id=new_person_id(),
+        org_id=common.tenant(ctx),
+        alias=rules.text(alias, "alias", rules.MAX_ALIAS),
     )
     repository.add(ctx.session, member)
     common.audit_write(ctx, [common.ref(member)], "ledger member")
@@ -38,7 +40,7 @@ def enrol(ctx: Context, child_task_id: str, alias: str) -> Member:
         )
     now = utcnow()
     member = Member(
-        id=new_id(),
+        id=new_person_id(),
         org_id=common.tenant(ctx),
         alias=alias,
         joined_at=now,

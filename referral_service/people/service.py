@@ -28,7 +28,7 @@ from referral_service.config import Settings
 from referral_service.errors import BusinessRuleViolation, Invalid, NotFound, ServiceError
 from referral_service.kit import clock
 from referral_service.kit.clock import as_utc
-from referral_service.kit.ids import new_id
+from referral_service.kit.ids import new_person_id
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import OrgKind
 from referral_service.people import events, lockout, passwords, repository, rules, tokens
@@ -104,7 +104,7 @@ def add_person(
         raise _email_taken()
     now = clock.utcnow()
     person = Person(
-        id=new_id(),
+        id=new_person_id(),
         org_id=org.id,
         email=email,
         role=role,

@@ -13,7 +13,7 @@ from fhir_adapters import rules as fhir_rules
 from referral_service.consent import service as consent
 from referral_service.context import Context
 from referral_service.errors import Invalid, MultipleMatches
-from referral_service.kit.ids import new_id
+from referral_service.kit.ids import resource_id
 from referral_service.kit.refs import Ref, ResourceId
 from referral_service.organisations import repository as organisations
 from referral_service.organisations.models import Organisation
@@ -55,7 +55,10 @@ def target(intake: Intake, index: int, entry: Entry) -> Target:
             )
         match = _conditional_match(intake.ctx, entry)
         found = Target(
-            entry, f"{entry.rtype}/{match.id if match else new_id()}", match, match is None
+            entry,
+            f"{entry.rtype}/{match.id if match else resource_id(entry.rtype)}",
+            match,
+            match is None,
         )
     if entry.full_url:
         if entry.full_url in intake.aliases:

@@ -27,7 +27,7 @@ from referral_service.kit import changes
 from referral_service.kit.changes import Change, What
 from referral_service.kit.clock import as_utc, fhir_instant, utcnow
 from referral_service.kit.crypto import tenant_blind_index
-from referral_service.kit.ids import new_id
+from referral_service.kit.ids import resource_id
 from referral_service.kit.refs import Ref
 from referral_service.organisations.models import OrgKind
 from referral_service.principal import Principal
@@ -95,7 +95,7 @@ def create(
     """Store a new resource. `tenant` is whose data it is (default: the caller's organisation);
     `share_with` are organisations that may read it too (a time bank, for a routed referral)."""
     now = utcnow()
-    rid = rid or new_id()
+    rid = rid or resource_id(rtype)
     body = stamp(data, rid, 1, now)
     owner = tenant or ctx.principal.org_id
     row = repository.new_row(rid, rtype, 1, now, owner, body)
