@@ -46,11 +46,8 @@ def _write(intake: Intake, target: Target) -> Outcome:
         return _write_scored(intake, target, rid)
     version = resources.create(ctx, entry.rtype, entry.resource, rid)
     task = _add_referral_task(intake, target)
-    outcome = (
-        Outcome(True, version, f"Referral Task created: Task/{task.id}", (task,))
-        if task is not None
-        else Outcome(True, version)
-    )
+    note = f"Referral Task created: Task/{task.id}" if task is not None else None
+    outcome = Outcome(True, version, note, (task,) if task is not None else ())
     if entry.rtype == "Consent" and not _about_new_patient(intake, entry.resource):
         _consent_changed(ctx, OrgId(ctx.principal.org_id), entry.resource)
     if entry.rtype == "Task" and entry.resource["status"] == "requested":

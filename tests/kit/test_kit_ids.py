@@ -7,8 +7,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from fastapi.testclient import TestClient
-
 from referral_service.kit.ids import new_id, new_person_id, resource_id
 from tests.fixtures.referrals import Referral
 
@@ -57,7 +55,7 @@ def test_a_persons_id_is_random() -> None:
 
 
 def test_a_referrals_patient_has_a_random_id_and_the_rest_time_ordered_ones(
-    client: TestClient, referral: Referral
+    referral: Referral,
 ) -> None:
     now = datetime.now(UTC).timestamp() * 1000
     assert uuid.UUID(referral.patient.split("/")[1]).version == 4
